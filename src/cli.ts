@@ -1,0 +1,150 @@
+#!/usr/bin/env node
+// The thin-lxc command: wires commander to the commands and reports errors once, as one line.
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError, Option } from 'commander';
+import { UserError, formatError } from './errors.js';
+import { setCommandTrace } from './exec.js';
+import { thinLxcVersion } from './install.js';
+import { translateLegacyArgs } from './legacy-argv.js';
+import { resolveSettings, type Settings } from './settings.js';
+
+interface GlobalOptions {
+  root?: string;
+  lxcpath?: string;
+  debug?: boolean;
+}
+
+const EXAMPLES = `
+Examples:
+  thin-lxc create web1 --base base1              # a thin container of LXC container base1
+  lxc-start -n web1 -d && lxc-attach -n web1     # then plain LXC
+  thin-lxc list
+  thin-lxc destroy web1 --force
+  thin-lxc -a create -b /var/lib/lxc/base1 -id web1 -n web1 -ip 10.0.3.67 -p 3000:3010   # the original's form
+
+Containers live in /containers/<id> unless --root, THIN_LXC_ROOT or /etc/thin-lxc/thin-lxc.ini (root = DIR) say otherwise.`;
+
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd: string): Promise<number> {
+  const args = translateLegacyArgs(argv);
+  const debug = args.includes('--debug');
+  setCommandTrace(debug);
+  const out = (text: string) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  const settingsOf = (command: Command): Settings => {
+    const global = command.optsWithGlobals<GlobalOptions>();
+    return resolveSettings({ flags: { root: global.root, lxcpath: global.lxcpath }, env, cwd });
+  };
+
+  const program = new Command('thin-lxc')
+    .description('Instant thin LXC containers: a private write layer over an existing container, run with plain LXC.')
+    .version(thinLxcVersion(), '-V, --version')
+    .option('--root <dir>', 'where thin containers live (default /containers)')
+    .option('--lxcpath <dir>', "LXC's container path to register them in (default: LXC's own)")
+    .option('--debug', 'show stack traces and the system commands run')
+    .addHelpText('after', EXAMPLES)
+    .showHelpAfterError('(run thin-lxc --help for usage)')
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(`thin-lxc: ${text.replace(/^error: /, '')}`) });
+
+  program
+    .command('create')
+    .description('make a thin container from a base container, in milliseconds')
+    .argument('[name]', 'container name, also its hostname (or -n NAME)')
+    .option('-n, --name <name>', 'container name (the original form)')
+    .requiredOption('-b, --base <base>', "the base: an LXC container's name, or its directory")
+    .option('--id <id>', 'directory name under the root (default: the name)')
+    .option('--ip <address>', 'static IPv4 address on the LXC bridge')
+    .option('-p, --publish <spec...>', 'forward host ports: [HOST_IP:]HOST_PORT[-END]:PORT[-END][/tcp|/udp]')
+    .option('-m, --mount <spec...>', 'bind-mount host paths: HOST:CONTAINER[:ro], comma-separated')
+    .addOption(new Option('--fs <fs>', 'union filesystem').choices(['overlay', 'aufs']).default('overlay'))
+    .action(async (positional: string | undefined, options: Record<string, string | string[] | undefined>, command: Command) => {
+      requireRoot();
+      const name = positional ?? (options.name as string | undefined);
+      if (!name) throw new UserError('create needs a name: thin-lxc create NAME --base BASE');
+      const started = performance.now();
+      const { planCreate, applyCreate } = await import('./commands/create.js');
+      const settings = settingsOf(command);
+      const plan = planCreate({ ...options, name } as Parameters<typeof planCreate>[0], settings, cwd);
+      applyCreate(plan, settings);
+      const ms = Math.round(performance.now() - started);
+      out(
+        `Created thin container ${plan.state.name} (id ${plan.state.id}) from ${plan.state.baseName} in ${ms} ms.\n` +
+          `Start it with: lxc-start -n ${plan.state.name} -d`,
+      );
+    });
+
+  program
+    .command('destroy')
+    .description('remove a thin container (it must be stopped, or use --force); its base is untouched')
+    .argument('<id-or-name>')
+    .option('-f, --force', 'stop it first if it is running')
+    .action(async (target: string, options: { force?: boolean }, command: Command) => {
+      requireRoot();
+      const { destroy } = await import('./commands/destroy.js');
+      out(destroy(target, options, settingsOf(command)));
+    });
+
+  program
+    .command('list')
+    .alias('ls')
+    .description('list thin containers, their state and their bases')
+    .option('--json', 'machine-readable output')
+    .action(async (options: { json?: boolean }, command: Command) => {
+      requireRoot();
+      const { listViews, formatList } = await import('./commands/list.js');
+      const settings = settingsOf(command);
+      const views = listViews(settings);
+      out(options.json ? JSON.stringify(views, null, 2) : formatList(views, settings.root));
+    });
+
+  program
+    .command('show')
+    .description('show one thin container')
+    .argument('<id-or-name>')
+    .option('--json', 'machine-readable output')
+    .action(async (target: string, options: { json?: boolean }, command: Command) => {
+      requireRoot();
+      const { showView, formatShow } = await import('./commands/list.js');
+      const v = showView(target, settingsOf(command));
+      out(options.json ? JSON.stringify(v, null, 2) : formatShow(v));
+    });
+
+  program
+    .command('reload')
+    .description('re-apply what running thin containers need on the host (safe to repeat)')
+    .action(async (_options: unknown, command: Command) => {
+      requireRoot();
+      const { reload } = await import('./commands/reload.js');
+      out(reload(settingsOf(command)));
+    });
+
+  try {
+    await program.parseAsync([...args], { from: 'user' });
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode;
+    process.stderr.write(`${formatError(error, debug)}\n`);
+    return error instanceof UserError ? 2 : 1;
+  }
+}
+
+function requireRoot(): void {
+  if (process.getuid?.() !== 0) {
+    throw new UserError('thin-lxc must run as root (it registers containers with LXC and its hooks mount filesystems): use sudo');
+  }
+}
+
+if (isEntryPoint()) {
+  process.exitCode = await main(process.argv.slice(2), process.env, process.cwd());
+}
+
+/** True when run as the thin-lxc command (also through npm's bin symlink), false when imported by tests. */
+function isEntryPoint(): boolean {
+  const invoked = process.argv[1];
+  if (!invoked) return false;
+  try {
+    return realpathSync(invoked) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,162 @@
+// The on-disk layout of one thin container and its state file, and finding containers in a root.
+import { existsSync, lstatSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { parse, stringify } from 'ini';
+import { UserError } from './errors.js';
+import { quote } from './validate.js';
+import type { UnionFs } from './union.js';
+
+export const STATE_FILE = 'thin-lxc.ini';
+
+export interface ContainerPaths {
+  dir: string;
+  image: string;
+  config: string;
+  rootfs: string;
+  wlayer: string;
+  work: string;
+  state: string;
+  hookLog: string;
+}
+
+/** The original's layout (`<root>/<id>/image/{config,rootfs}`, `<root>/<id>/wlayer`) plus overlayfs' workdir and our state. */
+export function containerPaths(root: string, id: string): ContainerPaths {
+  const dir = join(root, id);
+  const image = join(dir, 'image');
+  return {
+    dir,
+    image,
+    config: join(image, 'config'),
+    rootfs: join(image, 'rootfs'),
+    wlayer: join(dir, 'wlayer'),
+    work: join(dir, 'work'),
+    state: join(dir, STATE_FILE),
+    hookLog: join(dir, 'hook.log'),
+  };
+}
+
+export interface ThinState {
+  id: string;
+  name: string;
+  /** The base container's directory, and its name as the user knows it. */
+  base: string;
+  baseName: string;
+  fs: UnionFs;
+  /** Read-only layers, top first. */
+  layers: string[];
+  /** MAC address per LXC network index. */
+  hwaddrs: Record<string, string>;
+  ip: string | null;
+  publish: string[];
+  mounts: string[];
+  lxcpath: string;
+  created: string;
+}
+
+export function serializeState(state: ThinState): string {
+  const { hwaddrs, ip, ...rest } = state;
+  return stringify({ ...rest, ip: ip ?? '', hwaddr: hwaddrs });
+}
+
+export function parseState(text: string, source: string): ThinState {
+  const raw = parse(text) as Record<string, unknown>;
+  const text_ = (key: string) => {
+    const value = raw[key];
+    if (typeof value !== 'string' || value === '') throw new UserError(`${source} has no ${key}: the state file is damaged`);
+    return value;
+  };
+  const list = (key: string) => (Array.isArray(raw[key]) ? (raw[key] as unknown[]).map(String) : []);
+  const hwaddr = raw.hwaddr;
+  return {
+    id: text_('id'),
+    name: text_('name'),
+    base: text_('base'),
+    baseName: text_('baseName'),
+    fs: text_('fs') === 'aufs' ? 'aufs' : 'overlay',
+    layers: list('layers'),
+    hwaddrs: typeof hwaddr === 'object' && hwaddr !== null ? (hwaddr as Record<string, string>) : {},
+    ip: typeof raw.ip === 'string' && raw.ip !== '' ? raw.ip : null,
+    publish: list('publish'),
+    mounts: list('mounts'),
+    lxcpath: text_('lxcpath'),
+    created: text_('created'),
+  };
+}
+
+export function readState(dir: string): ThinState {
+  const path = join(dir, STATE_FILE);
+  return parseState(readFileSync(path, 'utf8'), path);
+}
+
+export interface ThinContainer {
+  state: ThinState;
+  paths: ContainerPaths;
+}
+
+/** Every thin container under `root`; directories being built or removed (dot-prefixed) are not containers yet. */
+export function listContainers(root: string): ThinContainer[] {
+  let names: string[];
+  try {
+    names = readdirSync(root);
+  } catch {
+    return [];
+  }
+  const containers: ThinContainer[] = [];
+  for (const id of names.sort()) {
+    if (id.startsWith('.')) continue;
+    const paths = containerPaths(root, id);
+    if (!isRealDirectory(paths.dir)) continue;
+    try {
+      containers.push({ state: readState(paths.dir), paths });
+    } catch {
+      // Not a thin container (or one whose state cannot be read): list shows only what it can vouch for.
+    }
+  }
+  return containers;
+}
+
+export function findContainer(root: string, idOrName: string): ThinContainer {
+  const all = listContainers(root);
+  const found = all.find((c) => c.state.id === idOrName) ?? all.find((c) => c.state.name === idOrName);
+  if (!found) {
+    throw new UserError(`no thin container with id or name ${quote(idOrName)} in ${root}: see thin-lxc list (or pass --root)`);
+  }
+  return found;
+}
+
+export function isRealDirectory(path: string): boolean {
+  try {
+    return lstatSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Thin containers stacked on this one (it is their base). */
+export function dependentsOf(containerDir: string): ThinState[] {
+  const wlayer = join(containerDir, 'wlayer');
+  return listContainers(dirname(containerDir))
+    .map((container) => container.state)
+    .filter((state) => state.layers.includes(wlayer));
+}
+
+/**
+ * Removes a thin container's directory. It is first renamed to a dot name, so that list never shows
+ * a half-removed container; rmSync unlinks symlinks instead of following them, so nothing outside is touched.
+ * Removing what is already gone succeeds.
+ */
+export function removeContainerDir(dir: string, expectedName?: string): void {
+  if (!existsSync(dir)) return;
+  if (!isRealDirectory(dir)) throw new UserError(`${dir} is not a directory (a symlink?): thin-lxc removes only what it made`);
+  const state = readState(dir);
+  if (expectedName !== undefined && state.name !== expectedName) {
+    throw new UserError(`${dir} belongs to thin container ${quote(state.name)}, not ${quote(expectedName)}: nothing removed`);
+  }
+  const dependents = dependentsOf(dir).map((other) => other.name);
+  if (dependents.length > 0) {
+    throw new UserError(`${state.name} is the base of thin containers ${dependents.join(', ')}: destroy them first`);
+  }
+  const doomed = join(dirname(dir), `.removing-${basename(dir)}-${process.pid}`);
+  renameSync(dir, doomed);
+  rmSync(doomed, { recursive: true, force: true });
+}

@@ -1,0 +1,70 @@
+// The only module that starts system commands: argument arrays, never shell strings.
+// It uses node:child_process rather than execa because execa's import alone costs more
+// than Node's own startup, and hooks run at every container start.
+import { spawnSync } from 'node:child_process';
+import { CommandError, UserError } from './errors.js';
+
+export interface CommandResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+export interface RunOptions {
+  /** Return a non-zero exit instead of throwing. */
+  allowFailure?: boolean;
+  input?: string;
+  timeoutMs?: number;
+}
+
+/** LXC runs hooks with whatever environment lxc-start had; make sure the sbin folders are searched. */
+const FALLBACK_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** Which Debian package brings a command, for the "how to fix it" half of a message. */
+const PACKAGE_OF: Record<string, string> = {
+  mount: 'mount',
+  umount: 'mount',
+  iptables: 'iptables',
+  'iptables-save': 'iptables',
+  'iptables-restore': 'iptables',
+  ip: 'iproute2',
+};
+
+let traceCommands = false;
+
+/** With --debug, every command is echoed to stderr before it runs. */
+export function setCommandTrace(on: boolean): void {
+  traceCommands = on;
+}
+
+export function run(file: string, args: readonly string[], options: RunOptions = {}): CommandResult {
+  if (traceCommands) process.stderr.write(`+ ${[file, ...args].join(' ')}\n`);
+  const env = { ...process.env, PATH: withSbin(process.env.PATH) };
+  const result = spawnSync(file, args, {
+    encoding: 'utf8',
+    env,
+    input: options.input,
+    timeout: options.timeoutMs ?? 120_000,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  if (result.error) {
+    const code = (result.error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+      const pkg = PACKAGE_OF[file] ?? (file.startsWith('lxc-') ? 'lxc' : file);
+      throw new UserError(`${file} is not installed: install it with apt-get install ${pkg}`);
+    }
+    throw new CommandError([file, ...args], null, result.error.message, { cause: result.error });
+  }
+  const output = { stdout: result.stdout, stderr: result.stderr, exitCode: result.status ?? -1 };
+  if (output.exitCode !== 0 && !options.allowFailure) {
+    throw new CommandError([file, ...args], result.status, result.stderr || result.stdout);
+  }
+  return output;
+}
+
+function withSbin(path: string | undefined): string {
+  if (!path) return FALLBACK_PATH;
+  const have = new Set(path.split(':'));
+  const missing = FALLBACK_PATH.split(':').filter((dir) => !have.has(dir));
+  return [path, ...missing].join(':');
+}

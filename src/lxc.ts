@@ -1,0 +1,68 @@
+// Talking to LXC: container states, stopping, and the registration that lets plain LXC tools find a thin container.
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { run } from './exec.js';
+
+export type LxcState = 'STOPPED' | 'STARTING' | 'RUNNING' | 'STOPPING' | 'ABORTING' | 'FREEZING' | 'FROZEN' | 'THAWED' | 'UNKNOWN';
+
+export function lxcState(name: string, lxcpath: string): LxcState {
+  const result = run('lxc-info', ['-P', lxcpath, '-n', name, '-s', '-H'], { allowFailure: true });
+  return result.exitCode === 0 ? (result.stdout.trim() as LxcState) : 'UNKNOWN';
+}
+
+/** All containers' states in one call, for list. */
+export function lxcStates(lxcpath: string): Map<string, LxcState> {
+  const result = run('lxc-ls', ['-P', lxcpath, '-f', '-F', 'NAME,STATE'], { allowFailure: true });
+  const states = new Map<string, LxcState>();
+  for (const line of result.stdout.split('\n').slice(1)) {
+    const [name, state] = line.trim().split(/\s+/);
+    if (name && state) states.set(name, state as LxcState);
+  }
+  return states;
+}
+
+export function lxcStopNow(name: string, lxcpath: string): void {
+  run('lxc-stop', ['-P', lxcpath, '-n', name, '-k'], { allowFailure: true });
+}
+
+/** What `lxc-start -n NAME` reads: a config that includes the thin container's own. */
+export function registrationText(id: string, imageConfig: string): string {
+  return [
+    `# Registered by thin-lxc so that plain LXC tools find thin container ${id}.`,
+    '# Remove it with thin-lxc destroy or lxc-destroy; both remove the container too.',
+    `lxc.include = ${imageConfig}`,
+    '',
+  ].join('\n');
+}
+
+export function registrationDir(lxcpath: string, name: string): string {
+  return join(lxcpath, name);
+}
+
+/** Fails if any LXC container of that name exists, so no one else's container is overwritten. */
+export function register(lxcpath: string, name: string, id: string, imageConfig: string): void {
+  mkdirSync(lxcpath, { recursive: true });
+  const dir = registrationDir(lxcpath, name);
+  mkdirSync(dir); // throws EEXIST for a name already taken, even by a create running at the same moment
+  writeFileSync(join(dir, 'config'), registrationText(id, imageConfig), { mode: 0o644 });
+}
+
+/** True when `lxcpath/name` is thin-lxc's registration of this very container, and nobody else's. */
+export function isOurRegistration(lxcpath: string, name: string, imageConfig: string): boolean {
+  try {
+    const text = readFileSync(join(registrationDir(lxcpath, name), 'config'), 'utf8');
+    return text.split('\n').some((line) => line.trim() === `lxc.include = ${imageConfig}`);
+  } catch {
+    return false;
+  }
+}
+
+/** Removes the registration (and LXC's logs beside it) if it is ours; quietly does nothing otherwise. */
+export function unregister(lxcpath: string, name: string, imageConfig: string): void {
+  const dir = registrationDir(lxcpath, name);
+  if (existsSync(dir) && isOurRegistration(lxcpath, name, imageConfig)) rmSync(dir, { recursive: true, force: true });
+}
+
+export function lxcContainerExists(lxcpath: string, name: string): boolean {
+  return existsSync(registrationDir(lxcpath, name));
+}

@@ -1,0 +1,63 @@
+// Renders a thin container's LXC config from a Handlebars template and checks the result.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import Handlebars from 'handlebars';
+import { UserError } from './errors.js';
+import { parseLxcConfig } from './lxc-config.js';
+import { hasControl, quote } from './validate.js';
+
+export const DEFAULT_TEMPLATE = fileURLToPath(new URL('../../templates/config.hbs', import.meta.url));
+
+export interface ConfigView {
+  version: string;
+  id: string;
+  name: string;
+  baseName: string;
+  baseConfig: string;
+  baseLines: string[];
+  fs: string;
+  rootfs: string;
+  wlayer: string;
+  hwaddrs: { index: number; address: string }[];
+  hooks: { mount: string; destroy: string };
+}
+
+export function renderConfig(template: string, view: ConfigView): string {
+  rejectControlCharacters(view);
+  // LXC configs are not HTML: values go in as they are (and were validated before).
+  const render = Handlebars.compile(template, { noEscape: true });
+  const text = render(view);
+  requireThinLines(text, view);
+  return text;
+}
+
+export function readTemplate(path = DEFAULT_TEMPLATE): string {
+  return readFileSync(path, 'utf8');
+}
+
+/** Any value with a newline or other control character could become a config line of its own. */
+function rejectControlCharacters(value: unknown, field = 'value'): void {
+  if (typeof value === 'string' && hasControl(value)) {
+    throw new UserError(`${field} ${quote(value)} contains a control character and cannot go into an LXC config`);
+  }
+  if (Array.isArray(value)) value.forEach((item) => rejectControlCharacters(item, field));
+  else if (typeof value === 'object' && value !== null) {
+    for (const [key, item] of Object.entries(value)) rejectControlCharacters(item, key);
+  }
+}
+
+/** thin-lxc works only if the config keeps its rootfs and hook lines, whatever the template. */
+function requireThinLines(text: string, view: ConfigView): void {
+  const entries = parseLxcConfig(text);
+  const has = (key: string, value: string) => entries.some((entry) => entry.key === key && entry.value === value);
+  const required: [string, string][] = [
+    ['lxc.rootfs.path', `dir:${view.rootfs}`],
+    ['lxc.hook.version', '1'],
+    ['lxc.hook.pre-mount', view.hooks.mount],
+    ['lxc.hook.destroy', view.hooks.destroy],
+  ];
+  const missing = required.filter(([key, value]) => !has(key, value)).map(([key]) => key);
+  if (missing.length > 0) {
+    throw new UserError(`the config template drops lines thin-lxc needs (${missing.join(', ')}): keep them as in templates/config.hbs`);
+  }
+}

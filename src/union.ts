@@ -1,0 +1,66 @@
+// The union mount that makes a thin container's rootfs: planned as plain data, mounted by the pre-mount hook.
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { UserError } from './errors.js';
+import { run } from './exec.js';
+
+export type UnionFs = 'overlay' | 'aufs';
+export const UNION_FILESYSTEMS: readonly UnionFs[] = ['overlay', 'aufs'];
+
+/** Shown as the mount's source in /proc/mounts, so thin-lxc's mounts are easy to tell apart. */
+export const MOUNT_SOURCE = 'thin-lxc';
+
+export interface UnionMount {
+  fs: UnionFs;
+  /** Read-only layers, top first. */
+  layers: readonly string[];
+  upper: string;
+  work: string;
+  target: string;
+}
+
+export function mountOptions(mount: UnionMount): string {
+  if (mount.fs === 'overlay') {
+    return `lowerdir=${mount.layers.join(':')},upperdir=${mount.upper},workdir=${mount.work}`;
+  }
+  // AuFS: one writable branch on top, read-only branches below it; '+wh' lets a middle branch hide files.
+  const lowers = mount.layers.map((layer, index) => `${layer}=${index === mount.layers.length - 1 ? 'ro' : 'ro+wh'}`);
+  return `br=${[`${mount.upper}=rw`, ...lowers].join(':')}`;
+}
+
+export function mountArgs(mount: UnionMount): string[] {
+  return ['-t', mount.fs, '-o', mountOptions(mount), MOUNT_SOURCE, mount.target];
+}
+
+/** Filesystems the running kernel can mount, from /proc/filesystems. */
+export function kernelFilesystems(procFilesystems: string): Set<string> {
+  return new Set(
+    procFilesystems
+      .split('\n')
+      .map((line) => line.trim().split(/\s+/).at(-1) ?? '')
+      .filter((name) => name !== ''),
+  );
+}
+
+export function requireKernelSupport(fs: UnionFs, procFilesystems = readFileSync('/proc/filesystems', 'utf8')): void {
+  if (kernelFilesystems(procFilesystems).has(fs)) return;
+  const fix =
+    fs === 'aufs'
+      ? 'use the default --fs overlay, or a kernel built with AuFS'
+      : 'load it with modprobe overlay (kernel 3.18 or later)';
+  throw new UserError(`${fs} is not available in this kernel (/proc/filesystems does not list it): ${fix}`);
+}
+
+/** Mounts the union on the container's rootfs mount point; run inside the container's mount namespace. */
+export function mountUnion(mount: UnionMount): void {
+  requireKernelSupport(mount.fs);
+  for (const layer of mount.layers) {
+    if (!existsSync(layer)) {
+      throw new UserError(
+        `base layer ${layer} is gone: the base container was destroyed or moved; recreate it, or destroy this thin container`,
+      );
+    }
+  }
+  if (!existsSync(mount.upper)) throw new UserError(`write layer ${mount.upper} is missing: this thin container is damaged`);
+  mkdirSync(mount.work, { recursive: true });
+  run('mount', mountArgs(mount));
+}

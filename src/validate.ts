@@ -1,0 +1,129 @@
+// Checks every value before it can reach an LXC config, a mount option or a command line.
+import { isAbsolute, normalize, resolve } from 'node:path';
+import { UserError } from './errors.js';
+
+/** Shown in messages so that a newline or a control character is visible, not acted on. */
+export function quote(value: string): string {
+  return JSON.stringify(value);
+}
+
+// A container name is also its hostname (lxc.uts.name), so it keeps to hostname characters,
+// plus '_' which LXC names commonly use; 63 is the kernel's hostname limit.
+const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
+export function validateName(value: string, field: 'name' | 'id' | 'base'): string {
+  if (!NAME_PATTERN.test(value) || value.includes('..')) {
+    const what = value === '' ? 'is empty' : `${quote(value)} is not allowed`;
+    throw new UserError(
+      `${field} ${what}: use 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit`,
+    );
+  }
+  return value;
+}
+
+// Paths that end up in hook command lines (run by LXC through sh) and in overlayfs options
+// (where ',' and ':' separate fields) keep to characters that need no quoting anywhere.
+const PLAIN_PATH = /^\/[A-Za-z0-9._+@/-]*$/;
+
+export function validatePlainPath(value: string, what: string, fix: string): string {
+  if (!PLAIN_PATH.test(value) || value.split('/').includes('..')) {
+    throw new UserError(
+      `${what} ${quote(value)} has characters LXC hooks and mount options cannot take ` +
+        `(only letters, digits and ._+@-/ are allowed): ${fix}`,
+    );
+  }
+  return normalize(value);
+}
+
+export function validateIPv4(value: string): string {
+  const parts = value.split('.');
+  const valid =
+    parts.length === 4 && parts.every((part) => /^(0|[1-9][0-9]{0,2})$/.test(part) && Number(part) <= 255);
+  if (!valid) throw new UserError(`ip ${quote(value)} is not an IPv4 address: write it like 10.0.3.67`);
+  return value;
+}
+
+export type Protocol = 'tcp' | 'udp';
+
+export interface PortRange {
+  first: number;
+  last: number;
+}
+
+export interface Publish {
+  hostIp: string | null;
+  host: PortRange;
+  container: PortRange;
+  protocol: Protocol;
+}
+
+const PUBLISH_PATTERN = /^(?:(\d+\.\d+\.\d+\.\d+):)?([^:/]+):([^:/]+)(?:\/(tcp|udp))?$/;
+
+/** `[HOST_IP:]HOST_PORT[-END]:CONT_PORT[-END][/tcp|/udp]`, the original's `-p 3000:3010`. */
+export function parsePublish(spec: string): Publish {
+  const match = PUBLISH_PATTERN.exec(spec);
+  const fix = 'write it as [HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|/udp], e.g. 3000:3010';
+  if (!match) throw new UserError(`publish ${quote(spec)} is malformed: ${fix}`);
+  const [, hostIp, hostPart = '', containerPart = '', protocol = 'tcp'] = match;
+  const host = parsePortRange(hostPart, spec);
+  const container = parsePortRange(containerPart, spec);
+  if (host.last - host.first !== container.last - container.first) {
+    throw new UserError(`publish ${quote(spec)} maps ranges of different lengths: make both ranges the same size`);
+  }
+  return { hostIp: hostIp ? validateIPv4(hostIp) : null, host, container, protocol: protocol as Protocol };
+}
+
+function parsePortRange(text: string, spec: string): PortRange {
+  const match = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(text);
+  const first = Number(match?.[1]);
+  const last = match?.[2] === undefined ? first : Number(match[2]);
+  if (!match || !isPort(first) || !isPort(last)) {
+    throw new UserError(`publish ${quote(spec)}: ${quote(text)} is not a port: use a number from 1 to 65535`);
+  }
+  if (last < first) throw new UserError(`publish ${quote(spec)}: range ${text} is reversed: write it low-high`);
+  return { first, last };
+}
+
+function isPort(value: number): boolean {
+  return Number.isInteger(value) && value >= 1 && value <= 65535;
+}
+
+export function formatPublish(publish: Publish): string {
+  const range = ({ first, last }: PortRange) => (first === last ? `${first}` : `${first}-${last}`);
+  const hostIp = publish.hostIp ? `${publish.hostIp}:` : '';
+  return `${hostIp}${range(publish.host)}:${range(publish.container)}/${publish.protocol}`;
+}
+
+export interface BindMount {
+  host: string;
+  container: string;
+  readOnly: boolean;
+}
+
+/** `HOST:CONTAINER[:ro]`, the original's `-m /app/myApp:/app`; a relative host path is taken from `cwd`. */
+export function parseMount(spec: string, cwd: string): BindMount {
+  const fix = 'write it as HOST_PATH:CONTAINER_PATH[:ro], e.g. /srv/app:/app';
+  if (hasControl(spec)) throw new UserError(`mount ${quote(spec)} contains a control character: ${fix}`);
+  const parts = spec.split(':');
+  const readOnly = parts.length === 3 && parts[2] === 'ro';
+  if (parts.length !== 2 && !readOnly) throw new UserError(`mount ${quote(spec)} is malformed: ${fix}`);
+  const [host = '', container = ''] = parts;
+  if (host === '' || container === '') throw new UserError(`mount ${quote(spec)} has an empty side: ${fix}`);
+  if (!isAbsolute(container)) {
+    throw new UserError(`mount ${quote(spec)}: the container path ${quote(container)} must be absolute, e.g. /app`);
+  }
+  return { host: resolve(cwd, host), container: normalize(container), readOnly };
+}
+
+export function formatMount(mount: BindMount): string {
+  return `${mount.host}:${mount.container}${mount.readOnly ? ':ro' : ''}`;
+}
+
+export function hasControl(value: string): boolean {
+  return /[\u0000-\u001f\u007f]/.test(value);
+}
+
+/** Split repeatable, comma-separated option values (`-p 80:80,443:443 -p 53:53/udp`). */
+export function splitList(values: readonly string[] | undefined): string[] {
+  return (values ?? []).flatMap((value) => value.split(',')).filter((value) => value !== '');
+}
