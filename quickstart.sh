@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Sets up this host and runs thin-lxc's main job: a base container if there is none, and a thin container on it, started.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+BASE=${BASE:-thin-base}
+NAME=${NAME:-demo}
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "quickstart: run as root: sudo ./quickstart.sh" >&2
+  exit 1
+fi
+if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' 2>/dev/null; then
+  echo "quickstart: thin-lxc needs Node.js 20 or later on root's PATH" >&2
+  exit 1
+fi
+
+bash scripts/setup-host.sh
+npm ci --no-audit --no-fund --loglevel=error
+npm run build --silent
+ln -sf "$PWD/dist/src/cli.js" /usr/local/bin/thin-lxc
+echo "quickstart: thin-lxc $(thin-lxc --version) is /usr/local/bin/thin-lxc"
+
+if ! lxc-info -n "$BASE" >/dev/null 2>&1; then
+  echo "quickstart: making base container $BASE (busybox)"
+  lxc-create -t busybox -n "$BASE" >/dev/null
+fi
+if ! thin-lxc show "$NAME" >/dev/null 2>&1; then
+  thin-lxc create "$NAME" --base "$BASE"
+fi
+if [ "$(lxc-info -n "$NAME" -s -H)" != RUNNING ]; then
+  lxc-start -n "$NAME" -d
+  lxc-wait -n "$NAME" -s RUNNING -t 20
+fi
+lxc-ls -f
+echo
+echo "quickstart: $NAME is running. Try: lxc-attach -n $NAME, thin-lxc list, lxc-stop -n $NAME, thin-lxc destroy $NAME"

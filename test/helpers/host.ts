@@ -1,0 +1,104 @@
+// What end-to-end tests need from the host: commands, the built CLI, unique names, and cleanup that always runs.
+import { createHash } from 'node:crypto';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { CLI } from './paths.js';
+
+export interface Ran {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command; never throws on a non-zero exit, so tests assert on what a user would see. */
+export async function sh(file: string, args: readonly string[], timeoutMs = 60_000): Promise<Ran> {
+  const result = await execa(file, args, { reject: false, timeout: timeoutMs, stdin: 'ignore' });
+  return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
+}
+
+/** Runs a command that must succeed. */
+export async function must(file: string, args: readonly string[], timeoutMs = 60_000): Promise<string> {
+  const result = await sh(file, args, timeoutMs);
+  if (result.exitCode !== 0) throw new Error(`${file} ${args.join(' ')} exited ${result.exitCode}: ${result.stderr || result.stdout}`);
+  return result.stdout;
+}
+
+export function thinLxc(args: readonly string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<Ran> {
+  return execa(process.execPath, [CLI, ...args], { reject: false, timeout: 60_000, stdin: 'ignore', ...options }).then(
+    (result) => ({ exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) }),
+  );
+}
+
+/** Names unique to this run, so tests never meet a user's containers or another run's. */
+export function uniqueName(label: string): string {
+  return `tlt${process.pid.toString(36)}${Math.random().toString(36).slice(2, 6)}-${label}`;
+}
+
+export function temporaryRoot(): string {
+  return mkdtempSync('/tmp/thin-lxc-test-');
+}
+
+/** Why this machine cannot run containers, or null when it can. */
+export async function cannotRunContainers(): Promise<string | null> {
+  if (process.getuid?.() !== 0) return 'not running as root';
+  if ((await sh('which', ['lxc-start'])).exitCode !== 0) return 'LXC is not installed (apt-get install lxc)';
+  if (!readFileSync('/proc/filesystems', 'utf8').includes('overlay')) return 'the kernel has no overlayfs';
+  if (!existsSync('/sys/class/net/lxcbr0')) return 'the lxcbr0 bridge is down (USE_LXC_BRIDGE=true /usr/libexec/lxc/lxc-net start)';
+  return null;
+}
+
+/** Removes an LXC container whatever state it is in; quiet when it is already gone. */
+export async function removeLxcContainer(name: string): Promise<void> {
+  await sh('lxc-stop', ['-n', name, '-k'], 30_000);
+  await sh('lxc-destroy', ['-n', name, '-f'], 30_000);
+  rmSync(join('/var/lib/lxc', name), { recursive: true, force: true });
+}
+
+export async function startContainer(name: string, extra: readonly string[] = []): Promise<Ran> {
+  const started = await sh('lxc-start', ['-n', name, '-d', ...extra]);
+  if (started.exitCode === 0) await must('lxc-wait', ['-n', name, '-s', 'RUNNING', '-t', '20']);
+  return started;
+}
+
+export async function attach(name: string, script: string): Promise<string> {
+  return (await must('lxc-attach', ['-n', name, '--', '/bin/sh', '-c', script])).trim();
+}
+
+/** The host's mounts whose source or target mentions `text`. */
+export function hostMountsMentioning(text: string): string[] {
+  return readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .filter((line) => line.includes(text));
+}
+
+/** A digest of every path, type, mode, size, link target and file content below `dir`: equal digests, untouched tree. */
+export function treeDigest(dir: string): string {
+  const hash = createHash('sha256');
+  const walk = (path: string) => {
+    const stat = lstatSync(path);
+    hash.update(`${path} ${stat.mode} ${stat.size} ${stat.uid}:${stat.gid}\n`);
+    if (stat.isSymbolicLink()) hash.update(readlinkSync(path));
+    else if (stat.isFile()) hash.update(readFileSync(path));
+    else if (stat.isDirectory()) for (const entry of readdirSync(path).sort()) walk(join(path, entry));
+  };
+  walk(dir);
+  return hash.digest('hex');
+}
+
+/** Cleanup steps run in reverse order, each on its own, so that one failure does not skip the rest. */
+export class Cleanup {
+  private readonly steps: (() => unknown)[] = [];
+  add(step: () => unknown): void {
+    this.steps.push(step);
+  }
+  async run(): Promise<void> {
+    for (const step of this.steps.splice(0).reverse()) {
+      try {
+        await step();
+      } catch (error) {
+        process.stderr.write(`cleanup step failed: ${(error as Error).message}\n`);
+      }
+    }
+  }
+}

@@ -1,0 +1,44 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { parseHookContext } from '../../src/hook-context.js';
+import { formatError, CommandError, UserError } from '../../src/errors.js';
+import { assignMacs, randomMac } from '../../src/hwaddr.js';
+
+const env = { LXC_HOOK_VERSION: '1', LXC_HOOK_TYPE: 'pre-mount', LXC_NAME: 'web1', LXC_CONFIG_FILE: '/var/lib/lxc/web1/config', LXC_ROOTFS_PATH: '/c/w1/image/rootfs' };
+
+test("reads LXC's hook environment and the container directory argument", () => {
+  assert.equal(parseHookContext(env, ['/c/w1'], 'pre-mount', 'thin-lxc-mount.js'), {
+    type: 'pre-mount',
+    name: 'web1',
+    configFile: '/var/lib/lxc/web1/config',
+    rootfsPath: '/c/w1/image/rootfs',
+    containerDir: '/c/w1',
+  });
+});
+
+test('lxc.hook.destroy runs without LXC_HOOK_VERSION; that is accepted', () => {
+  const { LXC_HOOK_VERSION: _unset, ...destroyEnv } = { ...env, LXC_HOOK_TYPE: 'destroy' };
+  assert.is(parseHookContext(destroyEnv, ['/c/w1'], 'destroy', 'd.js').containerDir, '/c/w1');
+});
+
+test('refuses the wrong hook type, old-style hooks and a missing argument', () => {
+  assert.throws(() => parseHookContext({ ...env, LXC_HOOK_TYPE: 'mount' }, ['/c'], 'pre-mount', 'm.js'), /m.js is a pre-mount hook, not mount: use it as lxc.hook.pre-mount/);
+  assert.throws(() => parseHookContext({ ...env, LXC_HOOK_VERSION: '0' }, ['/c'], 'pre-mount', 'm.js'), /needs lxc.hook.version = 1/);
+  assert.throws(() => parseHookContext(env, [], 'pre-mount', 'm.js'), /takes one argument/);
+});
+
+test('errors: one line without --debug, the stack with it', () => {
+  assert.is(formatError(new UserError('name is empty: use letters'), false), 'thin-lxc: name is empty: use letters');
+  assert.is(formatError(new CommandError(['mount', '-t', 'overlay'], 32, 'mount: wrong fs type\n'), false), 'thin-lxc: mount -t overlay failed: mount: wrong fs type');
+  assert.is(formatError(new TypeError('x is undefined\n  at y'), false), 'thin-lxc: unexpected error: x is undefined (run again with --debug for details)');
+  assert.ok(formatError(new UserError('boom'), true).includes('\n    at '));
+});
+
+test("MAC addresses use LXC's prefix and avoid the ones taken", () => {
+  assert.is(randomMac(() => Uint8Array.of(1, 171, 255)), '00:16:3e:01:ab:ff');
+  const values = [1, 1, 2, 3];
+  const sequence = () => Uint8Array.of(0, 0, values.shift() ?? 9);
+  assert.equal(assignMacs([0, 1], new Set(['00:16:3e:00:00:01']), sequence), { 0: '00:16:3e:00:00:02', 1: '00:16:3e:00:00:03' });
+});
+
+test.run();

@@ -1,0 +1,54 @@
+import { readFileSync } from 'node:fs';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { keptByThinContainer } from '../../src/base.js';
+import { formatEntry, parseLxcConfig } from '../../src/lxc-config.js';
+import { readTemplate, renderConfig, type ConfigView } from '../../src/render.js';
+import { fixture } from '../helpers/paths.js';
+
+function view(overrides: Partial<ConfigView> = {}): ConfigView {
+  const baseEntries = parseLxcConfig(readFileSync(fixture('busybox-base.config'), 'utf8')).filter(keptByThinContainer);
+  return {
+    version: '9.9.9',
+    id: 'w1',
+    name: 'web1',
+    baseName: 'bb0',
+    baseConfig: '/var/lib/lxc/bb0/config',
+    baseLines: baseEntries.map(formatEntry),
+    fs: 'overlay',
+    rootfs: '/containers/w1/image/rootfs',
+    wlayer: '/containers/w1/wlayer',
+    hwaddrs: [{ index: 0, address: '00:16:3e:0a:0b:0c' }],
+    hooks: {
+      mount: '/usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-mount.js /containers/w1',
+      destroy: '/usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-destroy.js /containers/w1',
+    },
+    ...overrides,
+  };
+}
+
+test('the default template renders exactly the expected config', () => {
+  assert.fixture(renderConfig(readTemplate(), view()), readFileSync(fixture('thin-web1.config'), 'utf8'));
+});
+
+test('values are not HTML-escaped', () => {
+  const text = renderConfig(readTemplate(), view({ baseLines: ['lxc.environment = A=<b>&"c"'] }));
+  assert.ok(text.includes('lxc.environment = A=<b>&"c"\n'));
+});
+
+test('a newline in any value is refused before it can become a config line', () => {
+  assert.throws(
+    () => renderConfig(readTemplate(), view({ name: 'web1\nlxc.hook.start-host = /bin/evil' })),
+    /name "web1\\nlxc.hook.start-host = \/bin\/evil" contains a control character/,
+  );
+  assert.throws(() => renderConfig(readTemplate(), view({ baseLines: ['lxc.a = 1\rlxc.b = 2'] })), /control character/);
+});
+
+test('a template that drops the lines thin-lxc needs is refused', () => {
+  assert.throws(
+    () => renderConfig('lxc.uts.name = {{name}}\nlxc.rootfs.path = dir:{{rootfs}}\n', view()),
+    /the config template drops lines thin-lxc needs \(lxc.hook.version, lxc.hook.pre-mount, lxc.hook.destroy\)/,
+  );
+});
+
+test.run();
