@@ -1,6 +1,6 @@
 // End to end with real LXC: a busybox base made here, thin containers started with plain lxc-start,
 // real overlayfs mounts. Everything made is removed in after(), also when a test fails.
-import { existsSync, readFileSync, readdirSync, renameSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -138,6 +138,19 @@ if (reason) {
     assert.is((await sh('lxc-info', ['-n', name])).exitCode, 1, 'LXC no longer knows it');
     assert.not.ok(existsSync(join(root, name)));
     assert.equal(hostMountsMentioning(root), []);
+  });
+
+  e2e('destroy removes a symlink in the write layer, never what it points at', async () => {
+    const name = track(uniqueName('link'));
+    assert.is((await create(name)).exitCode, 0);
+    const outside = temporaryRoot();
+    cleanup.add(() => sh('rm', ['-rf', outside]));
+    writeFileSync(join(outside, 'keep.txt'), 'precious\n');
+    symlinkSync(outside, join(root, name, 'wlayer/escape'));
+    symlinkSync(join(outside, 'keep.txt'), join(root, name, 'wlayer/escape-file'));
+    assert.is((await thinLxc(['destroy', name, '--root', root])).exitCode, 0);
+    assert.not.ok(existsSync(join(root, name)));
+    assert.is(readFileSync(join(outside, 'keep.txt'), 'utf8'), 'precious\n');
   });
 
   e2e('a thin container on a thin container, and on an lxc-copy snapshot, sees its whole stack', async () => {
