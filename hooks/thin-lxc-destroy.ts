@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// Removes a thin container's directory when LXC destroys it (lxc-destroy -n NAME); LXC removes its registration:
+// Removes a thin container (leftover rules, address reservation, directory) when LXC destroys it; LXC removes its registration:
 //   lxc.hook.destroy = /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-destroy.js /containers/ID
-import { removeContainerDir } from '../src/container.js';
+import { teardown } from '../src/teardown.js';
 import { runHook } from '../src/hook-runner.js';
 
-runHook('destroy', import.meta.url, ({ containerDir, name }) => removeContainerDir(containerDir, name));
+runHook('destroy', import.meta.url, ({ containerDir, name }) => teardown(containerDir, name));

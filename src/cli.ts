@@ -62,13 +62,14 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
       const name = positional ?? (options.name as string | undefined);
       if (!name) throw new UserError('create needs a name: thin-lxc create NAME --base BASE');
       const started = performance.now();
-      const { planCreate, applyCreate } = await import('./commands/create.js');
-      const settings = settingsOf(command);
-      const plan = planCreate({ ...options, name } as Parameters<typeof planCreate>[0], settings, cwd);
-      applyCreate(plan, settings);
+      const { createContainer } = await import('./commands/create.js');
+      const plan = createContainer({ ...options, name } as Parameters<typeof createContainer>[0], settingsOf(command), cwd);
       const ms = Math.round(performance.now() - started);
       out(
-        `Created thin container ${plan.state.name} (id ${plan.state.id}) from ${plan.state.baseName} in ${ms} ms.\n` +
+        `Created thin container ${plan.state.name} (id ${plan.state.id}) from ${plan.state.baseName} in ${ms} ms` +
+          (plan.state.ip ? `, address ${plan.state.ip}` : '') +
+          (plan.state.publish.length > 0 ? `, ports ${plan.state.publish.join(', ')}` : '') +
+          '.\n' +
           `Start it with: lxc-start -n ${plan.state.name} -d`,
       );
     });
@@ -107,6 +108,15 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
       const { showView, formatShow } = await import('./commands/list.js');
       const v = showView(target, settingsOf(command));
       out(options.json ? JSON.stringify(v, null, 2) : formatShow(v));
+    });
+
+  program
+    .command('setup')
+    .description("prepare the host once: make lxc-net's dnsmasq honour thin containers' static addresses (safe to repeat)")
+    .action(async () => {
+      requireRoot();
+      const { setup } = await import('./commands/setup.js');
+      out(setup());
     });
 
   program

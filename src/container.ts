@@ -47,6 +47,11 @@ export interface ThinState {
   /** MAC address per LXC network index. */
   hwaddrs: Record<string, string>;
   ip: string | null;
+  /** The bridge lxc.net.0 attaches to and its subnet (CIDR), when the container has a static address. */
+  bridge: string | null;
+  subnet: string | null;
+  /** The host side of lxc.net.0's veth pair, named so that hooks can find it. */
+  veth: string | null;
   publish: string[];
   mounts: string[];
   lxcpath: string;
@@ -54,8 +59,8 @@ export interface ThinState {
 }
 
 export function serializeState(state: ThinState): string {
-  const { hwaddrs, ip, ...rest } = state;
-  return stringify({ ...rest, ip: ip ?? '', hwaddr: hwaddrs });
+  const { hwaddrs, ip, bridge, subnet, veth, ...rest } = state;
+  return stringify({ ...rest, ip: ip ?? '', bridge: bridge ?? '', subnet: subnet ?? '', veth: veth ?? '', hwaddr: hwaddrs });
 }
 
 export function parseState(text: string, source: string): ThinState {
@@ -65,6 +70,7 @@ export function parseState(text: string, source: string): ThinState {
     if (typeof value !== 'string' || value === '') throw new UserError(`${source} has no ${key}: the state file is damaged`);
     return value;
   };
+  const optional = (key: string) => (typeof raw[key] === 'string' && raw[key] !== '' ? (raw[key] as string) : null);
   const list = (key: string) => (Array.isArray(raw[key]) ? (raw[key] as unknown[]).map(String) : []);
   const hwaddr = raw.hwaddr;
   return {
@@ -75,7 +81,10 @@ export function parseState(text: string, source: string): ThinState {
     fs: text_('fs') === 'aufs' ? 'aufs' : 'overlay',
     layers: list('layers'),
     hwaddrs: typeof hwaddr === 'object' && hwaddr !== null ? (hwaddr as Record<string, string>) : {},
-    ip: typeof raw.ip === 'string' && raw.ip !== '' ? raw.ip : null,
+    ip: optional('ip'),
+    bridge: optional('bridge'),
+    subnet: optional('subnet'),
+    veth: optional('veth'),
     publish: list('publish'),
     mounts: list('mounts'),
     lxcpath: text_('lxcpath'),

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { UserError } from './errors.js';
 import { validatePlainPath } from './validate.js';
 
-export type HookName = 'mount' | 'destroy';
+export type HookName = 'mount' | 'destroy' | 'ports-up' | 'ports-down';
 
 export function hookFile(hook: HookName): string {
   return fileURLToPath(new URL(`../hooks/thin-lxc-${hook}.js`, import.meta.url));

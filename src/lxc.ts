@@ -66,3 +66,15 @@ export function unregister(lxcpath: string, name: string, imageConfig: string): 
 export function lxcContainerExists(lxcpath: string, name: string): boolean {
   return existsSync(registrationDir(lxcpath, name));
 }
+
+/** IPv4 addresses of running containers in `lxcpath`, so a new static address never takes a live one. */
+export function runningAddresses(lxcpath: string): { address: string; holder: string }[] {
+  const result = run('lxc-ls', ['-P', lxcpath, '-f', '-F', 'NAME,IPV4', '--running'], { allowFailure: true });
+  return result.stdout
+    .split('\n')
+    .slice(1)
+    .flatMap((line) => {
+      const [name, ...rest] = line.trim().split(/[\s,]+/);
+      return rest.filter((token) => /^\d+\.\d+\.\d+\.\d+$/.test(token)).map((address) => ({ address, holder: `running container ${name}` }));
+    });
+}

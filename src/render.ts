@@ -19,7 +19,10 @@ export interface ConfigView {
   rootfs: string;
   wlayer: string;
   hwaddrs: { index: number; address: string }[];
-  hooks: { mount: string; destroy: string };
+  /** The published ports, for the config's comment. */
+  publish: string;
+  ipv4: { index: number; address: string; prefix: number; gateway: string; veth: string } | null;
+  hooks: { mount: string; destroy: string; portsUp: string | null; portsDown: string | null };
 }
 
 export function renderConfig(template: string, view: ConfigView): string {
@@ -56,6 +59,8 @@ function requireThinLines(text: string, view: ConfigView): void {
     ['lxc.hook.pre-mount', view.hooks.mount],
     ['lxc.hook.destroy', view.hooks.destroy],
   ];
+  if (view.hooks.portsUp) required.push(['lxc.hook.start-host', view.hooks.portsUp]);
+  if (view.hooks.portsDown) required.push(['lxc.hook.post-stop', view.hooks.portsDown]);
   const missing = required.filter(([key, value]) => !has(key, value)).map(([key]) => key);
   if (missing.length > 0) {
     throw new UserError(`the config template drops lines thin-lxc needs (${missing.join(', ')}): keep them as in templates/config.hbs`);

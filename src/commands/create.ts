@@ -11,6 +11,14 @@ import { networkIndexes } from '../lxc-config.js';
 import { readTemplate, renderConfig } from '../render.js';
 import type { Settings } from '../settings.js';
 import { UNION_FILESYSTEMS, requireKernelSupport, type UnionFs } from '../union.js';
+import { checkAddress, nextFreeAddress, type AddressUse, type Bridge } from '../address.js';
+import { bridgeName, readBridge } from '../bridge.js';
+import { dnsmasqPid, dnsmasqReadsReservations, leasedAddresses, release, reservationExists, reservedAddresses, reserve } from '../dhcp.js';
+import { formatSubnet } from '../ipv4.js';
+import { vethName } from '../forward.js';
+import { withLock } from '../lock.js';
+import { runningAddresses } from '../lxc.js';
+import type { Publish } from '../validate.js';
 import {
   formatMount,
   formatPublish,
@@ -38,12 +46,22 @@ export interface CreatePlan {
   config: string;
 }
 
+/** Plans and applies under a host-wide lock, so creates running at the same time never get the same address. */
+export function createContainer(request: CreateRequest, settings: Settings, cwd: string): CreatePlan {
+  return withLock('create', () => {
+    const plan = planCreate(request, settings, cwd);
+    applyCreate(plan, settings);
+    return plan;
+  });
+}
+
 export function planCreate(request: CreateRequest, settings: Settings, cwd: string): CreatePlan {
   const name = validateName(request.name, 'name');
   const id = validateName(request.id ?? name, 'id');
   const fs = parseFs(request.fs);
-  const ip = request.ip === undefined ? null : validateIPv4(request.ip);
-  const publish = splitList(request.publish).map((spec) => formatPublish(parsePublish(spec)));
+  const requestedIp = request.ip === undefined ? null : validateIPv4(request.ip);
+  const publishes = splitList(request.publish).map(parsePublish);
+  const publish = publishes.map(formatPublish);
   const mounts = splitList(request.mount).map((spec) => formatMount(parseMount(spec, cwd)));
 
   const paths = containerPaths(settings.root, id);
@@ -67,6 +85,10 @@ export function planCreate(request: CreateRequest, settings: Settings, cwd: stri
   }
   requireKernelSupport(fs);
 
+  const bridge = networkOf(base.entries, request.base, requestedIp !== null || publishes.length > 0);
+  const ip = bridge ? chooseAddress(name, requestedIp, bridge, others, settings.lxcpath) : null;
+  checkPublishConflicts(publishes, others);
+
   const takenMacs = new Set(others.flatMap((other) => Object.values(other.state.hwaddrs)));
   const hwaddrs = assignMacs(networkIndexes(base.entries), takenMacs);
   const version = thinLxcVersion();
@@ -81,7 +103,15 @@ export function planCreate(request: CreateRequest, settings: Settings, cwd: stri
     rootfs: paths.rootfs,
     wlayer: paths.wlayer,
     hwaddrs: Object.entries(hwaddrs).map(([index, address]) => ({ index: Number(index), address })),
-    hooks: { mount: hookCommand('mount', paths.dir), destroy: hookCommand('destroy', paths.dir) },
+    publish: publish.join(', '),
+    ipv4: ip && bridge ? { index: 0, address: ip, prefix: bridge.subnet.prefix, gateway: bridge.gateway, veth: vethName(paths.dir) } : null,
+    hooks: {
+      mount: hookCommand('mount', paths.dir),
+      destroy: hookCommand('destroy', paths.dir),
+      // Only a container that publishes ports pays for the two host-side hooks.
+      portsUp: publishes.length > 0 ? hookCommand('ports-up', paths.dir) : null,
+      portsDown: publishes.length > 0 ? hookCommand('ports-down', paths.dir) : null,
+    },
   });
   const state: ThinState = {
     id,
@@ -92,12 +122,62 @@ export function planCreate(request: CreateRequest, settings: Settings, cwd: stri
     layers: base.layers,
     hwaddrs,
     ip,
+    bridge: bridge?.name ?? null,
+    subnet: bridge ? formatSubnet(bridge.subnet) : null,
+    veth: bridge ? vethName(paths.dir) : null,
     publish,
     mounts,
     lxcpath: settings.lxcpath,
     created: new Date().toISOString(),
   };
   return { state, paths, config };
+}
+
+/** The bridge the container's address lives on; null for a base without a veth on a bridge. */
+function networkOf(entries: Parameters<typeof bridgeName>[0], baseSpec: string, needed: boolean): Bridge | null {
+  const name = bridgeName(entries);
+  if (name) return readBridge(name);
+  if (needed) {
+    throw new UserError(`base ${quote(baseSpec)} has no veth network device on a bridge (lxc.net.0): --ip and --publish need one`);
+  }
+  return null;
+}
+
+function chooseAddress(name: string, requested: string | null, bridge: Bridge, others: ReturnType<typeof listContainers>, lxcpath: string): string {
+  if (reservationExists(name)) {
+    throw new UserError(`name ${quote(name)} already has an address reservation (another thin-lxc root?): choose another name`);
+  }
+  // A base whose init runs DHCP would replace a static address unless dnsmasq hands out the same one.
+  const pid = dnsmasqPid();
+  if (pid !== null && !dnsmasqReadsReservations(pid)) {
+    throw new UserError(`lxc-net's dnsmasq does not read thin-lxc's address reservations yet: run thin-lxc setup once`);
+  }
+  const inUse: AddressUse[] = [
+    ...others.flatMap((other) => (other.state.ip ? [{ address: other.state.ip, holder: `thin container ${other.state.name}` }] : [])),
+    ...reservedAddresses(),
+    ...runningAddresses(lxcpath),
+  ];
+  if (requested) return checkAddress(requested, bridge, inUse);
+  return nextFreeAddress(bridge, [...inUse, ...leasedAddresses(bridge.name)]);
+}
+
+/** A host port can be published by one thin container only (per protocol and host address). */
+function checkPublishConflicts(publishes: readonly Publish[], others: ReturnType<typeof listContainers>): void {
+  const overlaps = (a: Publish, b: Publish) =>
+    a.protocol === b.protocol &&
+    (a.hostIp === null || b.hostIp === null || a.hostIp === b.hostIp) &&
+    a.host.first <= b.host.last &&
+    b.host.first <= a.host.last;
+  for (const [index, wanted] of publishes.entries()) {
+    const twin = publishes.slice(0, index).find((earlier) => overlaps(earlier, wanted));
+    if (twin) throw new UserError(`publish ${formatPublish(wanted)} overlaps ${formatPublish(twin)} in the same command: publish each host port once`);
+    for (const other of others) {
+      const taken = other.state.publish.map(parsePublish).find((theirs) => overlaps(theirs, wanted));
+      if (taken) {
+        throw new UserError(`host port of ${formatPublish(wanted)} is already published by thin container ${other.state.name} (${formatPublish(taken)}): choose another host port`);
+      }
+    }
+  }
 }
 
 function parseFs(value: string | undefined): UnionFs {
@@ -117,6 +197,7 @@ export function applyCreate(plan: CreatePlan, settings: Settings): void {
   const { state, paths } = plan;
   const staging = join(settings.root, `.creating-${state.id}-${process.pid}`);
   let placed = false;
+  let reserved = false;
   try {
     for (const dir of ['image/rootfs', 'wlayer', 'work']) mkdirSync(join(staging, dir), { recursive: true, mode: 0o755 });
     writeFileSync(join(staging, 'image', 'config'), plan.config, { mode: 0o644 });
@@ -129,6 +210,11 @@ export function applyCreate(plan: CreatePlan, settings: Settings): void {
     placed = true;
     try {
       register(settings.lxcpath, state.name, state.id, paths.config);
+      const mac = state.hwaddrs['0'];
+      if (state.ip && mac) {
+        reserve(state.name, mac, state.ip);
+        reserved = true;
+      }
     } catch (error) {
       throw alreadyExists(error)
         ? new UserError(`name ${quote(state.name)} was taken by another LXC container while creating: choose another name`)
@@ -137,6 +223,7 @@ export function applyCreate(plan: CreatePlan, settings: Settings): void {
   } catch (error) {
     rmSync(staging, { recursive: true, force: true });
     if (placed) {
+      if (reserved) release(state.name);
       unregister(settings.lxcpath, state.name, paths.config);
       rmSync(paths.dir, { recursive: true, force: true });
     }

@@ -1,11 +1,13 @@
 // thin-lxc destroy: stops (with --force), unregisters from LXC and removes a thin container; never touches its base.
-import { dependentsOf, findContainer, removeContainerDir } from '../container.js';
+import { dependentsOf, findContainer } from '../container.js';
+import { teardown } from '../teardown.js';
 import { UserError } from '../errors.js';
 import { lxcState, lxcStopNow, unregister } from '../lxc.js';
 import type { Settings } from '../settings.js';
 
 export function destroy(idOrName: string, options: { force?: boolean | undefined }, settings: Settings): string {
   const { state, paths } = findContainer(settings.root, idOrName);
+  // Checked before stopping anything; teardown checks again before it removes anything.
   const dependents = dependentsOf(paths.dir).map((other) => other.name);
   if (dependents.length > 0) {
     throw new UserError(`${state.name} is the base of thin containers ${dependents.join(', ')}: destroy them first`);
@@ -20,7 +22,7 @@ export function destroy(idOrName: string, options: { force?: boolean | undefined
     if (isActive(lxc)) throw new UserError(`${state.name} is still ${lxc.toLowerCase()} after lxc-stop -k: stop it by hand first`);
   }
   unregister(state.lxcpath, state.name, paths.config);
-  removeContainerDir(paths.dir, state.name);
+  teardown(paths.dir, state.name);
   return `Destroyed thin container ${state.name} (id ${state.id}); base ${state.baseName} is untouched.`;
 }
 

@@ -1,13 +1,31 @@
-// thin-lxc reload (the original's `-a reload`): re-applies host-side state of running thin containers.
-import { listViews } from './list.js';
+// thin-lxc reload (the original's `-a reload`): re-applies the forwarding rules of running thin containers,
+// e.g. after a firewall flush, and removes rules left by stopped ones. Safe to repeat.
+import { listContainers } from '../container.js';
+import { forwardTarget, installForwarding, installedTags, removeForwarding } from '../firewall.js';
+import { containerTag } from '../forward.js';
+import { lxcStates } from '../lxc.js';
 import type { Settings } from '../settings.js';
 
-/**
- * Union mounts are made by the pre-mount hook inside each container at every start, so after a
- * reboot there is nothing to re-mount; reload reports what it found and is safe to repeat.
- */
 export function reload(settings: Settings): string {
-  const running = listViews(settings).filter((v) => v.state === 'RUNNING');
-  const names = running.map((v) => v.name).join(', ') || 'none';
-  return `Nothing to re-apply: union mounts are made by each container's pre-mount hook at start. Running thin containers: ${names}.`;
+  const containers = listContainers(settings.root);
+  const states = lxcStates(settings.lxcpath);
+  const installed = new Set(installedTags());
+  const applied: string[] = [];
+  const removed: string[] = [];
+  for (const { state, paths } of containers) {
+    const target = forwardTarget(state, paths.dir);
+    if (!target) continue;
+    if (states.get(state.name) === 'RUNNING' && state.bridge) {
+      installForwarding(target, state.bridge, state.veth);
+      applied.push(state.name);
+    } else if (installed.has(target.tag)) {
+      removeForwarding(target.tag);
+      removed.push(state.name);
+    }
+  }
+  return [
+    `Forwarding re-applied for ${applied.length} running thin container(s)${applied.length ? `: ${applied.join(', ')}` : ''}.`,
+    ...(removed.length ? [`Stale rules removed for stopped: ${removed.join(', ')}.`] : []),
+    'Union mounts need nothing: each start mounts its own.',
+  ].join('\n');
 }

@@ -22,7 +22,11 @@ function view(overrides: Partial<ConfigView> = {}): ConfigView {
     hooks: {
       mount: '/usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-mount.js /containers/w1',
       destroy: '/usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-destroy.js /containers/w1',
+      portsUp: null,
+      portsDown: null,
     },
+    publish: '',
+    ipv4: null,
     ...overrides,
   };
 }

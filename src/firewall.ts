@@ -1,0 +1,58 @@
+// Installs and removes a thin container's port forwarding on the host, under one lock, all or nothing.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { containerRules, containerTag, readSaved, restoreScript, type ForwardTarget } from './forward.js';
+import { iptablesRestore, iptablesSave } from './iptables.js';
+import { withLock } from './lock.js';
+import type { ThinState } from './container.js';
+import { parsePublish } from './validate.js';
+
+export function forwardTarget(state: ThinState, containerDir: string): ForwardTarget | null {
+  if (state.publish.length === 0 || !state.ip || !state.subnet) return null;
+  return { tag: containerTag(containerDir), name: state.name, address: state.ip, subnet: state.subnet, publish: state.publish.map(parsePublish) };
+}
+
+/** Replaces the container's rules (a start after a crash leaves exactly one set); if that fails, leaves none. */
+export function installForwarding(target: ForwardTarget, bridge: string, veth: string | null): void {
+  withLock('iptables', () => {
+    const script = restoreScript(readSaved(iptablesSave()), { install: { tag: target.tag, rules: containerRules(target) } });
+    try {
+      iptablesRestore(script);
+      // Forwarding needs ip_forward; 127.0.0.1:PORT needs route_localnet on the bridge, made safe by the guard rule just installed.
+      setSysctl('/proc/sys/net/ipv4/ip_forward', '1');
+      setSysctl(`/proc/sys/net/ipv4/conf/${bridge}/route_localnet`, '1');
+      if (veth) allowHairpin(veth);
+    } catch (error) {
+      removeUnlocked(target.tag);
+      throw error;
+    }
+  });
+}
+
+/** Removes the container's rules; quiet when they are already gone. */
+export function removeForwarding(tag: string): void {
+  withLock('iptables', () => removeUnlocked(tag));
+}
+
+function removeUnlocked(tag: string): void {
+  const saved = readSaved(iptablesSave());
+  iptablesRestore(restoreScript(saved, { remove: tag }));
+}
+
+export function installedTags(): string[] {
+  return readSaved(iptablesSave()).tags;
+}
+
+/**
+ * With br_netfilter loaded (Docker and Kubernetes load it), a container's connection to its own published
+ * port through the host is DNATed back into the bridge port it came from, which a bridge refuses unless
+ * that port is in hairpin mode. Without br_netfilter the host routes it and nothing is needed.
+ */
+function allowHairpin(veth: string): void {
+  const bridgeNetfilter = '/proc/sys/net/bridge/bridge-nf-call-iptables';
+  if (!existsSync(bridgeNetfilter) || readFileSync(bridgeNetfilter, 'utf8').trim() !== '1') return;
+  setSysctl(`/sys/class/net/${veth}/brport/hairpin_mode`, '1');
+}
+
+function setSysctl(path: string, value: string): void {
+  if (readFileSync(path, 'utf8').trim() !== value) writeFileSync(path, value);
+}

@@ -1,0 +1,49 @@
+// A host-wide lock between thin-lxc processes (creates choosing addresses, hooks editing iptables).
+// mkdir is atomic; the holder's pid inside lets a lock left by a killed process be taken over.
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { UserError } from './errors.js';
+
+export const LOCK_DIR = '/run/thin-lxc';
+const WAIT_STEP_MS = 10;
+
+export function withLock<T>(name: string, work: () => T, timeoutMs = 20_000): T {
+  const path = join(LOCK_DIR, `${name}.lock`);
+  mkdirSync(LOCK_DIR, { recursive: true, mode: 0o700 });
+  const deadline = Date.now() + timeoutMs;
+  while (!tryTake(path)) {
+    if (Date.now() > deadline) throw new UserError(`timed out waiting for ${path}: if no thin-lxc is running, remove it`);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, WAIT_STEP_MS);
+  }
+  try {
+    return work();
+  } finally {
+    rmSync(path, { recursive: true, force: true });
+  }
+}
+
+function tryTake(path: string): boolean {
+  try {
+    mkdirSync(path);
+  } catch {
+    if (holderIsGone(path)) rmSync(path, { recursive: true, force: true });
+    return false;
+  }
+  writeFileSync(join(path, 'pid'), String(process.pid));
+  return true;
+}
+
+function holderIsGone(path: string): boolean {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(join(path, 'pid'), 'utf8'));
+  } catch {
+    return false; // the holder is between mkdir and writing its pid
+  }
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
