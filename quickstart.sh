@@ -20,13 +20,14 @@ npm ci --no-audit --no-fund --loglevel=error
 npm run build --silent
 ln -sf "$PWD/dist/src/cli.js" /usr/local/bin/thin-lxc
 echo "quickstart: thin-lxc $(thin-lxc --version) is /usr/local/bin/thin-lxc"
+thin-lxc setup
 
 if ! lxc-info -n "$BASE" >/dev/null 2>&1; then
   echo "quickstart: making base container $BASE (busybox)"
   lxc-create -t busybox -n "$BASE" >/dev/null
 fi
 if ! thin-lxc show "$NAME" >/dev/null 2>&1; then
-  thin-lxc create "$NAME" --base "$BASE"
+  thin-lxc create "$NAME" --base "$BASE" -p 8080:80
 fi
 if [ "$(lxc-info -n "$NAME" -s -H)" != RUNNING ]; then
   lxc-start -n "$NAME" -d
@@ -34,4 +35,6 @@ if [ "$(lxc-info -n "$NAME" -s -H)" != RUNNING ]; then
 fi
 lxc-ls -f
 echo
-echo "quickstart: $NAME is running. Try: lxc-attach -n $NAME, thin-lxc list, lxc-stop -n $NAME, thin-lxc destroy $NAME"
+thin-lxc list
+echo
+echo "quickstart: $NAME is running; host port 8080 forwards to its port 80. Try: lxc-attach -n $NAME, lxc-stop -n $NAME, thin-lxc destroy $NAME"

@@ -12,6 +12,8 @@ export interface ContainerView {
   baseDir: string;
   fs: string;
   ip: string | null;
+  mac: string | null;
+  bridge: string | null;
   publish: string[];
   mounts: string[];
   dir: string;
@@ -30,6 +32,8 @@ function view({ state, paths }: ThinContainer, lxc: string): ContainerView {
     baseDir: state.base,
     fs: state.fs,
     ip: state.ip,
+    mac: state.hwaddrs['0'] ?? null,
+    bridge: state.bridge,
     publish: state.publish,
     mounts: state.mounts,
     dir: paths.dir,
@@ -82,7 +86,7 @@ export function formatShow(v: ContainerView): string {
     ['layers', v.layers.join(' over ')],
     ['write layer', v.wlayer],
     ['config', v.config],
-    ['ip', v.ip ?? '-'],
+    ['ip', v.ip ? `${v.ip} on ${v.bridge} (reserved for ${v.mac})` : '-'],
     ['ports', v.publish.join(', ') || '-'],
     ['mounts', v.mounts.join(', ') || '-'],
     ['created', v.created],

@@ -1,0 +1,184 @@
+// End to end networking with real LXC and real traffic: static addresses on a base whose init runs DHCP,
+// forwarded TCP and UDP from another host (a network namespace), from 127.0.0.1, and from containers (hairpin),
+// the localhost guard, FORWARD policy DROP, crash recovery and reload. Everything made is removed in after().
+import { createSocket } from 'node:dgram';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { dnsmasqReadsReservations, HOSTS_DIR } from '../../src/dhcp.js';
+import { containerTag } from '../../src/forward.js';
+import { Cleanup, attach, cannotRunContainers, must, removeLxcContainer, sh, startContainer, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
+import { containerAddresses, giveSocat, makeNamespace, request, rulesOf, startServers, waitForLease, type Namespace } from '../helpers/net.js';
+import { existsSync } from 'node:fs';
+
+const net = suite('networking with real LXC and real traffic');
+const reason = (await cannotRunContainers()) ?? (dnsmasqReadsReservations() ? null : "lxc-net's dnsmasq does not read reservations (run thin-lxc setup)");
+
+interface Made {
+  name: string;
+  dir: string;
+  ip: string;
+  mac: string;
+  tag: string;
+}
+
+if (reason) {
+  if (process.env.THIN_LXC_REQUIRE_E2E === '1') throw new Error(`network tests cannot run here: ${reason}`);
+  console.log(`SKIPPED end-to-end network tests: ${reason}`);
+  net.skip('end-to-end network tests', () => {});
+} else {
+  const cleanup = new Cleanup();
+  const base = uniqueName('nbase');
+  const root = temporaryRoot();
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const ports = { a: port, aUdp: port + 1, aLocal: port + 2, c: port + 3 };
+  let ns: Namespace;
+  let a: Made;
+  let c: Made;
+
+  const make = async (name: string, ...extra: string[]): Promise<Made> => {
+    cleanup.add(() => removeLxcContainer(name));
+    const created = await thinLxc(['create', name, '--base', base, '--root', root, ...extra]);
+    assert.is(created.exitCode, 0, created.stderr);
+    const shown = JSON.parse((await thinLxc(['show', name, '--root', root, '--json'])).stdout) as { ip: string; mac: string; dir: string };
+    giveSocat(shown.dir);
+    return { name, dir: shown.dir, ip: shown.ip, mac: shown.mac, tag: containerTag(shown.dir) };
+  };
+
+  net.before(async () => {
+    cleanup.add(() => sh('rm', ['-rf', root]));
+    cleanup.add(() => removeLxcContainer(base));
+    await must('lxc-create', ['-t', 'busybox', '-n', base], 120_000);
+    ns = await makeNamespace(`tlt${process.pid.toString(36)}`);
+    cleanup.add(() => ns.remove());
+  });
+
+  net.after(() => cleanup.run());
+
+  net('two creates at once get distinct automatic addresses, reserved in dnsmasq', async () => {
+    const [first, second] = await Promise.all([make(uniqueName('a'), '-p', `${ports.a}:80,${ports.aUdp}:53/udp,127.0.0.1:${ports.aLocal}:80`), make(uniqueName('b'))]);
+    a = first;
+    assert.ok(a.ip && second.ip);
+    assert.is.not(a.ip, second.ip);
+    assert.ok(existsSync(join(HOSTS_DIR, a.name)));
+    // The second container's address is given to the next one explicitly, once it is free again.
+    assert.is((await thinLxc(['destroy', second.name, '--root', root])).exitCode, 0);
+    assert.not.ok(existsSync(join(HOSTS_DIR, second.name)), 'destroy releases the reservation');
+    c = await make(uniqueName('c'), '--ip', second.ip, '-p', `${ports.c}:80`);
+    assert.is(c.ip, second.ip);
+
+    const taken = await thinLxc(['create', uniqueName('d'), '--base', base, '--root', root, '--ip', a.ip]);
+    assert.is(taken.exitCode, 2);
+    assert.match(taken.stderr, `thin-lxc: ip ${a.ip} is already used by thin container ${a.name}`);
+    const published = await thinLxc(['create', uniqueName('d'), '--base', base, '--root', root, '-p', `${ports.a}:81`]);
+    assert.is(published.exitCode, 2);
+    assert.match(published.stderr, `is already published by thin container ${a.name}`);
+  });
+
+  net("a busybox base's udhcpc cannot move the container off its address", async () => {
+    for (const made of [a, c]) {
+      assert.is((await startContainer(made.name)).exitCode, 0);
+      assert.is(await waitForLease('lxcbr0', made.mac, 20_000), made.ip, 'dnsmasq leased the reserved address');
+      assert.equal(await containerAddresses(made.name), [made.ip]);
+      await startServers(made.name);
+    }
+  });
+
+  net('published ports answer from another host, from 127.0.0.1, from the host and over UDP', async () => {
+    const hostAddress = (await must('ip', ['-4', '-o', 'route', 'get', '10.213.57.2'])).match(/src (\S+)/)?.[1];
+    assert.is(hostAddress, ns.hostAddress);
+    assert.is(await request(ns.hostAddress, ports.a, { namespace: ns.name }), `tcp-${a.name}`, 'from another host');
+    assert.is(await request('127.0.0.1', ports.a), `tcp-${a.name}`, 'from 127.0.0.1');
+    assert.is(await request('10.0.3.1', ports.a), `tcp-${a.name}`, "from the host, through the bridge's address");
+    assert.is(await request('127.0.0.1', ports.aUdp, { udp: true }), `udp-${a.name}`, 'UDP from 127.0.0.1');
+    assert.is(await request(ns.hostAddress, ports.aUdp, { udp: true, namespace: ns.name }), `udp-${a.name}`, 'UDP from another host');
+    assert.is(await request('127.0.0.1', ports.c), `tcp-${c.name}`);
+  });
+
+  net('a port published on 127.0.0.1 is reachable from the host only', async () => {
+    assert.is(await request('127.0.0.1', ports.aLocal), `tcp-${a.name}`);
+    assert.is(await request(ns.hostAddress, ports.aLocal, { namespace: ns.name, attempts: 1 }), '');
+  });
+
+  net("hairpin: a container reaches its own and another container's published port through the host", async () => {
+    assert.is(await attach(a.name, `nc -w 3 10.0.3.1 ${ports.a} </dev/null`), `tcp-${a.name}`);
+    assert.is(await attach(a.name, `nc -w 3 10.0.3.1 ${ports.c} </dev/null`), `tcp-${c.name}`);
+    assert.is(await attach(c.name, `nc -w 3 ${ns.hostAddress} ${ports.a} </dev/null`), `tcp-${a.name}`);
+  });
+
+  net('forwarding keeps working when the FORWARD policy is DROP', async () => {
+    const policy = (await must('iptables', ['-S', 'FORWARD'])).match(/^-P FORWARD (\w+)/m)?.[1] ?? 'ACCEPT';
+    try {
+      await must('iptables', ['-P', 'FORWARD', 'DROP']);
+      assert.is(await request(ns.hostAddress, ports.a, { namespace: ns.name }), `tcp-${a.name}`);
+      assert.is(await request(ns.hostAddress, ports.aUdp, { udp: true, namespace: ns.name }), `udp-${a.name}`);
+    } finally {
+      await must('iptables', ['-P', 'FORWARD', policy]);
+    }
+  });
+
+  net('a root process in a container cannot reach a service the host binds to 127.0.0.1 only', async () => {
+    const received: string[] = [];
+    const listener = createSocket('udp4');
+    await new Promise<void>((resolve) => listener.bind(0, '127.0.0.1', resolve));
+    listener.on('message', (message) => received.push(String(message)));
+    const secretPort = listener.address().port;
+    try {
+      const dropped = async () => Number((await must('iptables', ['-t', 'raw', '-L', 'THIN-LXC-GUARD', '-v', '-x', '-n'])).match(/^\s*(\d+)\s+\d+\s+DROP/m)?.[1]);
+      const before = await dropped();
+      // The CVE-2020-8558 attack: route 127.0.0.1 out of eth0 to the host, which has route_localnet on for the bridge.
+      await attach(
+        a.name,
+        'sysctl -qw net.ipv4.conf.all.route_localnet=1 net.ipv4.conf.eth0.route_localnet=1; ' +
+          'ip route del 127.0.0.0/8 dev lo table local; ip route del 127.0.0.1 dev lo table local; ' +
+          'ip route add 127.0.0.1/32 via 10.0.3.1 dev eth0; ' +
+          `for i in 1 2 3; do echo leak | /socat - UDP4-SENDTO:127.0.0.1:${secretPort}; done; true`,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      assert.equal(received, [], 'nothing reached the host service');
+      assert.ok((await dropped()) >= before + 3, 'the packets reached the host and the guard dropped them');
+    } finally {
+      listener.close();
+      await sh('lxc-attach', ['-n', a.name, '--', '/bin/sh', '-c', 'ip route del 127.0.0.1/32; ip route add local 127.0.0.0/8 dev lo table local; ip route add local 127.0.0.1 dev lo table local']);
+    }
+  });
+
+  net('reload restores rules after a firewall flush, and repeating it changes nothing', async () => {
+    await must('iptables', ['-t', 'nat', '-F', `${a.tag}-D`]);
+    assert.is(await request('127.0.0.1', ports.a, { attempts: 1 }), '');
+    for (let run = 0; run < 2; run++) {
+      const reloaded = await thinLxc(['reload', '--root', root]);
+      assert.is(reloaded.exitCode, 0, reloaded.stderr);
+      assert.match(reloaded.stdout, a.name);
+    }
+    assert.is((await rulesOf(`${a.tag}-D`)).filter((line) => line.includes('DNAT --to')).length, 3);
+    assert.is(await request('127.0.0.1', ports.a), `tcp-${a.name}`);
+  });
+
+  net('after a crash (monitor and init killed, no post-stop) a new start leaves exactly one set of rules', async () => {
+    const expected = (await rulesOf(a.tag)).length;
+    const init = (await must('lxc-info', ['-n', a.name, '-p', '-H'])).trim();
+    const monitor = (await must('ps', ['-eo', 'pid=,args='])).split('\n').find((line) => line.includes(`[lxc monitor] /var/lib/lxc ${a.name}`))?.trim().split(' ')[0];
+    assert.ok(monitor, 'found the monitor');
+    await must('kill', ['-9', monitor!, init]);
+    for (let i = 0; i < 50 && (await sh('lxc-info', ['-n', a.name, '-s', '-H'])).stdout.trim() !== 'STOPPED'; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.is((await rulesOf(a.tag)).length, expected, 'post-stop did not run: the rules are stale');
+    assert.is((await startContainer(a.name)).exitCode, 0);
+    assert.is((await rulesOf(a.tag)).length, expected, 'exactly one set');
+    await startServers(a.name);
+    assert.is(await request('127.0.0.1', ports.a), `tcp-${a.name}`);
+  });
+
+  net('stop removes the rules; destroy removes the reservation; nothing of thin-lxc is left in nat', async () => {
+    for (const made of [a, c]) {
+      await must('lxc-stop', ['-n', made.name]);
+      assert.equal(await rulesOf(made.tag), [], `${made.name}'s rules are gone after stop`);
+      assert.is((await thinLxc(['destroy', made.name, '--root', root])).exitCode, 0);
+      assert.not.ok(existsSync(join(HOSTS_DIR, made.name)));
+    }
+    const nat = await must('iptables-save', ['-t', 'nat']);
+    assert.not.match(nat, /TLXC-|THIN-LXC/);
+  });
+}
+
+net.run();

@@ -1,0 +1,93 @@
+// Network helpers for end-to-end tests: a client "host" in a network namespace, servers inside containers,
+// clients with bounded retries. Traffic goes only to loopback, the test's own containers and namespaces.
+import { copyFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { attach, must, sh } from './host.js';
+
+export interface Namespace {
+  name: string;
+  /** The host's address on the veth pair: "another host" reaches the host through it. */
+  hostAddress: string;
+  remove(): Promise<void>;
+}
+
+/** A network namespace joined to the host by a veth pair, standing for another machine. */
+export async function makeNamespace(tag: string): Promise<Namespace> {
+  const name = `${tag}ns`;
+  const hostSide = `${tag}h`;
+  const hostAddress = '10.213.57.1';
+  const remove = async () => {
+    await sh('ip', ['netns', 'del', name]);
+    await sh('ip', ['link', 'del', hostSide]);
+  };
+  await remove();
+  await must('ip', ['netns', 'add', name]);
+  await must('ip', ['link', 'add', hostSide, 'type', 'veth', 'peer', 'name', `${tag}n`]);
+  await must('ip', ['link', 'set', `${tag}n`, 'netns', name]);
+  await must('ip', ['addr', 'add', `${hostAddress}/30`, 'dev', hostSide]);
+  await must('ip', ['link', 'set', hostSide, 'up']);
+  await must('ip', ['-n', name, 'addr', 'add', '10.213.57.2/30', 'dev', `${tag}n`]);
+  await must('ip', ['-n', name, 'link', 'set', `${tag}n`, 'up']);
+  await must('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
+  return { name, hostAddress, remove };
+}
+
+/** socat from the host, copied into the container's write layer before it starts (busybox has no UDP server). */
+export function giveSocat(containerDir: string): void {
+  copyFileSync('/usr/bin/socat', join(containerDir, 'wlayer/socat'));
+}
+
+/** Echo servers inside a running container: TCP on 80 answers `tcp-NAME`, UDP on 53 answers `udp-NAME`. */
+export async function startServers(name: string): Promise<void> {
+  await attach(
+    name,
+    `(/socat TCP4-LISTEN:80,fork,reuseaddr SYSTEM:"echo tcp-${name}" </dev/null >/dev/null 2>&1 &); ` +
+      `(/socat UDP4-RECVFROM:53,fork SYSTEM:"echo udp-${name}" </dev/null >/dev/null 2>&1 &); ` +
+      'for i in 1 2 3 4 5 6 7 8 9 10; do netstat -ltn | grep -q ":80 " && break; sleep 0.2; done',
+  );
+}
+
+/**
+ * What a client reads from HOST:PORT (TCP, or UDP with a datagram sent first); '' when nothing answers.
+ * Up to `attempts` tries, 2 s each.
+ */
+export async function request(
+  address: string,
+  port: number,
+  options: { udp?: boolean; namespace?: string; attempts?: number } = {},
+): Promise<string> {
+  const target = options.udp ? `UDP4:${address}:${port}` : `TCP4:${address}:${port}`;
+  const command = ['socat', '-T2', '-', target];
+  const argv = options.namespace ? ['ip', 'netns', 'exec', options.namespace, ...command] : command;
+  for (let attempt = 0; attempt < (options.attempts ?? 3); attempt++) {
+    const result = await execa(argv[0]!, argv.slice(1), { reject: false, timeout: 5_000, input: 'ping\n' });
+    const answer = String(result.stdout).trim();
+    if (answer !== '') return answer;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+  return '';
+}
+
+/** The addresses on the container's eth0, as `ip` inside it shows them. */
+export async function containerAddresses(name: string): Promise<string[]> {
+  const output = await attach(name, 'ip -4 -o addr show dev eth0');
+  return [...output.matchAll(/inet (\d+\.\d+\.\d+\.\d+)\//g)].map((match) => match[1]!);
+}
+
+/** Waits (bounded) until lxc-net's dnsmasq has leased to this MAC: the base's DHCP client has run. */
+export async function waitForLease(bridge: string, mac: string, timeoutMs: number): Promise<string | null> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const leases = await sh('cat', [`/var/lib/misc/dnsmasq.${bridge}.leases`]);
+    const line = leases.stdout.split('\n').find((entry) => entry.split(' ')[1] === mac);
+    if (line) return line.split(' ')[2] ?? null;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  return null;
+}
+
+/** Lines of `iptables-save` that belong to a thin container's chains. */
+export async function rulesOf(tag: string): Promise<string[]> {
+  return (await must('iptables-save', [])).split('\n').filter((line) => line.includes(tag));
+}
