@@ -21,7 +21,7 @@ export interface ConfigView {
   hwaddrs: { index: number; address: string }[];
   /** The published ports, for the config's comment. */
   publish: string;
-  ipv4: { index: number; address: string; prefix: number; gateway: string; veth: string } | null;
+  ipv4: { index: number; address: string; prefix: number; broadcast: string; gateway: string; veth: string } | null;
   hooks: { mount: string; destroy: string; portsUp: string | null; portsDown: string | null };
 }
 

@@ -1,5 +1,6 @@
 // thin-lxc create: plans a thin container as plain data, then writes it in one place.
-import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { identityFiles, type LayerFile } from '../identity.js';
 import { join } from 'node:path';
 import { resolveBase, baseConfigLines } from '../base.js';
 import { containerPaths, listContainers, serializeState, type ContainerPaths, type ThinState } from '../container.js';
@@ -14,7 +15,7 @@ import { UNION_FILESYSTEMS, requireKernelSupport, type UnionFs } from '../union.
 import { checkAddress, nextFreeAddress, type AddressUse, type Bridge } from '../address.js';
 import { bridgeName, readBridge } from '../bridge.js';
 import { dnsmasqPid, dnsmasqReadsReservations, leasedAddresses, release, reservationExists, reservedAddresses, reserve } from '../dhcp.js';
-import { formatSubnet } from '../ipv4.js';
+import { broadcastOf, formatSubnet, toAddress } from '../ipv4.js';
 import { vethName } from '../forward.js';
 import { withLock } from '../lock.js';
 import { runningAddresses } from '../lxc.js';
@@ -44,6 +45,8 @@ export interface CreatePlan {
   state: ThinState;
   paths: ContainerPaths;
   config: string;
+  /** Files written into the write layer before the first start. */
+  layerFiles: LayerFile[];
 }
 
 /** Plans and applies under a host-wide lock, so creates running at the same time never get the same address. */
@@ -104,7 +107,17 @@ export function planCreate(request: CreateRequest, settings: Settings, cwd: stri
     wlayer: paths.wlayer,
     hwaddrs: Object.entries(hwaddrs).map(([index, address]) => ({ index: Number(index), address })),
     publish: publish.join(', '),
-    ipv4: ip && bridge ? { index: 0, address: ip, prefix: bridge.subnet.prefix, gateway: bridge.gateway, veth: vethName(paths.dir) } : null,
+    ipv4:
+      ip && bridge
+        ? {
+            index: 0,
+            address: ip,
+            prefix: bridge.subnet.prefix,
+            broadcast: toAddress(broadcastOf(bridge.subnet)),
+            gateway: bridge.gateway,
+            veth: vethName(paths.dir),
+          }
+        : null,
     hooks: {
       mount: hookCommand('mount', paths.dir),
       destroy: hookCommand('destroy', paths.dir),
@@ -130,7 +143,7 @@ export function planCreate(request: CreateRequest, settings: Settings, cwd: stri
     lxcpath: settings.lxcpath,
     created: new Date().toISOString(),
   };
-  return { state, paths, config };
+  return { state, paths, config, layerFiles: identityFiles(base.layers, name) };
 }
 
 /** The bridge the container's address lives on; null for a base without a veth on a bridge. */
@@ -202,6 +215,7 @@ export function applyCreate(plan: CreatePlan, settings: Settings): void {
     for (const dir of ['image/rootfs', 'wlayer', 'work']) mkdirSync(join(staging, dir), { recursive: true, mode: 0o755 });
     writeFileSync(join(staging, 'image', 'config'), plan.config, { mode: 0o644 });
     writeFileSync(join(staging, 'thin-lxc.ini'), serializeState(state), { mode: 0o644 });
+    for (const file of plan.layerFiles) writeLayerFile(join(staging, 'wlayer'), state.layers, file);
     try {
       renameSync(staging, paths.dir);
     } catch (error) {
@@ -229,6 +243,24 @@ export function applyCreate(plan: CreatePlan, settings: Settings): void {
     }
     throw error;
   }
+}
+
+/** Writes a file into the write layer; a directory made on the way copies the mode and owner of the one it covers. */
+function writeLayerFile(wlayer: string, layers: readonly string[], file: LayerFile): void {
+  const parts = file.path.split('/').slice(0, -1);
+  for (let depth = 1; depth <= parts.length; depth++) {
+    const relative = parts.slice(0, depth).join('/');
+    const dir = join(wlayer, relative);
+    if (existsSync(dir)) continue;
+    mkdirSync(dir, { mode: 0o755 });
+    const below = layers.map((layer) => join(layer, relative)).find((path) => existsSync(path));
+    if (below) {
+      const stat = statSync(below);
+      chmodSync(dir, stat.mode & 0o7777);
+      chownSync(dir, stat.uid, stat.gid);
+    }
+  }
+  writeFileSync(join(wlayer, file.path), file.content, { mode: 0o644 });
 }
 
 function prepareRoot(root: string): void {

@@ -1,0 +1,52 @@
+// A Debian base (systemd, ifupdown running DHCP): the thin container boots, keeps its static address and
+// takes its own hostname. debootstrap makes the base (about a minute; LXC caches it for later runs).
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { dnsmasqReadsReservations } from '../../src/dhcp.js';
+import { Cleanup, attach, cannotRunContainers, must, removeLxcContainer, sh, startContainer, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
+import { containerAddresses, waitForLease } from '../helpers/net.js';
+
+const debian = suite('a Debian base whose init runs DHCP');
+const reason = (await cannotRunContainers()) ?? (dnsmasqReadsReservations() ? null : "lxc-net's dnsmasq does not read reservations (run thin-lxc setup)");
+
+if (reason) {
+  if (process.env.THIN_LXC_REQUIRE_E2E === '1') throw new Error(`Debian tests cannot run here: ${reason}`);
+  console.log(`SKIPPED Debian base tests: ${reason}`);
+  debian.skip('Debian base tests', () => {});
+} else {
+  const cleanup = new Cleanup();
+  const base = uniqueName('deb');
+  const root = temporaryRoot();
+
+  debian.before(async () => {
+    cleanup.add(() => sh('rm', ['-rf', root]));
+    cleanup.add(() => removeLxcContainer(base));
+    await must('lxc-create', ['-t', 'debian', '-n', base, '--', '-r', 'bookworm'], 900_000);
+  });
+
+  debian.after(() => cleanup.run());
+
+  debian('boots with systemd, keeps its static address through DHCP, and has its own hostname', async () => {
+    const name = uniqueName('dthin');
+    cleanup.add(() => removeLxcContainer(name));
+    const created = await thinLxc(['create', name, '--base', base, '--root', root]);
+    assert.is(created.exitCode, 0, created.stderr);
+    const shown = JSON.parse((await thinLxc(['show', name, '--root', root, '--json'])).stdout) as { ip: string; mac: string };
+
+    assert.is((await startContainer(name)).exitCode, 0);
+    assert.is(await waitForLease('lxcbr0', shown.mac, 60_000), shown.ip, "ifupdown's DHCP got the reserved address");
+    let state = '';
+    for (let i = 0; i < 120 && !['running', 'degraded'].includes(state); i++) {
+      state = (await sh('lxc-attach', ['-n', name, '--', 'systemctl', 'is-system-running'])).stdout.trim();
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    assert.ok(['running', 'degraded'].includes(state), `systemd finished booting (${state})`);
+    assert.equal(await containerAddresses(name), [shown.ip]);
+    assert.is(await attach(name, 'hostname'), name);
+    assert.match(await attach(name, 'ip route show default'), /^default via \S+ dev eth0/);
+    await must('lxc-stop', ['-n', name]);
+    assert.is((await thinLxc(['destroy', name, '--root', root])).exitCode, 0);
+  });
+}
+
+debian.run();
