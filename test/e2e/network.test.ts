@@ -9,7 +9,7 @@ import { dnsmasqReadsReservations, HOSTS_DIR } from '../../src/dhcp.js';
 import { containerTag } from '../../src/forward.js';
 import { Cleanup, attach, cannotRunContainers, must, removeLxcContainer, sh, startContainer, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
 import { containerAddresses, giveSocat, makeNamespace, request, rulesOf, startServers, waitForLease, type Namespace } from '../helpers/net.js';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
 const net = suite('networking with real LXC and real traffic');
 const reason = (await cannotRunContainers()) ?? (dnsmasqReadsReservations() ? null : "lxc-net's dnsmasq does not read reservations (run thin-lxc setup)");
@@ -167,6 +167,34 @@ if (reason) {
     assert.is((await rulesOf(a.tag)).length, expected, 'exactly one set');
     await startServers(a.name);
     assert.is(await request('127.0.0.1', ports.a), `tcp-${a.name}`);
+  });
+
+  net("an address a running LXC container uses, or one outside the bridge's subnet, is refused", async () => {
+    const plain = uniqueName('plain');
+    cleanup.add(() => removeLxcContainer(plain));
+    await must('lxc-copy', ['-n', base, '-N', plain]);
+    assert.is((await startContainer(plain)).exitCode, 0);
+    const mac = (await attach(plain, 'cat /sys/class/net/eth0/address')).trim();
+    const leased = await waitForLease('lxcbr0', mac, 20_000);
+    assert.ok(leased, 'the plain container got a DHCP lease');
+    const refused = await thinLxc(['create', uniqueName('e'), '--base', base, '--root', root, '--ip', leased!]);
+    assert.is(refused.exitCode, 2);
+    assert.is(refused.stderr.trim(), `thin-lxc: ip ${leased} is already used by running container ${plain}: choose another, or leave --ip out`);
+    const outside = await thinLxc(['create', uniqueName('e'), '--base', base, '--root', root, '--ip', '192.168.1.5']);
+    assert.is(outside.stderr.trim(), "thin-lxc: ip 192.168.1.5 is outside lxcbr0's subnet 10.0.3.0/24: choose one inside it, or leave --ip out");
+    await removeLxcContainer(plain);
+  });
+
+  net('a start whose forwarding hook fails is aborted and leaves no rule', async () => {
+    const broken = await make(uniqueName('broken'), '-p', `${port + 10}:80`);
+    const statePath = join(broken.dir, 'thin-lxc.ini');
+    writeFileSync(statePath, readFileSync(statePath, 'utf8').replace(/^subnet=.*$/m, 'subnet=10.0.3.0/99'));
+    const started = await sh('lxc-start', ['-n', broken.name, '-d']);
+    assert.is.not(started.exitCode, 0);
+    assert.equal(await rulesOf(broken.tag), []);
+    assert.match(readFileSync(join(broken.dir, 'hook.log'), 'utf8'), 'iptables-restore');
+    assert.is((await sh('lxc-info', ['-n', broken.name, '-s', '-H'])).stdout.trim(), 'STOPPED');
+    assert.is((await thinLxc(['destroy', broken.name, '--root', root])).exitCode, 0);
   });
 
   net('stop removes the rules; destroy removes the reservation; nothing of thin-lxc is left in nat', async () => {
