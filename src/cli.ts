@@ -57,13 +57,21 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
     .option('-p, --publish <spec...>', 'forward host ports: [HOST_IP:]HOST_PORT[-END]:PORT[-END][/tcp|/udp]')
     .option('-m, --mount <spec...>', 'bind-mount host paths: HOST:CONTAINER[:ro], comma-separated')
     .addOption(new Option('--fs <fs>', 'union filesystem').choices(['overlay', 'aufs']).default('overlay'))
-    .action(async (positional: string | undefined, options: Record<string, string | string[] | undefined>, command: Command) => {
+    .option('--autostart', 'start it with the host (lxc.start.auto = 1, run by lxc-autostart at boot)')
+    .option('--template <file>', 'render the LXC config from this Handlebars template (see thin-lxc template)')
+    .option('--dry-run', 'print the config, mounts and rules it would make, and change nothing')
+    .action(async (positional: string | undefined, options: Record<string, string | string[] | boolean | undefined>, command: Command) => {
       requireRoot();
       const name = positional ?? (options.name as string | undefined);
       if (!name) throw new UserError('create needs a name: thin-lxc create NAME --base BASE');
       const started = performance.now();
-      const { createContainer } = await import('./commands/create.js');
-      const plan = createContainer({ ...options, name } as Parameters<typeof createContainer>[0], settingsOf(command), cwd);
+      const { createContainer, planCreate, describePlan } = await import('./commands/create.js');
+      const request = { ...options, name } as Parameters<typeof createContainer>[0];
+      if (options.dryRun) {
+        out(describePlan(planCreate(request, settingsOf(command), cwd)));
+        return;
+      }
+      const plan = createContainer(request, settingsOf(command), cwd);
       const ms = Math.round(performance.now() - started);
       out(
         `Created thin container ${plan.state.name} (id ${plan.state.id}) from ${plan.state.baseName} in ${ms} ms` +
@@ -111,6 +119,37 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
     });
 
   program
+    .command('diff')
+    .description('files the container added (A), changed (C) or deleted (D) compared with its base')
+    .argument('<id-or-name>')
+    .option('--json', 'machine-readable output')
+    .action(async (target: string, options: { json?: boolean }, command: Command) => {
+      requireRoot();
+      const { diff } = await import('./commands/diff.js');
+      const { formatChanges } = await import('./diff.js');
+      const changes = diff(target, settingsOf(command));
+      out(options.json ? JSON.stringify(changes, null, 2) : formatChanges(changes) || 'No changes.');
+    });
+
+  program
+    .command('template')
+    .description('print the default config template, to copy, edit and pass to create --template')
+    .action(async () => {
+      const { readTemplate } = await import('./render.js');
+      out(readTemplate());
+    });
+
+  program
+    .command('doctor')
+    .description('check the host and print, for each problem, the command that fixes it')
+    .action(async (_options: unknown, command: Command) => {
+      const { doctor, formatChecks } = await import('./commands/doctor.js');
+      const checks = doctor(settingsOf(command));
+      out(formatChecks(checks));
+      if (checks.some((c) => !c.ok)) throw new DoctorFound(checks.filter((c) => !c.ok).length);
+    });
+
+  program
     .command('setup')
     .description("prepare the host once: make lxc-net's dnsmasq honour thin containers' static addresses (safe to repeat)")
     .action(async () => {
@@ -133,8 +172,19 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
     return 0;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode;
+    if (error instanceof DoctorFound) {
+      process.stderr.write(`thin-lxc: doctor found ${error.count} problem(s): run the commands shown above\n`);
+      return 1;
+    }
     process.stderr.write(`${formatError(error, debug)}\n`);
     return error instanceof UserError ? 2 : 1;
+  }
+}
+
+/** doctor's findings are already printed: the exit code is all that is left to say. */
+class DoctorFound extends Error {
+  constructor(readonly count: number) {
+    super(`${count} problem(s)`);
   }
 }
 

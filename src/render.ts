@@ -5,6 +5,7 @@ import Handlebars from 'handlebars';
 import { UserError } from './errors.js';
 import { parseLxcConfig } from './lxc-config.js';
 import { hasControl, quote } from './validate.js';
+import type { MountEntry } from './mounts.js';
 
 export const DEFAULT_TEMPLATE = fileURLToPath(new URL('../../templates/config.hbs', import.meta.url));
 
@@ -19,6 +20,9 @@ export interface ConfigView {
   rootfs: string;
   wlayer: string;
   hwaddrs: { index: number; address: string }[];
+  /** Bind mounts, escaped for lxc.mount.entry. */
+  mounts: MountEntry[];
+  autostart: boolean;
   /** The published ports, for the config's comment. */
   publish: string;
   ipv4: { index: number; address: string; prefix: number; broadcast: string; gateway: string; veth: string } | null;
@@ -35,7 +39,11 @@ export function renderConfig(template: string, view: ConfigView): string {
 }
 
 export function readTemplate(path = DEFAULT_TEMPLATE): string {
-  return readFileSync(path, 'utf8');
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    throw new UserError(`template ${path} cannot be read: check the path (thin-lxc template prints the default to start from)`);
+  }
 }
 
 /** Any value with a newline or other control character could become a config line of its own. */

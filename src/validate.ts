@@ -112,7 +112,10 @@ export function parseMount(spec: string, cwd: string): BindMount {
   if (!isAbsolute(container)) {
     throw new UserError(`mount ${quote(spec)}: the container path ${quote(container)} must be absolute, e.g. /app`);
   }
-  return { host: resolve(cwd, host), container: normalize(container), readOnly };
+  if (container.split('/').includes('..')) {
+    throw new UserError(`mount ${quote(spec)}: the container path ${quote(container)} must not contain '..'`);
+  }
+  return { host: resolve(cwd, host), container: normalize(container).replace(/(.)\/$/, '$1'), readOnly };
 }
 
 export function formatMount(mount: BindMount): string {

@@ -1,7 +1,8 @@
 // thin-lxc create: plans a thin container as plain data, then writes it in one place.
 import { chmodSync, chownSync, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { identityFiles, type LayerFile } from '../identity.js';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { planMounts } from '../mounts.js';
 import { resolveBase, baseConfigLines } from '../base.js';
 import { containerPaths, listContainers, serializeState, type ContainerPaths, type ThinState } from '../container.js';
 import { UserError } from '../errors.js';
@@ -14,16 +15,17 @@ import type { Settings } from '../settings.js';
 import { UNION_FILESYSTEMS, requireKernelSupport, type UnionFs } from '../union.js';
 import { checkAddress, nextFreeAddress, type AddressUse, type Bridge } from '../address.js';
 import { bridgeName, readBridge } from '../bridge.js';
-import { dnsmasqPid, dnsmasqReadsReservations, leasedAddresses, release, reservationExists, reservedAddresses, reserve } from '../dhcp.js';
+import { HOSTS_DIR, dnsmasqPid, dnsmasqReadsReservations, leasedAddresses, release, reservationExists, reservedAddresses, reserve } from '../dhcp.js';
 import { broadcastOf, formatSubnet, toAddress } from '../ipv4.js';
 import { vethName } from '../forward.js';
 import { withLock } from '../lock.js';
+import { forwardTarget } from '../firewall.js';
+import { containerRules } from '../forward.js';
 import { runningAddresses } from '../lxc.js';
 import type { Publish } from '../validate.js';
 import {
   formatMount,
   formatPublish,
-  parseMount,
   parsePublish,
   quote,
   splitList,
@@ -39,6 +41,9 @@ export interface CreateRequest {
   publish?: string[] | undefined;
   mount?: string[] | undefined;
   fs?: string | undefined;
+  autostart?: boolean | undefined;
+  /** A Handlebars template file to render the config with instead of templates/config.hbs. */
+  template?: string | undefined;
 }
 
 export interface CreatePlan {
@@ -47,6 +52,25 @@ export interface CreatePlan {
   config: string;
   /** Files written into the write layer before the first start. */
   layerFiles: LayerFile[];
+}
+
+/** What create would do, for --dry-run: the config, the files, the address, the mounts and the rules. */
+export function describePlan(plan: CreatePlan): string {
+  const { state, paths } = plan;
+  const target = forwardTarget(state, paths.dir);
+  const rules = target ? containerRules(target) : null;
+  const mac = state.hwaddrs['0'];
+  return [
+    `# thin-lxc create --dry-run: nothing was written. ${paths.config} would be:`,
+    plan.config.trimEnd(),
+    '',
+    `# Directories: ${paths.dir}/{image/rootfs,wlayer,work}; state ${paths.state}; registration ${registrationDir(state.lxcpath, state.name)}/config`,
+    `# Files in the write layer: ${plan.layerFiles.map((file) => `/${file.path}`).join(', ') || 'none'}`,
+    `# Address: ${state.ip && mac ? `${state.ip}, reserved for ${mac} in ${HOSTS_DIR}/${state.name}` : 'none'}`,
+    `# Bind mounts: ${state.mounts.join(', ') || 'none'}`,
+    rules ? '# Forwarding rules installed at each start (iptables-restore --noflush), removed at stop:' : '# Forwarding rules: none',
+    ...(rules ? ['*nat', ...rules.nat, '*filter', ...rules.filter] : []),
+  ].join('\n');
 }
 
 /** Plans and applies under a host-wide lock, so creates running at the same time never get the same address. */
@@ -65,7 +89,8 @@ export function planCreate(request: CreateRequest, settings: Settings, cwd: stri
   const requestedIp = request.ip === undefined ? null : validateIPv4(request.ip);
   const publishes = splitList(request.publish).map(parsePublish);
   const publish = publishes.map(formatPublish);
-  const mounts = splitList(request.mount).map((spec) => formatMount(parseMount(spec, cwd)));
+  const planned = planMounts(splitList(request.mount), cwd);
+  const mounts = planned.mounts.map(formatMount);
 
   const paths = containerPaths(settings.root, id);
   const others = listContainers(settings.root);
@@ -95,7 +120,7 @@ export function planCreate(request: CreateRequest, settings: Settings, cwd: stri
   const takenMacs = new Set(others.flatMap((other) => Object.values(other.state.hwaddrs)));
   const hwaddrs = assignMacs(networkIndexes(base.entries), takenMacs);
   const version = thinLxcVersion();
-  const config = renderConfig(readTemplate(), {
+  const config = renderConfig(readTemplate(request.template === undefined ? undefined : resolve(cwd, request.template)), {
     version,
     id,
     name,
@@ -107,6 +132,8 @@ export function planCreate(request: CreateRequest, settings: Settings, cwd: stri
     wlayer: paths.wlayer,
     hwaddrs: Object.entries(hwaddrs).map(([index, address]) => ({ index: Number(index), address })),
     publish: publish.join(', '),
+    mounts: planned.entries,
+    autostart: request.autostart === true,
     ipv4:
       ip && bridge
         ? {

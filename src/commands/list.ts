@@ -3,6 +3,7 @@ import { findContainer, listContainers, type ThinContainer } from '../container.
 import { lxcState, lxcStates } from '../lxc.js';
 import type { Settings } from '../settings.js';
 import { formatTable } from '../table.js';
+import { run } from '../exec.js';
 
 export interface ContainerView {
   id: string;
@@ -19,11 +20,13 @@ export interface ContainerView {
   dir: string;
   config: string;
   wlayer: string;
+  /** Disk space the write layer uses, in bytes. */
+  wlayerBytes: number | null;
   layers: string[];
   created: string;
 }
 
-function view({ state, paths }: ThinContainer, lxc: string): ContainerView {
+function view({ state, paths }: ThinContainer, lxc: string, wlayerBytes: number | null): ContainerView {
   return {
     id: state.id,
     name: state.name,
@@ -39,6 +42,7 @@ function view({ state, paths }: ThinContainer, lxc: string): ContainerView {
     dir: paths.dir,
     config: paths.config,
     wlayer: paths.wlayer,
+    wlayerBytes,
     layers: state.layers,
     created: state.created,
   };
@@ -47,18 +51,19 @@ function view({ state, paths }: ThinContainer, lxc: string): ContainerView {
 export function listViews(settings: Settings): ContainerView[] {
   const containers = listContainers(settings.root);
   const statesByLxcpath = new Map<string, Map<string, string>>();
+  const sizes = diskUsage(containers.map((container) => container.paths.wlayer));
   return containers.map((container) => {
     const { lxcpath, name } = container.state;
     if (!statesByLxcpath.has(lxcpath)) statesByLxcpath.set(lxcpath, lxcStates(lxcpath));
-    return view(container, statesByLxcpath.get(lxcpath)?.get(name) ?? 'UNREGISTERED');
+    return view(container, statesByLxcpath.get(lxcpath)?.get(name) ?? 'UNREGISTERED', sizes.get(container.paths.wlayer) ?? null);
   });
 }
 
 export function formatList(views: readonly ContainerView[], root: string): string {
   if (views.length === 0) return `No thin containers in ${root}. Make one with: thin-lxc create NAME --base BASE`;
   const table = formatTable(
-    ['ID', 'NAME', 'STATE', 'BASE', 'IP', 'PORTS', 'MOUNTS'],
-    views.map((v) => [v.id, v.name, v.state, v.base, v.ip ?? '-', v.publish.join(',') || '-', v.mounts.join(',') || '-']),
+    ['ID', 'NAME', 'STATE', 'BASE', 'IP', 'PORTS', 'MOUNTS', 'WRITES'],
+    views.map((v) => [v.id, v.name, v.state, v.base, v.ip ?? '-', v.publish.join(',') || '-', v.mounts.join(',') || '-', formatBytes(v.wlayerBytes)]),
   );
   return `${table}\n\n${formatBasesInUse(views)}`;
 }
@@ -73,7 +78,8 @@ function formatBasesInUse(views: readonly ContainerView[]): string {
 
 export function showView(idOrName: string, settings: Settings): ContainerView {
   const container = findContainer(settings.root, idOrName);
-  return view(container, lxcState(container.state.name, container.state.lxcpath));
+  const size = diskUsage([container.paths.wlayer]).get(container.paths.wlayer) ?? null;
+  return view(container, lxcState(container.state.name, container.state.lxcpath), size);
 }
 
 export function formatShow(v: ContainerView): string {
@@ -84,7 +90,7 @@ export function formatShow(v: ContainerView): string {
     ['base', `${v.base} (${v.baseDir})`],
     ['fs', v.fs],
     ['layers', v.layers.join(' over ')],
-    ['write layer', v.wlayer],
+    ['write layer', `${v.wlayer} (${formatBytes(v.wlayerBytes)})`],
     ['config', v.config],
     ['ip', v.ip ? `${v.ip} on ${v.bridge} (reserved for ${v.mac})` : '-'],
     ['ports', v.publish.join(', ') || '-'],
@@ -92,4 +98,28 @@ export function formatShow(v: ContainerView): string {
     ['created', v.created],
   ];
   return rows.map(([key, value]) => `${`${key}:`.padEnd(13)}${value}`).join('\n');
+}
+
+/** Disk usage of several directories in one du call. */
+function diskUsage(paths: readonly string[]): Map<string, number> {
+  const sizes = new Map<string, number>();
+  if (paths.length === 0) return sizes;
+  const result = run('du', ['-s', '-B1', '--', ...paths], { allowFailure: true });
+  for (const line of result.stdout.split('\n')) {
+    const tab = line.indexOf('\t');
+    if (tab > 0) sizes.set(line.slice(tab + 1), Number(line.slice(0, tab)));
+  }
+  return sizes;
+}
+
+export function formatBytes(bytes: number | null): string {
+  if (bytes === null) return '-';
+  const units = ['B', 'K', 'M', 'G', 'T'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 || value >= 10 ? Math.round(value) : value.toFixed(1)}${units[unit]}`;
 }

@@ -4,6 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { identityFiles } from '../../src/identity.js';
 import { readTemplate, renderConfig } from '../../src/render.js';
+import { mountEntry } from '../../src/mounts.js';
 
 function layer(files: Record<string, string>): string {
   const dir = mkdtempSync('/tmp/thin-lxc-unit-');
@@ -38,7 +39,7 @@ test('a base without /etc/hostname (busybox) gets nothing written', () => {
   }
 });
 
-test('an address and published ports add their config lines', () => {
+test('an address, published ports, bind mounts and autostart add their config lines', () => {
   const text = renderConfig(readTemplate(), {
     version: '1',
     id: 'w1',
@@ -53,6 +54,11 @@ test('an address and published ports add their config lines', () => {
     publish: '8080:80/tcp',
     ipv4: { index: 0, address: '10.0.3.67', prefix: 24, broadcast: '10.0.3.255', gateway: '10.0.3.1', veth: 'tlx00000001' },
     hooks: { mount: '/n /m.js /c/w1', destroy: '/n /d.js /c/w1', portsUp: '/n /u.js /c/w1', portsDown: '/n /p.js /c/w1' },
+    mounts: [
+      mountEntry({ host: '/srv/my app', container: '/app', readOnly: false }, true),
+      mountEntry({ host: '/etc/host\\conf', container: '/etc/my conf', readOnly: true }, false),
+    ],
+    autostart: true,
   });
   for (const line of [
     'lxc.net.0.ipv4.address = 10.0.3.67/24 10.0.3.255',
@@ -60,6 +66,9 @@ test('an address and published ports add their config lines', () => {
     'lxc.net.0.veth.pair = tlx00000001',
     'lxc.hook.start-host = /n /u.js /c/w1',
     'lxc.hook.post-stop = /n /p.js /c/w1',
+    'lxc.mount.entry = /srv/my\\040app app none bind,create=dir 0 0',
+    'lxc.mount.entry = /etc/host\\134conf etc/my\\040conf none bind,create=file,ro 0 0',
+    'lxc.start.auto = 1',
   ]) {
     assert.ok(text.split('\n').includes(line), line);
   }

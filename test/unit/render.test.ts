@@ -27,6 +27,8 @@ function view(overrides: Partial<ConfigView> = {}): ConfigView {
     },
     publish: '',
     ipv4: null,
+    mounts: [],
+    autostart: false,
     ...overrides,
   };
 }

@@ -1,0 +1,99 @@
+// thin-lxc doctor: checks what thin-lxc needs from the host and, for each problem, prints the command that fixes it.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { readBridge } from '../bridge.js';
+import { dnsmasqPid, dnsmasqReadsReservations, HOSTS_DIR } from '../dhcp.js';
+import { run } from '../exec.js';
+import { hookFile } from '../install.js';
+import { formatSubnet } from '../ipv4.js';
+import { lastValue, parseLxcConfig } from '../lxc-config.js';
+import type { Settings } from '../settings.js';
+import { kernelFilesystems } from '../union.js';
+
+export interface Check {
+  what: string;
+  ok: boolean;
+  /** What was found, or for a problem: what is wrong and the command that fixes it. */
+  detail: string;
+}
+
+function check(what: string, probe: () => string): Check {
+  try {
+    return { what, ok: true, detail: probe() };
+  } catch (error) {
+    return { what, ok: false, detail: (error as Error).message };
+  }
+}
+
+function fail(message: string): never {
+  throw new Error(message);
+}
+
+function tryRun(file: string, args: string[]): string | null {
+  try {
+    const result = run(file, args, { allowFailure: true });
+    return result.exitCode === 0 ? result.stdout.trim() : null;
+  } catch {
+    return null;
+  }
+}
+
+export function doctor(settings: Settings): Check[] {
+  const defaultBridge = lastValue(parseLxcConfig(readIfPresent('/etc/lxc/default.conf')), 'lxc.net.0.link') ?? 'lxcbr0';
+  return [
+    check('root', () => (process.getuid?.() === 0 ? 'running as root' : fail('not root: run thin-lxc with sudo'))),
+    check('LXC', () => {
+      const version = tryRun('lxc-start', ['--version']) ?? fail('LXC is not installed: apt-get install lxc');
+      return `LXC ${version}`;
+    }),
+    check('union filesystem', () => {
+      const filesystems = kernelFilesystems(readFileSync('/proc/filesystems', 'utf8'));
+      if (!filesystems.has('overlay')) fail('overlayfs is not available: modprobe overlay');
+      return `overlay${filesystems.has('aufs') ? ' and aufs' : ' (aufs: not in this kernel, --fs aufs unavailable)'}`;
+    }),
+    check('bridge', () => {
+      try {
+        const bridge = readBridge(defaultBridge);
+        return `${bridge.name} ${bridge.gateway}, subnet ${formatSubnet(bridge.subnet)}`;
+      } catch (error) {
+        return fail(`${(error as Error).message}`);
+      }
+    }),
+    check('ip_forward', () =>
+      readIfPresent('/proc/sys/net/ipv4/ip_forward').trim() === '1'
+        ? 'on'
+        : fail('net.ipv4.ip_forward is 0, so published ports cannot be forwarded: sysctl -w net.ipv4.ip_forward=1'),
+    ),
+    check('iptables', () => {
+      const version = tryRun('iptables', ['--version']) ?? fail('iptables is not installed: apt-get install iptables');
+      if (tryRun('iptables-save', ['-t', 'nat']) === null) fail(`${version} cannot read the nat table: modprobe iptable_nat, or check the kernel's netfilter`);
+      return version;
+    }),
+    check("lxc-net's dnsmasq", () => {
+      if (dnsmasqPid() === null) fail('dnsmasq for the bridge is not running: systemctl restart lxc-net (or USE_LXC_BRIDGE=true /usr/libexec/lxc/lxc-net start)');
+      if (!dnsmasqReadsReservations()) fail(`it does not read thin-lxc's address reservations (${HOSTS_DIR}): thin-lxc setup`);
+      return `running, reads reservations from ${HOSTS_DIR}`;
+    }),
+    check('root directory', () => {
+      if (!existsSync(settings.root)) return `${settings.root} (made at the first create)`;
+      if ((statSync(settings.root).mode & 0o002) !== 0) fail(`${settings.root} is writable by everyone: chmod o-w ${settings.root}`);
+      return settings.root;
+    }),
+    check('hooks', () => {
+      const missing = (['mount', 'destroy', 'ports-up', 'ports-down'] as const).map(hookFile).filter((file) => !existsSync(file));
+      if (missing.length > 0) fail(`missing ${missing.join(', ')}: npm run build`);
+      return `built, run by ${process.execPath}`;
+    }),
+  ];
+}
+
+export function formatChecks(checks: readonly Check[]): string {
+  return checks.map((c) => `${c.ok ? 'ok  ' : 'FAIL'}  ${c.what.padEnd(18)} ${c.detail}`).join('\n');
+}
+
+function readIfPresent(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
