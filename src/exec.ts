@@ -28,6 +28,9 @@ const PACKAGE_OF: Record<string, string> = {
   'iptables-save': 'iptables',
   'iptables-restore': 'iptables',
   ip: 'iproute2',
+  getfattr: 'attr',
+  du: 'coreutils',
+  systemctl: 'systemd',
 };
 
 let traceCommands = false;
