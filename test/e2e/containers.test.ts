@@ -92,6 +92,8 @@ if (reason) {
     const env = { THIN_LXC_ROOT: root };
     const cwd = temporaryRoot();
     cleanup.add(() => sh('rm', ['-rf', cwd]));
+    mkdirSync(join(cwd, 'app/log'), { recursive: true });
+    writeFileSync(join(cwd, 'app/log/seen.txt'), 'log\n');
     const created = await thinLxc(
       ['-a', 'create', '-b', baseDir, '-id', id, '-n', name, '-ip', '10.0.3.67', '-p', '3000:3010', '-m', '/tmp:/app,app/log:/log'],
       { env, cwd },
@@ -105,6 +107,7 @@ if (reason) {
 
     assert.is((await startContainer(name, ['-f', join(root, id, 'image/config')])).exitCode, 0);
     assert.is(await attach(name, 'hostname'), name);
+    assert.is(await attach(name, 'cat /log/seen.txt'), 'log', '-m bind-mounts the relative host path');
     await must('lxc-stop', ['-n', name]);
 
     const destroyed = await thinLxc(['-a', 'destroy', '-id', id], { env });
