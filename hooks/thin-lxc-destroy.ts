@@ -4,4 +4,4 @@
 import { teardown } from '../src/teardown.js';
 import { runHook } from '../src/hook-runner.js';
 
-runHook('destroy', import.meta.url, ({ containerDir, name }) => teardown(containerDir, name));
+runHook('destroy', import.meta.url, ({ containerDir, name }) => teardown(containerDir, { expectedName: name, unregister: false }));

@@ -1,6 +1,6 @@
 // The on-disk layout of one thin container and its state file, and finding containers in a root.
-import { existsSync, lstatSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { parse, stringify } from 'ini';
 import { UserError } from './errors.js';
 import { quote } from './validate.js';
@@ -147,25 +147,4 @@ export function dependentsOf(containerDir: string): ThinState[] {
   return listContainers(dirname(containerDir))
     .map((container) => container.state)
     .filter((state) => state.layers.includes(wlayer));
-}
-
-/**
- * Removes a thin container's directory. It is first renamed to a dot name, so that list never shows
- * a half-removed container; rmSync unlinks symlinks instead of following them, so nothing outside is touched.
- * Removing what is already gone succeeds.
- */
-export function removeContainerDir(dir: string, expectedName?: string): void {
-  if (!existsSync(dir)) return;
-  if (!isRealDirectory(dir)) throw new UserError(`${dir} is not a directory (a symlink?): thin-lxc removes only what it made`);
-  const state = readState(dir);
-  if (expectedName !== undefined && state.name !== expectedName) {
-    throw new UserError(`${dir} belongs to thin container ${quote(state.name)}, not ${quote(expectedName)}: nothing removed`);
-  }
-  const dependents = dependentsOf(dir).map((other) => other.name);
-  if (dependents.length > 0) {
-    throw new UserError(`${state.name} is the base of thin containers ${dependents.join(', ')}: destroy them first`);
-  }
-  const doomed = join(dirname(dir), `.removing-${basename(dir)}-${process.pid}`);
-  renameSync(dir, doomed);
-  rmSync(doomed, { recursive: true, force: true });
 }

@@ -26,6 +26,18 @@ export function release(name: string): void {
   signalDnsmasq();
 }
 
+/** Releases the reservation only if it is still this MAC's: a newer container of the same name keeps its own. */
+export function releaseIfOwned(name: string, mac: string | undefined): void {
+  const path = join(HOSTS_DIR, name);
+  let line: string;
+  try {
+    line = readFileSync(path, 'utf8');
+  } catch {
+    return;
+  }
+  if (mac !== undefined && line.startsWith(`${mac},`)) release(name);
+}
+
 export function reservationExists(name: string): boolean {
   return existsSync(join(HOSTS_DIR, name));
 }

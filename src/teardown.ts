@@ -1,21 +1,83 @@
-// What removing a thin container undoes on the host, shared by thin-lxc destroy and lxc-destroy's hook.
-import { dependentsOf, isRealDirectory, readState, removeContainerDir } from './container.js';
-import { release } from './dhcp.js';
+// Removing a thin container from the host, and finishing removals and creates that a killed process left
+// half done. Shared by thin-lxc destroy, lxc-destroy's hook and every command that lists a root.
+import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { containerPaths, dependentsOf, isRealDirectory, readState, type ThinState } from './container.js';
+import { releaseIfOwned } from './dhcp.js';
 import { UserError } from './errors.js';
 import { removeForwarding } from './firewall.js';
 import { containerTag } from './forward.js';
+import { unregister } from './lxc.js';
+import { quote } from './validate.js';
 
-/** Rules left by a start whose post-stop never ran, the address reservation, then the directory. */
-export function teardown(containerDir: string, expectedName?: string): void {
-  if (!isRealDirectory(containerDir)) return removeContainerDir(containerDir, expectedName);
+/** Directories being built or removed: `.creating-ID-PID`, `.removing-ID-PID`. */
+const IN_PROGRESS = /^\.(creating|removing)-(.+)-(\d+)$/;
+
+export function inProgressName(kind: 'creating' | 'removing', id: string): string {
+  return `.${kind}-${id}-${process.pid}`;
+}
+
+/**
+ * The directory is first renamed to a dot name, the moment the container stops existing for list;
+ * then its registration (unless LXC removes it itself), rules left by a crash and address reservation
+ * go, then the files. rmSync unlinks symlinks instead of following them. Removing what is gone succeeds.
+ */
+export function teardown(containerDir: string, options: { expectedName?: string; unregister: boolean }): void {
+  if (!existsSync(containerDir)) return;
+  if (!isRealDirectory(containerDir)) throw new UserError(`${containerDir} is not a directory (a symlink?): thin-lxc removes only what it made`);
   const state = readState(containerDir);
+  if (options.expectedName !== undefined && state.name !== options.expectedName) {
+    throw new UserError(`${containerDir} belongs to thin container ${quote(state.name)}, not ${quote(options.expectedName)}: nothing removed`);
+  }
   const dependents = dependentsOf(containerDir).map((other) => other.name);
-  if (dependents.length > 0) {
-    throw new UserError(`${state.name} is the base of thin containers ${dependents.join(', ')}: destroy them first`);
+  if (dependents.length > 0) throw new UserError(`${state.name} is the base of thin containers ${dependents.join(', ')}: destroy them first`);
+  const doomed = join(dirname(containerDir), inProgressName('removing', basename(containerDir)));
+  renameSync(containerDir, doomed);
+  releaseHostState(state, containerDir, options.unregister);
+  rmSync(doomed, { recursive: true, force: true });
+}
+
+function releaseHostState(state: ThinState, containerDir: string, unregisterToo: boolean): void {
+  if (unregisterToo) unregister(state.lxcpath, state.name, containerPaths(dirname(containerDir), basename(containerDir)).config);
+  if (state.publish.length > 0) removeForwarding(containerTag(containerDir));
+  if (state.ip) releaseIfOwned(state.name, state.hwaddrs['0']);
+}
+
+/**
+ * Finishes what a killed create or destroy left: its dot directory, and the registration, reservation
+ * and rules it may have made, unless a container of that id exists again. Returns what it cleaned.
+ */
+export function sweepLeftovers(root: string): string[] {
+  let entries: string[];
+  try {
+    entries = readdirSync(root);
+  } catch {
+    return [];
   }
-  if (expectedName === undefined || state.name === expectedName) {
-    if (state.publish.length > 0) removeForwarding(containerTag(containerDir));
-    if (state.ip) release(state.name);
+  const cleaned: string[] = [];
+  for (const entry of entries) {
+    const match = IN_PROGRESS.exec(entry);
+    if (!match || isAlive(Number(match[3]))) continue;
+    const leftover = join(root, entry);
+    try {
+      const state = readState(leftover);
+      const finalDir = join(root, state.id);
+      if (!existsSync(finalDir)) releaseHostState(state, finalDir, true);
+    } catch {
+      // Killed before its state was written: there is nothing of it outside this directory.
+    }
+    rmSync(leftover, { recursive: true, force: true });
+    cleaned.push(entry);
   }
-  removeContainerDir(containerDir, expectedName);
+  return cleaned;
+}
+
+function isAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
 }

@@ -19,6 +19,7 @@ import { HOSTS_DIR, dnsmasqPid, dnsmasqReadsReservations, leasedAddresses, relea
 import { broadcastOf, formatSubnet, toAddress } from '../ipv4.js';
 import { vethName } from '../forward.js';
 import { withLock } from '../lock.js';
+import { inProgressName, sweepLeftovers } from '../teardown.js';
 import { forwardTarget } from '../firewall.js';
 import { containerRules } from '../forward.js';
 import { runningAddresses } from '../lxc.js';
@@ -76,6 +77,7 @@ export function describePlan(plan: CreatePlan): string {
 /** Plans and applies under a host-wide lock, so creates running at the same time never get the same address. */
 export function createContainer(request: CreateRequest, settings: Settings, cwd: string): CreatePlan {
   return withLock('create', () => {
+    sweepLeftovers(settings.root);
     const plan = planCreate(request, settings, cwd);
     applyCreate(plan, settings);
     return plan;
@@ -235,8 +237,8 @@ function parseFs(value: string | undefined): UnionFs {
 export function applyCreate(plan: CreatePlan, settings: Settings): void {
   prepareRoot(settings.root);
   const { state, paths } = plan;
-  const staging = join(settings.root, `.creating-${state.id}-${process.pid}`);
-  let placed = false;
+  const staging = join(settings.root, inProgressName('creating', state.id));
+  let registered = false;
   let reserved = false;
   try {
     for (const dir of ['image/rootfs', 'wlayer', 'work']) mkdirSync(join(staging, dir), { recursive: true, mode: 0o755 });
@@ -244,30 +246,29 @@ export function applyCreate(plan: CreatePlan, settings: Settings): void {
     writeFileSync(join(staging, 'thin-lxc.ini'), serializeState(state), { mode: 0o644 });
     for (const file of plan.layerFiles) writeLayerFile(join(staging, 'wlayer'), state.layers, file);
     try {
-      renameSync(staging, paths.dir);
-    } catch (error) {
-      throw alreadyExists(error) ? new UserError(`id ${quote(state.id)} was taken while creating: choose another --id`) : error;
-    }
-    placed = true;
-    try {
       register(settings.lxcpath, state.name, state.id, paths.config);
-      const mac = state.hwaddrs['0'];
-      if (state.ip && mac) {
-        reserve(state.name, mac, state.ip);
-        reserved = true;
-      }
     } catch (error) {
       throw alreadyExists(error)
         ? new UserError(`name ${quote(state.name)} was taken by another LXC container while creating: choose another name`)
         : error;
     }
-  } catch (error) {
-    rmSync(staging, { recursive: true, force: true });
-    if (placed) {
-      if (reserved) release(state.name);
-      unregister(settings.lxcpath, state.name, paths.config);
-      rmSync(paths.dir, { recursive: true, force: true });
+    registered = true;
+    const mac = state.hwaddrs['0'];
+    if (state.ip && mac) {
+      reserve(state.name, mac, state.ip);
+      reserved = true;
     }
+    // The rename is the moment the container exists: a create killed before it leaves a dot directory
+    // that list ignores and the next command sweeps away, with the registration and reservation above.
+    try {
+      renameSync(staging, paths.dir);
+    } catch (error) {
+      throw alreadyExists(error) ? new UserError(`id ${quote(state.id)} was taken while creating: choose another --id`) : error;
+    }
+  } catch (error) {
+    if (reserved) release(state.name);
+    if (registered) unregister(settings.lxcpath, state.name, paths.config);
+    rmSync(staging, { recursive: true, force: true });
     throw error;
   }
 }

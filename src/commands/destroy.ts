@@ -2,7 +2,8 @@
 import { dependentsOf, findContainer } from '../container.js';
 import { teardown } from '../teardown.js';
 import { UserError } from '../errors.js';
-import { lxcState, lxcStopNow, unregister } from '../lxc.js';
+import { lxcState, lxcStopNow } from '../lxc.js';
+import { withLock } from '../lock.js';
 import type { Settings } from '../settings.js';
 
 export function destroy(idOrName: string, options: { force?: boolean | undefined }, settings: Settings): string {
@@ -21,8 +22,7 @@ export function destroy(idOrName: string, options: { force?: boolean | undefined
     lxc = lxcState(state.name, state.lxcpath);
     if (isActive(lxc)) throw new UserError(`${state.name} is still ${lxc.toLowerCase()} after lxc-stop -k: stop it by hand first`);
   }
-  unregister(state.lxcpath, state.name, paths.config);
-  teardown(paths.dir, state.name);
+  withLock('create', () => teardown(paths.dir, { expectedName: state.name, unregister: true }));
   return `Destroyed thin container ${state.name} (id ${state.id}); base ${state.baseName} is untouched.`;
 }
 

@@ -4,6 +4,7 @@ import { lxcState, lxcStates } from '../lxc.js';
 import type { Settings } from '../settings.js';
 import { formatTable } from '../table.js';
 import { run } from '../exec.js';
+import { sweepLeftovers } from '../teardown.js';
 
 export interface ContainerView {
   id: string;
@@ -49,6 +50,7 @@ function view({ state, paths }: ThinContainer, lxc: string, wlayerBytes: number 
 }
 
 export function listViews(settings: Settings): ContainerView[] {
+  sweepLeftovers(settings.root);
   const containers = listContainers(settings.root);
   const statesByLxcpath = new Map<string, Map<string, string>>();
   const sizes = diskUsage(containers.map((container) => container.paths.wlayer));
