@@ -42,9 +42,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
     .option('--lxcpath <dir>', "LXC's container path to register them in (default: LXC's own)")
     .option('--debug', 'show stack traces and the system commands run')
     .addHelpText('after', EXAMPLES)
-    .showHelpAfterError('(run thin-lxc --help for usage)')
     .exitOverride()
-    .configureOutput({ outputError: (text, write) => write(`thin-lxc: ${text.replace(/^error: /, '')}`) });
+    .configureOutput({ outputError: (text, write) => write(`thin-lxc: ${text.trim().replace(/^error: /, '')} (run thin-lxc --help for usage)\n`) });
 
   program
     .command('create')
@@ -72,6 +71,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
         return;
       }
       const plan = createContainer(request, settingsOf(command), cwd);
+      for (const warning of plan.warnings) process.stderr.write(`thin-lxc: warning: ${warning}\n`);
       const ms = Math.round(performance.now() - started);
       out(
         `Created thin container ${plan.state.name} (id ${plan.state.id}) from ${plan.state.baseName} in ${ms} ms` +

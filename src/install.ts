@@ -1,5 +1,6 @@
 // Where this installation of thin-lxc keeps its hooks, and the command lines LXC runs them with.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from './errors.js';
 import { validatePlainPath } from './validate.js';
@@ -24,4 +25,23 @@ export function hookCommand(hook: HookName, containerDir: string): string {
 export function thinLxcVersion(): string {
   const packageJson = fileURLToPath(new URL('../../package.json', import.meta.url));
   return (JSON.parse(readFileSync(packageJson, 'utf8')) as { version: string }).version;
+}
+
+/**
+ * Hooks run as root at every start, with the code under dist/: if anyone but root could change a
+ * file there, they could run code as root. Refuse to reference such an installation.
+ */
+export function checkInstallPermissions(): void {
+  const dist = fileURLToPath(new URL('..', import.meta.url));
+  const walk = (path: string) => {
+    const stat = lstatSync(path);
+    if (stat.uid !== 0 || (stat.mode & 0o022) !== 0) {
+      throw new UserError(
+        `${path} is ${stat.uid !== 0 ? 'not owned by root' : 'writable by group or others'}, and thin-lxc's hooks run it as root: ` +
+          `chown -R root:root ${dist} && chmod -R go-w ${dist}`,
+      );
+    }
+    if (stat.isDirectory()) for (const entry of readdirSync(path)) walk(join(path, entry));
+  };
+  walk(dist);
 }

@@ -62,5 +62,9 @@ export function mountUnion(mount: UnionMount): void {
   }
   if (!existsSync(mount.upper)) throw new UserError(`write layer ${mount.upper} is missing: this thin container is damaged`);
   mkdirSync(mount.work, { recursive: true });
-  run('mount', mountArgs(mount));
+  const result = run('mount', mountArgs(mount), { allowFailure: true });
+  if (result.exitCode !== 0) {
+    const reason = result.stderr.trim().split('\n').at(-1) ?? `exit code ${result.exitCode}`;
+    throw new UserError(`cannot mount the ${mount.fs} union on ${mount.target} (${reason}): is the write layer ${mount.upper} on a writable filesystem with room to spare?`);
+  }
 }

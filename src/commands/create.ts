@@ -1,13 +1,13 @@
 // thin-lxc create: plans a thin container as plain data, then writes it in one place.
 import { chmodSync, chownSync, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { identityFiles, type LayerFile } from '../identity.js';
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { planMounts } from '../mounts.js';
-import { resolveBase, baseConfigLines } from '../base.js';
+import { resolveBase, baseConfigLines, type Base } from '../base.js';
 import { containerPaths, listContainers, serializeState, type ContainerPaths, type ThinState } from '../container.js';
 import { UserError } from '../errors.js';
 import { assignMacs } from '../hwaddr.js';
-import { hookCommand, thinLxcVersion } from '../install.js';
+import { checkInstallPermissions, hookCommand, thinLxcVersion } from '../install.js';
 import { lxcContainerExists, register, registrationDir, unregister } from '../lxc.js';
 import { networkIndexes } from '../lxc-config.js';
 import { readTemplate, renderConfig } from '../render.js';
@@ -22,7 +22,7 @@ import { withLock } from '../lock.js';
 import { inProgressName, sweepLeftovers } from '../teardown.js';
 import { forwardTarget } from '../firewall.js';
 import { containerRules } from '../forward.js';
-import { runningAddresses } from '../lxc.js';
+import { lxcState, runningAddresses } from '../lxc.js';
 import type { Publish } from '../validate.js';
 import {
   formatMount,
@@ -53,6 +53,8 @@ export interface CreatePlan {
   config: string;
   /** Files written into the write layer before the first start. */
   layerFiles: LayerFile[];
+  /** Things the user should know that do not stop the create. */
+  warnings: string[];
 }
 
 /** What create would do, for --dry-run: the config, the files, the address, the mounts and the rules. */
@@ -114,6 +116,7 @@ export function planCreate(request: CreateRequest, settings: Settings, cwd: stri
     throw new UserError(`base ${quote(request.base)} is itself a union of layers, which AuFS cannot stack on: use --fs overlay`);
   }
   requireKernelSupport(fs);
+  checkInstallPermissions();
 
   const bridge = networkOf(base.entries, request.base, requestedIp !== null || publishes.length > 0);
   const ip = bridge ? chooseAddress(name, requestedIp, bridge, others, settings.lxcpath) : null;
@@ -172,7 +175,16 @@ export function planCreate(request: CreateRequest, settings: Settings, cwd: stri
     lxcpath: settings.lxcpath,
     created: new Date().toISOString(),
   };
-  return { state, paths, config, layerFiles: identityFiles(base.layers, name) };
+  return { state, paths, config, layerFiles: identityFiles(base.layers, name), warnings: baseWarnings(base, settings.lxcpath) };
+}
+
+/** A base that runs changes the files under its thin containers while they use them. */
+function baseWarnings(base: Base, lxcpath: string): string[] {
+  if (dirname(base.dir) !== lxcpath) return [];
+  const state = lxcState(basename(base.dir), lxcpath);
+  return state === 'RUNNING' || state === 'FROZEN'
+    ? [`base ${base.name} is ${state.toLowerCase()}: its thin containers see its files change under them; stop it with lxc-stop -n ${basename(base.dir)}`]
+    : [];
 }
 
 /** The bridge the container's address lives on; null for a base without a veth on a bridge. */

@@ -3,7 +3,8 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { readBridge } from '../bridge.js';
 import { dnsmasqPid, dnsmasqReadsReservations, HOSTS_DIR } from '../dhcp.js';
 import { run } from '../exec.js';
-import { hookFile } from '../install.js';
+import { checkInstallPermissions, hookFile } from '../install.js';
+import { listViews } from './list.js';
 import { formatSubnet } from '../ipv4.js';
 import { lastValue, parseLxcConfig } from '../lxc-config.js';
 import type { Settings } from '../settings.js';
@@ -78,10 +79,16 @@ export function doctor(settings: Settings): Check[] {
       if ((statSync(settings.root).mode & 0o002) !== 0) fail(`${settings.root} is writable by everyone: chmod o-w ${settings.root}`);
       return settings.root;
     }),
+    check('bases in use', () => {
+      const running = [...new Set(listViews(settings).filter((v) => v.baseState === 'RUNNING' || v.baseState === 'FROZEN').map((v) => v.base))];
+      if (running.length > 0) fail(`${running.join(', ')} running while thin containers use them: lxc-stop -n ${running[0]}`);
+      return 'none running';
+    }),
     check('hooks', () => {
       const missing = (['mount', 'destroy', 'ports-up', 'ports-down'] as const).map(hookFile).filter((file) => !existsSync(file));
       if (missing.length > 0) fail(`missing ${missing.join(', ')}: npm run build`);
-      return `built, run by ${process.execPath}`;
+      checkInstallPermissions();
+      return `built, owned by root, run by ${process.execPath}`;
     }),
   ];
 }

@@ -4,6 +4,7 @@ import { lxcState, lxcStates } from '../lxc.js';
 import type { Settings } from '../settings.js';
 import { formatTable } from '../table.js';
 import { run } from '../exec.js';
+import { basename, dirname } from 'node:path';
 import { sweepLeftovers } from '../teardown.js';
 
 export interface ContainerView {
@@ -11,6 +12,8 @@ export interface ContainerView {
   name: string;
   state: string;
   base: string;
+  /** The base's own LXC state, when it is an LXC container in this lxcpath. */
+  baseState: string | null;
   baseDir: string;
   fs: string;
   ip: string | null;
@@ -27,12 +30,13 @@ export interface ContainerView {
   created: string;
 }
 
-function view({ state, paths }: ThinContainer, lxc: string, wlayerBytes: number | null): ContainerView {
+function view({ state, paths }: ThinContainer, lxc: string, wlayerBytes: number | null, baseState: string | null): ContainerView {
   return {
     id: state.id,
     name: state.name,
     state: lxc,
     base: state.baseName,
+    baseState,
     baseDir: state.base,
     fs: state.fs,
     ip: state.ip,
@@ -57,7 +61,9 @@ export function listViews(settings: Settings): ContainerView[] {
   return containers.map((container) => {
     const { lxcpath, name } = container.state;
     if (!statesByLxcpath.has(lxcpath)) statesByLxcpath.set(lxcpath, lxcStates(lxcpath));
-    return view(container, statesByLxcpath.get(lxcpath)?.get(name) ?? 'UNREGISTERED', sizes.get(container.paths.wlayer) ?? null);
+    const states = statesByLxcpath.get(lxcpath);
+    const baseState = dirname(container.state.base) === lxcpath ? (states?.get(basename(container.state.base)) ?? null) : null;
+    return view(container, states?.get(name) ?? 'UNREGISTERED', sizes.get(container.paths.wlayer) ?? null, baseState);
   });
 }
 
@@ -75,13 +81,17 @@ function formatBasesInUse(views: readonly ContainerView[]): string {
   const byBase = new Map<string, string[]>();
   for (const v of views) byBase.set(v.baseDir, [...(byBase.get(v.baseDir) ?? []), v.name]);
   const lines = [...byBase].map(([baseDir, names]) => `  ${baseDir}: ${names.join(', ')}`);
-  return ['Bases in use (do not destroy them while thin containers use them):', ...lines].join('\n');
+  const running = views.filter((v) => v.baseState === 'RUNNING' || v.baseState === 'FROZEN').map((v) => v.base);
+  const warnings = [...new Set(running)].map((base) => `Warning: base ${base} is running: its thin containers see its files change under them (lxc-stop -n ${base}).`);
+  return ['Bases in use (do not destroy them while thin containers use them):', ...lines, ...warnings].join('\n');
 }
 
 export function showView(idOrName: string, settings: Settings): ContainerView {
   const container = findContainer(settings.root, idOrName);
-  const size = diskUsage([container.paths.wlayer]).get(container.paths.wlayer) ?? null;
-  return view(container, lxcState(container.state.name, container.state.lxcpath), size);
+  const { state, paths } = container;
+  const size = diskUsage([paths.wlayer]).get(paths.wlayer) ?? null;
+  const baseState = dirname(state.base) === state.lxcpath ? lxcState(basename(state.base), state.lxcpath) : null;
+  return view(container, lxcState(state.name, state.lxcpath), size, baseState);
 }
 
 export function formatShow(v: ContainerView): string {
