@@ -3,7 +3,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
-import { UserError, formatError } from './errors.js';
+import { UserError, formatError, oneLine } from './errors.js';
 import { setCommandTrace } from './exec.js';
 import { thinLxcVersion } from './install.js';
 import { translateLegacyArgs } from './legacy-argv.js';
@@ -43,7 +43,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
     .option('--debug', 'show stack traces and the system commands run')
     .addHelpText('after', EXAMPLES)
     .exitOverride()
-    .configureOutput({ outputError: (text, write) => write(`thin-lxc: ${text.trim().replace(/^error: /, '')} (run thin-lxc --help for usage)\n`) });
+    .configureOutput({ outputError: (text, write) => write(`thin-lxc: ${oneLine(text.trim().replace(/^error: /, ''))} (run thin-lxc --help for usage)\n`) });
 
   program
     .command('create')

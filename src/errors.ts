@@ -27,9 +27,14 @@ function lastLine(text: string): string {
 /** One line for stderr, or the whole stack with --debug. */
 export function formatError(error: unknown, debug: boolean): string {
   if (debug && error instanceof Error && error.stack) return `thin-lxc: ${error.stack}`;
-  if (error instanceof UserError || error instanceof CommandError) return `thin-lxc: ${error.message}`;
+  if (error instanceof UserError || error instanceof CommandError) return `thin-lxc: ${oneLine(error.message)}`;
   const message = error instanceof Error ? error.message : String(error);
-  return `thin-lxc: unexpected error: ${firstLine(message)} (run again with --debug for details)`;
+  return `thin-lxc: unexpected error: ${oneLine(firstLine(message))} (run again with --debug for details)`;
+}
+
+/** A value quoted into a message may hold control characters: escape them so the message stays one line. */
+export function oneLine(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f]/g, (char) => JSON.stringify(char).slice(1, -1));
 }
 
 function firstLine(text: string): string {

@@ -42,7 +42,7 @@ export function readTemplate(path = DEFAULT_TEMPLATE): string {
   try {
     return readFileSync(path, 'utf8');
   } catch {
-    throw new UserError(`template ${path} cannot be read: check the path (thin-lxc template prints the default to start from)`);
+    throw new UserError(`template ${quote(path)} cannot be read: check the path (thin-lxc template prints the default to start from)`);
   }
 }
 
