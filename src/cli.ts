@@ -62,7 +62,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
     .action(async (positional: string | undefined, options: Record<string, string | string[] | boolean | undefined>, command: Command) => {
       requireRoot();
       const name = positional ?? (options.name as string | undefined);
-      if (!name) throw new UserError('create needs a name: thin-lxc create NAME --base BASE');
+      if (name === undefined) throw new UserError('create needs a name: thin-lxc create NAME --base BASE');
       const started = performance.now();
       const { createContainer, planCreate, describePlan } = await import('./commands/create.js');
       const request = { ...options, name } as Parameters<typeof createContainer>[0];

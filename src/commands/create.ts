@@ -98,12 +98,12 @@ export function planCreate(request: CreateRequest, settings: Settings, cwd: stri
 
   const paths = containerPaths(settings.root, id);
   const others = listContainers(settings.root);
-  if (existsSync(paths.dir)) {
-    throw new UserError(`id ${quote(id)} is taken (${paths.dir} exists): choose another --id, or thin-lxc destroy ${id}`);
-  }
   const sameName = others.find((other) => other.state.name === name);
   if (sameName) {
     throw new UserError(`name ${quote(name)} is taken by thin container ${sameName.state.id}: choose another name`);
+  }
+  if (existsSync(paths.dir)) {
+    throw new UserError(`id ${quote(id)} is taken (${paths.dir} exists): choose another --id, or thin-lxc destroy ${id}`);
   }
   if (lxcContainerExists(settings.lxcpath, name)) {
     throw new UserError(

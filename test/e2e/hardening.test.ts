@@ -1,0 +1,228 @@
+// Hardening with real LXC: every bad input refused with one line and nothing made, creates killed at random
+// moments, concurrent creates and destroys, injected faults, an installation others could change, running bases.
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { dnsmasqReadsReservations, HOSTS_DIR } from '../../src/dhcp.js';
+import { containerTag } from '../../src/forward.js';
+import { CLI } from '../helpers/paths.js';
+import { Cleanup, cannotRunContainers, hostMountsMentioning, must, removeLxcContainer, sh, startContainer, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
+import { rulesOf } from '../helpers/net.js';
+
+const hardening = suite('hardening with real LXC');
+const reason = (await cannotRunContainers()) ?? (dnsmasqReadsReservations() ? null : "lxc-net's dnsmasq does not read reservations (run thin-lxc setup)");
+const LXCPATH = '/var/lib/lxc';
+
+if (reason) {
+  if (process.env.THIN_LXC_REQUIRE_E2E === '1') throw new Error(`hardening tests cannot run here: ${reason}`);
+  console.log(`SKIPPED hardening tests: ${reason}`);
+  hardening.skip('hardening tests', () => {});
+} else {
+  const cleanup = new Cleanup();
+  const base = uniqueName('hbase');
+  const root = temporaryRoot();
+  const port = 30_000 + Math.floor(Math.random() * 10_000);
+  const holder = uniqueName('holder');
+  let holderIp = '';
+  const track = (name: string) => {
+    cleanup.add(() => removeLxcContainer(name));
+    return name;
+  };
+  /** Everything thin-lxc could leave on the host, to compare before and after. */
+  const hostState = async () => ({
+    root: readdirSync(root).sort(),
+    lxc: readdirSync(LXCPATH).sort(),
+    reservations: existsSync(HOSTS_DIR) ? readdirSync(HOSTS_DIR).sort() : [],
+    rules: (await must('iptables-save', [])).split('\n').filter((line) => /TLXC|THIN-LXC/.test(line)).sort(),
+  });
+
+  hardening.before(async () => {
+    cleanup.add(() => sh('rm', ['-rf', root]));
+    cleanup.add(() => removeLxcContainer(base));
+    await must('lxc-create', ['-t', 'busybox', '-n', base], 120_000);
+    track(holder);
+    const made = await thinLxc(['create', holder, '--base', base, '--root', root, '-p', `${port}:80`]);
+    assert.is(made.exitCode, 0, made.stderr);
+    holderIp = (JSON.parse((await thinLxc(['show', holder, '--root', root, '--json'])).stdout) as { ip: string }).ip;
+  });
+
+  hardening.after(() => cleanup.run());
+
+  hardening('every bad input: non-zero exit, one line naming the field, the value and the fix, nothing made', async () => {
+    const fresh = () => uniqueName('bad');
+    const create = (...args: string[]) => ['create', ...args, '--root', root];
+    const cases: [string[], RegExp][] = [
+      [create('--name=', '--base', base), /^thin-lxc: name is empty: use 1 to 63 letters/],
+      [create('x'.repeat(64), '--base', base), /^thin-lxc: name "x{64}" is not allowed: use 1 to 63/],
+      [create('a b', '--base', base), /^thin-lxc: name "a b" is not allowed: use/],
+      [create('a/b', '--base', base), /^thin-lxc: name "a\/b" is not allowed: use/],
+      [create('..', '--base', base), /^thin-lxc: name "\.\." is not allowed: use/],
+      [create('--name=-x', '--base', base), /^thin-lxc: name "-x" is not allowed: use/],
+      [create('a\nlxc.hook.start = /bin/sh', '--base', base), /^thin-lxc: name "a\\nlxc\.hook\.start = \/bin\/sh" is not allowed: use/],
+      [create('a\u0007b', '--base', base), /^thin-lxc: name "a\\u0007b" is not allowed/],
+      [create(holder, '--base', base), new RegExp(`^thin-lxc: name "${holder}" is taken by thin container ${holder}: choose another name`)],
+      [create(base, '--base', base), new RegExp(`^thin-lxc: name "${base}" is already used by an LXC container \\(${LXCPATH}/${base}\\): choose another name`)],
+      [create(fresh(), '--id', '../x', '--base', base), /^thin-lxc: id "\.\.\/x" is not allowed: use/],
+      [create(fresh(), '--ip', 'ten.0.3.5', '--base', base), /^thin-lxc: ip "ten\.0\.3\.5" is not an IPv4 address: write it like 10\.0\.3\.67/],
+      [create(fresh(), '--ip', '192.168.1.5', '--base', base), /^thin-lxc: ip 192\.168\.1\.5 is outside lxcbr0's subnet 10\.0\.3\.0\/24: choose one inside it/],
+      [create(fresh(), '--ip', '10.0.3.0', '--base', base), /^thin-lxc: ip 10\.0\.3\.0 is the network address of 10\.0\.3\.0\/24: choose another/],
+      [create(fresh(), '--ip', '10.0.3.1', '--base', base), /^thin-lxc: ip 10\.0\.3\.1 is the gateway \(lxcbr0's own address\)/],
+      [create(fresh(), '--ip', '10.0.3.255', '--base', base), /^thin-lxc: ip 10\.0\.3\.255 is the broadcast address/],
+      [create(fresh(), '--ip', holderIp, '--base', base), new RegExp(`^thin-lxc: ip ${holderIp.replace(/\./g, '\\.')} is already used by thin container ${holder}`)],
+      [create(fresh(), '-p', '0:80', '--base', base), /^thin-lxc: publish "0:80": "0" is not a port: use a number from 1 to 65535/],
+      [create(fresh(), '-p', '70000:80', '--base', base), /^thin-lxc: publish "70000:80": "70000" is not a port/],
+      [create(fresh(), '-p', 'http:80', '--base', base), /^thin-lxc: publish "http:80": "http" is not a port/],
+      [create(fresh(), '-p', '90-80:90-80', '--base', base), /^thin-lxc: publish "90-80:90-80": range 90-80 is reversed: write it low-high/],
+      [create(fresh(), '-p', '80-81:80-82', '--base', base), /^thin-lxc: publish "80-81:80-82" maps ranges of different lengths: make both ranges the same size/],
+      [create(fresh(), '-p', `${port}:81`, '--base', base), new RegExp(`^thin-lxc: host port of ${port}:81/tcp is already published by thin container ${holder}`)],
+      [create(fresh(), '-m', '/tmp', '--base', base), /^thin-lxc: mount "\/tmp" is malformed: write it as HOST_PATH:CONTAINER_PATH\[:ro\]/],
+      [create(fresh(), '-m', ':/app', '--base', base), /^thin-lxc: mount ":\/app" has an empty side/],
+      [create(fresh(), '-m', '/tmp:app', '--base', base), /^thin-lxc: mount "\/tmp:app": the container path "app" must be absolute, e\.g\. \/app/],
+      [create(fresh(), '-m', '/no/such/path:/app', '--base', base), /^thin-lxc: mount "\/no\/such\/path:\/app": host path \/no\/such\/path does not exist; create it first/],
+      [create(fresh(), '--base', 'no-such-base'), /^thin-lxc: base "no-such-base" is not an LXC container: \/var\/lib\/lxc\/no-such-base\/config does not exist; make one with lxc-create/],
+      [create(fresh(), '--base', '/tmp'), /^thin-lxc: base "\/tmp" is not an LXC container: \/tmp\/config does not exist/],
+      [create(fresh(), '--base', join(root, holder)), new RegExp(`^thin-lxc: base "${join(root, holder)}" is not an LXC container`)],
+      [['destroy', 'nothing-here', '--root', root], /^thin-lxc: no thin container with id or name "nothing-here" in .*: see thin-lxc list/],
+      [['show', 'nothing-here', '--root', root], /^thin-lxc: no thin container with id or name "nothing-here"/],
+      [['diff', 'nothing-here', '--root', root], /^thin-lxc: no thin container with id or name "nothing-here"/],
+    ];
+    const before = await hostState();
+    for (const [args, expected] of cases) {
+      const result = await thinLxc(args);
+      assert.is.not(result.exitCode, 0, JSON.stringify(args));
+      assert.is(result.stderr.trimEnd().split('\n').length, 1, `one line for ${JSON.stringify(args)}: ${result.stderr}`);
+      assert.match(result.stderr, expected, JSON.stringify(args));
+    }
+    assert.equal(await hostState(), before, 'no directory, registration, reservation or rule was made');
+  });
+
+  hardening('a create killed at any moment leaves nothing list shows, and the next command sweeps the rest', async () => {
+    const names: string[] = [];
+    // Kills spread over the whole run of a create (about 250 ms here), most of them during its work.
+    for (let run = 0; run < 16; run++) {
+      const name = track(uniqueName(`kill${run}`));
+      names.push(name);
+      const child = execa(process.execPath, [CLI, 'create', name, '--base', base, '--root', root, '-p', `${port + 100 + run}:80`], { reject: false });
+      await new Promise((resolve) => setTimeout(resolve, 100 + run * 20));
+      child.kill('SIGKILL');
+      await child;
+    }
+    const listed = JSON.parse((await thinLxc(['list', '--root', root, '--json'])).stdout) as { name: string; ip: string }[];
+    assert.equal(readdirSync(root).filter((entry) => entry.startsWith('.')), [], 'the sweep removed every half-made directory');
+    for (const name of names) {
+      const complete = listed.some((entry) => entry.name === name);
+      assert.is(existsSync(join(LXCPATH, name)), complete, `${name}: registered exactly when listed`);
+      assert.is(existsSync(join(HOSTS_DIR, name)), complete, `${name}: reserved exactly when listed`);
+      if (complete) assert.is((await thinLxc(['destroy', name, '--root', root])).exitCode, 0);
+    }
+    console.log(`  (killed creates: ${names.length}, of which completed before the kill: ${listed.filter((e) => names.includes(e.name)).length})`);
+  });
+
+  hardening('10 creates at once get 10 distinct addresses and all start; creates racing destroys keep the state whole', async () => {
+    const names = Array.from({ length: 10 }, (_, index) => track(uniqueName(`par${index}`)));
+    const results = await Promise.all(names.map((name) => thinLxc(['create', name, '--base', base, '--root', root])));
+    for (const result of results) assert.is(result.exitCode, 0, result.stderr);
+    const listed = JSON.parse((await thinLxc(['list', '--root', root, '--json'])).stdout) as { name: string; ip: string }[];
+    const ips = names.map((name) => listed.find((entry) => entry.name === name)?.ip);
+    assert.is(new Set(ips).size, 10, `distinct: ${ips.join(' ')}`);
+    for (const name of names) assert.is((await startContainer(name)).exitCode, 0, name);
+    for (const [index, name] of names.entries()) {
+      assert.match(await must('lxc-attach', ['-n', name, '--', 'ip', '-4', '-o', 'addr', 'show', 'eth0']), ` ${ips[index]}/`);
+    }
+    await Promise.all(names.map((name) => must('lxc-stop', ['-n', name, '-k'])));
+
+    const newcomers = Array.from({ length: 5 }, (_, index) => track(uniqueName(`race${index}`)));
+    const raced = await Promise.all([
+      ...names.map((name) => thinLxc(['destroy', name, '--root', root])),
+      ...newcomers.map((name) => thinLxc(['create', name, '--base', base, '--root', root])),
+    ]);
+    for (const result of raced) assert.is(result.exitCode, 0, result.stderr);
+    const after = JSON.parse((await thinLxc(['list', '--root', root, '--json'])).stdout) as { name: string }[];
+    assert.equal(after.map((entry) => entry.name).filter((name) => name !== holder).sort(), [...newcomers].sort());
+    assert.equal(readdirSync(root).filter((entry) => entry.startsWith('.')), []);
+    for (const name of names) assert.not.ok(existsSync(join(HOSTS_DIR, name)) || existsSync(join(LXCPATH, name)), name);
+    for (const name of newcomers) assert.is((await thinLxc(['destroy', name, '--root', root])).exitCode, 0);
+  });
+
+  hardening('faults: iptables failing at start, a read-only write layer: the start stops, says why, leaves no rule or mount', async () => {
+    const name = track(uniqueName('fault'));
+    assert.is((await thinLxc(['create', name, '--base', base, '--root', root, '-p', `${port + 1}:80`])).exitCode, 0);
+    const dir = join(root, name);
+    const fakeBin = temporaryRoot();
+    cleanup.add(() => sh('rm', ['-rf', fakeBin]));
+    writeFileSync(join(fakeBin, 'iptables-restore'), '#!/bin/sh\necho "iptables-restore: simulated failure" >&2\nexit 1\n', { mode: 0o755 });
+    // LXC hands hooks lxc-start's environment, so a failing iptables-restore first on its PATH is what the hook runs.
+    const failed = await execa('lxc-start', ['-n', name, '-d'], { reject: false, env: { PATH: `${fakeBin}:${process.env.PATH}` } });
+    assert.is.not(failed.exitCode, 0);
+    assert.match(readFileSync(join(dir, 'hook.log'), 'utf8'), 'iptables-restore -w --noflush failed: iptables-restore: simulated failure');
+    assert.equal(await rulesOf(containerTag(dir)), []);
+    assert.equal(hostMountsMentioning(dir), []);
+    assert.is((await sh('lxc-info', ['-n', name, '-s', '-H'])).stdout.trim(), 'STOPPED');
+
+    const wlayer = join(dir, 'wlayer');
+    await must('mount', ['--bind', wlayer, wlayer]);
+    try {
+      await must('mount', ['-o', 'remount,bind,ro', wlayer]);
+      const readOnly = await sh('lxc-start', ['-n', name, '-d']);
+      assert.is.not(readOnly.exitCode, 0);
+      assert.match(readFileSync(join(dir, 'hook.log'), 'utf8'), `cannot mount the overlay union on ${join(dir, 'image/rootfs')}`);
+      assert.equal(await rulesOf(containerTag(dir)), [], 'the pre-mount hook failed before any rule; post-stop had nothing to remove');
+    } finally {
+      await sh('umount', [wlayer]);
+    }
+    assert.equal(hostMountsMentioning(dir), []);
+    assert.is((await startContainer(name)).exitCode, 0, 'with the faults gone it starts');
+    await must('lxc-stop', ['-n', name]);
+    assert.is((await thinLxc(['destroy', name, '--root', root])).exitCode, 0);
+  });
+
+  hardening('an installation others could change is refused; configs and hooks are root-owned and not writable by others', async () => {
+    const name = track(uniqueName('perm'));
+    assert.is((await thinLxc(['create', name, '--base', base, '--root', root])).exitCode, 0);
+    const config = statSync(join(root, name, 'image/config'));
+    assert.is(config.uid, 0);
+    assert.is(config.mode & 0o022, 0);
+    const hook = join(CLI, '../../hooks/thin-lxc-mount.js');
+    assert.is(statSync(hook).mode & 0o022, 0);
+    const mode = statSync(hook).mode & 0o7777;
+    try {
+      chmodSync(hook, mode | 0o002);
+      const refused = await thinLxc(['create', uniqueName('x'), '--base', base, '--root', root]);
+      assert.is(refused.exitCode, 2);
+      assert.match(refused.stderr, `thin-lxc: ${hook} is writable by group or others, and thin-lxc's hooks run it as root: chown -R root:root`);
+    } finally {
+      chmodSync(hook, mode);
+    }
+    assert.is((await thinLxc(['destroy', name, '--root', root])).exitCode, 0);
+  });
+
+  hardening('a running base is warned about by create, list and doctor', async () => {
+    const lonely = uniqueName('runbase');
+    cleanup.add(() => removeLxcContainer(lonely));
+    await must('lxc-create', ['-t', 'busybox', '-n', lonely], 120_000);
+    const first = track(uniqueName('onrun'));
+    assert.is((await thinLxc(['create', first, '--base', lonely, '--root', root])).exitCode, 0);
+    assert.is((await startContainer(lonely)).exitCode, 0);
+    const second = track(uniqueName('onrun2'));
+    const created = await thinLxc(['create', second, '--base', lonely, '--root', root]);
+    assert.is(created.exitCode, 0);
+    assert.match(created.stderr, `thin-lxc: warning: base ${lonely} is running: its thin containers see its files change under them; stop it with lxc-stop -n ${lonely}`);
+    assert.match((await thinLxc(['list', '--root', root])).stdout, `Warning: base ${lonely} is running`);
+    const doctor = await thinLxc(['doctor', '--root', root]);
+    assert.is(doctor.exitCode, 1);
+    assert.match(doctor.stdout, `FAIL  bases in use       ${lonely} running while thin containers use them: lxc-stop -n ${lonely}`);
+    await must('lxc-stop', ['-n', lonely, '-k']);
+    for (const name of [first, second]) assert.is((await thinLxc(['destroy', name, '--root', root])).exitCode, 0);
+  });
+
+  hardening('nothing is left but the holder', async () => {
+    assert.is((await thinLxc(['destroy', holder, '--root', root])).exitCode, 0);
+    const state = await hostState();
+    assert.equal(state.root, []);
+    assert.not.ok(state.reservations.some((name) => name.startsWith('tlt')), state.reservations.join(' '));
+  });
+}
+
+hardening.run();
