@@ -41,4 +41,10 @@ test("MAC addresses use LXC's prefix and avoid the ones taken", () => {
   assert.equal(assignMacs([0, 1], new Set(['00:16:3e:00:00:01']), sequence), { 0: '00:16:3e:00:00:02', 1: '00:16:3e:00:00:03' });
 });
 
+test('a missing system command is a UserError that names the package to install', async () => {
+  const { run } = await import('../../src/exec.js');
+  assert.throws(() => run('iptables-restore-not-here', []), /iptables-restore-not-here is not installed: install it with apt-get install iptables-restore-not-here/);
+  assert.throws(() => run('lxc-nothing', []), /lxc-nothing is not installed: install it with apt-get install lxc/);
+});
+
 test.run();
