@@ -24,7 +24,7 @@ test('--help lists the commands and shows examples, including the original form'
 test('an unknown option is one line with a pointer to --help', async () => {
   const result = await thinLxc(['list', '--bogus']);
   assert.is(result.exitCode, 1);
-  assert.is(result.stderr, "thin-lxc: unknown option '--bogus' (run thin-lxc --help for usage)\n");
+  assert.is(result.stderr, "thin-lxc: unknown option '--bogus' (run thin-lxc --help for usage)");
 });
 
 test('create without a name says how to give one', async () => {
