@@ -18,7 +18,7 @@ fi
 bash scripts/setup-host.sh
 npm ci --no-audit --no-fund --loglevel=error
 npm run build --silent
-ln -sf "$PWD/dist/src/cli.js" /usr/local/bin/thin-lxc
+ln -sf "$PWD/dist/bin/cli.js" /usr/local/bin/thin-lxc
 echo "quickstart: thin-lxc $(thin-lxc --version) is /usr/local/bin/thin-lxc"
 thin-lxc setup
 

@@ -10,5 +10,5 @@ function tighten(path) {
 }
 
 tighten('dist');
-chmodSync('dist/src/cli.js', 0o755);
+chmodSync('dist/bin/cli.js', 0o755);
 for (const file of readdirSync('dist/hooks')) if (file.endsWith('.js')) chmodSync(`dist/hooks/${file}`, 0o755);

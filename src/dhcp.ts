@@ -71,6 +71,22 @@ export function leasedAddresses(bridge: string): AddressUse[] {
     .map((fields) => ({ address: fields[2]!, holder: `a DHCP lease of ${fields[1]} (${fields[3] ?? '?'})` }));
 }
 
+/** Addresses the host has recently talked to on the bridge (its ARP table): live, whoever configured them. */
+export function neighbourAddresses(bridge: string): AddressUse[] {
+  let text: string;
+  try {
+    text = readFileSync('/proc/net/arp', 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter((fields) => fields[5] === bridge && fields[2] !== '0x0')
+    .map((fields) => ({ address: fields[0]!, holder: `a live host on ${bridge} (${fields[3]})` }));
+}
+
 export function dnsmasqPid(): number | null {
   try {
     const pid = Number(readFileSync(DNSMASQ_PID_FILE, 'utf8').trim());

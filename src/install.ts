@@ -28,11 +28,11 @@ export function thinLxcVersion(): string {
 }
 
 /**
- * Hooks run as root at every start, with the code under dist/: if anyone but root could change a
- * file there, they could run code as root. Refuse to reference such an installation.
+ * Hooks run as root at every start: if anyone but root could change a hook (each is one self-contained
+ * bundle in dist/hooks), they could run code as root. Refuse to reference such an installation.
  */
 export function checkInstallPermissions(): void {
-  const dist = fileURLToPath(new URL('..', import.meta.url));
+  const dist = fileURLToPath(new URL('../hooks', import.meta.url));
   const walk = (path: string) => {
     const stat = lstatSync(path);
     if (stat.uid !== 0 || (stat.mode & 0o022) !== 0) {

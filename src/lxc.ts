@@ -78,3 +78,16 @@ export function runningAddresses(lxcpath: string): { address: string; holder: st
       return rest.filter((token) => /^\d+\.\d+\.\d+\.\d+$/.test(token)).map((address) => ({ address, holder: `running container ${name}` }));
     });
 }
+
+/**
+ * Whether a container runs, without starting a process: a running container's monitor listens on the
+ * abstract socket @LXCPATH/NAME/command, which /proc/net/unix lists.
+ */
+export function isRunning(lxcpath: string, name: string): boolean {
+  try {
+    const suffix = ` @${lxcpath}/${name}/command`;
+    return readFileSync('/proc/net/unix', 'utf8').split('\n').some((line) => line.endsWith(suffix));
+  } catch {
+    return false;
+  }
+}

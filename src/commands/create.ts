@@ -10,19 +10,19 @@ import { assignMacs } from '../hwaddr.js';
 import { checkInstallPermissions, hookCommand, thinLxcVersion } from '../install.js';
 import { lxcContainerExists, register, registrationDir, unregister } from '../lxc.js';
 import { networkIndexes } from '../lxc-config.js';
-import { readTemplate, renderConfig } from '../render.js';
+import { readTemplate, renderConfig, renderDefaultConfig, type ConfigView } from '../render.js';
 import type { Settings } from '../settings.js';
 import { UNION_FILESYSTEMS, requireKernelSupport, type UnionFs } from '../union.js';
 import { checkAddress, nextFreeAddress, type AddressUse, type Bridge } from '../address.js';
 import { bridgeName, readBridge } from '../bridge.js';
-import { HOSTS_DIR, dnsmasqPid, dnsmasqReadsReservations, leasedAddresses, release, reservationExists, reservedAddresses, reserve } from '../dhcp.js';
+import { HOSTS_DIR, dnsmasqPid, dnsmasqReadsReservations, leasedAddresses, neighbourAddresses, release, reservationExists, reservedAddresses, reserve } from '../dhcp.js';
 import { broadcastOf, formatSubnet, toAddress } from '../ipv4.js';
 import { vethName } from '../forward.js';
 import { withLock } from '../lock.js';
 import { inProgressName, sweepLeftovers } from '../teardown.js';
 import { forwardTarget } from '../firewall.js';
 import { containerRules } from '../forward.js';
-import { lxcState, runningAddresses } from '../lxc.js';
+import { isRunning, runningAddresses } from '../lxc.js';
 import type { Publish } from '../validate.js';
 import {
   formatMount,
@@ -125,7 +125,7 @@ export function planCreate(request: CreateRequest, settings: Settings, cwd: stri
   const takenMacs = new Set(others.flatMap((other) => Object.values(other.state.hwaddrs)));
   const hwaddrs = assignMacs(networkIndexes(base.entries), takenMacs);
   const version = thinLxcVersion();
-  const config = renderConfig(readTemplate(request.template === undefined ? undefined : resolve(cwd, request.template)), {
+  const view: ConfigView = {
     version,
     id,
     name,
@@ -157,7 +157,9 @@ export function planCreate(request: CreateRequest, settings: Settings, cwd: stri
       portsUp: publishes.length > 0 ? hookCommand('ports-up', paths.dir) : null,
       portsDown: publishes.length > 0 ? hookCommand('ports-down', paths.dir) : null,
     },
-  });
+  };
+  const config =
+    request.template === undefined ? renderDefaultConfig(view) : renderConfig(readTemplate(resolve(cwd, request.template)), view);
   const state: ThinState = {
     id,
     name,
@@ -181,9 +183,8 @@ export function planCreate(request: CreateRequest, settings: Settings, cwd: stri
 /** A base that runs changes the files under its thin containers while they use them. */
 function baseWarnings(base: Base, lxcpath: string): string[] {
   if (dirname(base.dir) !== lxcpath) return [];
-  const state = lxcState(basename(base.dir), lxcpath);
-  return state === 'RUNNING' || state === 'FROZEN'
-    ? [`base ${base.name} is ${state.toLowerCase()}: its thin containers see its files change under them; stop it with lxc-stop -n ${basename(base.dir)}`]
+  return isRunning(lxcpath, basename(base.dir))
+    ? [`base ${base.name} is running: its thin containers see its files change under them; stop it with lxc-stop -n ${basename(base.dir)}`]
     : [];
 }
 
@@ -209,10 +210,11 @@ function chooseAddress(name: string, requested: string | null, bridge: Bridge, o
   const inUse: AddressUse[] = [
     ...others.flatMap((other) => (other.state.ip ? [{ address: other.state.ip, holder: `thin container ${other.state.name}` }] : [])),
     ...reservedAddresses(),
-    ...runningAddresses(lxcpath),
   ];
-  if (requested) return checkAddress(requested, bridge, inUse);
-  return nextFreeAddress(bridge, [...inUse, ...leasedAddresses(bridge.name)]);
+  // Asking LXC for every running container's addresses costs a process that grows with their number, so
+  // only a requested address pays for it; a chosen one avoids leases and live neighbours instead.
+  if (requested) return checkAddress(requested, bridge, [...inUse, ...runningAddresses(lxcpath), ...neighbourAddresses(bridge.name)]);
+  return nextFreeAddress(bridge, [...inUse, ...leasedAddresses(bridge.name), ...neighbourAddresses(bridge.name)]);
 }
 
 /** A host port can be published by one thin container only (per protocol and host address). */

@@ -3,7 +3,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { keptByThinContainer } from '../../src/base.js';
 import { formatEntry, parseLxcConfig } from '../../src/lxc-config.js';
-import { readTemplate, renderConfig, type ConfigView } from '../../src/render.js';
+import { readTemplate, renderConfig, renderDefaultConfig, type ConfigView } from '../../src/render.js';
+import { DEFAULT_TEMPLATE_SPEC } from '../../src/default-template.js';
 import { fixture } from '../helpers/paths.js';
 
 function view(overrides: Partial<ConfigView> = {}): ConfigView {
@@ -35,6 +36,11 @@ function view(overrides: Partial<ConfigView> = {}): ConfigView {
 
 test('the default template renders exactly the expected config', () => {
   assert.fixture(renderConfig(readTemplate(), view()), readFileSync(fixture('thin-web1.config'), 'utf8'));
+});
+
+test('the precompiled default template renders exactly what compiling templates/config.hbs does', () => {
+  assert.is(renderDefaultConfig(view()), renderConfig(readTemplate(), view()));
+  assert.ok(DEFAULT_TEMPLATE_SPEC, 'npm run build precompiled it');
 });
 
 test('values are not HTML-escaped', () => {
