@@ -1,0 +1,216 @@
+// thin-lxc's performance claims, measured against LXC's own tools in the same run (npm run bench, as root).
+// Sections: create, start, scale, rules, forward (--only a,b); --runs N (median of N, default 5); --scale N (200).
+// The Debian base (thin-lxc-bench-debian, about 300 MB) is made once and kept between runs.
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const CLI = fileURLToPath(new URL('../bin/cli.js', import.meta.url));
+const RESULTS = fileURLToPath(new URL('../../bench/results/', import.meta.url));
+const flag = (name: string, fallback: string) => {
+  const at = process.argv.indexOf(`--${name}`);
+  return at > 0 ? process.argv[at + 1] ?? fallback : fallback;
+};
+const RUNS = Number(flag('runs', '5'));
+const SCALE = Number(flag('scale', '200'));
+const ONLY = new Set(flag('only', 'create,start,scale,rules,forward').split(','));
+const DEBIAN = 'thin-lxc-bench-debian';
+const tag = `tlb${process.pid.toString(36)}`;
+
+interface Row {
+  section: string;
+  what: string;
+  value: number;
+  unit: string;
+  ratio?: string;
+}
+const rows: Row[] = [];
+const made: string[] = [];
+const root = mkdtempSync('/tmp/thin-lxc-bench-');
+
+function sh(file: string, args: string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): number {
+  const started = performance.now();
+  const result = spawnSync(file, args, { stdio: ['pipe', 'ignore', 'pipe'], encoding: 'utf8', ...options });
+  const elapsed = performance.now() - started;
+  if (result.status !== 0) throw new Error(`${file} ${args.join(' ')} failed: ${result.stderr}`);
+  return elapsed;
+}
+const output = (file: string, args: string[]) => spawnSync(file, args, { encoding: 'utf8' }).stdout;
+const quiet = (file: string, args: string[]) => void spawnSync(file, args, { stdio: 'ignore' });
+const thin = (...args: string[]) => sh(process.execPath, [CLI, ...args, '--root', root]);
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+function timeRuns(measure: (run: number) => number, undo: (run: number) => void = () => {}, runs = RUNS): number {
+  const samples: number[] = [];
+  for (let run = 0; run < runs; run++) {
+    samples.push(measure(run));
+    undo(run);
+  }
+  return median(samples);
+}
+
+function record(section: string, what: string, value: number, unit = 'ms', ratio?: string): number {
+  rows.push({ section, what, value, unit, ...(ratio ? { ratio } : {}) });
+  console.log(`${section.padEnd(8)} ${what.padEnd(58)} ${value.toFixed(unit === 'ms' ? 1 : 0).padStart(9)} ${unit.padEnd(5)} ${ratio ?? ''}`);
+  return value;
+}
+
+function track(name: string): string {
+  made.push(name);
+  return name;
+}
+
+function ensureBase(name: string, template: string[]): void {
+  if (spawnSync('lxc-info', ['-n', name], { stdio: 'ignore' }).status === 0) return;
+  console.log(`making base ${name} (${template.join(' ')}); kept for later runs`);
+  sh('lxc-create', ['-n', name, ...template]);
+}
+
+const startToRunning = (name: string) => () => sh('lxc-start', ['-n', name, '-d']) + sh('lxc-wait', ['-n', name, '-s', 'RUNNING', '-t', '30']);
+const stopNow = (name: string) => () => sh('lxc-stop', ['-n', name, '-k']);
+const publish = (first: number, count: number) => Array.from({ length: count }, (_, i) => `${first + i}:${80 + i}`).join(',');
+
+try {
+  const floor = record('floor', 'node -e 0', timeRuns(() => sh(process.execPath, ['-e', '0'])));
+  const vsFloor = (value: number) => `${(value / floor).toFixed(2)}x node -e 0`;
+  ensureBase(DEBIAN, ['-t', 'debian', '--', '-r', 'bookworm']);
+  const busybox = track(`${tag}-bb`);
+  sh('lxc-create', ['-t', 'busybox', '-n', busybox]);
+  const debianSize = Number(output('du', ['-s', '-B1', `/var/lib/lxc/${DEBIAN}/rootfs`]).split('\t')[0]);
+  record('base', `${DEBIAN} rootfs`, debianSize / 2 ** 20, 'MiB');
+
+  if (ONLY.has('create')) {
+    for (const [label, base] of [['Debian', DEBIAN], ['busybox', busybox]] as const) {
+      const created = record('create', `thin-lxc create (${label} base)`, timeRuns(
+        (run) => thin('create', `${tag}-c${run}`, '--base', base),
+        (run) => quiet(process.execPath, [CLI, 'destroy', `${tag}-c${run}`, '--root', root]),
+      ));
+      rows.at(-1)!.ratio = vsFloor(created);
+      console.log(`${''.padEnd(80)} ${vsFloor(created)}`);
+    }
+    const snapshot = record('create', `lxc-copy -s -B overlay (${DEBIAN})`, timeRuns(
+      (run) => sh('lxc-copy', ['-n', DEBIAN, '-N', `${tag}-s${run}`, '-s', '-B', 'overlay']),
+      (run) => quiet('lxc-destroy', ['-n', `${tag}-s${run}`]),
+    ));
+    const full = record('create', `lxc-copy, full copy (${DEBIAN})`, timeRuns(
+      (run) => sh('lxc-copy', ['-n', DEBIAN, '-N', `${tag}-f${run}`]),
+      (run) => quiet('lxc-destroy', ['-n', `${tag}-f${run}`]),
+    ));
+    void snapshot;
+    void full;
+  }
+
+  if (ONLY.has('start')) {
+    const withPorts = track(`${tag}-p`);
+    const noPorts = track(`${tag}-n`);
+    const snapshot = track(`${tag}-snap`);
+    thin('create', withPorts, '--base', DEBIAN, '-p', publish(42_000, 3));
+    thin('create', noPorts, '--base', DEBIAN);
+    sh('lxc-copy', ['-n', DEBIAN, '-N', snapshot, '-s', '-B', 'overlay']);
+    const snapStart = record('start', 'lxc-copy -s snapshot: lxc-start -d to RUNNING', timeRuns(startToRunning(snapshot), stopNow(snapshot)));
+    const snapStop = record('start', 'lxc-copy -s snapshot: lxc-stop -k', timeRuns((run) => (startToRunning(snapshot)(), stopNow(snapshot)()), () => {}, RUNS));
+    for (const [label, name] of [['thin, no ports', noPorts], ['thin, 3 published ports', withPorts]] as const) {
+      const start = record('start', `${label}: lxc-start -d to RUNNING`, timeRuns(startToRunning(name), stopNow(name)));
+      rows.at(-1)!.ratio = `hooks add ${((start - snapStart) / floor).toFixed(2)}x node -e 0`;
+      console.log(`${''.padEnd(80)} ${rows.at(-1)!.ratio}`);
+      const stop = record('start', `${label}: lxc-stop -k`, timeRuns(() => (startToRunning(name)(), stopNow(name)())));
+      rows.at(-1)!.ratio = `hooks add ${((stop - snapStop) / floor).toFixed(2)}x node -e 0`;
+      console.log(`${''.padEnd(80)} ${rows.at(-1)!.ratio}`);
+    }
+  }
+
+  if (ONLY.has('scale')) {
+    const times: number[] = [];
+    for (let index = 0; index < SCALE; index++) times.push(thin('create', track(`${tag}-x${index}`), '--base', DEBIAN));
+    record('scale', `create, first 10 of ${SCALE} (median)`, median(times.slice(0, 10)));
+    record('scale', `create, last 10 of ${SCALE} (median)`, median(times.slice(-10)));
+    const used = Number(output('du', ['-s', '-B1', root]).split('\t')[0]);
+    record('scale', `disk per thin container (du of the root / ${SCALE})`, used / SCALE / 1024, 'KiB');
+    for (let index = 0; index < SCALE; index++) quiet(process.execPath, [CLI, 'destroy', `${tag}-x${index}`, '--root', root]);
+  }
+
+  if (ONLY.has('rules')) {
+    // The running containers are busybox ones: what grows is the number of rules, not the base.
+    const measured = track(`${tag}-r`);
+    thin('create', measured, '--base', busybox, '-p', publish(43_000, 5));
+    const running: string[] = [];
+    const runUpTo = (count: number) => {
+      while (running.length < count) {
+        const name = track(`${tag}-bg${running.length}`);
+        thin('create', name, '--base', busybox, '-p', publish(44_000 + running.length * 5, 5));
+        startToRunning(name)();
+        running.push(name);
+      }
+    };
+    runUpTo(1);
+    record('rules', 'start with 1 other thin container running (5 ports each)', timeRuns(startToRunning(measured), stopNow(measured)));
+    runUpTo(30);
+    record('rules', 'start with 30 other thin containers running (5 ports each)', timeRuns(startToRunning(measured), stopNow(measured)));
+    for (const name of running) quiet('lxc-stop', ['-n', name, '-k']);
+  }
+
+  if (ONLY.has('forward')) forwardSection(busybox);
+
+  mkdirSync(RESULTS, { recursive: true });
+  const machine = { node: process.version, cores: output('nproc', []).trim(), kernel: output('uname', ['-r']).trim(), lxc: output('lxc-start', ['--version']).trim() };
+  writeFileSync(join(RESULTS, 'bench.json'), JSON.stringify({ runs: RUNS, scale: SCALE, machine, rows }, null, 2));
+  console.log(`\nwritten to bench/results/bench.json (${JSON.stringify(machine)})`);
+} finally {
+  for (const name of made.reverse()) {
+    quiet('lxc-stop', ['-n', name, '-k']);
+    quiet('lxc-destroy', ['-n', name, '-f']);
+  }
+  quiet('ip', ['netns', 'del', `${tag}ns`]);
+  quiet('ip', ['link', 'del', `${tag}h`]);
+  rmSync(root, { recursive: true, force: true });
+}
+
+/** Throughput of 1 GiB from a client to a sink in a container: through a published port, straight, and through socat. */
+function forwardSection(base: string): void {
+  const name = track(`${tag}-fw`);
+  const port = 46_000;
+  thin('create', name, '--base', base, '-p', `${port}:5001`);
+  copyFileSync('/usr/bin/socat', join(root, name, 'wlayer/socat'));
+  startToRunning(name)();
+  const ip = JSON.parse(spawnSync(process.execPath, [CLI, 'show', name, '--root', root, '--json'], { encoding: 'utf8' }).stdout).ip as string;
+  sh('lxc-attach', ['-n', name, '--', '/bin/sh', '-c', '(/socat -u TCP4-LISTEN:5001,fork,reuseaddr OPEN:/dev/null </dev/null >/dev/null 2>&1 &); sleep 0.5']);
+  // Another host: a network namespace on a veth pair, routed to the bridge through the host.
+  const ns = `${tag}ns`;
+  sh('ip', ['netns', 'add', ns]);
+  sh('ip', ['link', 'add', `${tag}h`, 'type', 'veth', 'peer', 'name', `${tag}n`]);
+  sh('ip', ['link', 'set', `${tag}n`, 'netns', ns]);
+  sh('ip', ['addr', 'add', '10.213.57.1/30', 'dev', `${tag}h`]);
+  sh('ip', ['link', 'set', `${tag}h`, 'up']);
+  sh('ip', ['-n', ns, 'addr', 'add', '10.213.57.2/30', 'dev', `${tag}n`]);
+  sh('ip', ['-n', ns, 'link', 'set', `${tag}n`, 'up']);
+  sh('ip', ['-n', ns, 'route', 'add', 'default', 'via', '10.213.57.1']);
+  const proxyPort = 46_001;
+  const proxy = spawnSync('sh', ['-c', `socat TCP4-LISTEN:${proxyPort},fork,reuseaddr TCP4:${ip}:5001 </dev/null >/dev/null 2>&1 & echo $!`], { encoding: 'utf8' }).stdout.trim();
+  spawnSync('sleep', ['0.3']);
+  const mib = 1024;
+  const send = (prefix: string[], address: string, to: number) => () =>
+    sh(prefix[0] ?? 'sh', [...prefix.slice(1), 'sh', '-c', `dd if=/dev/zero bs=1M count=${mib} 2>/dev/null | socat -u - TCP4:${address}:${to}`].filter(Boolean));
+  const inNs = ['ip', 'netns', 'exec', ns];
+  const local = ['env'];
+  const rate = (ms: number) => (mib / (ms / 1000));
+  try {
+    const direct = rate(timeRuns(send(inNs, ip, 5001), () => {}, 3));
+    record('forward', 'another host -> container address (direct)', direct, 'MiB/s');
+    const viaPort = rate(timeRuns(send(inNs, '10.213.57.1', port), () => {}, 3));
+    record('forward', 'another host -> published port', viaPort, 'MiB/s', `${(viaPort / direct).toFixed(2)}x direct`);
+    const localDirect = rate(timeRuns(send(local, ip, 5001), () => {}, 3));
+    record('forward', 'host -> container address (direct)', localDirect, 'MiB/s');
+    const viaLoopback = rate(timeRuns(send(local, '127.0.0.1', port), () => {}, 3));
+    record('forward', 'host -> 127.0.0.1:published port', viaLoopback, 'MiB/s', `${(viaLoopback / localDirect).toFixed(2)}x direct`);
+    const viaSocat = rate(timeRuns(send(local, '127.0.0.1', proxyPort), () => {}, 3));
+    record('forward', 'host -> 127.0.0.1 socat userland proxy', viaSocat, 'MiB/s', `${(viaSocat / localDirect).toFixed(2)}x direct`);
+  } finally {
+    quiet('kill', [proxy]);
+  }
+}
