@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:f
 import { join } from 'node:path';
 import type { AddressUse } from './address.js';
 import { writeFileAtomic } from './atomic-file.js';
+import { run } from './exec.js';
 
 /** dnsmasq watches this directory (dhcp-hostsdir) and reads new files without a restart. */
 export const HOSTS_DIR = '/var/lib/thin-lxc/dhcp-hosts';
@@ -24,6 +25,19 @@ export function release(name: string): void {
   if (!existsSync(path)) return;
   rmSync(path, { force: true });
   signalDnsmasq();
+}
+
+/**
+ * Ends the container's DHCP lease too (dhcp_release, from dnsmasq-utils, when installed): leases outlive
+ * their containers for an hour, and a subnet full of them leaves nothing to choose from quickly.
+ */
+export function releaseLease(bridge: string | null, address: string | null, mac: string | undefined): void {
+  if (!bridge || !address || !mac) return;
+  try {
+    run('dhcp_release', [bridge, address, mac], { allowFailure: true });
+  } catch {
+    // Without dnsmasq-utils the lease simply expires.
+  }
 }
 
 /** Releases the reservation only if it is still this MAC's: a newer container of the same name keeps its own. */

@@ -3,7 +3,7 @@
 import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { containerPaths, dependentsOf, isRealDirectory, readState, type ThinState } from './container.js';
-import { releaseIfOwned } from './dhcp.js';
+import { releaseIfOwned, releaseLease } from './dhcp.js';
 import { UserError } from './errors.js';
 import { removeForwarding } from './firewall.js';
 import { containerTag } from './forward.js';
@@ -40,7 +40,10 @@ export function teardown(containerDir: string, options: { expectedName?: string;
 function releaseHostState(state: ThinState, containerDir: string, unregisterToo: boolean): void {
   if (unregisterToo) unregister(state.lxcpath, state.name, containerPaths(dirname(containerDir), basename(containerDir)).config);
   if (state.publish.length > 0) removeForwarding(containerTag(containerDir));
-  if (state.ip) releaseIfOwned(state.name, state.hwaddrs['0']);
+  if (state.ip) {
+    releaseIfOwned(state.name, state.hwaddrs['0']);
+    releaseLease(state.bridge, state.ip, state.hwaddrs['0']);
+  }
 }
 
 /**

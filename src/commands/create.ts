@@ -214,7 +214,14 @@ function chooseAddress(name: string, requested: string | null, bridge: Bridge, o
   // Asking LXC for every running container's addresses costs a process that grows with their number, so
   // only a requested address pays for it; a chosen one avoids leases and live neighbours instead.
   if (requested) return checkAddress(requested, bridge, [...inUse, ...runningAddresses(lxcpath), ...neighbourAddresses(bridge.name)]);
-  return nextFreeAddress(bridge, [...inUse, ...leasedAddresses(bridge.name), ...neighbourAddresses(bridge.name)]);
+  try {
+    return nextFreeAddress(bridge, [...inUse, ...leasedAddresses(bridge.name), ...neighbourAddresses(bridge.name)]);
+  } catch (error) {
+    if (!(error instanceof UserError)) throw error;
+    // Leases and ARP entries outlive the containers that made them (an hour, minutes): when they fill the
+    // subnet, fall back to what is exactly known to be taken. dnsmasq never gives a reserved address away.
+    return nextFreeAddress(bridge, [...inUse, ...runningAddresses(lxcpath)]);
+  }
 }
 
 /** A host port can be published by one thin container only (per protocol and host address). */

@@ -2,7 +2,6 @@
 // e.g. after a firewall flush, and removes rules left by stopped ones. Safe to repeat.
 import { listContainers } from '../container.js';
 import { forwardTarget, installForwarding, installedTags, removeForwarding } from '../firewall.js';
-import { containerTag } from '../forward.js';
 import { lxcStates } from '../lxc.js';
 import type { Settings } from '../settings.js';
 

@@ -2,12 +2,11 @@
 // real overlayfs mounts. Everything made is removed in after(), also when a test fails.
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   Cleanup,
   attach,
-  cannotRunContainers,
+  containerSuite,
   hostMountsMentioning,
   must,
   removeLxcContainer,
@@ -20,14 +19,9 @@ import {
 } from '../helpers/host.js';
 
 const LXCPATH = '/var/lib/lxc';
-const e2e = suite('thin containers with real LXC');
-const reason = await cannotRunContainers();
+const { tests: e2e, runnable } = await containerSuite('thin containers with real LXC');
 
-if (reason) {
-  if (process.env.THIN_LXC_REQUIRE_E2E === '1') throw new Error(`end-to-end tests cannot run here: ${reason}`);
-  console.log(`SKIPPED end-to-end container tests: ${reason}`);
-  e2e.skip('end-to-end container tests', () => {});
-} else {
+if (runnable) {
   const cleanup = new Cleanup();
   const base = uniqueName('base');
   const root = temporaryRoot();

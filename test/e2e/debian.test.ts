@@ -1,19 +1,12 @@
 // A Debian base (systemd, ifupdown running DHCP): the thin container boots, keeps its static address and
 // takes its own hostname. debootstrap makes the base (about a minute; LXC caches it for later runs).
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { dnsmasqReadsReservations } from '../../src/dhcp.js';
-import { Cleanup, attach, cannotRunContainers, must, removeLxcContainer, sh, startContainer, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
+import { Cleanup, attach, containerSuite, must, removeLxcContainer, sh, startContainer, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
 import { containerAddresses, waitForLease } from '../helpers/net.js';
 
-const debian = suite('a Debian base whose init runs DHCP');
-const reason = (await cannotRunContainers()) ?? (dnsmasqReadsReservations() ? null : "lxc-net's dnsmasq does not read reservations (run thin-lxc setup)");
+const { tests: debian, runnable } = await containerSuite('a Debian base whose init runs DHCP');
 
-if (reason) {
-  if (process.env.THIN_LXC_REQUIRE_E2E === '1') throw new Error(`Debian tests cannot run here: ${reason}`);
-  console.log(`SKIPPED Debian base tests: ${reason}`);
-  debian.skip('Debian base tests', () => {});
-} else {
+if (runnable) {
   const cleanup = new Cleanup();
   const base = uniqueName('deb');
   const root = temporaryRoot();

@@ -1,20 +1,14 @@
 // End to end for the everyday commands: bind mounts, custom templates, --dry-run, diff, --autostart, doctor.
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { dnsmasqReadsReservations, HOSTS_DIR } from '../../src/dhcp.js';
-import { Cleanup, attach, cannotRunContainers, must, removeLxcContainer, sh, startContainer, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
+import { HOSTS_DIR } from '../../src/dhcp.js';
+import { Cleanup, attach, containerSuite, must, removeLxcContainer, sh, startContainer, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
 import { giveSocat, request, startServers } from '../helpers/net.js';
 
-const everyday = suite('everyday commands with real LXC');
-const reason = (await cannotRunContainers()) ?? (dnsmasqReadsReservations() ? null : "lxc-net's dnsmasq does not read reservations (run thin-lxc setup)");
+const { tests: everyday, runnable } = await containerSuite('everyday commands with real LXC');
 
-if (reason) {
-  if (process.env.THIN_LXC_REQUIRE_E2E === '1') throw new Error(`everyday tests cannot run here: ${reason}`);
-  console.log(`SKIPPED everyday command tests: ${reason}`);
-  everyday.skip('everyday command tests', () => {});
-} else {
+if (runnable) {
   const cleanup = new Cleanup();
   const base = uniqueName('ebase');
   const root = temporaryRoot();

@@ -1,25 +1,19 @@
 // Hardening with real LXC: every bad input refused with one line and nothing made, creates killed at random
 // moments, concurrent creates and destroys, injected faults, an installation others could change, running bases.
-import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { dnsmasqReadsReservations, HOSTS_DIR } from '../../src/dhcp.js';
+import { HOSTS_DIR } from '../../src/dhcp.js';
 import { containerTag } from '../../src/forward.js';
 import { CLI } from '../helpers/paths.js';
-import { Cleanup, cannotRunContainers, hostMountsMentioning, must, removeLxcContainer, sh, startContainer, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
+import { Cleanup, containerSuite, hostMountsMentioning, must, removeLxcContainer, sh, startContainer, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
 import { rulesOf } from '../helpers/net.js';
 
-const hardening = suite('hardening with real LXC');
-const reason = (await cannotRunContainers()) ?? (dnsmasqReadsReservations() ? null : "lxc-net's dnsmasq does not read reservations (run thin-lxc setup)");
+const { tests: hardening, runnable } = await containerSuite('hardening with real LXC');
 const LXCPATH = '/var/lib/lxc';
 
-if (reason) {
-  if (process.env.THIN_LXC_REQUIRE_E2E === '1') throw new Error(`hardening tests cannot run here: ${reason}`);
-  console.log(`SKIPPED hardening tests: ${reason}`);
-  hardening.skip('hardening tests', () => {});
-} else {
+if (runnable) {
   const cleanup = new Cleanup();
   const base = uniqueName('hbase');
   const root = temporaryRoot();

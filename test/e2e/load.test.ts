@@ -1,21 +1,14 @@
 // Load: 30 thin containers of one busybox base running at once, each publishing 2 ports. Every forward
 // answers; stopping them all leaves no rule and no mount; the base is untouched.
 import { join } from 'node:path';
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { dnsmasqReadsReservations } from '../../src/dhcp.js';
-import { Cleanup, cannotRunContainers, hostMountsMentioning, must, removeLxcContainer, sh, startContainer, temporaryRoot, thinLxc, treeDigest, uniqueName } from '../helpers/host.js';
+import { Cleanup, containerSuite, hostMountsMentioning, must, removeLxcContainer, sh, startContainer, temporaryRoot, thinLxc, treeDigest, uniqueName } from '../helpers/host.js';
 import { giveSocat, request, startServers } from '../helpers/net.js';
 
-const load = suite('30 thin containers with 2 published ports each');
-const reason = (await cannotRunContainers()) ?? (dnsmasqReadsReservations() ? null : "lxc-net's dnsmasq does not read reservations (run thin-lxc setup)");
+const { tests: load, runnable } = await containerSuite('30 thin containers with 2 published ports each');
 const COUNT = 30;
 
-if (reason) {
-  if (process.env.THIN_LXC_REQUIRE_E2E === '1') throw new Error(`load test cannot run here: ${reason}`);
-  console.log(`SKIPPED load test: ${reason}`);
-  load.skip('load test', () => {});
-} else {
+if (runnable) {
   const cleanup = new Cleanup();
   const base = uniqueName('lbase');
   const root = temporaryRoot();

@@ -3,16 +3,14 @@
 // the localhost guard, FORWARD policy DROP, crash recovery and reload. Everything made is removed in after().
 import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { dnsmasqReadsReservations, HOSTS_DIR } from '../../src/dhcp.js';
+import { HOSTS_DIR } from '../../src/dhcp.js';
 import { containerTag } from '../../src/forward.js';
-import { Cleanup, attach, cannotRunContainers, must, removeLxcContainer, sh, startContainer, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
+import { Cleanup, attach, containerSuite, must, removeLxcContainer, sh, startContainer, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
 import { containerAddresses, giveSocat, makeNamespace, request, rulesOf, startServers, waitForLease, type Namespace } from '../helpers/net.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
-const net = suite('networking with real LXC and real traffic');
-const reason = (await cannotRunContainers()) ?? (dnsmasqReadsReservations() ? null : "lxc-net's dnsmasq does not read reservations (run thin-lxc setup)");
+const { tests: net, runnable } = await containerSuite('networking with real LXC and real traffic');
 
 interface Made {
   name: string;
@@ -22,11 +20,7 @@ interface Made {
   tag: string;
 }
 
-if (reason) {
-  if (process.env.THIN_LXC_REQUIRE_E2E === '1') throw new Error(`network tests cannot run here: ${reason}`);
-  console.log(`SKIPPED end-to-end network tests: ${reason}`);
-  net.skip('end-to-end network tests', () => {});
-} else {
+if (runnable) {
   const cleanup = new Cleanup();
   const base = uniqueName('nbase');
   const root = temporaryRoot();

@@ -3,6 +3,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { suite, type Test } from 'uvu';
+import { dnsmasqReadsReservations } from '../../src/dhcp.js';
 import { CLI } from './paths.js';
 
 export interface Ran {
@@ -39,8 +41,23 @@ export function temporaryRoot(): string {
   return mkdtempSync('/tmp/thin-lxc-test-');
 }
 
+/**
+ * A suite of tests with real containers: it runs, or prints why it is skipped. CI sets
+ * THIN_LXC_REQUIRE_E2E=1, which turns a skip into a failure.
+ */
+export async function containerSuite(title: string): Promise<{ tests: Test; runnable: boolean }> {
+  const tests = suite(title);
+  const reason =
+    (await cannotRunContainers()) ?? (dnsmasqReadsReservations() ? null : "lxc-net's dnsmasq does not read thin-lxc's reservations (run thin-lxc setup)");
+  if (!reason) return { tests, runnable: true };
+  if (process.env.THIN_LXC_REQUIRE_E2E === '1') throw new Error(`${title}: cannot run here: ${reason}`);
+  console.log(`SKIPPED ${title}: ${reason}`);
+  tests.skip(title, () => {});
+  return { tests, runnable: false };
+}
+
 /** Why this machine cannot run containers, or null when it can. */
-export async function cannotRunContainers(): Promise<string | null> {
+async function cannotRunContainers(): Promise<string | null> {
   if (process.getuid?.() !== 0) return 'not running as root';
   if ((await sh('which', ['lxc-start'])).exitCode !== 0) return 'LXC is not installed (apt-get install lxc)';
   if (!readFileSync('/proc/filesystems', 'utf8').includes('overlay')) return 'the kernel has no overlayfs';
