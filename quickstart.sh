@@ -33,6 +33,9 @@ if [ "$(lxc-info -n "$NAME" -s -H)" != RUNNING ]; then
   lxc-start -n "$NAME" -d
   lxc-wait -n "$NAME" -s RUNNING -t 20
 fi
+# A web server inside, to show the forward: host port 8080 -> demo's port 80.
+lxc-attach -n "$NAME" -- /bin/sh -c 'pidof httpd >/dev/null || { mkdir -p /www && echo "hello from $(hostname)" > /www/index.html && httpd -p 80 -h /www; }'
+echo "quickstart: http://127.0.0.1:8080/ says: $(busybox wget -qO- http://127.0.0.1:8080/ 2>&1)"
 lxc-ls -f
 echo
 thin-lxc list
