@@ -1,7 +1,8 @@
 // Port forwarding as data: the iptables rules of one thin container, and the iptables-restore script that
 // installs or removes them while keeping every other container's rules as they are.
 import { createHash } from 'node:crypto';
-import type { Publish } from './validate.js';
+import { UserError } from './errors.js';
+import { formatPublish, parsePublish, type Publish } from './validate.js';
 
 /**
  * Shared chains, jumped to from the built-in ones. Each thin container has its own chains, named
@@ -159,4 +160,23 @@ export function restoreScript(saved: SavedState, change: { install?: { tag: stri
     '',
   );
   return lines.join('\n');
+}
+
+/** A host port can be published by one thin container only (per protocol and host address). */
+export function checkPublishConflicts(publishes: readonly Publish[], others: readonly { name: string; publish: readonly string[] }[]): void {
+  const overlaps = (a: Publish, b: Publish) =>
+    a.protocol === b.protocol &&
+    (a.hostIp === null || b.hostIp === null || a.hostIp === b.hostIp) &&
+    a.host.first <= b.host.last &&
+    b.host.first <= a.host.last;
+  for (const [index, wanted] of publishes.entries()) {
+    const twin = publishes.slice(0, index).find((earlier) => overlaps(earlier, wanted));
+    if (twin) throw new UserError(`publish ${formatPublish(wanted)} overlaps ${formatPublish(twin)} in the same command: publish each host port once`);
+    for (const other of others) {
+      const taken = other.publish.map(parsePublish).find((theirs) => overlaps(theirs, wanted));
+      if (taken) {
+        throw new UserError(`host port of ${formatPublish(wanted)} is already published by thin container ${other.name} (${formatPublish(taken)}): choose another host port`);
+      }
+    }
+  }
 }

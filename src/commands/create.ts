@@ -1,38 +1,26 @@
 // thin-lxc create: plans a thin container as plain data, then writes it in one place.
 import { chmodSync, chownSync, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { identityFiles, type LayerFile } from '../identity.js';
 import { basename, dirname, join, resolve } from 'node:path';
-import { planMounts } from '../mounts.js';
-import { resolveBase, baseConfigLines, type Base } from '../base.js';
+import { chooseAddress, networkOf } from '../addressing.js';
+import { baseConfigLines, resolveBase, type Base } from '../base.js';
 import { containerPaths, listContainers, serializeState, type ContainerPaths, type ThinState } from '../container.js';
+import { HOSTS_DIR, release, reserve } from '../dhcp.js';
 import { UserError } from '../errors.js';
+import { forwardTarget } from '../firewall.js';
+import { checkPublishConflicts, containerRules, vethName } from '../forward.js';
 import { assignMacs } from '../hwaddr.js';
+import { identityFiles, type LayerFile } from '../identity.js';
 import { checkInstallPermissions, hookCommand, thinLxcVersion } from '../install.js';
-import { lxcContainerExists, register, registrationDir, unregister } from '../lxc.js';
+import { broadcastOf, formatSubnet, toAddress } from '../ipv4.js';
+import { withLock } from '../lock.js';
+import { isRunning, lxcContainerExists, register, registrationDir, unregister } from '../lxc.js';
 import { networkIndexes } from '../lxc-config.js';
+import { planMounts } from '../mounts.js';
 import { readTemplate, renderConfig, renderDefaultConfig, type ConfigView } from '../render.js';
 import type { Settings } from '../settings.js';
-import { UNION_FILESYSTEMS, requireKernelSupport, type UnionFs } from '../union.js';
-import { checkAddress, nextFreeAddress, type AddressUse, type Bridge } from '../address.js';
-import { bridgeName, readBridge } from '../bridge.js';
-import { HOSTS_DIR, dnsmasqPid, dnsmasqReadsReservations, leasedAddresses, neighbourAddresses, release, reservationExists, reservedAddresses, reserve } from '../dhcp.js';
-import { broadcastOf, formatSubnet, toAddress } from '../ipv4.js';
-import { vethName } from '../forward.js';
-import { withLock } from '../lock.js';
 import { inProgressName, sweepLeftovers } from '../teardown.js';
-import { forwardTarget } from '../firewall.js';
-import { containerRules } from '../forward.js';
-import { isRunning, runningAddresses } from '../lxc.js';
-import type { Publish } from '../validate.js';
-import {
-  formatMount,
-  formatPublish,
-  parsePublish,
-  quote,
-  splitList,
-  validateIPv4,
-  validateName,
-} from '../validate.js';
+import { UNION_FILESYSTEMS, requireKernelSupport, type UnionFs } from '../union.js';
+import { formatMount, formatPublish, parsePublish, quote, splitList, validateIPv4, validateName } from '../validate.js';
 
 export interface CreateRequest {
   name: string;
@@ -120,7 +108,7 @@ export function planCreate(request: CreateRequest, settings: Settings, cwd: stri
 
   const bridge = networkOf(base.entries, request.base, requestedIp !== null || publishes.length > 0);
   const ip = bridge ? chooseAddress(name, requestedIp, bridge, others, settings.lxcpath) : null;
-  checkPublishConflicts(publishes, others);
+  checkPublishConflicts(publishes, others.map((other) => other.state));
 
   const takenMacs = new Set(others.flatMap((other) => Object.values(other.state.hwaddrs)));
   const hwaddrs = assignMacs(networkIndexes(base.entries), takenMacs);
@@ -186,61 +174,6 @@ function baseWarnings(base: Base, lxcpath: string): string[] {
   return isRunning(lxcpath, basename(base.dir))
     ? [`base ${base.name} is running: its thin containers see its files change under them; stop it with lxc-stop -n ${basename(base.dir)}`]
     : [];
-}
-
-/** The bridge the container's address lives on; null for a base without a veth on a bridge. */
-function networkOf(entries: Parameters<typeof bridgeName>[0], baseSpec: string, needed: boolean): Bridge | null {
-  const name = bridgeName(entries);
-  if (name) return readBridge(name);
-  if (needed) {
-    throw new UserError(`base ${quote(baseSpec)} has no veth network device on a bridge (lxc.net.0): --ip and --publish need one`);
-  }
-  return null;
-}
-
-function chooseAddress(name: string, requested: string | null, bridge: Bridge, others: ReturnType<typeof listContainers>, lxcpath: string): string {
-  if (reservationExists(name)) {
-    throw new UserError(`name ${quote(name)} already has an address reservation (another thin-lxc root?): choose another name`);
-  }
-  // A base whose init runs DHCP would replace a static address unless dnsmasq hands out the same one.
-  const pid = dnsmasqPid();
-  if (pid !== null && !dnsmasqReadsReservations(pid)) {
-    throw new UserError(`lxc-net's dnsmasq does not read thin-lxc's address reservations yet: run thin-lxc setup once`);
-  }
-  const inUse: AddressUse[] = [
-    ...others.flatMap((other) => (other.state.ip ? [{ address: other.state.ip, holder: `thin container ${other.state.name}` }] : [])),
-    ...reservedAddresses(),
-  ];
-  // Asking LXC for every running container's addresses costs a process that grows with their number, so
-  // only a requested address pays for it; a chosen one avoids leases and live neighbours instead.
-  if (requested) return checkAddress(requested, bridge, [...inUse, ...runningAddresses(lxcpath), ...neighbourAddresses(bridge.name)]);
-  try {
-    return nextFreeAddress(bridge, [...inUse, ...leasedAddresses(bridge.name), ...neighbourAddresses(bridge.name)]);
-  } catch (error) {
-    if (!(error instanceof UserError)) throw error;
-    // Leases and ARP entries outlive the containers that made them (an hour, minutes): when they fill the
-    // subnet, fall back to what is exactly known to be taken. dnsmasq never gives a reserved address away.
-    return nextFreeAddress(bridge, [...inUse, ...runningAddresses(lxcpath)]);
-  }
-}
-
-/** A host port can be published by one thin container only (per protocol and host address). */
-function checkPublishConflicts(publishes: readonly Publish[], others: ReturnType<typeof listContainers>): void {
-  const overlaps = (a: Publish, b: Publish) =>
-    a.protocol === b.protocol &&
-    (a.hostIp === null || b.hostIp === null || a.hostIp === b.hostIp) &&
-    a.host.first <= b.host.last &&
-    b.host.first <= a.host.last;
-  for (const [index, wanted] of publishes.entries()) {
-    const twin = publishes.slice(0, index).find((earlier) => overlaps(earlier, wanted));
-    if (twin) throw new UserError(`publish ${formatPublish(wanted)} overlaps ${formatPublish(twin)} in the same command: publish each host port once`);
-    for (const other of others) {
-      const taken = other.state.publish.map(parsePublish).find((theirs) => overlaps(theirs, wanted));
-      if (taken) {
-        throw new UserError(`host port of ${formatPublish(wanted)} is already published by thin container ${other.state.name} (${formatPublish(taken)}): choose another host port`);
-      }
-    }
-  }
 }
 
 function parseFs(value: string | undefined): UnionFs {
