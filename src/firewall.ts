@@ -22,7 +22,11 @@ export function installForwarding(target: ForwardTarget, bridge: string, veth: s
       setSysctl(`/proc/sys/net/ipv4/conf/${bridge}/route_localnet`, '1');
       if (veth) allowHairpin(veth);
     } catch (error) {
-      removeUnlocked(target.tag);
+      try {
+        removeUnlocked(target.tag);
+      } catch {
+        // iptables itself is failing: the original error says why, and post-stop will try again.
+      }
       throw error;
     }
   });
