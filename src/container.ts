@@ -104,14 +104,8 @@ export interface ThinContainer {
 
 /** Every thin container under `root`; directories being built or removed (dot-prefixed) are not containers yet. */
 export function listContainers(root: string): ThinContainer[] {
-  let names: string[];
-  try {
-    names = readdirSync(root);
-  } catch {
-    return [];
-  }
   const containers: ThinContainer[] = [];
-  for (const id of names.sort()) {
+  for (const id of entriesOf(root).sort()) {
     if (id.startsWith('.')) continue;
     const paths = containerPaths(root, id);
     if (!isRealDirectory(paths.dir)) continue;
@@ -122,6 +116,15 @@ export function listContainers(root: string): ThinContainer[] {
     }
   }
   return containers;
+}
+
+/** The names in a directory; none when it does not exist (yet). */
+export function entriesOf(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
 }
 
 export function findContainer(root: string, idOrName: string): ThinContainer {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { AddressUse } from './address.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { run } from './exec.js';
+import { isAlive } from './pid.js';
 
 /** dnsmasq watches this directory (dhcp-hostsdir) and reads new files without a restart. */
 export const HOSTS_DIR = '/var/lib/thin-lxc/dhcp-hosts';
@@ -104,8 +105,7 @@ export function neighbourAddresses(bridge: string): AddressUse[] {
 export function dnsmasqPid(): number | null {
   try {
     const pid = Number(readFileSync(DNSMASQ_PID_FILE, 'utf8').trim());
-    process.kill(pid, 0);
-    return pid;
+    return isAlive(pid) ? pid : null;
   } catch {
     return null;
   }

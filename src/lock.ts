@@ -3,6 +3,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from './errors.js';
+import { isAlive } from './pid.js';
 
 export const LOCK_DIR = '/run/thin-lxc';
 const WAIT_STEP_MS = 10;
@@ -40,10 +41,5 @@ function holderIsGone(path: string): boolean {
   } catch {
     return false; // the holder is between mkdir and writing its pid
   }
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ESRCH';
-  }
+  return !isAlive(pid);
 }

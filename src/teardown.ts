@@ -1,13 +1,14 @@
 // Removing a thin container from the host, and finishing removals and creates that a killed process left
 // half done. Shared by thin-lxc destroy, lxc-destroy's hook and every command that lists a root.
-import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { containerPaths, dependentsOf, isRealDirectory, readState, type ThinState } from './container.js';
+import { containerPaths, dependentsOf, entriesOf, isRealDirectory, readState, type ThinState } from './container.js';
 import { releaseIfOwned, releaseLease } from './dhcp.js';
 import { UserError } from './errors.js';
 import { removeForwarding } from './firewall.js';
 import { containerTag } from './forward.js';
 import { unregister } from './lxc.js';
+import { isAlive } from './pid.js';
 import { quote } from './validate.js';
 
 /** Directories being built or removed: `.creating-ID-PID`, `.removing-ID-PID`. */
@@ -48,17 +49,10 @@ function releaseHostState(state: ThinState, containerDir: string, unregisterToo:
 
 /**
  * Finishes what a killed create or destroy left: its dot directory, and the registration, reservation
- * and rules it may have made, unless a container of that id exists again. Returns what it cleaned.
+ * and rules it may have made, unless a container of that id exists again.
  */
-export function sweepLeftovers(root: string): string[] {
-  let entries: string[];
-  try {
-    entries = readdirSync(root);
-  } catch {
-    return [];
-  }
-  const cleaned: string[] = [];
-  for (const entry of entries) {
+export function sweepLeftovers(root: string): void {
+  for (const entry of entriesOf(root)) {
     const match = IN_PROGRESS.exec(entry);
     if (!match || isAlive(Number(match[3]))) continue;
     const leftover = join(root, entry);
@@ -70,17 +64,5 @@ export function sweepLeftovers(root: string): string[] {
       // Killed before its state was written: there is nothing of it outside this directory.
     }
     rmSync(leftover, { recursive: true, force: true });
-    cleaned.push(entry);
-  }
-  return cleaned;
-}
-
-function isAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
   }
 }
