@@ -87,6 +87,20 @@ export async function waitForLease(bridge: string, mac: string, timeoutMs: numbe
   return null;
 }
 
+/**
+ * The nat and filter lines matching `pattern` once post-stop hooks have had their turn: LXC reports a
+ * container STOPPED before it runs them, so this waits (up to `timeoutMs`) for the lines to go.
+ */
+export async function rulesLeftAfterStop(pattern: RegExp, timeoutMs = 15_000): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const lines = [...(await must('iptables-save', ['-t', 'nat'])).split('\n'), ...(await must('iptables-save', ['-t', 'filter'])).split('\n')];
+    const left = lines.filter((line) => pattern.test(line));
+    if (left.length === 0 || Date.now() > deadline) return left;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 /** Lines of `iptables-save` that belong to a thin container's chains. */
 export async function rulesOf(tag: string): Promise<string[]> {
   return (await must('iptables-save', [])).split('\n').filter((line) => line.includes(tag));
