@@ -1,12 +1,14 @@
 // A host-wide lock between thin-lxc processes (creates choosing addresses, hooks editing iptables).
 // mkdir is atomic; the holder's pid inside lets a lock left by a killed process be taken over.
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from './errors.js';
 import { isAlive } from './pid.js';
 
 export const LOCK_DIR = '/run/thin-lxc';
 const WAIT_STEP_MS = 10;
+/** A lock directory without a pid for this long was left by a holder killed as it took the lock. */
+const ORPHAN_AFTER_MS = 5_000;
 
 export function withLock<T>(name: string, work: () => T, timeoutMs = 20_000): T {
   const path = join(LOCK_DIR, `${name}.lock`);
@@ -35,11 +37,21 @@ function tryTake(path: string): boolean {
 }
 
 function holderIsGone(path: string): boolean {
-  let pid: number;
+  let text: string;
   try {
-    pid = Number(readFileSync(join(path, 'pid'), 'utf8'));
+    text = readFileSync(join(path, 'pid'), 'utf8');
   } catch {
-    return false; // the holder is between mkdir and writing its pid
+    text = '';
   }
-  return !isAlive(pid);
+  // No pid yet: the holder is between mkdir and writing it, unless it was killed right there long ago.
+  if (text.trim() === '') return ageMs(path) > ORPHAN_AFTER_MS;
+  return !isAlive(Number(text));
+}
+
+function ageMs(path: string): number {
+  try {
+    return Date.now() - statSync(path).mtimeMs;
+  } catch {
+    return 0;
+  }
 }
