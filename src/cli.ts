@@ -195,7 +195,10 @@ function requireRoot(): void {
 }
 
 if (isEntryPoint()) {
-  process.exitCode = await main(process.argv.slice(2), process.env, process.cwd());
+  // No top-level await: the shipped command is a CommonJS bundle (see scripts/bundle.mjs).
+  void main(process.argv.slice(2), process.env, process.cwd()).then((code) => {
+    process.exitCode = code;
+  });
 }
 
 /** True when run as the thin-lxc command (also through npm's bin symlink), false when imported by tests. */
