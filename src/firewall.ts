@@ -6,9 +6,9 @@ import { withLock } from './lock.js';
 import type { ThinState } from './container.js';
 import { parsePublish } from './validate.js';
 
-export function forwardTarget(state: ThinState, containerDir: string): ForwardTarget | null {
-  if (state.publish.length === 0 || !state.ip || !state.subnet) return null;
-  return { tag: containerTag(containerDir), name: state.name, address: state.ip, subnet: state.subnet, publish: state.publish.map(parsePublish) };
+export function forwardTarget(state: ThinState): ForwardTarget | null {
+  if (state.publish.length === 0 || !state.ip || !state.subnet || !state.veth) return null;
+  return { tag: containerTag(state.veth), name: state.name, address: state.ip, subnet: state.subnet, publish: state.publish.map(parsePublish) };
 }
 
 /** Replaces the container's rules (a start after a crash leaves exactly one set); if that fails, leaves none. */
@@ -16,7 +16,7 @@ export function installForwarding(target: ForwardTarget, bridge: string, veth: s
   withLock('iptables', () => {
     const script = restoreScript(readSaved(iptablesSave()), { install: { tag: target.tag, rules: containerRules(target) } });
     try {
-      iptablesRestore(script);
+      if (script) iptablesRestore(script);
       // Forwarding needs ip_forward; 127.0.0.1:PORT needs route_localnet on the bridge, made safe by the guard rule just installed.
       setSysctl('/proc/sys/net/ipv4/ip_forward', '1');
       setSysctl(`/proc/sys/net/ipv4/conf/${bridge}/route_localnet`, '1');
@@ -38,8 +38,8 @@ export function removeForwarding(tag: string): void {
 }
 
 function removeUnlocked(tag: string): void {
-  const saved = readSaved(iptablesSave());
-  iptablesRestore(restoreScript(saved, { remove: tag }));
+  const script = restoreScript(readSaved(iptablesSave()), { remove: tag });
+  if (script) iptablesRestore(script);
 }
 
 export function installedTags(): string[] {

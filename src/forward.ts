@@ -1,6 +1,5 @@
 // Port forwarding as data: the iptables rules of one thin container, and the iptables-restore script that
 // installs or removes them while keeping every other container's rules as they are.
-import { createHash } from 'node:crypto';
 import { UserError } from './errors.js';
 import { formatPublish, parsePublish, type Publish } from './validate.js';
 
@@ -36,17 +35,30 @@ export interface ForwardTarget {
   publish: readonly Publish[];
 }
 
-function shortHash(containerDir: string): string {
-  return createHash('sha256').update(containerDir).digest('hex').slice(0, 8);
+/**
+ * FNV-1a, 32 bits: a stable short name for a container directory. Not node:crypto, whose loading alone
+ * costs a hook ~9 ms; these names need no secrecy, and create checks them for clashes.
+ */
+function shortHash(text: string): string {
+  let hash = 0x811c9dc5;
+  for (const byte of Buffer.from(text)) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+  return hash.toString(16).padStart(8, '0');
 }
 
-export function containerTag(containerDir: string): string {
-  return `TLXC-${shortHash(containerDir)}`;
+/**
+ * The host side of the container's veth pair (interface names are limited to 15 characters); `salt`
+ * gives another name when this one clashes.
+ */
+export function vethName(containerDir: string, salt = 0): string {
+  return `tlx${shortHash(salt === 0 ? containerDir : `${containerDir}#${salt}`)}`;
 }
 
-/** The host side of the container's veth pair (interface names are limited to 15 characters). */
-export function vethName(containerDir: string): string {
-  return `tlx${shortHash(containerDir)}`;
+/**
+ * The container's chains are named after its veth (iptables chain names are limited to 28 characters),
+ * which its state records: containers made when the name came from SHA-256 keep their names.
+ */
+export function containerTag(veth: string): string {
+  return `TLXC-${veth.slice('tlx'.length)}`;
 }
 
 export interface ContainerRules {
@@ -89,77 +101,110 @@ export function containerRules(target: ForwardTarget): ContainerRules {
   return { nat, filter };
 }
 
-/** What iptables-save shows of thin-lxc: the containers' tags and which base jumps exist. */
+/** What iptables-save shows: the containers' tags, every chain (as "table chain") and how often each rule appears (as "table chain spec"). */
 export interface SavedState {
   tags: string[];
-  jumps: Set<string>;
+  chains: Set<string>;
+  rules: Map<string, number>;
 }
 
 export function readSaved(save: string): SavedState {
   const tags = new Set<string>();
-  const jumps = new Set<string>();
+  const chains = new Set<string>();
+  const rules = new Map<string, number>();
   let table = '';
   for (const line of save.split('\n')) {
     if (line.startsWith('*')) table = line.slice(1).trim();
-    const chain = /^:(TLXC-[0-9a-f]{8})-D /.exec(line);
-    if (chain?.[1] && table === 'nat') tags.add(chain[1]);
+    const chain = /^:(\S+) /.exec(line)?.[1];
+    if (chain) chains.add(`${table} ${chain}`);
+    const tag = chain && /^(TLXC-[0-9a-f]{8})-D$/.exec(chain)?.[1];
+    if (tag && table === 'nat') tags.add(tag);
     const jump = /^-A (\S+) (.*)$/.exec(line);
-    if (jump) jumps.add(`${table} ${jump[1]} ${jump[2]}`);
+    if (jump) {
+      const key = `${table} ${jump[1]} ${jump[2]}`;
+      rules.set(key, (rules.get(key) ?? 0) + 1);
+    }
   }
-  return { tags: [...tags].sort(), jumps };
+  return { tags: [...tags].sort(), chains, rules };
 }
 
+/** The guard as thin-lxc writes it, and as iptables-save prints it back. */
+const GUARD_RULE = '! -i lo -d 127.0.0.0/8 -j DROP';
+const GUARD_SAVED = '-d 127.0.0.0/8 ! -i lo -j DROP';
+
+type Table = 'raw' | 'nat' | 'filter';
+/** Each shared chain, its table, and the suffix of the container chains it jumps to. */
+const SHARED: { table: Table; chain: string; suffix: string }[] = [
+  { table: 'nat', chain: CHAINS.dnat, suffix: 'D' },
+  { table: 'nat', chain: CHAINS.snat, suffix: 'S' },
+  { table: 'filter', chain: CHAINS.forward, suffix: 'F' },
+];
+
 /**
- * One iptables-restore --noflush script that puts `install` (or removes `remove`) and rebuilds the
- * shared chains from the containers' chains: a start after a crash replaces, never stacks.
+ * One iptables-restore --noflush script that installs `install` (or removes `remove`), changing nothing
+ * that is already right: on nf_tables every flushed or deleted rule makes the kernel wait a grace
+ * period (~12 ms a table here), so a start only adds, and a stop only deletes what was its own.
+ * A start after a crash replaces the container's chains, never stacks; missing jumps are added back.
+ * Returns '' when there is nothing to change.
  */
 export function restoreScript(saved: SavedState, change: { install?: { tag: string; rules: ContainerRules }; remove?: string }): string {
+  const has = (table: Table, chain: string) => saved.chains.has(`${table} ${chain}`);
+  const count = (table: Table, chain: string, spec: string) => saved.rules.get(`${table} ${chain} ${spec}`) ?? 0;
+  const hasRule = (table: Table, chain: string, spec: string) => count(table, chain, spec) > 0;
   const keep = saved.tags.filter((tag) => tag !== change.install?.tag && tag !== change.remove);
   const all = change.install ? [...keep, change.install.tag].sort() : keep;
   const anyLeft = all.length > 0;
-  const jumpLines = (table: keyof typeof BASE_JUMPS) =>
+  const installing = (table: Table, chain: string) => change.install !== undefined && chain.startsWith(`${change.install.tag}-`) && table !== 'raw';
+
+  const baseJumps = (table: Table) =>
     BASE_JUMPS[table].flatMap(({ chain, spec, insert }) => {
-      const present = saved.jumps.has(`${table} ${chain} ${spec}`);
-      if (anyLeft && !present) return [insert ? `-I ${chain} 1 ${spec}` : `-A ${chain} ${spec}`];
-      if (!anyLeft && present && table !== 'raw') return [`-D ${chain} ${spec}`];
+      const present = count(table, chain, spec);
+      if (anyLeft && present === 0) return [insert ? `-I ${chain} 1 ${spec}` : `-A ${chain} ${spec}`];
+      // Every copy goes (a copy left would keep the shared chain from being deleted).
+      if (!anyLeft && table !== 'raw') return Array.from({ length: present }, () => `-D ${chain} ${spec}`);
       return [];
     });
-  const own = (suffix: string) => (change.install ? [`:${change.install.tag}-${suffix} - [0:0]`] : []);
-  const removed = (suffix: string) => (change.remove ? [`:${change.remove}-${suffix} - [0:0]`, `-X ${change.remove}-${suffix}`] : []);
-  const sharedEnd = (shared: string) => (anyLeft ? [] : [`-X ${shared}`]);
 
-  const lines: string[] = [];
+  const sections: Record<Table, string[]> = { raw: [], nat: [], filter: [] };
   if (anyLeft) {
     // The guard stays once installed: route_localnet stays on for the bridge, and the guard is what makes that safe.
-    lines.push('*raw', `:${CHAINS.guard} - [0:0]`, `-A ${CHAINS.guard} ! -i lo -d 127.0.0.0/8 -j DROP`, ...jumpLines('raw'), 'COMMIT');
+    if (!hasRule('raw', CHAINS.guard, GUARD_SAVED) && !hasRule('raw', CHAINS.guard, GUARD_RULE)) {
+      sections.raw.push(`:${CHAINS.guard} - [0:0]`, `-A ${CHAINS.guard} ${GUARD_RULE}`);
+    }
+    sections.raw.push(...baseJumps('raw'));
   }
-  lines.push(
-    '*nat',
-    `:${CHAINS.dnat} - [0:0]`,
-    `:${CHAINS.snat} - [0:0]`,
-    ...own('D'),
-    ...own('S'),
-    ...(change.install?.rules.nat ?? []),
-    ...all.map((tag) => `-A ${CHAINS.dnat} -j ${tag}-D`),
-    ...all.map((tag) => `-A ${CHAINS.snat} -j ${tag}-S`),
-    ...jumpLines('nat'),
-    ...removed('D'),
-    ...removed('S'),
-    ...sharedEnd(CHAINS.dnat),
-    ...sharedEnd(CHAINS.snat),
-    'COMMIT',
-    '*filter',
-    `:${CHAINS.forward} - [0:0]`,
-    ...own('F'),
-    ...(change.install?.rules.filter ?? []),
-    ...all.map((tag) => `-A ${CHAINS.forward} -j ${tag}-F`),
-    ...jumpLines('filter'),
-    ...removed('F'),
-    ...sharedEnd(CHAINS.forward),
-    'COMMIT',
-    '',
-  );
-  return lines.join('\n');
+  if (change.install) {
+    const { tag, rules } = change.install;
+    for (const { table, chain, suffix } of SHARED) {
+      if (!has(table, chain)) sections[table].push(`:${chain} - [0:0]`);
+      sections[table].push(`:${tag}-${suffix} - [0:0]`);
+    }
+    sections.nat.push(...rules.nat);
+    sections.filter.push(...rules.filter);
+  }
+  for (const { table, chain, suffix } of SHARED) {
+    const lines = sections[table];
+    if (anyLeft) {
+      for (const tag of all) {
+        const target = `${tag}-${suffix}`;
+        if ((has(table, target) || installing(table, target)) && !hasRule(table, chain, `-j ${target}`)) lines.push(`-A ${chain} -j ${target}`);
+      }
+    }
+    if (change.remove) {
+      const own = `${change.remove}-${suffix}`;
+      if (anyLeft) for (let copy = 0; copy < count(table, chain, `-j ${own}`); copy++) lines.push(`-D ${chain} -j ${own}`);
+      // Removing the last container: emptying the shared chain drops its jump too.
+      if (!anyLeft && has(table, chain)) lines.push(`:${chain} - [0:0]`);
+      if (has(table, own)) lines.push(`:${own} - [0:0]`, `-X ${own}`);
+    }
+  }
+  sections.nat.push(...baseJumps('nat'));
+  sections.filter.push(...baseJumps('filter'));
+  if (!anyLeft) for (const { table, chain } of SHARED) if (has(table, chain)) sections[table].push(`-X ${chain}`);
+
+  const tables: Table[] = ['raw', 'nat', 'filter'];
+  const script = tables.filter((table) => sections[table].length > 0).flatMap((table) => [`*${table}`, ...sections[table], 'COMMIT']);
+  return script.length > 0 ? `${script.join('\n')}\n` : '';
 }
 
 /** A host port can be published by one thin container only (per protocol and host address). */

@@ -1,8 +1,20 @@
 // MAC addresses for thin containers' network devices.
-import { randomBytes } from 'node:crypto';
+import { closeSync, openSync, readSync } from 'node:fs';
+
+/** The kernel's random bytes, read directly: loading node:crypto for three bytes costs create ~5 ms. */
+function urandom(size: number): Uint8Array {
+  const bytes = new Uint8Array(size);
+  const fd = openSync('/dev/urandom', 'r');
+  try {
+    readSync(fd, bytes);
+  } finally {
+    closeSync(fd);
+  }
+  return bytes;
+}
 
 /** 00:16:3e is the prefix LXC itself uses for the addresses it makes up. */
-export function randomMac(random: (size: number) => Uint8Array = randomBytes): string {
+export function randomMac(random: (size: number) => Uint8Array = urandom): string {
   const bytes = [...random(3)].map((byte) => byte.toString(16).padStart(2, '0'));
   return ['00', '16', '3e', ...bytes].join(':');
 }

@@ -40,7 +40,7 @@ export function teardown(containerDir: string, options: { expectedName?: string;
 
 function releaseHostState(state: ThinState, containerDir: string, unregisterToo: boolean): void {
   if (unregisterToo) unregister(state.lxcpath, state.name, containerPaths(dirname(containerDir), basename(containerDir)).config);
-  if (state.publish.length > 0) removeForwarding(containerTag(containerDir));
+  if (state.publish.length > 0 && state.veth) removeForwarding(containerTag(state.veth));
   if (state.ip) {
     releaseIfOwned(state.name, state.hwaddrs['0']);
     releaseLease(state.bridge, state.ip, state.hwaddrs['0']);

@@ -48,7 +48,7 @@ export interface CreatePlan {
 /** What create would do, for --dry-run: the config, the files, the address, the mounts and the rules. */
 export function describePlan(plan: CreatePlan): string {
   const { state, paths } = plan;
-  const target = forwardTarget(state, paths.dir);
+  const target = forwardTarget(state);
   const rules = target ? containerRules(target) : null;
   const mac = state.hwaddrs['0'];
   return [
@@ -109,6 +109,7 @@ export function planCreate(request: CreateRequest, settings: Settings, cwd: stri
   const bridge = networkOf(base.entries, request.base, requestedIp !== null || publishes.length > 0);
   const ip = bridge ? chooseAddress(name, requestedIp, bridge, others, settings.lxcpath) : null;
   checkPublishConflicts(publishes, others.map((other) => other.state));
+  const veth = bridge ? chooseVeth(paths.dir, others.map((other) => other.state)) : null;
 
   const takenMacs = new Set(others.flatMap((other) => Object.values(other.state.hwaddrs)));
   const hwaddrs = assignMacs(networkIndexes(base.entries), takenMacs);
@@ -128,14 +129,14 @@ export function planCreate(request: CreateRequest, settings: Settings, cwd: stri
     mounts: planned.entries,
     autostart: request.autostart === true,
     ipv4:
-      ip && bridge
+      ip && bridge && veth
         ? {
             index: 0,
             address: ip,
             prefix: bridge.subnet.prefix,
             broadcast: toAddress(broadcastOf(bridge.subnet)),
             gateway: bridge.gateway,
-            veth: vethName(paths.dir),
+            veth,
           }
         : null,
     hooks: {
@@ -159,13 +160,23 @@ export function planCreate(request: CreateRequest, settings: Settings, cwd: stri
     ip,
     bridge: bridge?.name ?? null,
     subnet: bridge ? formatSubnet(bridge.subnet) : null,
-    veth: bridge ? vethName(paths.dir) : null,
+    veth,
     publish,
     mounts,
     lxcpath: settings.lxcpath,
     created: new Date().toISOString(),
   };
   return { state, paths, config, layerFiles: identityFiles(base.layers, name), warnings: baseWarnings(base, settings.lxcpath) };
+}
+
+/** The host-side veth, which also names the container's iptables chains: unique among thin containers and host interfaces. */
+function chooseVeth(dir: string, others: readonly ThinState[]): string {
+  const taken = new Set(others.map((other) => other.veth));
+  for (let salt = 0; salt < 16; salt++) {
+    const veth = vethName(dir, salt);
+    if (!taken.has(veth) && !existsSync(`/sys/class/net/${veth}`)) return veth;
+  }
+  throw new UserError(`no free veth name for ${dir}: remove stale tlx* interfaces (ip link del NAME)`);
 }
 
 /** A base that runs changes the files under its thin containers while they use them. */

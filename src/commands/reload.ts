@@ -11,8 +11,8 @@ export function reload(settings: Settings): string {
   const installed = new Set(installedTags());
   const applied: string[] = [];
   const removed: string[] = [];
-  for (const { state, paths } of containers) {
-    const target = forwardTarget(state, paths.dir);
+  for (const { state } of containers) {
+    const target = forwardTarget(state);
     if (!target) continue;
     if (states.get(state.name) === 'RUNNING' && state.bridge) {
       installForwarding(target, state.bridge, state.veth);

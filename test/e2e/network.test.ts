@@ -4,9 +4,9 @@
 import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
+import { bridgeFromIp, bridgeFromProc } from '../../src/bridge.js';
 import { HOSTS_DIR } from '../../src/dhcp.js';
-import { containerTag } from '../../src/forward.js';
-import { Cleanup, attach, containerSuite, must, removeLxcContainer, sh, startContainer, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
+import { Cleanup, attach, containerSuite, must, removeLxcContainer, sh, startContainer, tagOf, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
 import { containerAddresses, giveSocat, makeNamespace, request, rulesLeftAfterStop, rulesOf, startServers, waitForLease, type Namespace } from '../helpers/net.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
@@ -36,7 +36,7 @@ if (runnable) {
     assert.is(created.exitCode, 0, created.stderr);
     const shown = JSON.parse((await thinLxc(['show', name, '--root', root, '--json'])).stdout) as { ip: string; mac: string; dir: string };
     giveSocat(shown.dir);
-    return { name, dir: shown.dir, ip: shown.ip, mac: shown.mac, tag: containerTag(shown.dir) };
+    return { name, dir: shown.dir, ip: shown.ip, mac: shown.mac, tag: tagOf(shown.dir) };
   };
 
   net.before(async () => {
@@ -48,6 +48,12 @@ if (runnable) {
   });
 
   net.after(() => cleanup.run());
+
+  net('the bridge read from /proc (create runs no process) is what ip reads', async () => {
+    const fromProc = bridgeFromProc('lxcbr0');
+    assert.ok(fromProc, 'lxcbr0 has one connected route and one address here');
+    assert.equal(fromProc, bridgeFromIp('lxcbr0'));
+  });
 
   net('two creates at once get distinct automatic addresses, reserved in dnsmasq', async () => {
     const [first, second] = await Promise.all([make(uniqueName('a'), '-p', `${ports.a}:80,${ports.aUdp}:53/udp,127.0.0.1:${ports.aLocal}:80`), make(uniqueName('b'))]);

@@ -4,7 +4,9 @@ import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlink
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { suite, type Test } from 'uvu';
+import { readState } from '../../src/container.js';
 import { dnsmasqReadsReservations } from '../../src/dhcp.js';
+import { containerTag } from '../../src/forward.js';
 import { CLI } from './paths.js';
 
 export interface Ran {
@@ -118,4 +120,11 @@ export class Cleanup {
       }
     }
   }
+}
+
+/** The iptables tag of a thin container's chains, as its hooks compute it. */
+export function tagOf(containerDir: string): string {
+  const { veth } = readState(containerDir);
+  if (!veth) throw new Error(`${containerDir} has no veth, so no forwarding chains`);
+  return containerTag(veth);
 }
