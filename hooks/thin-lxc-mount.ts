@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Mounts a thin container's union rootfs inside the container's own mount namespace, at every start:
-//   lxc.hook.pre-mount = /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-mount.js /containers/ID
+//   lxc.hook.pre-mount = /usr/bin/env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-mount.js /containers/ID
 import { containerPaths, readState } from '../src/container.js';
 import { runHook } from '../src/hook-runner.js';
 import { mountUnion } from '../src/union.js';

@@ -12,14 +12,23 @@ export function hookFile(hook: HookName): string {
 }
 
 /**
- * LXC runs a hook line through sh with a sparse environment, so it names the node binary and the
+ * Node variables a hook must not inherit from whoever ran lxc-start (LXC passes its environment on):
+ * NODE_OPTIONS could load code or open an inspector in a process running as root, and
+ * NODE_EXTRA_CA_CERTS makes every Node process parse a CA bundle at startup (~60 ms here) for TLS a hook never uses.
+ */
+const HOOK_UNSET = ['NODE_OPTIONS', 'NODE_EXTRA_CA_CERTS'];
+const ENV = '/usr/bin/env';
+
+/**
+ * LXC runs a hook line through sh with a sparse environment, so it names env, the node binary and the
  * hook by absolute path, and every word is a plain path that needs no quoting.
  */
 export function hookCommand(hook: HookName, containerDir: string): string {
   const node = validatePlainPath(process.execPath, 'node binary', 'install node under a plain path such as /usr/bin/node');
   const file = validatePlainPath(hookFile(hook), 'thin-lxc hook', 'install thin-lxc under a plain path such as /opt/thin-lxc');
   if (!existsSync(file)) throw new UserError(`hook ${file} is missing: build thin-lxc with npm run build`);
-  return `${node} ${file} ${containerDir}`;
+  if (!existsSync(ENV)) throw new UserError(`${ENV} is missing: install coreutils`);
+  return [ENV, ...HOOK_UNSET.flatMap((name) => ['-u', name]), node, file, containerDir].join(' ');
 }
 
 export function thinLxcVersion(): string {

@@ -21,8 +21,8 @@ function view(overrides: Partial<ConfigView> = {}): ConfigView {
     wlayer: '/containers/w1/wlayer',
     hwaddrs: [{ index: 0, address: '00:16:3e:0a:0b:0c' }],
     hooks: {
-      mount: '/usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-mount.js /containers/w1',
-      destroy: '/usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-destroy.js /containers/w1',
+      mount: '/usr/bin/env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-mount.js /containers/w1',
+      destroy: '/usr/bin/env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-destroy.js /containers/w1',
       portsUp: null,
       portsDown: null,
     },
