@@ -1,9 +1,10 @@
 // The LXC bridge a container's first network device attaches to, and its subnet, read from the kernel.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { Bridge } from './address.js';
 import { UserError } from './errors.js';
 import { run } from './exec.js';
-import { subnetOf } from './ipv4.js';
+import { contains, subnetOf, toAddress } from './ipv4.js';
+import { connectedRoutes, localAddresses } from './kernel-routes.js';
 import { lastValue, type ConfigEntry } from './lxc-config.js';
 import { quote } from './validate.js';
 
@@ -20,6 +21,26 @@ export function readBridge(name: string): Bridge {
       `bridge ${name} does not exist: start it with systemctl start lxc-net (or USE_LXC_BRIDGE=true /usr/libexec/lxc/lxc-net start)`,
     );
   }
+  return bridgeFromProc(name) ?? bridgeFromIp(name);
+}
+
+/**
+ * The fast path: the bridge's one connected route and the one host address inside it. Anything less
+ * plain (no route because the link is down, several networks or addresses) is left to ip.
+ */
+export function bridgeFromProc(name: string): Bridge | null {
+  try {
+    const routes = connectedRoutes(readFileSync('/proc/net/route', 'utf8')).filter((route) => route.iface === name);
+    if (routes.length !== 1) return null;
+    const subnet = routes[0]!.subnet;
+    const own = localAddresses(readFileSync('/proc/net/fib_trie', 'utf8')).filter((address) => contains(subnet, address));
+    return own.length === 1 ? { name, gateway: toAddress(own[0]!), subnet } : null;
+  } catch {
+    return null;
+  }
+}
+
+export function bridgeFromIp(name: string): Bridge {
   const output = run('ip', ['-4', '-j', 'addr', 'show', 'dev', name]).stdout;
   const parsed = JSON.parse(output) as { addr_info?: { local?: string; prefixlen?: number }[] }[];
   const info = parsed[0]?.addr_info?.find((entry) => entry.local && entry.prefixlen !== undefined);
