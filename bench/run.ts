@@ -1,5 +1,6 @@
 // thin-lxc's performance claims, measured against LXC's own tools in the same run (npm run bench, as root).
-// Sections: create, start, scale, rules, forward (--only a,b); --runs N (median of N, default 5); --scale N (200).
+// Sections: create, start, scale, rules, forward (--only a,b); --runs N (median of N, default 5); --scale N (200);
+// --inherit-env keeps NODE_EXTRA_CA_CERTS and NODE_OPTIONS (see SCRUBBED).
 // The Debian base (thin-lxc-bench-debian, about 300 MB) is made once and kept between runs.
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,6 +17,11 @@ const RUNS = Number(flag('runs', '5'));
 const SCALE = Number(flag('scale', '200'));
 const ONLY = new Set(flag('only', 'create,start,scale,rules,forward').split(','));
 const DEBIAN = 'thin-lxc-bench-debian';
+// Variables that change what every Node process costs, for thin-lxc and the node -e 0 floor alike:
+// NODE_EXTRA_CA_CERTS makes Node parse a whole CA bundle at startup (~60 ms on the reference machine, more
+// than Node's own startup). A root shell on a server rarely sets them; --inherit-env keeps them.
+const SCRUBBED = ['NODE_EXTRA_CA_CERTS', 'NODE_OPTIONS'].filter((name) => process.env[name] !== undefined);
+if (!process.argv.includes('--inherit-env')) for (const name of SCRUBBED) delete process.env[name];
 const tag = `tlb${process.pid.toString(36)}`;
 
 interface Row {
@@ -77,6 +83,7 @@ const stopNow = (name: string) => () => sh('lxc-stop', ['-n', name, '-k']);
 const publish = (first: number, count: number) => Array.from({ length: count }, (_, i) => `${first + i}:${80 + i}`).join(',');
 
 try {
+  if (SCRUBBED.length) console.log(`${process.argv.includes('--inherit-env') ? 'keeping' : 'without'} ${SCRUBBED.join(', ')} for every process measured`);
   const floor = record('floor', 'node -e 0', timeRuns(() => sh(process.execPath, ['-e', '0'])));
   const vsFloor = (value: number) => `${(value / floor).toFixed(2)}x node -e 0`;
   ensureBase(DEBIAN, ['-t', 'debian', '--', '-r', 'bookworm']);
@@ -158,7 +165,13 @@ try {
   if (ONLY.has('forward')) forwardSection(busybox);
 
   mkdirSync(RESULTS, { recursive: true });
-  const machine = { node: process.version, cores: output('nproc', []).trim(), kernel: output('uname', ['-r']).trim(), lxc: output('lxc-start', ['--version']).trim() };
+  const machine = {
+    node: process.version,
+    cores: output('nproc', []).trim(),
+    kernel: output('uname', ['-r']).trim(),
+    lxc: output('lxc-start', ['--version']).trim(),
+    environment: process.argv.includes('--inherit-env') ? `inherited (${SCRUBBED.join(', ') || 'nothing to scrub'})` : `without ${SCRUBBED.join(', ') || 'nothing to scrub'}`,
+  };
   writeFileSync(join(RESULTS, 'bench.json'), JSON.stringify({ runs: RUNS, scale: SCALE, machine, rows }, null, 2));
   console.log(`\nwritten to bench/results/bench.json (${JSON.stringify(machine)})`);
 } finally {
