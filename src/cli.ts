@@ -1,10 +1,8 @@
-#!/usr/bin/env node
 // The thin-lxc command: wires commander to the commands and reports errors once, as one line.
-import { realpathSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { UserError, formatError, oneLine } from './errors.js';
 import { setCommandTrace } from './exec.js';
+import { writeErr, writeOut } from './output.js';
 import { thinLxcVersion } from './install.js';
 import { translateLegacyArgs } from './legacy-argv.js';
 import { resolveSettings, type Settings } from './settings.js';
@@ -29,7 +27,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
   const args = translateLegacyArgs(argv);
   const debug = args.includes('--debug');
   setCommandTrace(debug);
-  const out = (text: string) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  const out = (text: string) => writeOut(text.endsWith('\n') ? text : `${text}\n`);
   const settingsOf = (command: Command): Settings => {
     const global = command.optsWithGlobals<GlobalOptions>();
     return resolveSettings({ flags: { root: global.root, lxcpath: global.lxcpath }, env, cwd });
@@ -43,7 +41,11 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
     .option('--debug', 'show stack traces and the system commands run')
     .addHelpText('after', EXAMPLES)
     .exitOverride()
-    .configureOutput({ outputError: (text, write) => write(`thin-lxc: ${oneLine(text.trim().replace(/^error: /, ''))} (run thin-lxc --help for usage)\n`) });
+    .configureOutput({
+      writeOut,
+      writeErr,
+      outputError: (text, write) => write(`thin-lxc: ${oneLine(text.trim().replace(/^error: /, ''))} (run thin-lxc --help for usage)\n`),
+    });
 
   program
     .command('create')
@@ -71,7 +73,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
         return;
       }
       const plan = createContainer(request, settingsOf(command), cwd);
-      for (const warning of plan.warnings) process.stderr.write(`thin-lxc: warning: ${warning}\n`);
+      for (const warning of plan.warnings) writeErr(`thin-lxc: warning: ${warning}\n`);
       const ms = Math.round(performance.now() - started);
       out(
         `Created thin container ${plan.state.name} (id ${plan.state.id}) from ${plan.state.baseName} in ${ms} ms` +
@@ -173,10 +175,10 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode;
     if (error instanceof DoctorFound) {
-      process.stderr.write(`thin-lxc: doctor found ${error.count} problem(s): run the commands shown above\n`);
+      writeErr(`thin-lxc: doctor found ${error.count} problem(s): run the commands shown above\n`);
       return 1;
     }
-    process.stderr.write(`${formatError(error, debug)}\n`);
+    writeErr(`${formatError(error, debug)}\n`);
     return error instanceof UserError ? 2 : 1;
   }
 }
@@ -191,23 +193,5 @@ class DoctorFound extends Error {
 function requireRoot(): void {
   if (process.getuid?.() !== 0) {
     throw new UserError('thin-lxc must run as root (it registers containers with LXC and its hooks mount filesystems): use sudo');
-  }
-}
-
-if (isEntryPoint()) {
-  // No top-level await: the shipped command is a CommonJS bundle (see scripts/bundle.mjs).
-  void main(process.argv.slice(2), process.env, process.cwd()).then((code) => {
-    process.exitCode = code;
-  });
-}
-
-/** True when run as the thin-lxc command (also through npm's bin symlink), false when imported by tests. */
-function isEntryPoint(): boolean {
-  const invoked = process.argv[1];
-  if (!invoked) return false;
-  try {
-    return realpathSync(invoked) === fileURLToPath(import.meta.url);
-  } catch {
-    return false;
   }
 }

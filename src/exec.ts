@@ -3,6 +3,7 @@
 // than Node's own startup, and hooks run at every container start.
 import { spawnSync } from 'node:child_process';
 import { CommandError, UserError } from './errors.js';
+import { writeErr } from './output.js';
 
 export interface CommandResult {
   stdout: string;
@@ -41,7 +42,7 @@ export function setCommandTrace(on: boolean): void {
 }
 
 export function run(file: string, args: readonly string[], options: RunOptions = {}): CommandResult {
-  if (traceCommands) process.stderr.write(`+ ${[file, ...args].join(' ')}\n`);
+  if (traceCommands) writeErr(`+ ${[file, ...args].join(' ')}\n`);
   const env = { ...process.env, PATH: withSbin(process.env.PATH) };
   const result = spawnSync(file, args, {
     encoding: 'utf8',

@@ -3,6 +3,7 @@ import { appendFileSync, existsSync, statSync, truncateSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { formatError } from './errors.js';
 import { parseHookContext, type HookContext, type HookType } from './hook-context.js';
+import { writeErr, writeOut } from './output.js';
 
 const HOOK_LOG = 'hook.log';
 const HOOK_LOG_LIMIT = 64 * 1024;
@@ -20,8 +21,8 @@ export function runHook(type: HookType, hookUrl: string, work: (context: HookCon
     work(context);
   } catch (error) {
     const line = `${formatError(error, process.env.THIN_LXC_DEBUG === '1')} (lxc.hook.${type} of ${process.env.LXC_NAME ?? '?'})`;
-    process.stdout.write(`${line}\n`);
-    process.stderr.write(`${line}\n`);
+    writeOut(`${line}\n`);
+    writeErr(`${line}\n`);
     if (containerDir) appendHookLog(containerDir, line);
     process.exitCode = 1;
   }
