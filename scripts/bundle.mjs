@@ -50,7 +50,9 @@ const commonjs = (dir) => writeFileSync(`${dir}/package.json`, '{ "type": "commo
 // Earlier builds split the CLI into chunks; start clean so no stale chunk is shipped.
 rmSync('dist/bin', { recursive: true, force: true });
 mkdirSync('dist/bin');
-await build({ ...common, entryPoints: ['dist/src/cli.js'], outfile: 'dist/bin/cli.js', plugins: [lazyBuiltin('child_process')] });
+await build({ ...common, entryPoints: ['dist/src/bin.js'], outfile: 'dist/bin/thin-lxc.js', plugins: [lazyBuiltin('child_process')] });
+// The command itself: a few lines that run thin-lxc.js with its code cache (see src/launcher.ts).
+await build({ ...common, entryPoints: ['dist/src/launcher.js'], outfile: 'dist/bin/cli.js' });
 commonjs('dist/bin');
 
 await build({
