@@ -1,5 +1,5 @@
 // thin-lxc's performance claims, measured against LXC's own tools in the same run (npm run bench, as root).
-// Sections: create, start, scale, rules, forward (--only a,b); --runs N (median of N, default 5); --scale N (200);
+// Sections: create, hooks, start, scale, rules, forward (--only a,b); --runs N (median of N, default 5); --scale N (200);
 // --inherit-env keeps NODE_EXTRA_CA_CERTS and NODE_OPTIONS (see SCRUBBED).
 // The Debian base (thin-lxc-bench-debian, about 300 MB) is made once and kept between runs.
 import { spawnSync } from 'node:child_process';
@@ -15,7 +15,7 @@ const flag = (name: string, fallback: string) => {
 };
 const RUNS = Number(flag('runs', '5'));
 const SCALE = Number(flag('scale', '200'));
-const ONLY = new Set(flag('only', 'create,start,scale,rules,forward').split(','));
+const ONLY = new Set(flag('only', 'create,hooks,start,scale,rules,forward').split(','));
 const DEBIAN = 'thin-lxc-bench-debian';
 // Variables that change what every Node process costs, for thin-lxc and the node -e 0 floor alike:
 // NODE_EXTRA_CA_CERTS makes Node parse a whole CA bundle at startup (~60 ms on the reference machine, more
@@ -42,6 +42,11 @@ function sh(file: string, args: string[], options: { input?: string; env?: NodeJ
   if (result.status !== 0) throw new Error(`${file} ${args.join(' ')} failed: ${result.stderr}`);
   return elapsed;
 }
+const timed = (work: () => unknown) => {
+  const started = performance.now();
+  work();
+  return performance.now() - started;
+};
 const output = (file: string, args: string[]) => spawnSync(file, args, { encoding: 'utf8' }).stdout;
 const quiet = (file: string, args: string[]) => void spawnSync(file, args, { stdio: 'ignore' });
 const thin = (...args: string[]) => sh(process.execPath, [CLI, ...args, '--root', root]);
@@ -52,14 +57,23 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
+const nodeFloor = () => sh(process.execPath, ['-e', '0']);
+/** The median of node -e 0 runs taken between the runs of the last timeRuns: ratios use it, so a VM's drift cancels out. */
+let floorNearby = Number.NaN;
+
 function timeRuns(measure: (run: number) => number, undo: (run: number) => void = () => {}, runs = RUNS): number {
   const samples: number[] = [];
+  const floors: number[] = [];
   for (let run = 0; run < runs; run++) {
+    floors.push(nodeFloor());
     samples.push(measure(run));
     undo(run);
   }
+  floorNearby = median(floors);
   return median(samples);
 }
+
+const timesFloor = (value: number) => `${(value / floorNearby).toFixed(2)}x node -e 0 (${floorNearby.toFixed(1)} ms in these runs)`;
 
 function record(section: string, what: string, value: number, unit = 'ms', ratio?: string): number {
   rows.push({ section, what, value, unit, ...(ratio ? { ratio } : {}) });
@@ -84,8 +98,7 @@ const publish = (first: number, count: number) => Array.from({ length: count }, 
 
 try {
   if (SCRUBBED.length) console.log(`${process.argv.includes('--inherit-env') ? 'keeping' : 'without'} ${SCRUBBED.join(', ')} for every process measured`);
-  const floor = record('floor', 'node -e 0', timeRuns(() => sh(process.execPath, ['-e', '0'])));
-  const vsFloor = (value: number) => `${(value / floor).toFixed(2)}x node -e 0`;
+  record('floor', 'node -e 0', timeRuns(nodeFloor));
   ensureBase(DEBIAN, ['-t', 'debian', '--', '-r', 'bookworm']);
   const busybox = track(`${tag}-bb`);
   sh('lxc-create', ['-t', 'busybox', '-n', busybox]);
@@ -98,8 +111,8 @@ try {
         (run) => thin('create', `${tag}-c${run}`, '--base', base),
         (run) => quiet(process.execPath, [CLI, 'destroy', `${tag}-c${run}`, '--root', root]),
       ));
-      rows.at(-1)!.ratio = vsFloor(created);
-      console.log(`${''.padEnd(80)} ${vsFloor(created)}`);
+      rows.at(-1)!.ratio = timesFloor(created);
+      console.log(`${''.padEnd(80)} ${timesFloor(created)}`);
     }
     const snapshot = record('create', `lxc-copy -s -B overlay (${DEBIAN})`, timeRuns(
       (run) => sh('lxc-copy', ['-n', DEBIAN, '-N', `${tag}-s${run}`, '-s', '-B', 'overlay']),
@@ -113,6 +126,17 @@ try {
     void full;
   }
 
+  if (ONLY.has('hooks')) {
+    // Each hook as LXC runs it, refusing a wrong hook type: Node's startup and the hook's bundle, no work.
+    for (const hook of ['mount', 'ports-up', 'ports-down', 'destroy']) {
+      const file = fileURLToPath(new URL(`../hooks/thin-lxc-${hook}.js`, import.meta.url));
+      const env = { ...process.env, LXC_HOOK_VERSION: '1', LXC_HOOK_TYPE: 'none' };
+      const line = ['-u', 'NODE_OPTIONS', '-u', 'NODE_EXTRA_CA_CERTS', process.execPath, file, '/nonexistent'];
+      const started = timeRuns(() => timed(() => spawnSync('/usr/bin/env', line, { env, stdio: 'ignore' })));
+      record('hooks', `${hook} hook: start, load, refuse a wrong hook type`, started, 'ms', timesFloor(started));
+    }
+  }
+
   if (ONLY.has('start')) {
     const withPorts = track(`${tag}-p`);
     const noPorts = track(`${tag}-n`);
@@ -124,10 +148,10 @@ try {
     const snapStop = record('start', 'lxc-copy -s snapshot: lxc-stop -k', timeRuns((run) => (startToRunning(snapshot)(), stopNow(snapshot)()), () => {}, RUNS));
     for (const [label, name] of [['thin, no ports', noPorts], ['thin, 3 published ports', withPorts]] as const) {
       const start = record('start', `${label}: lxc-start -d to RUNNING`, timeRuns(startToRunning(name), stopNow(name)));
-      rows.at(-1)!.ratio = `hooks add ${((start - snapStart) / floor).toFixed(2)}x node -e 0`;
+      rows.at(-1)!.ratio = `hooks add ${timesFloor(start - snapStart)}`;
       console.log(`${''.padEnd(80)} ${rows.at(-1)!.ratio}`);
       const stop = record('start', `${label}: lxc-stop -k`, timeRuns(() => (startToRunning(name)(), stopNow(name)())));
-      rows.at(-1)!.ratio = `hooks add ${((stop - snapStop) / floor).toFixed(2)}x node -e 0`;
+      rows.at(-1)!.ratio = `hooks add ${timesFloor(stop - snapStop)}`;
       console.log(`${''.padEnd(80)} ${rows.at(-1)!.ratio}`);
     }
   }
