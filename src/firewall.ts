@@ -1,7 +1,8 @@
 // Installs and removes a thin container's port forwarding on the host, under one lock, all or nothing.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { containerRules, containerTag, readSaved, restoreScript, type ForwardTarget } from './forward.js';
-import { iptablesRestore, iptablesSave } from './iptables.js';
+import { containerRules, containerTag, guardLines, quickInstallScript, quickRemoveScript, readSaved, restoreScript, type ContainerRules, type ForwardTarget } from './forward.js';
+import { recordExactly, recordInstalled, recordRemoved, recordedTags } from './forwarding-record.js';
+import { iptablesRestore, iptablesSave, iptablesTable, tryIptablesRestore } from './iptables.js';
 import { withLock } from './lock.js';
 import type { ThinState } from './container.js';
 import { parsePublish } from './validate.js';
@@ -11,12 +12,16 @@ export function forwardTarget(state: ThinState): ForwardTarget | null {
   return { tag: containerTag(state.veth), name: state.name, address: state.ip, subnet: state.subnet, publish: state.publish.map(parsePublish) };
 }
 
+export interface ForwardingOptions {
+  /** Read what iptables has and repair it (reload), instead of trusting thin-lxc's record of it. */
+  reconcile?: boolean;
+}
+
 /** Replaces the container's rules (a start after a crash leaves exactly one set); if that fails, leaves none. */
-export function installForwarding(target: ForwardTarget, bridge: string, veth: string | null): void {
+export function installForwarding(target: ForwardTarget, bridge: string, veth: string | null, options: ForwardingOptions = {}): void {
   withLock('iptables', () => {
-    const script = restoreScript(readSaved(iptablesSave()), { install: { tag: target.tag, rules: containerRules(target) } });
     try {
-      if (script) iptablesRestore(script);
+      applyInstall({ tag: target.tag, rules: containerRules(target) }, options.reconcile === true);
       // Forwarding needs ip_forward; 127.0.0.1:PORT needs route_localnet on the bridge, made safe by the guard rule just installed.
       setSysctl('/proc/sys/net/ipv4/ip_forward', '1');
       setSysctl(`/proc/sys/net/ipv4/conf/${bridge}/route_localnet`, '1');
@@ -33,13 +38,36 @@ export function installForwarding(target: ForwardTarget, bridge: string, veth: s
 }
 
 /** Removes the container's rules; quiet when they are already gone. */
-export function removeForwarding(tag: string): void {
-  withLock('iptables', () => removeUnlocked(tag));
+export function removeForwarding(tag: string, options: ForwardingOptions = {}): void {
+  withLock('iptables', () => removeUnlocked(tag, options.reconcile === true));
 }
 
-function removeUnlocked(tag: string): void {
-  const script = restoreScript(readSaved(iptablesSave()), { remove: tag });
+/** With other containers' forwarding recorded, one script and no iptables-save; otherwise (or if it is refused) a reconcile. */
+function applyInstall(install: { tag: string; rules: ContainerRules }, reconcile: boolean): void {
+  const recorded = recordedTags();
+  if (!reconcile && recorded.some((tag) => tag !== install.tag)) {
+    const guard = guardLines(readSaved(iptablesTable('raw')));
+    if (tryIptablesRestore(quickInstallScript(install, recorded.includes(install.tag), guard))) {
+      recordInstalled(install.tag);
+      return;
+    }
+  }
+  const saved = readSaved(iptablesSave());
+  const script = restoreScript(saved, { install });
   if (script) iptablesRestore(script);
+  recordExactly([...saved.tags.filter((tag) => tag !== install.tag), install.tag]);
+}
+
+function removeUnlocked(tag: string, reconcile = false): void {
+  const recorded = recordedTags();
+  if (!reconcile && recorded.includes(tag) && recorded.length > 1 && tryIptablesRestore(quickRemoveScript(tag))) {
+    recordRemoved(tag);
+    return;
+  }
+  const saved = readSaved(iptablesSave());
+  const script = restoreScript(saved, { remove: tag });
+  if (script) iptablesRestore(script);
+  recordExactly(saved.tags.filter((other) => other !== tag));
 }
 
 export function installedTags(): string[] {

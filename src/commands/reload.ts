@@ -15,10 +15,10 @@ export function reload(settings: Settings): string {
     const target = forwardTarget(state);
     if (!target) continue;
     if (states.get(state.name) === 'RUNNING' && state.bridge) {
-      installForwarding(target, state.bridge, state.veth);
+      installForwarding(target, state.bridge, state.veth, { reconcile: true });
       applied.push(state.name);
     } else if (installed.has(target.tag)) {
-      removeForwarding(target.tag);
+      removeForwarding(target.tag, { reconcile: true });
       removed.push(state.name);
     }
   }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { containerRules, containerTag, readSaved, restoreScript, vethName, type ForwardTarget } from '../../src/forward.js';
+import { containerRules, containerTag, guardLines, quickInstallScript, quickRemoveScript, readSaved, restoreScript, vethName, type ForwardTarget } from '../../src/forward.js';
 import { shellVariable } from '../../src/lxc-net.js';
 import { parsePublish } from '../../src/validate.js';
 import { fixture } from '../helpers/paths.js';
@@ -120,6 +120,29 @@ test('removing what is not there changes nothing', () => {
 test('a base jump that somebody duplicated is deleted as often as it appears', () => {
   const doubled = SAVED_WEB1.replace('-A POSTROUTING -j THIN-LXC-SNAT', '-A POSTROUTING -j THIN-LXC-SNAT\n-A POSTROUTING -j THIN-LXC-SNAT');
   assert.is(restoreScript(readSaved(doubled), { remove: web1.tag }).match(/^-D POSTROUTING -j THIN-LXC-SNAT$/gm)?.length, 2);
+});
+
+test('quick install (others recorded): its chains, rules and jumps, and the guard only where iptables-save -t raw lacks it', () => {
+  const guard = guardLines(readSaved(SAVED_WEB1.replaceAll('0000beef', '1111cafe')));
+  assert.equal(guard, []);
+  assert.is(
+    withoutOwnRules(quickInstallScript(install.install, false, guard)),
+    ['*nat', ':TLXC-0000beef-D - [0:0]', ':TLXC-0000beef-S - [0:0]', '-A THIN-LXC-DNAT -j TLXC-0000beef-D', '-A THIN-LXC-SNAT -j TLXC-0000beef-S', 'COMMIT',
+      '*filter', ':TLXC-0000beef-F - [0:0]', '-A THIN-LXC-FWD -j TLXC-0000beef-F', 'COMMIT', ''].join('\n'),
+  );
+  assert.not.match(quickInstallScript(install.install, true, guard), '-A THIN-LXC-');
+  const noGuard = guardLines(readSaved('*raw\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n'));
+  assert.equal(noGuard, [':THIN-LXC-GUARD - [0:0]', '-A THIN-LXC-GUARD ! -i lo -d 127.0.0.0/8 -j DROP', '-I PREROUTING 1 -j THIN-LXC-GUARD']);
+  assert.ok(quickInstallScript(install.install, false, noGuard).startsWith(`*raw\n${noGuard.join('\n')}\nCOMMIT\n*nat\n`));
+});
+
+test('quick removal: its jumps, then its chains', () => {
+  assert.is(
+    quickRemoveScript(web1.tag),
+    ['*nat', '-D THIN-LXC-DNAT -j TLXC-0000beef-D', ':TLXC-0000beef-D - [0:0]', '-X TLXC-0000beef-D', '-D THIN-LXC-SNAT -j TLXC-0000beef-S', ':TLXC-0000beef-S - [0:0]', '-X TLXC-0000beef-S', 'COMMIT',
+      '*filter', '-D THIN-LXC-FWD -j TLXC-0000beef-F', ':TLXC-0000beef-F - [0:0]', '-X TLXC-0000beef-F', 'COMMIT', ''].join('\n'),
+  );
+  assert.is(quickRemoveScript(web1.tag), restoreScript(readSaved(SAVED_TWO), { remove: web1.tag }), 'what a reconcile would do with another container running');
 });
 
 test('veth and chain names: short, stable, salted on request; chains are named after the veth', () => {
