@@ -30,7 +30,7 @@ export function chooseAddress(name: string, requested: string | null, bridge: Br
   }
   const inUse: AddressUse[] = [
     ...others.flatMap((other) => (other.state.ip ? [{ address: other.state.ip, holder: `thin container ${other.state.name}` }] : [])),
-    ...reservedAddresses(),
+    ...reservedAddresses(new Set(others.flatMap((other) => (other.state.ip ? [other.state.name] : [])))),
   ];
   // Asking LXC for every running container's addresses costs a process that grows with their number, so
   // only a requested address pays for it; a chosen one avoids leases and live neighbours instead.

@@ -3,6 +3,7 @@ import { lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parse, stringify } from 'ini';
 import { UserError } from './errors.js';
+import { fileIdentity, loadStateCache, saveStateCache, type StateCache } from './state-cache.js';
 import { quote } from './validate.js';
 import type { UnionFs } from './union.js';
 
@@ -21,17 +22,18 @@ export interface ContainerPaths {
 
 /** The original's layout (`<root>/<id>/image/{config,rootfs}`, `<root>/<id>/wlayer`) plus overlayfs' workdir and our state. */
 export function containerPaths(root: string, id: string): ContainerPaths {
+  // One join; the rest are plain names under it (list builds these for every container).
   const dir = join(root, id);
-  const image = join(dir, 'image');
+  const image = `${dir}/image`;
   return {
     dir,
     image,
-    config: join(image, 'config'),
-    rootfs: join(image, 'rootfs'),
-    wlayer: join(dir, 'wlayer'),
-    work: join(dir, 'work'),
-    state: join(dir, STATE_FILE),
-    hookLog: join(dir, 'hook.log'),
+    config: `${image}/config`,
+    rootfs: `${image}/rootfs`,
+    wlayer: `${dir}/wlayer`,
+    work: `${dir}/work`,
+    state: `${dir}/${STATE_FILE}`,
+    hookLog: `${dir}/hook.log`,
   };
 }
 
@@ -105,16 +107,24 @@ export interface ThinContainer {
 /** Every thin container under `root`; directories being built or removed (dot-prefixed) are not containers yet. */
 export function listContainers(root: string): ThinContainer[] {
   const containers: ThinContainer[] = [];
+  const cached = loadStateCache(root);
+  const seen: StateCache = new Map();
   for (const id of entriesOf(root).sort()) {
     if (id.startsWith('.')) continue;
     const paths = containerPaths(root, id);
     if (!isRealDirectory(paths.dir)) continue;
     try {
-      containers.push({ state: readState(paths.dir), paths });
+      const identity = fileIdentity(paths.state);
+      const hit = cached.get(id);
+      const state = hit?.identity === identity ? hit.state : parseState(readFileSync(paths.state, 'utf8'), paths.state);
+      seen.set(id, { identity, state });
+      containers.push({ state, paths });
     } catch {
       // Not a thin container (or one whose state cannot be read): list shows only what it can vouch for.
     }
   }
+  const unchanged = seen.size === cached.size && [...seen].every(([id, entry]) => cached.get(id)?.identity === entry.identity);
+  if (!unchanged) saveStateCache(root, seen);
   return containers;
 }
 

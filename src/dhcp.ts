@@ -57,7 +57,12 @@ export function reservationExists(name: string): boolean {
   return existsSync(join(HOSTS_DIR, name));
 }
 
-export function reservedAddresses(): AddressUse[] {
+/**
+ * Reserved addresses of thin containers, one file per container name. `known` names are containers
+ * whose address the caller already has (this root's, from their state): their files are not read,
+ * so that a create on a host of one root reads no file per container.
+ */
+export function reservedAddresses(known: ReadonlySet<string> = new Set()): AddressUse[] {
   let files: string[];
   try {
     files = readdirSync(HOSTS_DIR);
@@ -65,7 +70,7 @@ export function reservedAddresses(): AddressUse[] {
     return [];
   }
   return files.flatMap((file) => {
-    if (file.includes('.tmp-')) return [];
+    if (file.includes('.tmp-') || known.has(file)) return [];
     const address = readFileSync(join(HOSTS_DIR, file), 'utf8').trim().split(',')[1];
     return address ? [{ address, holder: `thin container ${file} (reserved in ${HOSTS_DIR})` }] : [];
   });

@@ -10,6 +10,7 @@ import { containerTag } from './forward.js';
 import { unregister } from './lxc.js';
 import { isAlive } from './pid.js';
 import { quote } from './validate.js';
+import { forgetState } from './state-cache.js';
 
 /** Directories being built or removed: `.creating-ID-PID`, `.removing-ID-PID`. */
 const IN_PROGRESS = /^\.(creating|removing)-(.+)-(\d+)$/;
@@ -36,6 +37,7 @@ export function teardown(containerDir: string, options: { expectedName?: string;
   renameSync(containerDir, doomed);
   releaseHostState(state, containerDir, options.unregister);
   rmSync(doomed, { recursive: true, force: true });
+  forgetState(dirname(containerDir), basename(containerDir));
 }
 
 function releaseHostState(state: ThinState, containerDir: string, unregisterToo: boolean): void {

@@ -1,0 +1,79 @@
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { listContainers, serializeState, type ThinState } from '../../src/container.js';
+import { forgetState } from '../../src/state-cache.js';
+
+const state = (id: string, ip: string): ThinState => ({
+  id,
+  name: id,
+  base: '/var/lib/lxc/b',
+  baseName: 'b',
+  fs: 'overlay',
+  layers: ['/var/lib/lxc/b/rootfs'],
+  hwaddrs: { '0': '00:16:3e:00:00:01' },
+  ip,
+  bridge: 'lxcbr0',
+  subnet: '10.0.3.0/24',
+  veth: 'tlx0000beef',
+  publish: ['8080:80'],
+  mounts: [],
+  lxcpath: '/var/lib/lxc',
+  created: '2026-11-29T00:00:00.000Z',
+});
+
+function rootWith(...states: ThinState[]): string {
+  const root = mkdtempSync(join(tmpdir(), 'thin-lxc-cache-'));
+  for (const one of states) {
+    mkdirSync(join(root, one.id));
+    writeFileSync(join(root, one.id, 'thin-lxc.ini'), serializeState(one));
+  }
+  return root;
+}
+
+test('the cache holds what parsing gives, and a replaced state file is read again', () => {
+  const root = rootWith(state('a', '10.0.3.2'), state('b', '10.0.3.3'));
+  try {
+    const first = listContainers(root).map((c) => c.state);
+    assert.ok(existsSync(join(root, '.thin-lxc-states.json')));
+    assert.equal(listContainers(root).map((c) => c.state), first, 'from the cache: the same states');
+    // A new file (as create writes one: new inode) with other contents.
+    writeFileSync(join(root, 'a', 'new.ini'), serializeState(state('a', '10.0.3.9')));
+    renameSync(join(root, 'a', 'new.ini'), join(root, 'a', 'thin-lxc.ini'));
+    assert.equal(listContainers(root).map((c) => c.state.ip), ['10.0.3.9', '10.0.3.3']);
+    rmSync(join(root, 'b'), { recursive: true });
+    assert.equal(listContainers(root).map((c) => c.state.id), ['a'], 'a container gone is gone from the list');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('an empty root keeps no cache: nothing written by list, and destroying the last one removes it', () => {
+  const empty = rootWith();
+  const one = rootWith(state('a', '10.0.3.2'));
+  try {
+    listContainers(empty);
+    assert.equal(readdirSync(empty), []);
+    listContainers(one);
+    rmSync(join(one, 'a'), { recursive: true });
+    forgetState(one, 'a');
+    assert.equal(readdirSync(one), []);
+  } finally {
+    rmSync(empty, { recursive: true, force: true });
+    rmSync(one, { recursive: true, force: true });
+  }
+});
+
+test('a damaged cache is ignored', () => {
+  const root = rootWith(state('a', '10.0.3.2'));
+  try {
+    writeFileSync(join(root, '.thin-lxc-states.json'), '{not json');
+    assert.equal(listContainers(root).map((c) => c.state.ip), ['10.0.3.2']);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test.run();
