@@ -109,13 +109,15 @@ export function listContainers(root: string): ThinContainer[] {
   const containers: ThinContainer[] = [];
   const cached = loadStateCache(root);
   const seen: StateCache = new Map();
-  for (const id of entriesOf(root).sort()) {
+  let misses = 0;
+  // Directory entries carry their type: a symlink is not a container, and no lstat per entry is needed to know.
+  for (const id of directoriesOf(root)) {
     if (id.startsWith('.')) continue;
     const paths = containerPaths(root, id);
-    if (!isRealDirectory(paths.dir)) continue;
     try {
       const identity = fileIdentity(paths.state);
       const hit = cached.get(id);
+      if (hit?.identity !== identity) misses++;
       const state = hit?.identity === identity ? hit.state : parseState(readFileSync(paths.state, 'utf8'), paths.state);
       seen.set(id, { identity, state });
       containers.push({ state, paths });
@@ -123,9 +125,26 @@ export function listContainers(root: string): ThinContainer[] {
       // Not a thin container (or one whose state cannot be read): list shows only what it can vouch for.
     }
   }
-  const unchanged = seen.size === cached.size && [...seen].every(([id, entry]) => cached.get(id)?.identity === entry.identity);
-  if (!unchanged) saveStateCache(root, seen);
+  // Rewriting the cache costs more than parsing a few new states, so it is rewritten once a few have come or gone.
+  const gone = [...cached.keys()].filter((id) => !seen.has(id)).length;
+  const first = cached.size === 0 && seen.size > 0;
+  const emptied = seen.size === 0 && cached.size > 0;
+  if (first || emptied || misses + gone >= CACHE_REWRITE_AFTER) saveStateCache(root, seen);
   return containers;
+}
+
+const CACHE_REWRITE_AFTER = 8;
+
+/** The real directories (not symlinks) in `dir`, sorted; none when it does not exist (yet). */
+function directoriesOf(dir: string): string[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((entry) => entry.isDirectory())
+      .map((entry) => entry.name)
+      .sort();
+  } catch {
+    return [];
+  }
 }
 
 /** The names in a directory; none when it does not exist (yet). */
