@@ -131,6 +131,9 @@ test('quick install (others recorded): its chains, rules and jumps, and the guar
       '*filter', ':TLXC-0000beef-F - [0:0]', '-A THIN-LXC-FWD -j TLXC-0000beef-F', 'COMMIT', ''].join('\n'),
   );
   assert.not.match(quickInstallScript(install.install, true, guard), '-A THIN-LXC-');
+  // What the quick path reads: iptables -t raw -S, as read off this machine.
+  const listed = '*raw\n-P PREROUTING ACCEPT\n-P OUTPUT ACCEPT\n-N THIN-LXC-GUARD\n-A PREROUTING -j THIN-LXC-GUARD\n-A THIN-LXC-GUARD -d 127.0.0.0/8 ! -i lo -j DROP\n';
+  assert.equal(guardLines(readSaved(listed)), []);
   const noGuard = guardLines(readSaved('*raw\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n'));
   assert.equal(noGuard, [':THIN-LXC-GUARD - [0:0]', '-A THIN-LXC-GUARD ! -i lo -d 127.0.0.0/8 -j DROP', '-I PREROUTING 1 -j THIN-LXC-GUARD']);
   assert.ok(quickInstallScript(install.install, false, noGuard).startsWith(`*raw\n${noGuard.join('\n')}\nCOMMIT\n*nat\n`));
