@@ -27,8 +27,17 @@ export function hookCommand(hook: HookName, containerDir: string): string {
   const node = validatePlainPath(process.execPath, 'node binary', 'install node under a plain path such as /usr/bin/node');
   const file = validatePlainPath(hookFile(hook), 'thin-lxc hook', 'install thin-lxc under a plain path such as /opt/thin-lxc');
   if (!existsSync(file)) throw new UserError(`hook ${file} is missing: build thin-lxc with npm run build`);
+  if (!isBundle(file)) throw new UserError(`hook ${file} is tsc's output, not the bundle LXC can run (was tsc run on its own?): npm run build`);
   if (!existsSync(ENV)) throw new UserError(`${ENV} is missing: install coreutils`);
   return [ENV, ...HOOK_UNSET.flatMap((name) => ['-u', name]), node, file, containerDir].join(' ');
+}
+
+/**
+ * The hooks LXC runs are self-contained CommonJS bundles; tsc's own output for them (same path,
+ * ESM, importing ../src) cannot run there, and a bare tsc writes exactly that.
+ */
+export function isBundle(file: string): boolean {
+  return !/^import .* from ["']\.\.\/src\//m.test(readFileSync(file, 'utf8'));
 }
 
 export function thinLxcVersion(): string {

@@ -1,7 +1,11 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseHookContext } from '../../src/hook-context.js';
 import { formatError, CommandError, UserError } from '../../src/errors.js';
+import { isBundle } from '../../src/install.js';
 import { assignMacs, randomMac } from '../../src/hwaddr.js';
 
 const env = { LXC_HOOK_VERSION: '1', LXC_HOOK_TYPE: 'pre-mount', LXC_NAME: 'web1', LXC_CONFIG_FILE: '/var/lib/lxc/web1/config', LXC_ROOTFS_PATH: '/c/w1/image/rootfs' };
@@ -45,6 +49,20 @@ test('a missing system command is a UserError that names the package to install'
   const { run } = await import('../../src/exec.js');
   assert.throws(() => run('iptables-restore-not-here', []), /iptables-restore-not-here is not installed: install it with apt-get install iptables-restore-not-here/);
   assert.throws(() => run('lxc-nothing', []), /lxc-nothing is not installed: install it with apt-get install lxc/);
+});
+
+test('a hook file is a bundle unless it imports ../src as tsc writes it', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'thin-lxc-hook-'));
+  try {
+    const tscOutput = join(dir, 'tsc.js');
+    const bundle = join(dir, 'bundle.js');
+    writeFileSync(tscOutput, "#!/usr/bin/env node\nimport { runHook } from '../src/hook-runner.js';\nrunHook();\n");
+    writeFileSync(bundle, "#!/usr/bin/env node\n'use strict';\nvar import_node_fs = require('node:fs');\n");
+    assert.not.ok(isBundle(tscOutput));
+    assert.ok(isBundle(bundle));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();
