@@ -52,10 +52,7 @@ function applyInstall(install: { tag: string; rules: ContainerRules }, reconcile
       return;
     }
   }
-  const saved = readSaved(iptablesSave());
-  const script = restoreScript(saved, { install });
-  if (script) iptablesRestore(script);
-  recordExactly([...saved.tags.filter((tag) => tag !== install.tag), install.tag]);
+  reconcileFromSave({ install });
 }
 
 function removeUnlocked(tag: string, reconcile = false): void {
@@ -64,10 +61,16 @@ function removeUnlocked(tag: string, reconcile = false): void {
     recordRemoved(tag);
     return;
   }
+  reconcileFromSave({ remove: tag });
+}
+
+/** The long way: what iptables really has, the script that changes only what is wrong, and the record made to match. */
+function reconcileFromSave(change: { install?: { tag: string; rules: ContainerRules }; remove?: string }): void {
   const saved = readSaved(iptablesSave());
-  const script = restoreScript(saved, { remove: tag });
+  const script = restoreScript(saved, change);
   if (script) iptablesRestore(script);
-  recordExactly(saved.tags.filter((other) => other !== tag));
+  const others = saved.tags.filter((tag) => tag !== change.install?.tag && tag !== change.remove);
+  recordExactly(change.install ? [...others, change.install.tag] : others);
 }
 
 export function installedTags(): string[] {

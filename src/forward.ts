@@ -207,8 +207,13 @@ export function restoreScript(saved: SavedState, change: { install?: { tag: stri
   sections.filter.push(...baseJumps('filter'));
   if (!anyLeft) for (const { table, chain } of SHARED) if (has(table, chain)) sections[table].push(`-X ${chain}`);
 
+  return formatScript(sections);
+}
+
+/** An iptables-restore script of the tables that have lines, in the order raw, nat, filter; '' when none has. */
+function formatScript(sections: Partial<Record<Table, readonly string[]>>): string {
   const tables: Table[] = ['raw', 'nat', 'filter'];
-  const script = tables.filter((table) => sections[table].length > 0).flatMap((table) => [`*${table}`, ...sections[table], 'COMMIT']);
+  const script = tables.flatMap((table) => (sections[table]?.length ? [`*${table}`, ...sections[table], 'COMMIT'] : []));
   return script.length > 0 ? `${script.join('\n')}\n` : '';
 }
 
@@ -222,31 +227,22 @@ export function restoreScript(saved: SavedState, change: { install?: { tag: stri
  */
 export function quickInstallScript(install: { tag: string; rules: ContainerRules }, jumpsInPlace: boolean, guard: readonly string[]): string {
   const { tag, rules } = install;
-  const jumps = (shared: (typeof SHARED)[number]) => (jumpsInPlace ? [] : [`-A ${shared.chain} -j ${tag}-${shared.suffix}`]);
-  const [dnat, snat, forward] = SHARED as [(typeof SHARED)[number], (typeof SHARED)[number], (typeof SHARED)[number]];
-  return [
-    ...(guard.length > 0 ? ['*raw', ...guard, 'COMMIT'] : []),
-    '*nat',
-    `:${tag}-D - [0:0]`,
-    `:${tag}-S - [0:0]`,
-    ...rules.nat,
-    ...jumps(dnat),
-    ...jumps(snat),
-    'COMMIT',
-    '*filter',
-    `:${tag}-F - [0:0]`,
-    ...rules.filter,
-    ...jumps(forward),
-    'COMMIT',
-    '',
-  ].join('\n');
+  const own = (table: Table, tableRules: readonly string[]) => {
+    const shared = SHARED.filter((entry) => entry.table === table);
+    return [
+      ...shared.map(({ suffix }) => `:${tag}-${suffix} - [0:0]`),
+      ...tableRules,
+      ...(jumpsInPlace ? [] : shared.map(({ chain, suffix }) => `-A ${chain} -j ${tag}-${suffix}`)),
+    ];
+  };
+  return formatScript({ raw: guard, nat: own('nat', rules.nat), filter: own('filter', rules.filter) });
 }
 
 /** Removes one container's jumps and chains, leaving the shared chains to the others (see quickInstallScript). */
 export function quickRemoveScript(tag: string): string {
   const lines = (table: Table) =>
     SHARED.filter((shared) => shared.table === table).flatMap(({ chain, suffix }) => [`-D ${chain} -j ${tag}-${suffix}`, `:${tag}-${suffix} - [0:0]`, `-X ${tag}-${suffix}`]);
-  return ['*nat', ...lines('nat'), 'COMMIT', '*filter', ...lines('filter'), 'COMMIT', ''].join('\n');
+  return formatScript({ nat: lines('nat'), filter: lines('filter') });
 }
 
 /** A host port can be published by one thin container only (per protocol and host address). */

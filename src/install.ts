@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { UserError } from './errors.js';
 import { validatePlainPath } from './validate.js';
 
-export type HookName = 'mount' | 'destroy' | 'ports-up' | 'ports-down';
+export const HOOK_NAMES = ['mount', 'destroy', 'ports-up', 'ports-down'] as const;
+export type HookName = (typeof HOOK_NAMES)[number];
 
 export function hookFile(hook: HookName): string {
   return fileURLToPath(new URL(`../hooks/thin-lxc-${hook}.js`, import.meta.url));
@@ -27,7 +28,6 @@ export function hookCommand(hook: HookName, containerDir: string): string {
   const node = validatePlainPath(process.execPath, 'node binary', 'install node under a plain path such as /usr/bin/node');
   const file = validatePlainPath(hookFile(hook), 'thin-lxc hook', 'install thin-lxc under a plain path such as /opt/thin-lxc');
   if (!existsSync(file)) throw new UserError(`hook ${file} is missing: build thin-lxc with npm run build`);
-  if (!isBundle(file)) throw new UserError(`hook ${file} is tsc's output, not the bundle LXC can run (was tsc run on its own?): npm run build`);
   if (!existsSync(ENV)) throw new UserError(`${ENV} is missing: install coreutils`);
   return [ENV, ...HOOK_UNSET.flatMap((name) => ['-u', name]), node, file, containerDir].join(' ');
 }
@@ -47,9 +47,10 @@ export function thinLxcVersion(): string {
 
 /**
  * Hooks run as root at every start: if anyone but root could change a hook (each is one self-contained
- * bundle in dist/hooks), they could run code as root. Refuse to reference such an installation.
+ * bundle in dist/hooks), they could run code as root; and a hook that is not a bundle cannot start a
+ * container at all. Refuse to reference such an installation.
  */
-export function checkInstallPermissions(): void {
+export function checkInstallation(): void {
   const dist = fileURLToPath(new URL('../hooks', import.meta.url));
   const walk = (path: string) => {
     const stat = lstatSync(path);
@@ -58,6 +59,9 @@ export function checkInstallPermissions(): void {
         `${path} is ${stat.uid !== 0 ? 'not owned by root' : 'writable by group or others'}, and thin-lxc's hooks run it as root: ` +
           `chown -R root:root ${dist} && chmod -R go-w ${dist}`,
       );
+    }
+    if (stat.isFile() && path.endsWith('.js') && !isBundle(path)) {
+      throw new UserError(`${path} is tsc's output, not the bundle LXC can run (was tsc run on its own?): npm run build`);
     }
     if (stat.isDirectory()) for (const entry of readdirSync(path)) walk(join(path, entry));
   };

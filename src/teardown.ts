@@ -9,8 +9,8 @@ import { removeForwarding } from './firewall.js';
 import { containerTag } from './forward.js';
 import { unregister } from './lxc.js';
 import { isAlive } from './pid.js';
-import { quote } from './validate.js';
 import { forgetState } from './state-cache.js';
+import { quote } from './validate.js';
 
 /** Directories being built or removed: `.creating-ID-PID`, `.removing-ID-PID`. */
 const IN_PROGRESS = /^\.(creating|removing)-(.+)-(\d+)$/;

@@ -10,7 +10,7 @@ import { forwardTarget } from '../firewall.js';
 import { checkPublishConflicts, containerRules, vethName } from '../forward.js';
 import { assignMacs } from '../hwaddr.js';
 import { identityFiles, type LayerFile } from '../identity.js';
-import { checkInstallPermissions, hookCommand, thinLxcVersion } from '../install.js';
+import { checkInstallation, hookCommand, thinLxcVersion } from '../install.js';
 import { broadcastOf, formatSubnet, toAddress } from '../ipv4.js';
 import { withLock } from '../lock.js';
 import { isRunning, lxcContainerExists, register, registrationDir, unregister } from '../lxc.js';
@@ -104,7 +104,7 @@ export function planCreate(request: CreateRequest, settings: Settings, cwd: stri
     throw new UserError(`base ${quote(request.base)} is itself a union of layers, which AuFS cannot stack on: use --fs overlay`);
   }
   requireKernelSupport(fs);
-  checkInstallPermissions();
+  checkInstallation();
 
   const bridge = networkOf(base.entries, request.base, requestedIp !== null || publishes.length > 0);
   const ip = bridge ? chooseAddress(name, requestedIp, bridge, others, settings.lxcpath) : null;

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { readBridge } from '../bridge.js';
 import { dnsmasqPid, dnsmasqReadsReservations, HOSTS_DIR } from '../dhcp.js';
 import { run } from '../exec.js';
-import { checkInstallPermissions, hookFile, isBundle } from '../install.js';
+import { checkInstallation, HOOK_NAMES, hookFile } from '../install.js';
 import { listViews } from './list.js';
 import { formatSubnet } from '../ipv4.js';
 import { lastValue, parseLxcConfig } from '../lxc-config.js';
@@ -85,11 +85,9 @@ export function doctor(settings: Settings): Check[] {
       return 'none running';
     }),
     check('hooks', () => {
-      const missing = (['mount', 'destroy', 'ports-up', 'ports-down'] as const).map(hookFile).filter((file) => !existsSync(file));
+      const missing = HOOK_NAMES.map(hookFile).filter((file) => !existsSync(file));
       if (missing.length > 0) fail(`missing ${missing.join(', ')}: npm run build`);
-      const unbundled = (['mount', 'destroy', 'ports-up', 'ports-down'] as const).map(hookFile).filter((file) => !isBundle(file));
-      if (unbundled.length > 0) fail(`${unbundled.join(', ')}: tsc's output, not the bundles LXC can run: npm run build`);
-      checkInstallPermissions();
+      checkInstallation();
       return `built, owned by root, run by ${process.execPath}`;
     }),
   ];
