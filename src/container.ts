@@ -1,7 +1,7 @@
 // The on-disk layout of one thin container and its state file, and finding containers in a root.
 import { lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { parse, stringify } from 'ini';
+import { parse } from 'ini';
 import { UserError } from './errors.js';
 import { fileIdentity, loadStateCache, saveStateCache, type StateCache } from './state-cache.js';
 import { quote } from './validate.js';
@@ -60,29 +60,74 @@ export interface ThinState {
   created: string;
 }
 
+/**
+ * Every value is written as a JSON string literal: ini reads those back exactly, where a bare value can
+ * change on the way (`true`, `false` and `null` become other types, backslashes before `;` or `#` go,
+ * a U+2028 hides the whole line). ini still turns the *unquoted* text of a literal "true" into a boolean,
+ * which parseState undoes: every field of a state is a string.
+ */
 export function serializeState(state: ThinState): string {
-  const { hwaddrs, ip, bridge, subnet, veth, ...rest } = state;
-  return stringify({ ...rest, ip: ip ?? '', bridge: bridge ?? '', subnet: subnet ?? '', veth: veth ?? '', hwaddr: hwaddrs });
+  const { hwaddrs, ip, bridge, subnet, veth, layers, publish, mounts, ...scalars } = state;
+  const line = (key: string, value: string) => `${key} = ${jsonString(value)}`;
+  const lines = [
+    ...Object.entries({ ...scalars, ip: ip ?? '', bridge: bridge ?? '', subnet: subnet ?? '', veth: veth ?? '' }).map(([key, value]) => line(key, value)),
+    ...Object.entries({ layers, publish, mounts }).flatMap(([key, values]) => values.map((value) => line(`${key}[]`, value))),
+    '',
+    '[hwaddr]',
+    ...Object.entries(hwaddrs).map(([index, mac]) => line(index, mac)),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/** JSON leaves U+2028 and U+2029 unescaped, and ini's line pattern stops at them. */
+function jsonString(value: string): string {
+  return JSON.stringify(value).replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
 }
 
 export function parseState(text: string, source: string): ThinState {
   const raw = parse(text) as Record<string, unknown>;
+  const damaged = (key: string) => new UserError(`${source} has no valid ${key}: the state file is damaged`);
+  // ini makes the text true, false and null into those values even inside quotes: they were strings.
+  const asText = (value: unknown) => (typeof value === 'string' ? value : typeof value === 'boolean' || value === null ? String(value) : undefined);
   const text_ = (key: string) => {
-    const value = raw[key];
-    if (typeof value !== 'string' || value === '') throw new UserError(`${source} has no ${key}: the state file is damaged`);
+    const value = asText(raw[key]);
+    if (value === undefined || value === '') throw damaged(key);
     return value;
   };
-  const optional = (key: string) => (typeof raw[key] === 'string' && raw[key] !== '' ? (raw[key] as string) : null);
-  const list = (key: string) => (Array.isArray(raw[key]) ? (raw[key] as unknown[]).map(String) : []);
+  const optional = (key: string) => {
+    const value = asText(raw[key]);
+    return value === undefined || value === '' ? null : value;
+  };
+  const list = (key: string) => {
+    const value = raw[key];
+    if (value === undefined) return [];
+    const items = Array.isArray(value) ? value.map(asText) : [];
+    if (items.length === 0 || items.some((item) => item === undefined)) throw damaged(key);
+    return items as string[];
+  };
   const hwaddr = raw.hwaddr;
+  const hwaddrs: Record<string, string> = {};
+  if (hwaddr !== undefined) {
+    if (typeof hwaddr !== 'object' || hwaddr === null || Array.isArray(hwaddr)) throw damaged('hwaddr');
+    for (const [index, mac] of Object.entries(hwaddr)) {
+      const value = asText(mac);
+      if (value === undefined) throw damaged('hwaddr');
+      hwaddrs[index] = value;
+    }
+  }
+  const fsOf = (key: string): UnionFs => {
+    const value = text_(key);
+    if (value !== 'overlay' && value !== 'aufs') throw damaged(key);
+    return value;
+  };
   return {
     id: text_('id'),
     name: text_('name'),
     base: text_('base'),
     baseName: text_('baseName'),
-    fs: text_('fs') === 'aufs' ? 'aufs' : 'overlay',
+    fs: fsOf('fs'),
     layers: list('layers'),
-    hwaddrs: typeof hwaddr === 'object' && hwaddr !== null ? (hwaddr as Record<string, string>) : {},
+    hwaddrs,
     ip: optional('ip'),
     bridge: optional('bridge'),
     subnet: optional('subnet'),

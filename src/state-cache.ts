@@ -9,7 +9,7 @@ import type { ThinState } from './container.js';
 
 const CACHE_FILE = '.thin-lxc-states.json';
 /** Bump when ThinState or parseState changes: a cache of another format is ignored. */
-const FORMAT = 1;
+const FORMAT = 2;
 
 export type StateCache = Map<string, { identity: string; state: ThinState }>;
 
