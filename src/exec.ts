@@ -16,6 +16,8 @@ export interface RunOptions {
   allowFailure?: boolean;
   input?: string;
   timeoutMs?: number;
+  /** Open files the command gets as its descriptors 3, 4, ... */
+  fds?: readonly number[];
 }
 
 /** LXC runs hooks with whatever environment lxc-start had; make sure the sbin folders are searched. */
@@ -32,6 +34,7 @@ const PACKAGE_OF: Record<string, string> = {
   getfattr: 'attr',
   du: 'coreutils',
   systemctl: 'systemd',
+  flock: 'util-linux',
 };
 
 let traceCommands = false;
@@ -49,7 +52,7 @@ export function run(file: string, args: readonly string[], options: RunOptions =
     env,
     input: options.input,
     timeout: options.timeoutMs ?? 120_000,
-    stdio: ['pipe', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe', ...(options.fds ?? [])],
   });
   if (result.error) {
     const code = (result.error as NodeJS.ErrnoException).code;

@@ -1,57 +1,49 @@
-// A host-wide lock between thin-lxc processes (creates choosing addresses, hooks editing iptables).
-// mkdir is atomic; the holder's pid inside lets a lock left by a killed process be taken over.
-import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+// Host-wide locks between thin-lxc processes (creates choosing addresses, hooks editing iptables): flock(2)
+// on a file in /run/thin-lxc, which the kernel releases when its holder dies, so there is nothing to take over.
+import { closeSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from './errors.js';
-import { isAlive } from './pid.js';
+import { run } from './exec.js';
 
 export const LOCK_DIR = '/run/thin-lxc';
-const WAIT_STEP_MS = 10;
-/** A lock directory without a pid for this long was left by a holder killed as it took the lock. */
-const ORPHAN_AFTER_MS = 5_000;
+/** What flock(1) exits with when the wait times out, so it is told apart from any other failure. */
+const TIMED_OUT = 75;
 
+export function lockPath(name: string): string {
+  return join(LOCK_DIR, `${name}.flock`);
+}
+
+/**
+ * Runs `work` holding the lock. Node has no flock(2), so flock(1) takes it on our open file: the lock
+ * belongs to the open file description, which this process keeps after flock(1) exits, until it closes
+ * the file or dies.
+ */
 export function withLock<T>(name: string, work: () => T, timeoutMs = 20_000): T {
-  const path = join(LOCK_DIR, `${name}.lock`);
   mkdirSync(LOCK_DIR, { recursive: true, mode: 0o700 });
-  const deadline = Date.now() + timeoutMs;
-  while (!tryTake(path)) {
-    if (Date.now() > deadline) throw new UserError(`timed out waiting for ${path}: if no thin-lxc is running, remove it`);
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, WAIT_STEP_MS);
-  }
+  const path = lockPath(name);
+  const fd = openSync(path, 'a+', 0o600);
   try {
+    const seconds = String(Math.max(timeoutMs / 1000, 0.001));
+    const taken = run('flock', ['--exclusive', '--conflict-exit-code', String(TIMED_OUT), '--wait', seconds, '3'], { allowFailure: true, fds: [fd] });
+    if (taken.exitCode === TIMED_OUT) {
+      throw new UserError(`timed out after ${seconds} s waiting for ${path}, held by ${holderOf(path)}: if it hangs, stop it`);
+    }
+    if (taken.exitCode !== 0) throw new UserError(`cannot lock ${path}: ${taken.stderr.trim() || `flock exited ${taken.exitCode}`}`);
+    // Who holds it, for the message of whoever times out waiting: information only, never acted on.
+    ftruncateSync(fd, 0);
+    writeSync(fd, `${process.pid}\n`);
     return work();
   } finally {
-    rmSync(path, { recursive: true, force: true });
+    closeSync(fd);
   }
 }
 
-function tryTake(path: string): boolean {
+function holderOf(path: string): string {
   try {
-    mkdirSync(path);
+    const pid = readFileSync(path, 'utf8').trim();
+    const command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+    return `pid ${pid} (${command})`;
   } catch {
-    if (holderIsGone(path)) rmSync(path, { recursive: true, force: true });
-    return false;
-  }
-  writeFileSync(join(path, 'pid'), String(process.pid));
-  return true;
-}
-
-function holderIsGone(path: string): boolean {
-  let text: string;
-  try {
-    text = readFileSync(join(path, 'pid'), 'utf8');
-  } catch {
-    text = '';
-  }
-  // No pid yet: the holder is between mkdir and writing it, unless it was killed right there long ago.
-  if (text.trim() === '') return ageMs(path) > ORPHAN_AFTER_MS;
-  return !isAlive(Number(text));
-}
-
-function ageMs(path: string): number {
-  try {
-    return Date.now() - statSync(path).mtimeMs;
-  } catch {
-    return 0;
+    return 'another process';
   }
 }

@@ -8,6 +8,7 @@ import { readState } from '../../src/container.js';
 import { dnsmasqReadsReservations } from '../../src/dhcp.js';
 import { containerTag } from '../../src/forward.js';
 import { CLI } from './paths.js';
+import { skipUnless } from './skip.js';
 
 export interface Ran {
   exitCode: number;
@@ -51,11 +52,7 @@ export async function containerSuite(title: string): Promise<{ tests: Test; runn
   const tests = suite(title);
   const reason =
     (await cannotRunContainers()) ?? (dnsmasqReadsReservations() ? null : "lxc-net's dnsmasq does not read thin-lxc's reservations (run thin-lxc setup)");
-  if (!reason) return { tests, runnable: true };
-  if (process.env.THIN_LXC_REQUIRE_E2E === '1') throw new Error(`${title}: cannot run here: ${reason}`);
-  console.log(`SKIPPED ${title}: ${reason}`);
-  tests.skip(title, () => {});
-  return { tests, runnable: false };
+  return { tests, runnable: skipUnless(tests, title, reason === null, reason ?? '') };
 }
 
 /** Why this machine cannot run containers, or null when it can. */
