@@ -1,12 +1,12 @@
 #!/usr/bin/env node
-// Installs a thin container's port forwarding when it starts (host side, before its init runs):
+// Installs a thin container's port forwarding when it starts (host side, before its init runs), recorded as
+// this start's (LXC_PID) so that only this start's post-stop removes it:
 //   lxc.hook.start-host = /usr/bin/env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-ports-up.js /containers/ID
-import { readState } from '../src/container.js';
 import { forwardTarget, installForwarding } from '../src/firewall.js';
-import { runHook } from '../src/hook-runner.js';
+import { ownContainer, runHook } from '../src/hook-runner.js';
 
-runHook('start-host', import.meta.url, ({ containerDir }) => {
-  const state = readState(containerDir);
+runHook('start-host', import.meta.url, (run) => {
+  const { state } = ownContainer(run);
   const target = forwardTarget(state);
-  if (target && state.bridge) installForwarding(target, state.bridge, state.veth);
+  if (target && state.bridge) installForwarding(target, state.bridge, state.veth, run.context.generation);
 });

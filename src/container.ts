@@ -1,6 +1,6 @@
 // The on-disk layout of one thin container and its state file, and finding containers in a root.
 import { lstatSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { parse } from 'ini';
 import { UserError } from './errors.js';
 import { fileIdentity, loadStateCache, saveStateCache, type StateCache } from './state-cache.js';
@@ -201,13 +201,54 @@ export function entriesOf(dir: string): string[] {
   }
 }
 
-export function findContainer(root: string, idOrName: string): ThinContainer {
+/**
+ * A thin container by id or name in `root`; failing that, by the LXC registration of that name in
+ * `lxcpath`, which says where it lives (a container made under another --root).
+ */
+export function findContainer(root: string, idOrName: string, lxcpath?: string): ThinContainer {
   const all = listContainers(root);
-  const found = all.find((c) => c.state.id === idOrName) ?? all.find((c) => c.state.name === idOrName);
+  const found =
+    all.find((c) => c.state.id === idOrName) ??
+    all.find((c) => c.state.name === idOrName) ??
+    (lxcpath === undefined ? undefined : registeredContainer(lxcpath, idOrName));
   if (!found) {
     throw new UserError(`no thin container with id or name ${quote(idOrName)} in ${root}: see thin-lxc list (or pass --root)`);
   }
   return found;
+}
+
+/** The thin container LXC's registration `lxcpath/name/config` includes (`lxc.include = DIR/image/config`), if it is one. */
+export function registeredContainer(lxcpath: string, name: string): ThinContainer | undefined {
+  let text: string;
+  try {
+    text = readFileSync(join(lxcpath, name, 'config'), 'utf8');
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split('\n')) {
+    const include = /^\s*lxc\.include\s*=\s*(\S+)\/image\/config\s*$/.exec(line)?.[1];
+    if (!include) continue;
+    try {
+      const state = readState(include);
+      if (state.name === name) return { state, paths: containerPaths(dirname(include), basename(include)) };
+    } catch {
+      // Not a thin container's config, or a damaged one: nothing to act on.
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Every thin container thin-lxc can know of: those in the root, and those registered in the lxcpath from
+ * other roots. What reload, doctor and refresh act on.
+ */
+export function knownContainers(root: string, lxcpath: string): ThinContainer[] {
+  const inRoot = listContainers(root);
+  const dirs = new Set(inRoot.map((container) => container.paths.dir));
+  const elsewhere = directoriesOf(lxcpath)
+    .map((name) => registeredContainer(lxcpath, name))
+    .filter((container): container is ThinContainer => container !== undefined && !dirs.has(container.paths.dir));
+  return [...inRoot, ...elsewhere];
 }
 
 export function isRealDirectory(path: string): boolean {

@@ -1,8 +1,8 @@
 // Installs and removes a thin container's port forwarding on the host, under one lock, all or nothing.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { containerRules, containerTag, guardLines, quickInstallScript, quickRemoveScript, readSaved, restoreScript, type ContainerRules, type ForwardTarget } from './forward.js';
-import { recordExactly, recordInstalled, recordRemoved, recordedTags } from './forwarding-record.js';
-import { iptablesRestore, iptablesSave, iptablesTable, tryIptablesRestore } from './iptables.js';
+import { containerRules, containerTag, quickInstallScript, quickRemoveScript, readSaved, restoreScript, type ContainerRules, type ForwardTarget } from './forward.js';
+import { recordExactly, recordInstalled, recordRemoved, recordedGeneration, recordedTags } from './forwarding-record.js';
+import { iptablesRestore, iptablesSave, tryIptablesRestore } from './iptables.js';
 import { withLock } from './lock.js';
 import type { ThinState } from './container.js';
 import { parsePublish } from './validate.js';
@@ -13,15 +13,19 @@ export function forwardTarget(state: ThinState): ForwardTarget | null {
 }
 
 export interface ForwardingOptions {
-  /** Read what iptables has and repair it (reload), instead of trusting thin-lxc's record of it. */
+  /** Read what iptables has and repair it (reload), instead of trying the quick way first. */
   reconcile?: boolean;
 }
 
-/** Replaces the container's rules (a start after a crash leaves exactly one set); if that fails, leaves none. */
-export function installForwarding(target: ForwardTarget, bridge: string, veth: string | null, options: ForwardingOptions = {}): void {
+/**
+ * Replaces the container's rules (a start after a crash leaves exactly one set) and records `generation`,
+ * the start they belong to; if anything fails, leaves none.
+ */
+export function installForwarding(target: ForwardTarget, bridge: string, veth: string | null, generation: string, options: ForwardingOptions = {}): void {
   withLock('iptables', () => {
     try {
       applyInstall({ tag: target.tag, rules: containerRules(target) }, options.reconcile === true);
+      recordInstalled(target.tag, generation);
       // Forwarding needs ip_forward; 127.0.0.1:PORT needs route_localnet on the bridge, made safe by the guard rule just installed.
       setSysctl('/proc/sys/net/ipv4/ip_forward', '1');
       setSysctl(`/proc/sys/net/ipv4/conf/${bridge}/route_localnet`, '1');
@@ -37,24 +41,30 @@ export function installForwarding(target: ForwardTarget, bridge: string, veth: s
   });
 }
 
-/** Removes the container's rules; quiet when they are already gone. */
-export function removeForwarding(tag: string, options: ForwardingOptions = {}): void {
-  withLock('iptables', () => removeUnlocked(tag, options.reconcile === true));
+/**
+ * Removes the container's rules; quiet when they are already gone. With `generation` (a post-stop hook),
+ * only if they belong to that start: LXC reports a container stopped before it runs its post-stop hooks,
+ * so the next start may already have installed its own, which a late post-stop must leave alone.
+ */
+export function removeForwarding(tag: string, options: ForwardingOptions & { generation?: string } = {}): 'removed' | 'kept for a newer start' {
+  return withLock('iptables', () => {
+    const installedBy = recordedGeneration(tag);
+    if (options.generation && installedBy && installedBy !== options.generation) return 'kept for a newer start';
+    removeUnlocked(tag, options.reconcile === true);
+    return 'removed';
+  });
 }
 
-/** With other containers' forwarding recorded, one script and no iptables-save; otherwise (or if it is refused) a reconcile. */
+/**
+ * The quick way unless this container's own forwarding is recorded (its last run did not stop cleanly, so its
+ * chains may be there): one self-checking script, no iptables-save. Whatever it finds wrong, a reconcile.
+ */
 function applyInstall(install: { tag: string; rules: ContainerRules }, reconcile: boolean): void {
-  const recorded = recordedTags();
-  if (!reconcile && recorded.some((tag) => tag !== install.tag)) {
-    const guard = guardLines(readSaved(iptablesTable('raw')));
-    if (tryIptablesRestore(quickInstallScript(install, recorded.includes(install.tag), guard))) {
-      recordInstalled(install.tag);
-      return;
-    }
-  }
+  if (!reconcile && recordedGeneration(install.tag) === null && tryIptablesRestore(quickInstallScript(install))) return;
   reconcileFromSave({ install });
 }
 
+/** The quick way while other containers' forwarding is recorded; the last one out removes the shared chains. */
 function removeUnlocked(tag: string, reconcile = false): void {
   const recorded = recordedTags();
   if (!reconcile && recorded.includes(tag) && recorded.length > 1 && tryIptablesRestore(quickRemoveScript(tag))) {
@@ -69,8 +79,7 @@ function reconcileFromSave(change: { install?: { tag: string; rules: ContainerRu
   const saved = readSaved(iptablesSave());
   const script = restoreScript(saved, change);
   if (script) iptablesRestore(script);
-  const others = saved.tags.filter((tag) => tag !== change.install?.tag && tag !== change.remove);
-  recordExactly(change.install ? [...others, change.install.tag] : others);
+  recordExactly(saved.tags.filter((tag) => tag !== change.install?.tag && tag !== change.remove));
 }
 
 export function installedTags(): string[] {

@@ -144,7 +144,7 @@ const SHARED: { table: Table; chain: string; suffix: string }[] = [
  * The raw table's part: the guard and its jump, where missing. It stays once installed: route_localnet
  * stays on for the bridge, and the guard is what makes that safe.
  */
-export function guardLines(saved: SavedState): string[] {
+function guardLines(saved: SavedState): string[] {
   const has = (spec: string) => (saved.rules.get(`raw ${CHAINS.guard} ${spec}`) ?? 0) > 0;
   const lines = has(GUARD_SAVED) || has(GUARD_RULE) ? [] : [`:${CHAINS.guard} - [0:0]`, `-A ${CHAINS.guard} ${GUARD_RULE}`];
   for (const { chain, spec } of BASE_JUMPS.raw) if (!saved.rules.get(`raw ${chain} ${spec}`)) lines.push(`-I ${chain} 1 ${spec}`);
@@ -218,27 +218,35 @@ function formatScript(sections: Partial<Record<Table, readonly string[]>>): stri
 }
 
 /**
- * The scripts for when thin-lxc's record says other containers' forwarding is installed, and with it
- * the shared chains, their base jumps and the guard: then nothing needs reading first, and a start
- * costs the same with 1 or 100 containers running (iptables-save grows with every rule: 5 ms with one
- * container here, 22 ms with 30). Only the raw table, which holds nothing per container, is read (-S), so
- * that the localhost guard is put back even then (`guard`, from guardLines). If the record is wrong (a
- * firewall flush), iptables-restore fails and the caller reconciles from iptables-save instead.
+ * The quick way to install one container's forwarding, reading nothing first: iptables-save grows with
+ * every rule on the host (5 ms with one container here, 22 ms with 30), so a start that read it would
+ * slow down with every running container. Instead the script itself checks (`-C`) that the guard, the
+ * shared chains and their base jumps are in place, then adds the container's own chains and jumps. If any
+ * of them is missing (the first container, or a firewall reload flushed or deleted them), iptables-restore
+ * refuses the script, each table's changes all or nothing, and the caller reconciles from iptables-save.
  */
-export function quickInstallScript(install: { tag: string; rules: ContainerRules }, jumpsInPlace: boolean, guard: readonly string[]): string {
+export function quickInstallScript(install: { tag: string; rules: ContainerRules }): string {
   const { tag, rules } = install;
+  const checks = (table: Table) => [
+    ...(table === 'raw' ? [`-C ${CHAINS.guard} ${GUARD_RULE}`] : []),
+    ...BASE_JUMPS[table].map(({ chain, spec }) => `-C ${chain} ${spec}`),
+  ];
   const own = (table: Table, tableRules: readonly string[]) => {
     const shared = SHARED.filter((entry) => entry.table === table);
     return [
+      ...checks(table),
       ...shared.map(({ suffix }) => `:${tag}-${suffix} - [0:0]`),
       ...tableRules,
-      ...(jumpsInPlace ? [] : shared.map(({ chain, suffix }) => `-A ${chain} -j ${tag}-${suffix}`)),
+      ...shared.map(({ chain, suffix }) => `-A ${chain} -j ${tag}-${suffix}`),
     ];
   };
-  return formatScript({ raw: guard, nat: own('nat', rules.nat), filter: own('filter', rules.filter) });
+  return formatScript({ raw: checks('raw'), nat: own('nat', rules.nat), filter: own('filter', rules.filter) });
 }
 
-/** Removes one container's jumps and chains, leaving the shared chains to the others (see quickInstallScript). */
+/**
+ * Removes one container's jumps and chains, leaving the shared chains to the others. Deleting a jump that
+ * is not there fails the script, so a flushed firewall sends the caller the long way here too.
+ */
 export function quickRemoveScript(tag: string): string {
   const lines = (table: Table) =>
     SHARED.filter((shared) => shared.table === table).flatMap(({ chain, suffix }) => [`-D ${chain} -j ${tag}-${suffix}`, `:${tag}-${suffix} - [0:0]`, `-X ${tag}-${suffix}`]);

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { UserError } from './errors.js';
 import { validatePlainPath } from './validate.js';
 
-export const HOOK_NAMES = ['mount', 'destroy', 'ports-up', 'ports-down'] as const;
+export const HOOK_NAMES = ['mount', 'destroy', 'clone', 'ports-up', 'ports-down'] as const;
 export type HookName = (typeof HOOK_NAMES)[number];
 
 export function hookFile(hook: HookName): string {

@@ -10,15 +10,31 @@ export function lxcState(name: string, lxcpath: string): LxcState {
   return result.exitCode === 0 ? (result.stdout.trim() as LxcState) : 'UNKNOWN';
 }
 
-/** All containers' states in one call, for list. */
-export function lxcStates(lxcpath: string): Map<string, LxcState> {
-  const result = run('lxc-ls', ['-P', lxcpath, '-f', '-F', 'NAME,STATE'], { allowFailure: true });
-  const states = new Map<string, LxcState>();
+export interface LxcStatus {
+  state: LxcState;
+  /** The init's pid while it runs: LXC_PID of that start's hooks. */
+  pid: string | null;
+}
+
+/** A container's status in any lxcpath, asking LXC once per lxcpath: thin containers may be registered in several. */
+export function lxcStatusLookup(): (lxcpath: string, name: string) => LxcStatus | undefined {
+  const byLxcpath = new Map<string, Map<string, LxcStatus>>();
+  return (lxcpath, name) => {
+    let statuses = byLxcpath.get(lxcpath);
+    if (!statuses) byLxcpath.set(lxcpath, (statuses = lxcStatuses(lxcpath)));
+    return statuses.get(name);
+  };
+}
+
+/** All containers' states (and init pids) in one call. */
+export function lxcStatuses(lxcpath: string): Map<string, LxcStatus> {
+  const result = run('lxc-ls', ['-P', lxcpath, '-f', '-F', 'NAME,STATE,PID'], { allowFailure: true });
+  const statuses = new Map<string, LxcStatus>();
   for (const line of result.stdout.split('\n').slice(1)) {
-    const [name, state] = line.trim().split(/\s+/);
-    if (name && state) states.set(name, state as LxcState);
+    const [name, state, pid] = line.trim().split(/\s+/);
+    if (name && state) statuses.set(name, { state: state as LxcState, pid: pid && /^\d+$/.test(pid) ? pid : null });
   }
-  return states;
+  return statuses;
 }
 
 export function lxcStopNow(name: string, lxcpath: string): void {

@@ -28,7 +28,7 @@ export interface ConfigView {
   /** The published ports, for the config's comment. */
   publish: string;
   ipv4: { index: number; address: string; prefix: number; broadcast: string; gateway: string; veth: string } | null;
-  hooks: { mount: string; destroy: string; portsUp: string | null; portsDown: string | null };
+  hooks: { mount: string; destroy: string; clone: string; portsUp: string | null; portsDown: string | null };
 }
 
 type Handlebars = typeof import('handlebars');
@@ -83,6 +83,7 @@ function requireThinLines(text: string, view: ConfigView): void {
     ['lxc.hook.version', '1'],
     ['lxc.hook.pre-mount', view.hooks.mount],
     ['lxc.hook.destroy', view.hooks.destroy],
+    ['lxc.hook.clone', view.hooks.clone],
   ];
   if (view.hooks.portsUp) required.push(['lxc.hook.start-host', view.hooks.portsUp]);
   if (view.hooks.portsDown) required.push(['lxc.hook.post-stop', view.hooks.portsDown]);

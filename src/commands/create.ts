@@ -142,6 +142,7 @@ export function planCreate(request: CreateRequest, settings: Settings, cwd: stri
     hooks: {
       mount: hookCommand('mount', paths.dir),
       destroy: hookCommand('destroy', paths.dir),
+      clone: hookCommand('clone', paths.dir),
       // Only a container that publishes ports pays for the two host-side hooks.
       portsUp: publishes.length > 0 ? hookCommand('ports-up', paths.dir) : null,
       portsDown: publishes.length > 0 ? hookCommand('ports-down', paths.dir) : null,

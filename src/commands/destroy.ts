@@ -7,7 +7,7 @@ import { withLock } from '../lock.js';
 import type { Settings } from '../settings.js';
 
 export function destroy(idOrName: string, options: { force?: boolean | undefined }, settings: Settings): string {
-  const { state, paths } = findContainer(settings.root, idOrName);
+  const { state, paths } = findContainer(settings.root, idOrName, settings.lxcpath);
   // Checked before stopping anything; teardown checks again before it removes anything.
   const dependents = dependentsOf(paths.dir).map((other) => other.name);
   if (dependents.length > 0) {

@@ -1,6 +1,6 @@
 // thin-lxc list and show: the thin containers in a root, with their LXC state.
 import { findContainer, listContainers, type ThinContainer } from '../container.js';
-import { lxcState, lxcStates } from '../lxc.js';
+import { lxcState, lxcStatusLookup } from '../lxc.js';
 import type { Settings } from '../settings.js';
 import { formatTable } from '../table.js';
 import { run } from '../exec.js';
@@ -56,14 +56,12 @@ function view({ state, paths }: ThinContainer, lxc: string, wlayerBytes: number 
 export function listViews(settings: Settings): ContainerView[] {
   sweepLeftovers(settings.root);
   const containers = listContainers(settings.root);
-  const statesByLxcpath = new Map<string, Map<string, string>>();
+  const statusOf = lxcStatusLookup();
   const sizes = diskUsage(containers.map((container) => container.paths.wlayer));
   return containers.map((container) => {
-    const { lxcpath, name } = container.state;
-    if (!statesByLxcpath.has(lxcpath)) statesByLxcpath.set(lxcpath, lxcStates(lxcpath));
-    const states = statesByLxcpath.get(lxcpath);
-    const baseState = dirname(container.state.base) === lxcpath ? (states?.get(basename(container.state.base)) ?? null) : null;
-    return view(container, states?.get(name) ?? 'UNREGISTERED', sizes.get(container.paths.wlayer) ?? null, baseState);
+    const { lxcpath, name, base } = container.state;
+    const baseState = dirname(base) === lxcpath ? (statusOf(lxcpath, basename(base))?.state ?? null) : null;
+    return view(container, statusOf(lxcpath, name)?.state ?? 'UNREGISTERED', sizes.get(container.paths.wlayer) ?? null, baseState);
   });
 }
 
@@ -87,7 +85,7 @@ function formatBasesInUse(views: readonly ContainerView[]): string {
 }
 
 export function showView(idOrName: string, settings: Settings): ContainerView {
-  const container = findContainer(settings.root, idOrName);
+  const container = findContainer(settings.root, idOrName, settings.lxcpath);
   const { state, paths } = container;
   const size = diskUsage([paths.wlayer]).get(paths.wlayer) ?? null;
   const baseState = dirname(state.base) === state.lxcpath ? lxcState(basename(state.base), state.lxcpath) : null;

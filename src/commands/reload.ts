@@ -1,21 +1,25 @@
-// thin-lxc reload (the original's `-a reload`): re-applies the forwarding rules of running thin containers,
-// e.g. after a firewall flush, and removes rules left by stopped ones. Safe to repeat.
-import { listContainers } from '../container.js';
+// thin-lxc reload (the original's `-a reload`): re-applies the forwarding of running thin containers, e.g.
+// after a firewall reload flushed it, and removes what stopped ones left. Safe to repeat.
+import { knownContainers } from '../container.js';
 import { forwardTarget, installForwarding, installedTags, removeForwarding } from '../firewall.js';
-import { lxcStates } from '../lxc.js';
+import { recordedGeneration } from '../forwarding-record.js';
+import { lxcStatusLookup } from '../lxc.js';
 import type { Settings } from '../settings.js';
 
+/** Containers in the root and those registered in the lxcpath from other roots, each asked of its own lxcpath. */
 export function reload(settings: Settings): string {
-  const containers = listContainers(settings.root);
-  const states = lxcStates(settings.lxcpath);
+  const statusOf = lxcStatusLookup();
   const installed = new Set(installedTags());
   const applied: string[] = [];
   const removed: string[] = [];
-  for (const { state } of containers) {
+  for (const { state } of knownContainers(settings.root, settings.lxcpath)) {
     const target = forwardTarget(state);
     if (!target) continue;
-    if (states.get(state.name) === 'RUNNING' && state.bridge) {
-      installForwarding(target, state.bridge, state.veth, { reconcile: true });
+    const status = statusOf(state.lxcpath, state.name);
+    if (status?.state === 'RUNNING' && state.bridge) {
+      // Still the running start's forwarding: its post-stop must remove it.
+      const generation = recordedGeneration(target.tag) || (status.pid ?? '');
+      installForwarding(target, state.bridge, state.veth, generation, { reconcile: true });
       applied.push(state.name);
     } else if (installed.has(target.tag)) {
       removeForwarding(target.tag, { reconcile: true });

@@ -53,7 +53,7 @@ test('an address, published ports, bind mounts and autostart add their config li
     hwaddrs: [{ index: 0, address: '00:16:3e:00:00:01' }],
     publish: '8080:80/tcp',
     ipv4: { index: 0, address: '10.0.3.67', prefix: 24, broadcast: '10.0.3.255', gateway: '10.0.3.1', veth: 'tlx00000001' },
-    hooks: { mount: '/n /m.js /c/w1', destroy: '/n /d.js /c/w1', portsUp: '/n /u.js /c/w1', portsDown: '/n /p.js /c/w1' },
+    hooks: { mount: '/n /m.js /c/w1', destroy: '/n /d.js /c/w1', clone: '/n /c.js /c/w1', portsUp: '/n /u.js /c/w1', portsDown: '/n /p.js /c/w1' },
     mounts: [
       mountEntry({ host: '/srv/my app', container: '/app', readOnly: false }, true),
       mountEntry({ host: '/etc/host\\conf', container: '/etc/my conf', readOnly: true }, false),

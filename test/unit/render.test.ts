@@ -23,6 +23,7 @@ function view(overrides: Partial<ConfigView> = {}): ConfigView {
     hooks: {
       mount: '/usr/bin/env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-mount.js /containers/w1',
       destroy: '/usr/bin/env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-destroy.js /containers/w1',
+      clone: '/usr/bin/env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-clone.js /containers/w1',
       portsUp: null,
       portsDown: null,
     },
@@ -59,7 +60,7 @@ test('a newline in any value is refused before it can become a config line', () 
 test('a template that drops the lines thin-lxc needs is refused', () => {
   assert.throws(
     () => renderConfig('lxc.uts.name = {{name}}\nlxc.rootfs.path = dir:{{rootfs}}\n', view()),
-    /the config template drops lines thin-lxc needs \(lxc.hook.version, lxc.hook.pre-mount, lxc.hook.destroy\)/,
+    /the config template drops lines thin-lxc needs \(lxc.hook.version, lxc.hook.pre-mount, lxc.hook.destroy, lxc.hook.clone\)/,
   );
 });
 
