@@ -3,10 +3,10 @@
 import { checkAddress, nextFreeAddress, type AddressUse, type Bridge } from './address.js';
 import { bridgeName, readBridge } from './bridge.js';
 import type { ThinContainer } from './container.js';
-import { dnsmasqPid, dnsmasqReadsReservations, leasedAddresses, neighbourAddresses, reservationExists, reservedAddresses } from './dhcp.js';
+import { answersOnBridge, dnsmasqPid, dnsmasqReadsReservations, leasedAddresses, leaseEnds, leaseOf, neighbourAddresses, releaseLease, reservationExists, reservedAddresses } from './dhcp.js';
 import { UserError } from './errors.js';
 import type { ConfigEntry } from './lxc-config.js';
-import { runningAddresses } from './lxc.js';
+import { containersWithMac, runningAddresses } from './lxc.js';
 import { quote } from './validate.js';
 
 /** The bridge the container's address lives on; null for a base without a veth on a bridge. */
@@ -34,7 +34,8 @@ export function chooseAddress(name: string, requested: string | null, bridge: Br
   ];
   // Asking LXC for every running container's addresses costs a process that grows with their number, so
   // only a requested address pays for it; a chosen one avoids leases and live neighbours instead.
-  if (requested) return checkAddress(requested, bridge, [...inUse, ...runningAddresses(lxcpath), ...neighbourAddresses(bridge.name)]);
+  // Whether a host still answers for it, or dnsmasq still leases it, is for claimAddress to find out.
+  if (requested) return checkAddress(requested, bridge, [...inUse, ...runningAddresses(lxcpath)]);
   try {
     return nextFreeAddress(bridge, [...inUse, ...leasedAddresses(bridge.name), ...neighbourAddresses(bridge.name)]);
   } catch (error) {
@@ -42,5 +43,30 @@ export function chooseAddress(name: string, requested: string | null, bridge: Br
     // Leases and ARP entries outlive the containers that made them (an hour, minutes): when they fill the
     // subnet, fall back to what is exactly known to be taken. dnsmasq never gives a reserved address away.
     return nextFreeAddress(bridge, [...inUse, ...runningAddresses(lxcpath)]);
+  }
+}
+
+/**
+ * Makes a requested address free for a new MAC, or says who has it: the host the ARP table or dnsmasq's
+ * leases remember for it may be gone (a destroyed container, a host unplugged), or may be a stopped
+ * container that will ask for it again, or may be live. A lease of a MAC that nothing has any more is
+ * ended, since dnsmasq would otherwise give the new MAC another address beside the static one.
+ */
+export async function claimAddress(bridge: Bridge, address: string, lxcpath: string): Promise<void> {
+  const lease = leaseOf(bridge.name, address);
+  const seen = neighbourAddresses(bridge.name).find((use) => use.address === address);
+  if (!lease && !seen) return;
+  const mac = lease?.mac ?? seen?.mac ?? '';
+  const owner = containersWithMac(lxcpath, mac)[0];
+  if (owner) throw new UserError(`ip ${address} is leased to LXC container ${owner} (MAC ${mac}): choose another, or leave --ip out`);
+  if (await answersOnBridge(bridge.name, address)) {
+    throw new UserError(`ip ${address} is in use by a live host on ${bridge.name} (MAC ${mac}): choose another, or leave --ip out`);
+  }
+  if (!lease) return;
+  await releaseLease(bridge.gateway, address, lease.mac);
+  if (!(await leaseEnds(bridge.name, address, lease.mac))) {
+    throw new UserError(
+      `ip ${address} is still leased to ${lease.mac} by lxc-net's dnsmasq, which did not take the release: choose another address, or leave --ip out`,
+    );
   }
 }

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { Bridge } from './address.js';
 import { UserError } from './errors.js';
-import { run } from './exec.js';
+import { ipAddressesOf } from './ip.js';
 import { contains, subnetOf, toAddress } from './ipv4.js';
 import { connectedRoutes, localAddresses } from './kernel-routes.js';
 import { lastValue, type ConfigEntry } from './lxc-config.js';
@@ -41,7 +41,7 @@ export function bridgeFromProc(name: string): Bridge | null {
 }
 
 export function bridgeFromIp(name: string): Bridge {
-  const output = run('ip', ['-4', '-j', 'addr', 'show', 'dev', name]).stdout;
+  const output = ipAddressesOf(name);
   const parsed = JSON.parse(output) as { addr_info?: { local?: string; prefixlen?: number }[] }[];
   const info = parsed[0]?.addr_info?.find((entry) => entry.local && entry.prefixlen !== undefined);
   if (!info?.local || info.prefixlen === undefined) {

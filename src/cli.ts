@@ -72,7 +72,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
         out(describePlan(planCreate(request, settingsOf(command), cwd)));
         return;
       }
-      const plan = createContainer(request, settingsOf(command), cwd);
+      const plan = await createContainer(request, settingsOf(command), cwd);
       for (const warning of plan.warnings) writeErr(`thin-lxc: warning: ${warning}\n`);
       const ms = Math.round(performance.now() - started);
       out(

@@ -1,10 +1,11 @@
 // Address reservations in lxc-net's dnsmasq: one dhcp-host file per thin container, so that a base whose
 // init runs DHCP (busybox udhcpc, Debian ifupdown, systemd-networkd...) gets exactly the chosen address.
+import { createSocket } from 'node:dgram';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressUse } from './address.js';
 import { writeFileAtomic } from './atomic-file.js';
-import { run } from './exec.js';
+import { ipNeighbourFlush } from './ip.js';
 import { isAlive } from './pid.js';
 
 /** dnsmasq watches this directory (dhcp-hostsdir) and reads new files without a restart. */
@@ -29,16 +30,92 @@ export function release(name: string): void {
 }
 
 /**
- * Ends the container's DHCP lease too (dhcp_release, from dnsmasq-utils, when installed): leases outlive
- * their containers for an hour, and a subnet full of them leaves nothing to choose from quickly.
+ * A DHCPRELEASE (RFC 2131) from `mac` for `address`, addressed to the DHCP server `server`: what a client
+ * sends when it gives its address up, and what dnsmasq-utils' dhcp_release sends on its behalf.
  */
-export function releaseLease(bridge: string | null, address: string | null, mac: string | undefined): void {
-  if (!bridge || !address || !mac) return;
-  try {
-    run('dhcp_release', [bridge, address, mac], { allowFailure: true });
-  } catch {
-    // Without dnsmasq-utils the lease simply expires.
+export function dhcpReleasePacket(address: string, mac: string, server: string, xid: number): Buffer {
+  const packet = Buffer.alloc(300);
+  packet[0] = 1; // BOOTREQUEST
+  packet[1] = 1; // Ethernet
+  packet[2] = 6; // its address length
+  packet.writeUInt32BE(xid >>> 0, 4);
+  octets(address).forEach((byte, index) => (packet[12 + index] = byte)); // ciaddr: the address given up
+  mac.split(':').forEach((byte, index) => (packet[28 + index] = parseInt(byte, 16))); // chaddr
+  packet.writeUInt32BE(0x63825363, 236); // the DHCP magic cookie
+  // Option 53 (message type) = 7 (DHCPRELEASE); 54 (server identifier); 255 (end).
+  Buffer.from([53, 1, 7, 54, 4, ...octets(server), 255]).copy(packet, 240);
+  return packet;
+}
+
+function octets(address: string): number[] {
+  return address.split('.').map(Number);
+}
+
+/**
+ * Ends dnsmasq's lease of `address` to `mac`, so that the address can go to another MAC at once instead of
+ * after the lease time (an hour on lxc-net). Sent to the bridge's own address, which the kernel delivers to
+ * dnsmasq as arriving on the bridge. Needs no dnsmasq-utils. Resolves once the datagram is sent; a caller
+ * that need not wait can let it go, since the process does not exit before it is sent.
+ */
+export function releaseLease(server: string, address: string, mac: string): Promise<void> {
+  // The transaction id only pairs requests with replies, and a release has none.
+  const packet = dhcpReleasePacket(address, mac, server, Date.now() ^ process.pid);
+  return sendDatagram(packet, server, 67);
+}
+
+/** Whether dnsmasq's lease file still lists `address` for `mac`, waiting (bounded) for it to go. */
+export async function leaseEnds(bridge: string, address: string, mac: string, timeoutMs = 1_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (leaseOf(bridge, address)?.mac !== mac) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** Who dnsmasq has leased `address` to, from its lease file (`EXPIRY MAC ADDRESS HOSTNAME CLIENT-ID` lines). */
+export function leaseOf(bridge: string, address: string): { mac: string; hostname: string } | null {
+  const fields = leaseLines(bridge).find((line) => line[2] === address);
+  return fields?.[1] ? { mac: fields[1], hostname: fields[3] ?? '*' } : null;
+}
+
+function leaseLines(bridge: string): string[][] {
+  try {
+    return readFileSync(`/var/lib/misc/dnsmasq.${bridge}.leases`, 'utf8').split('\n').map((line) => line.split(' '));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Whether a host on the bridge answers for `address` now: the kernel's ARP entry is dropped, a datagram
+ * to the discard port makes it ask again, and a live host answers within milliseconds. The ARP table
+ * alone remembers hosts that are gone for minutes.
+ */
+export async function answersOnBridge(bridge: string, address: string, timeoutMs = 500): Promise<boolean> {
+  ipNeighbourFlush(address, bridge);
+  await sendDatagram(Buffer.from('thin-lxc: is this address in use?\n'), address, 9);
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (neighbourAddresses(bridge).some((use) => use.address === address)) return true;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return false;
+}
+
+function sendDatagram(data: Buffer, address: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = createSocket('udp4');
+    socket.once('error', (error) => {
+      socket.close();
+      reject(error);
+    });
+    socket.send(data, port, address, (error) => {
+      socket.close();
+      if (error) reject(error);
+      else resolve();
+    });
+  });
 }
 
 /** Releases the reservation only if it is still this MAC's: a newer container of the same name keeps its own. */
@@ -78,21 +155,13 @@ export function reservedAddresses(known: ReadonlySet<string> = new Set()): Addre
 
 /** Addresses lxc-net's dnsmasq has leased: a stopped container asks for its lease again when it starts. */
 export function leasedAddresses(bridge: string): AddressUse[] {
-  let text: string;
-  try {
-    text = readFileSync(`/var/lib/misc/dnsmasq.${bridge}.leases`, 'utf8');
-  } catch {
-    return [];
-  }
-  return text
-    .split('\n')
-    .map((line) => line.split(' '))
+  return leaseLines(bridge)
     .filter((fields) => fields.length >= 3 && fields[2])
     .map((fields) => ({ address: fields[2]!, holder: `a DHCP lease of ${fields[1]} (${fields[3] ?? '?'})` }));
 }
 
 /** Addresses the host has recently talked to on the bridge (its ARP table): live, whoever configured them. */
-export function neighbourAddresses(bridge: string): AddressUse[] {
+export function neighbourAddresses(bridge: string): (AddressUse & { mac: string })[] {
   let text: string;
   try {
     text = readFileSync('/proc/net/arp', 'utf8');
@@ -104,7 +173,7 @@ export function neighbourAddresses(bridge: string): AddressUse[] {
     .slice(1)
     .map((line) => line.trim().split(/\s+/))
     .filter((fields) => fields[5] === bridge && fields[2] !== '0x0')
-    .map((fields) => ({ address: fields[0]!, holder: `a live host on ${bridge} (${fields[3]})` }));
+    .map((fields) => ({ address: fields[0]!, holder: `a live host on ${bridge} (${fields[3]})`, mac: fields[3] ?? '' }));
 }
 
 export function dnsmasqPid(): number | null {

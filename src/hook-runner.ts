@@ -1,6 +1,6 @@
 // Runs a hook's work for the thin container it belongs to and, when it fails, leaves the reason where a
 // user will look for it.
-import { appendFileSync, closeSync, constants, existsSync, fstatSync, openSync, statSync, truncateSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, constants, existsSync, fstatSync, openSync, readlinkSync, statSync, truncateSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { containerPaths, readState, type ContainerPaths, type ThinState } from './container.js';
 import { UserError, formatError } from './errors.js';
@@ -57,6 +57,8 @@ function hookRun(context: HookContext): HookRun {
  */
 function tellCaller(text: string): void {
   try {
+    // The pre-mount hook runs in the container's new pid namespace, where its parent is pid 1: the host's init in /proc.
+    if (readlinkSync('/proc/self/ns/pid') !== readlinkSync(`/proc/${process.ppid}/ns/pid`)) return;
     const fd = openSync(`/proc/${process.ppid}/fd/2`, constants.O_WRONLY | constants.O_APPEND | constants.O_NOCTTY);
     try {
       const stat = fstatSync(fd);

@@ -14,7 +14,7 @@ export function lockPath(name: string): string {
 }
 
 /**
- * Runs `work` holding the lock. Node has no flock(2), so flock(1) takes it on our open file: the lock
+ * Runs `work` holding the lock (until its promise settles, if it returns one). Node has no flock(2), so flock(1) takes it on our open file: the lock
  * belongs to the open file description, which this process keeps after flock(1) exits, until it closes
  * the file or dies.
  */
@@ -22,6 +22,7 @@ export function withLock<T>(name: string, work: () => T, timeoutMs = 20_000): T 
   mkdirSync(LOCK_DIR, { recursive: true, mode: 0o700 });
   const path = lockPath(name);
   const fd = openSync(path, 'a+', 0o600);
+  let settles = false;
   try {
     const seconds = String(Math.max(timeoutMs / 1000, 0.001));
     const taken = run('flock', ['--exclusive', '--conflict-exit-code', String(TIMED_OUT), '--wait', seconds, '3'], { allowFailure: true, fds: [fd] });
@@ -32,9 +33,15 @@ export function withLock<T>(name: string, work: () => T, timeoutMs = 20_000): T 
     // Who holds it, for the message of whoever times out waiting: information only, never acted on.
     ftruncateSync(fd, 0);
     writeSync(fd, `${process.pid}\n`);
-    return work();
+    const result = work();
+    // Asynchronous work keeps the lock until it settles.
+    if (result instanceof Promise) {
+      settles = true;
+      return result.finally(() => closeSync(fd)) as T;
+    }
+    return result;
   } finally {
-    closeSync(fd);
+    if (!settles) closeSync(fd);
   }
 }
 

@@ -1,5 +1,6 @@
 // Talking to LXC: container states, stopping, and the registration that lets plain LXC tools find a thin container.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { parseLxcConfig } from './lxc-config.js';
 import { join } from 'node:path';
 import { run } from './exec.js';
 
@@ -106,4 +107,23 @@ export function isRunning(lxcpath: string, name: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** LXC containers in `lxcpath` whose config gives a network device this MAC address. */
+export function containersWithMac(lxcpath: string, mac: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(lxcpath);
+  } catch {
+    return [];
+  }
+  const wanted = mac.toLowerCase();
+  return names.filter((name) => {
+    try {
+      const entries = parseLxcConfig(readFileSync(join(lxcpath, name, 'config'), 'utf8'));
+      return entries.some((entry) => /^lxc\.net\.\d+\.hwaddr$/.test(entry.key) && entry.value.toLowerCase() === wanted);
+    } catch {
+      return false;
+    }
+  });
 }

@@ -3,6 +3,7 @@
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { containerPaths, dependentsOf, entriesOf, isRealDirectory, readState, type ThinState } from './container.js';
+import { readBridge } from './bridge.js';
 import { releaseIfOwned, releaseLease } from './dhcp.js';
 import { UserError } from './errors.js';
 import { removeForwarding } from './firewall.js';
@@ -45,8 +46,25 @@ function releaseHostState(state: ThinState, containerDir: string, unregisterToo:
   if (state.publish.length > 0 && state.veth) removeForwarding(containerTag(state.veth));
   if (state.ip) {
     releaseIfOwned(state.name, state.hwaddrs['0']);
-    releaseLease(state.bridge, state.ip, state.hwaddrs['0']);
+    endLease(state);
   }
+}
+
+/**
+ * Ends the container's DHCP lease: leases outlive their containers for an hour, and dnsmasq would not give
+ * the address to another MAC (a container re-created with the same --ip) until then.
+ */
+function endLease(state: ThinState): void {
+  const mac = state.hwaddrs['0'];
+  if (!state.ip || !state.bridge || !mac) return;
+  let server: string;
+  try {
+    server = readBridge(state.bridge).gateway;
+  } catch {
+    return; // No bridge, no dnsmasq serving it.
+  }
+  // Not awaited: the process sends it before it exits, and nothing here depends on dnsmasq's answer.
+  releaseLease(server, state.ip, mac).catch(() => undefined);
 }
 
 /**

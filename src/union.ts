@@ -1,5 +1,6 @@
 // The union mount that makes a thin container's rootfs: planned as plain data, mounted by the pre-mount hook.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { release } from 'node:os';
 import { UserError } from './errors.js';
 import { run } from './exec.js';
 
@@ -31,7 +32,7 @@ export function mountArgs(mount: UnionMount): string[] {
   return ['-t', mount.fs, '-o', mountOptions(mount), MOUNT_SOURCE, mount.target];
 }
 
-/** Filesystems the running kernel can mount, from /proc/filesystems. */
+/** Filesystems the running kernel has registered, from /proc/filesystems. */
 export function kernelFilesystems(procFilesystems: string): Set<string> {
   return new Set(
     procFilesystems
@@ -41,18 +42,43 @@ export function kernelFilesystems(procFilesystems: string): Set<string> {
   );
 }
 
-export function requireKernelSupport(fs: UnionFs, procFilesystems = readFileSync('/proc/filesystems', 'utf8')): void {
-  if (kernelFilesystems(procFilesystems).has(fs)) return;
-  const fix =
-    fs === 'aufs'
-      ? 'use the default --fs overlay, or a kernel built with AuFS'
-      : 'load it with modprobe overlay (kernel 3.18 or later)';
-  throw new UserError(`${fs} is not available in this kernel (/proc/filesystems does not list it): ${fix}`);
+/**
+ * 'loaded': the kernel has it. 'module': a module the first mount loads (right after a reboot overlay is
+ * not in /proc/filesystems yet on Debian and Ubuntu). 'unknown': not loaded, and no module list to ask
+ * (no /lib/modules for this kernel): the mount will tell. 'absent': the module list lacks it.
+ */
+export type KernelSupport = 'loaded' | 'module' | 'unknown' | 'absent';
+
+export function kernelSupport(fs: UnionFs, procFilesystems: string, modulesDep: string | null): KernelSupport {
+  if (kernelFilesystems(procFilesystems).has(fs)) return 'loaded';
+  if (modulesDep === null) return 'unknown';
+  // modules.dep lines start with the module's path: kernel/fs/overlayfs/overlay.ko.xz: ...
+  return new RegExp(`^\\S*/${fs}\\.ko(\\.[a-z]+)?:`, 'm').test(modulesDep) ? 'module' : 'absent';
 }
 
-/** Mounts the union on the container's rootfs mount point; run inside the container's mount namespace. */
+export function readKernelSupport(fs: UnionFs): KernelSupport {
+  const read = (path: string) => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch {
+      return null;
+    }
+  };
+  return kernelSupport(fs, read('/proc/filesystems') ?? '', read(`/lib/modules/${release()}/modules.dep`));
+}
+
+/** Refuses only a filesystem the kernel cannot have: one that is merely not loaded yet is loaded by the mount. */
+export function requireKernelSupport(fs: UnionFs, support = readKernelSupport(fs)): void {
+  if (support !== 'absent') return;
+  const fix = fs === 'aufs' ? 'use the default --fs overlay, or a kernel built with AuFS' : 'use a kernel with overlayfs (3.18 or later)';
+  throw new UserError(`${fs} is not available in this kernel (neither loaded nor among its modules): ${fix}`);
+}
+
+/**
+ * Mounts the union on the container's rootfs mount point; run inside the container's mount namespace.
+ * The mount loads the filesystem's module if need be, so nothing is checked beforehand.
+ */
 export function mountUnion(mount: UnionMount): void {
-  requireKernelSupport(mount.fs);
   for (const layer of mount.layers) {
     if (!existsSync(layer)) {
       throw new UserError(
@@ -65,6 +91,9 @@ export function mountUnion(mount: UnionMount): void {
   const result = run('mount', mountArgs(mount), { allowFailure: true });
   if (result.exitCode !== 0) {
     const reason = result.stderr.trim().split('\n').at(-1) ?? `exit code ${result.exitCode}`;
+    if (/unknown filesystem type/.test(reason)) {
+      throw new UserError(`${mount.fs} is not available in this kernel (${reason}): ${mount.fs === 'aufs' ? 'recreate the container with --fs overlay' : 'use a kernel with overlayfs'}`);
+    }
     throw new UserError(`cannot mount the ${mount.fs} union on ${mount.target} (${reason}): is the write layer ${mount.upper} on a writable filesystem with room to spare?`);
   }
 }

@@ -1,7 +1,8 @@
 // thin-lxc create: plans a thin container as plain data, then writes it in one place.
 import { chmodSync, chownSync, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { chooseAddress, networkOf } from '../addressing.js';
+import { chooseAddress, claimAddress, networkOf } from '../addressing.js';
+import type { Bridge } from '../address.js';
 import { baseConfigLines, resolveBase, type Base } from '../base.js';
 import { containerPaths, listContainers, serializeState, type ContainerPaths, type ThinState } from '../container.js';
 import { HOSTS_DIR, release, reserve } from '../dhcp.js';
@@ -43,6 +44,8 @@ export interface CreatePlan {
   layerFiles: LayerFile[];
   /** Things the user should know that do not stop the create. */
   warnings: string[];
+  /** A requested address, which a host the bridge still remembers, or a stale DHCP lease, may hold. */
+  claim: { bridge: Bridge; address: string } | null;
 }
 
 /** What create would do, for --dry-run: the config, the files, the address, the mounts and the rules. */
@@ -58,6 +61,7 @@ export function describePlan(plan: CreatePlan): string {
     `# Directories: ${paths.dir}/{image/rootfs,wlayer,work}; state ${paths.state}; registration ${registrationDir(state.lxcpath, state.name)}/config`,
     `# Files in the write layer: ${plan.layerFiles.map((file) => `/${file.path}`).join(', ') || 'none'}`,
     `# Address: ${state.ip && mac ? `${state.ip}, reserved for ${mac} in ${HOSTS_DIR}/${state.name}` : 'none'}`,
+    ...(plan.claim ? [`# (create checks that no live host answers for ${plan.claim.address} and ends a stale DHCP lease of it)`] : []),
     `# Bind mounts: ${state.mounts.join(', ') || 'none'}`,
     rules ? '# Forwarding rules installed at each start (iptables-restore --noflush), removed at stop:' : '# Forwarding rules: none',
     ...(rules ? ['*nat', ...rules.nat, '*filter', ...rules.filter] : []),
@@ -65,10 +69,11 @@ export function describePlan(plan: CreatePlan): string {
 }
 
 /** Plans and applies under a host-wide lock, so creates running at the same time never get the same address. */
-export function createContainer(request: CreateRequest, settings: Settings, cwd: string): CreatePlan {
-  return withLock('create', () => {
+export function createContainer(request: CreateRequest, settings: Settings, cwd: string): Promise<CreatePlan> {
+  return withLock('create', async () => {
     sweepLeftovers(settings.root);
     const plan = planCreate(request, settings, cwd);
+    if (plan.claim) await claimAddress(plan.claim.bridge, plan.claim.address, settings.lxcpath);
     applyCreate(plan, settings);
     return plan;
   });
@@ -167,7 +172,14 @@ export function planCreate(request: CreateRequest, settings: Settings, cwd: stri
     lxcpath: settings.lxcpath,
     created: new Date().toISOString(),
   };
-  return { state, paths, config, layerFiles: identityFiles(base.layers, name), warnings: baseWarnings(base, settings.lxcpath) };
+  return {
+    state,
+    paths,
+    config,
+    layerFiles: identityFiles(base.layers, name),
+    warnings: baseWarnings(base, settings.lxcpath),
+    claim: bridge && ip && requestedIp ? { bridge, address: ip } : null,
+  };
 }
 
 /** The host-side veth, which also names the container's iptables chains: unique among thin containers and host interfaces. */

@@ -8,7 +8,7 @@ import { listViews } from './list.js';
 import { formatSubnet } from '../ipv4.js';
 import { lastValue, parseLxcConfig } from '../lxc-config.js';
 import type { Settings } from '../settings.js';
-import { kernelFilesystems } from '../union.js';
+import { readKernelSupport } from '../union.js';
 
 export interface Check {
   what: string;
@@ -47,9 +47,11 @@ export function doctor(settings: Settings): Check[] {
       return `LXC ${version}`;
     }),
     check('union filesystem', () => {
-      const filesystems = kernelFilesystems(readFileSync('/proc/filesystems', 'utf8'));
-      if (!filesystems.has('overlay')) fail('overlayfs is not available: modprobe overlay');
-      return `overlay${filesystems.has('aufs') ? ' and aufs' : ' (aufs: not in this kernel, --fs aufs unavailable)'}`;
+      const overlay = readKernelSupport('overlay');
+      if (overlay === 'absent') fail('overlayfs is neither loaded nor among this kernel\'s modules: use a kernel with overlayfs (3.18 or later)');
+      const how = { loaded: '', module: ' (a module: the first start loads it)', unknown: ' (not loaded yet: the first start loads it, or says why not)' }[overlay];
+      const aufs = { loaded: ' and aufs', module: ' and aufs (a module)', unknown: '; aufs: not loaded', absent: '; aufs: not in this kernel' }[readKernelSupport('aufs')];
+      return `overlay${how}${aufs}`;
     }),
     check('bridge', () => {
       try {

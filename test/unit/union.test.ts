@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { kernelFilesystems, mountArgs, mountOptions, requireKernelSupport } from '../../src/union.js';
+import { kernelFilesystems, kernelSupport, mountArgs, mountOptions, requireKernelSupport } from '../../src/union.js';
 
 const stack = {
   layers: ['/c/base/wlayer', '/var/lib/lxc/bb0/rootfs'],
@@ -30,13 +30,17 @@ test('reads /proc/filesystems', () => {
   assert.equal([...kernelFilesystems(PROC_FILESYSTEMS)], ['sysfs', 'tmpfs', 'ext4', 'overlay']);
 });
 
-test('a missing filesystem is one clear line', () => {
-  requireKernelSupport('overlay', PROC_FILESYSTEMS);
+test('a filesystem that is not loaded yet but is a module, or cannot be checked, is accepted; one the module list lacks is refused', () => {
+  const dep = 'kernel/fs/overlayfs/overlay.ko.xz: \nkernel/fs/fuse/fuse.ko.zst:\n';
+  const booted = 'nodev\tsysfs\n\text4\n';
+  assert.is(kernelSupport('overlay', PROC_FILESYSTEMS, null), 'loaded');
+  assert.is(kernelSupport('overlay', booted, dep), 'module', 'right after a reboot on Debian or Ubuntu');
+  assert.is(kernelSupport('overlay', booted, null), 'unknown');
+  assert.is(kernelSupport('aufs', booted, dep), 'absent');
+  for (const support of ['loaded', 'module', 'unknown'] as const) requireKernelSupport('overlay', support);
   assert.throws(
-    () => requireKernelSupport('aufs', PROC_FILESYSTEMS),
-    (error: Error) =>
-      error.message ===
-      'aufs is not available in this kernel (/proc/filesystems does not list it): use the default --fs overlay, or a kernel built with AuFS',
+    () => requireKernelSupport('aufs', 'absent'),
+    (error: Error) => error.message === 'aufs is not available in this kernel (neither loaded nor among its modules): use the default --fs overlay, or a kernel built with AuFS',
   );
 });
 
