@@ -60,6 +60,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
     .addOption(new Option('--fs <fs>', 'union filesystem').choices(['overlay', 'aufs']).default('overlay'))
     .option('--autostart', 'start it with the host (lxc.start.auto = 1, run by lxc-autostart at boot)')
     .option('--template <file>', 'render the LXC config from this Handlebars template (see thin-lxc template)')
+    .option('--force', 'publish host ports even where a host process listens on them')
     .option('--dry-run', 'print the config, mounts and rules it would make, and change nothing')
     .action(async (positional: string | undefined, options: Record<string, string | string[] | boolean | undefined>, command: Command) => {
       requireRoot();

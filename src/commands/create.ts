@@ -10,6 +10,7 @@ import { UserError } from '../errors.js';
 import { forwardTarget } from '../firewall.js';
 import { checkPublishConflicts, containerRules, vethName } from '../forward.js';
 import { assignMacs } from '../hwaddr.js';
+import { describeClash, portClashes } from '../listeners.js';
 import { identityFiles, type LayerFile } from '../identity.js';
 import { checkInstallation, hookCommand, thinLxcVersion } from '../install.js';
 import { broadcastOf, formatSubnet, toAddress } from '../ipv4.js';
@@ -34,6 +35,8 @@ export interface CreateRequest {
   autostart?: boolean | undefined;
   /** A Handlebars template file to render the config with instead of templates/config.hbs. */
   template?: string | undefined;
+  /** Publish host ports even where a host process listens on them. */
+  force?: boolean | undefined;
 }
 
 export interface CreatePlan {
@@ -114,6 +117,10 @@ export function planCreate(request: CreateRequest, settings: Settings, cwd: stri
   const bridge = networkOf(base.entries, request.base, requestedIp !== null || publishes.length > 0);
   const ip = bridge ? chooseAddress(name, requestedIp, bridge, others, settings.lxcpath) : null;
   checkPublishConflicts(publishes, others.map((other) => other.state));
+  const clash = request.force ? undefined : portClashes(publishes)[0];
+  if (clash) {
+    throw new UserError(`${describeClash(clash)}: publishing it would take it away from them; choose another host port, or pass --force to publish it anyway`);
+  }
   const veth = bridge ? chooseVeth(paths.dir, others.map((other) => other.state)) : null;
 
   const takenMacs = new Set(others.flatMap((other) => Object.values(other.state.hwaddrs)));
