@@ -5,6 +5,7 @@ import { UserError } from './errors.js';
 import { STATE_FILE, readState } from './container.js';
 import { formatEntry, lastValue, parseLxcConfig, type ConfigEntry } from './lxc-config.js';
 import { rootfsLayers } from './rootfs.js';
+import { thinHookOf } from './install.js';
 import { quote, validateName, validatePlainPath } from './validate.js';
 
 export interface Base {
@@ -74,12 +75,9 @@ function thinLayers(rootfsPath: string): string[] | undefined {
 export function keptByThinContainer({ key, value }: ConfigEntry): boolean {
   if (/^lxc\.(rootfs\.path|uts\.name|hook\.version|log\.file|start\.)/.test(key)) return false;
   if (/^lxc\.net\.\d+\.(hwaddr|ipv4\.address|ipv6\.address|veth\.pair)$/.test(key)) return false;
-  if (key.startsWith('lxc.hook.') && THIN_HOOK.test(value)) return false;
+  if (key.startsWith('lxc.hook.') && thinHookOf(value) !== null) return false;
   return true;
 }
-
-/** How thin-lxc's own hook lines are recognised in a config. */
-export const THIN_HOOK = /\/thin-lxc-[a-z-]+\.js(\s|$)/;
 
 export function baseConfigLines(base: Base): string[] {
   return base.entries.map(formatEntry);

@@ -162,6 +162,17 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
     });
 
   program
+    .command('refresh')
+    .description('point thin containers\' hooks at this installation, after node or thin-lxc moved or was upgraded (safe to repeat)')
+    .argument('[names...]', 'thin containers to refresh (default: all thin-lxc knows of)')
+    .option('--dry-run', 'say which would change, and change nothing')
+    .action(async (names: string[], options: { dryRun?: boolean }, command: Command) => {
+      requireRoot();
+      const { refresh, formatRefreshed } = await import('./commands/refresh.js');
+      out(formatRefreshed(refresh(names, settingsOf(command), options), options.dryRun === true));
+    });
+
+  program
     .command('reload')
     .description('re-apply what running thin containers need on the host (safe to repeat)')
     .action(async (_options: unknown, command: Command) => {

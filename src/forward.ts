@@ -128,6 +128,14 @@ export function readSaved(save: string): SavedState {
   return { tags: [...tags].sort(), chains, rules };
 }
 
+/** Whether iptables has a container's forwarding whole: its own DNAT rules, and every jump that leads to its chains. */
+export function forwardingInPlace(saved: SavedState, tag: string): boolean {
+  const has = (key: string) => (saved.rules.get(key) ?? 0) > 0;
+  const ownRules = [...saved.rules.keys()].some((key) => key.startsWith(`nat ${tag}-D `));
+  const baseJumps = (['nat', 'filter'] as const).every((table) => BASE_JUMPS[table].every(({ chain, spec }) => has(`${table} ${chain} ${spec}`)));
+  return ownRules && baseJumps && SHARED.every(({ table, chain, suffix }) => has(`${table} ${chain} -j ${tag}-${suffix}`));
+}
+
 /** The guard as thin-lxc writes it, and as iptables-save prints it back. */
 const GUARD_RULE = '! -i lo -d 127.0.0.0/8 -j DROP';
 const GUARD_SAVED = '-d 127.0.0.0/8 ! -i lo -j DROP';

@@ -8,6 +8,36 @@ import { validatePlainPath } from './validate.js';
 export const HOOK_NAMES = ['mount', 'destroy', 'clone', 'ports-up', 'ports-down'] as const;
 export type HookName = (typeof HOOK_NAMES)[number];
 
+/** The config key LXC runs each hook under. */
+export const HOOK_KEYS: Record<HookName, string> = {
+  mount: 'lxc.hook.pre-mount',
+  destroy: 'lxc.hook.destroy',
+  clone: 'lxc.hook.clone',
+  'ports-up': 'lxc.hook.start-host',
+  'ports-down': 'lxc.hook.post-stop',
+};
+
+/** Which of thin-lxc's hooks a config value runs, by the hook file it names; null for anybody else's hook. */
+export function thinHookOf(value: string): HookName | null {
+  const name = /\/thin-lxc-([a-z-]+)\.js(\s|$)/.exec(value)?.[1];
+  return (HOOK_NAMES as readonly string[]).includes(name ?? '') ? (name as HookName) : null;
+}
+
+/** The hook lines a thin container needs: the forwarding pair only when it publishes ports. */
+export function thinHooks(containerDir: string, publishes: boolean): { hook: HookName; key: string; command: string }[] {
+  return HOOK_NAMES.filter((hook) => publishes || !hook.startsWith('ports-')).map((hook) => ({ hook, key: HOOK_KEYS[hook], command: hookCommand(hook, containerDir) }));
+}
+
+/**
+ * The words of a thin-lxc hook line that must exist for LXC to run it: `/usr/bin/env -u NAME... NODE HOOK DIR`
+ * gives the node binary and the hook file.
+ */
+export function hookLineFiles(command: string): { node: string; hook: string } | null {
+  const words = command.trim().split(/\s+/);
+  const hookAt = words.findIndex((word) => thinHookOf(word) !== null);
+  return hookAt >= 1 ? { node: words[hookAt - 1]!, hook: words[hookAt]! } : null;
+}
+
 export function hookFile(hook: HookName): string {
   return fileURLToPath(new URL(`../hooks/thin-lxc-${hook}.js`, import.meta.url));
 }

@@ -8,6 +8,7 @@ import { UserError } from './errors.js';
 import { parseLxcConfig } from './lxc-config.js';
 import { hasControl, quote } from './validate.js';
 import type { MountEntry } from './mounts.js';
+import { thinHookOf, type HookName } from './install.js';
 
 export const DEFAULT_TEMPLATE = fileURLToPath(new URL('../../templates/config.hbs', import.meta.url));
 
@@ -29,6 +30,12 @@ export interface ConfigView {
   publish: string;
   ipv4: { index: number; address: string; prefix: number; broadcast: string; gateway: string; veth: string } | null;
   hooks: { mount: string; destroy: string; clone: string; portsUp: string | null; portsDown: string | null };
+}
+
+/** The hook lines as the template names them. */
+export function hookView(hooks: readonly { hook: HookName; command: string }[]): ConfigView['hooks'] {
+  const command = (name: HookName) => hooks.find((entry) => entry.hook === name)?.command ?? null;
+  return { mount: command('mount')!, destroy: command('destroy')!, clone: command('clone')!, portsUp: command('ports-up'), portsDown: command('ports-down') };
 }
 
 type Handlebars = typeof import('handlebars');
@@ -91,4 +98,26 @@ function requireThinLines(text: string, view: ConfigView): void {
   if (missing.length > 0) {
     throw new UserError(`the config template drops lines thin-lxc needs (${missing.join(', ')}): keep them as in templates/config.hbs`);
   }
+}
+
+/**
+ * A config whose thin-lxc hook lines are the given ones (this installation's): each of ours is replaced in
+ * place, one no longer needed goes, and any missing is added at the end. Everything else stays as it is,
+ * whatever template made it.
+ */
+export function withHookLines(config: string, hooks: readonly { hook: HookName; key: string; command: string }[]): string {
+  const placed = new Set<HookName>();
+  const lines = config.split('\n').flatMap((line) => {
+    const entry = /^\s*(lxc\.hook\.[a-z-]+)\s*=\s*(.*)$/.exec(line);
+    const hook = entry ? thinHookOf(entry[2]!) : null;
+    if (!hook) return [line];
+    const wanted = hooks.find((candidate) => candidate.hook === hook);
+    if (!wanted || placed.has(hook)) return [];
+    placed.add(hook);
+    return [`${wanted.key} = ${wanted.command}`];
+  });
+  const missing = hooks.filter((wanted) => !placed.has(wanted.hook));
+  if (missing.length === 0) return lines.join('\n');
+  const text = lines.join('\n').replace(/\n*$/, '\n');
+  return `${text}\n# Added by thin-lxc refresh.\n${missing.map((wanted) => `${wanted.key} = ${wanted.command}`).join('\n')}\n`;
 }

@@ -12,13 +12,13 @@ import { checkPublishConflicts, containerRules, vethName } from '../forward.js';
 import { assignMacs } from '../hwaddr.js';
 import { describeClash, portClashes } from '../listeners.js';
 import { identityFiles, type LayerFile } from '../identity.js';
-import { checkInstallation, hookCommand, thinLxcVersion } from '../install.js';
+import { checkInstallation, thinHooks, thinLxcVersion } from '../install.js';
 import { broadcastOf, formatSubnet, toAddress } from '../ipv4.js';
 import { withLock } from '../lock.js';
 import { isRunning, lxcContainerExists, register, registrationDir, unregister } from '../lxc.js';
 import { networkIndexes } from '../lxc-config.js';
 import { planMounts } from '../mounts.js';
-import { readTemplate, renderConfig, renderDefaultConfig, type ConfigView } from '../render.js';
+import { hookView, readTemplate, renderConfig, renderDefaultConfig, type ConfigView } from '../render.js';
 import type { Settings } from '../settings.js';
 import { inProgressName, sweepLeftovers } from '../teardown.js';
 import { UNION_FILESYSTEMS, requireKernelSupport, type UnionFs } from '../union.js';
@@ -151,14 +151,8 @@ export function planCreate(request: CreateRequest, settings: Settings, cwd: stri
             veth,
           }
         : null,
-    hooks: {
-      mount: hookCommand('mount', paths.dir),
-      destroy: hookCommand('destroy', paths.dir),
-      clone: hookCommand('clone', paths.dir),
-      // Only a container that publishes ports pays for the two host-side hooks.
-      portsUp: publishes.length > 0 ? hookCommand('ports-up', paths.dir) : null,
-      portsDown: publishes.length > 0 ? hookCommand('ports-down', paths.dir) : null,
-    },
+    // Only a container that publishes ports pays for the two host-side hooks.
+    hooks: hookView(thinHooks(paths.dir, publishes.length > 0)),
   };
   const config =
     request.template === undefined ? renderDefaultConfig(view) : renderConfig(readTemplate(resolve(cwd, request.template)), view);

@@ -3,7 +3,14 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { readBridge } from '../bridge.js';
 import { dnsmasqPid, dnsmasqReadsReservations, HOSTS_DIR } from '../dhcp.js';
 import { run } from '../exec.js';
-import { checkInstallation, HOOK_NAMES, hookFile } from '../install.js';
+import { dirname } from 'node:path';
+import { knownContainers, type ThinContainer } from '../container.js';
+import { forwardTarget } from '../firewall.js';
+import { forwardingInPlace, readSaved } from '../forward.js';
+import { checkInstallation, HOOK_NAMES, hookFile, hookLineFiles, thinHookOf } from '../install.js';
+import { describeClash, portClashes } from '../listeners.js';
+import { lxcStatusLookup } from '../lxc.js';
+import { parsePublish } from '../validate.js';
 import { listViews } from './list.js';
 import { formatSubnet } from '../ipv4.js';
 import { lastValue, parseLxcConfig } from '../lxc-config.js';
@@ -39,6 +46,8 @@ function tryRun(file: string, args: string[]): string | null {
 }
 
 export function doctor(settings: Settings): Check[] {
+  let containers: ThinContainer[] | undefined;
+  const known = () => (containers ??= knownContainers(settings.root, settings.lxcpath));
   const defaultBridge = lastValue(parseLxcConfig(readIfPresent('/etc/lxc/default.conf')), 'lxc.net.0.link') ?? 'lxcbr0';
   return [
     check('root', () => (process.getuid?.() === 0 ? 'running as root' : fail('not root: run thin-lxc with sudo'))),
@@ -92,7 +101,49 @@ export function doctor(settings: Settings): Check[] {
       checkInstallation();
       return `built, owned by root, run by ${process.execPath}`;
     }),
+    check("containers' hooks", () => {
+      const problems = known().flatMap(({ state, paths }) => {
+        const problem = hookProblem(readIfPresent(paths.config));
+        return problem ? [`${state.name}: ${problem}`] : [];
+      });
+      if (problems.length > 0) fail(`${problems.join('; ')}: thin-lxc refresh`);
+      return `${known().length} thin container(s) use this installation`;
+    }),
+    check('published ports', () => {
+      const clashes = known().flatMap(({ state }) => portClashes(state.publish.map(parsePublish)).map((clash) => `${state.name}: ${describeClash(clash)}`));
+      if (clashes.length > 0) fail(`${clashes.join('; ')}: stop that service, or re-create the container with another host port`);
+      return 'no host process listens on a published port';
+    }),
+    check('forwarding', () => {
+      const statusOf = lxcStatusLookup();
+      const running = known().filter(({ state }) => forwardTarget(state) && statusOf(state.lxcpath, state.name)?.state === 'RUNNING');
+      if (running.length === 0) return 'no running thin container publishes ports';
+      const saved = readSaved(run('iptables-save', []).stdout);
+      const broken = running.filter(({ state }) => !forwardingInPlace(saved, forwardTarget(state)!.tag)).map(({ state }) => state.name);
+      if (broken.length > 0) fail(`${broken.join(', ')}: forwarding missing or incomplete (was the firewall reloaded?): thin-lxc reload`);
+      return `in place for ${running.length} running thin container(s)`;
+    }),
   ];
+}
+
+/**
+ * What keeps LXC from running a thin container's hooks as this installation would: a node binary or hook
+ * file that is gone (node upgraded or moved, thin-lxc reinstalled elsewhere), another installation's hooks,
+ * or a config from before the clone hook. null when none.
+ */
+export function hookProblem(config: string): string | null {
+  const hooks = parseLxcConfig(config).filter((entry) => entry.key.startsWith('lxc.hook.') && thinHookOf(entry.value) !== null);
+  for (const { value } of hooks) {
+    const files = hookLineFiles(value);
+    if (!files) return `hook line "${value}" is not one thin-lxc writes`;
+    if (!existsSync(files.node)) return `its hooks run node ${files.node}, which is missing`;
+    if (!existsSync(files.hook)) return `its hooks are in ${dirname(files.hook)}, which is missing`;
+    if (files.node !== process.execPath || dirname(files.hook) !== dirname(hookFile('mount'))) {
+      return `its hooks are another installation's (${files.node} ${dirname(files.hook)})`;
+    }
+  }
+  if (!hooks.some(({ value }) => thinHookOf(value) === 'clone')) return 'it was made by an older thin-lxc (no clone hook, so lxc-copy would make a broken copy)';
+  return null;
 }
 
 export function formatChecks(checks: readonly Check[]): string {

@@ -3,7 +3,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { keptByThinContainer } from '../../src/base.js';
 import { formatEntry, parseLxcConfig } from '../../src/lxc-config.js';
-import { readTemplate, renderConfig, renderDefaultConfig, type ConfigView } from '../../src/render.js';
+import { readTemplate, renderConfig, renderDefaultConfig, withHookLines, type ConfigView } from '../../src/render.js';
+import { HOOK_KEYS, hookLineFiles, thinHookOf, type HookName } from '../../src/install.js';
 import { DEFAULT_TEMPLATE_SPEC } from '../../src/default-template.js';
 import { fixture } from '../helpers/paths.js';
 
@@ -62,6 +63,38 @@ test('a template that drops the lines thin-lxc needs is refused', () => {
     () => renderConfig('lxc.uts.name = {{name}}\nlxc.rootfs.path = dir:{{rootfs}}\n', view()),
     /the config template drops lines thin-lxc needs \(lxc.hook.version, lxc.hook.pre-mount, lxc.hook.destroy, lxc.hook.clone\)/,
   );
+});
+
+test('refresh: our hook lines point at this installation in place, one missing is added, others are untouched', () => {
+  const old = (hook: string) => `/usr/bin/env -u NODE_OPTIONS /opt/node-18/bin/node /old/dist/hooks/thin-lxc-${hook}.js /containers/w1`;
+  const config = [
+    'lxc.uts.name = web1',
+    `lxc.hook.pre-mount = ${old('mount')}`,
+    'lxc.hook.pre-mount = /usr/share/lxc/hooks/mine',
+    `lxc.hook.destroy = ${old('destroy')}`,
+    `lxc.hook.start-host = ${old('ports-up')}`,
+    `lxc.hook.post-stop = ${old('ports-down')}`,
+    '',
+  ].join('\n');
+  const now = (hook: HookName) => `/usr/bin/node /new/dist/hooks/thin-lxc-${hook}.js /containers/w1`;
+  const hooks = (['mount', 'destroy', 'clone'] as const).map((hook) => ({ hook, key: HOOK_KEYS[hook], command: now(hook) }));
+  assert.is(
+    withHookLines(config, hooks),
+    [
+      'lxc.uts.name = web1',
+      `lxc.hook.pre-mount = ${now('mount')}`,
+      'lxc.hook.pre-mount = /usr/share/lxc/hooks/mine',
+      `lxc.hook.destroy = ${now('destroy')}`,
+      '',
+      '# Added by thin-lxc refresh.',
+      `lxc.hook.clone = ${now('clone')}`,
+      '',
+    ].join('\n'),
+    'the forwarding hooks go with no published port; the clone hook an older version lacked is added',
+  );
+  assert.is(withHookLines(withHookLines(config, hooks), hooks), withHookLines(config, hooks), 'a second refresh changes nothing');
+  assert.equal(hookLineFiles(old('mount')), { node: '/opt/node-18/bin/node', hook: '/old/dist/hooks/thin-lxc-mount.js' });
+  assert.is(thinHookOf('/usr/share/lxc/hooks/mine'), null);
 });
 
 test.run();

@@ -1,0 +1,45 @@
+// thin-lxc refresh: points existing thin containers' hook lines at this installation (node and thin-lxc),
+// after node moved or was upgraded, or thin-lxc was reinstalled elsewhere or upgraded. Safe to repeat.
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../atomic-file.js';
+import { knownContainers } from '../container.js';
+import { UserError } from '../errors.js';
+import { checkInstallation, thinHooks } from '../install.js';
+import { withHookLines } from '../render.js';
+import type { Settings } from '../settings.js';
+import { quote } from '../validate.js';
+
+export interface Refreshed {
+  changed: string[];
+  unchanged: string[];
+}
+
+/** The named thin containers, or all that thin-lxc knows of (the root's, and others registered in the lxcpath). */
+export function refresh(names: readonly string[], settings: Settings, options: { dryRun?: boolean | undefined } = {}): Refreshed {
+  checkInstallation();
+  const known = knownContainers(settings.root, settings.lxcpath);
+  const unknown = names.filter((name) => !known.some(({ state }) => state.name === name || state.id === name));
+  if (unknown.length > 0) throw new UserError(`no thin container ${unknown.map(quote).join(', ')} in ${settings.root} or ${settings.lxcpath}: see thin-lxc list`);
+  const chosen = names.length === 0 ? known : known.filter(({ state }) => names.includes(state.name) || names.includes(state.id));
+  const result: Refreshed = { changed: [], unchanged: [] };
+  for (const { state, paths } of chosen) {
+    const config = readFileSync(paths.config, 'utf8');
+    const updated = withHookLines(config, thinHooks(paths.dir, state.publish.length > 0));
+    if (updated === config) {
+      result.unchanged.push(state.name);
+      continue;
+    }
+    if (!options.dryRun) writeFileAtomic(paths.config, updated, 0o644);
+    result.changed.push(state.name);
+  }
+  return result;
+}
+
+export function formatRefreshed({ changed, unchanged }: Refreshed, dryRun: boolean): string {
+  const list = (names: readonly string[]) => (names.length ? `: ${names.join(', ')}` : '');
+  return [
+    `${dryRun ? 'Would point' : 'Pointed'} the hooks of ${changed.length} thin container(s) at this installation${list(changed)}.`,
+    ...(unchanged.length ? [`Already current: ${unchanged.join(', ')}.`] : []),
+    ...(changed.length && !dryRun ? ['Running ones use the new hooks from their next start.'] : []),
+  ].join('\n');
+}
