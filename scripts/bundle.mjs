@@ -51,6 +51,8 @@ const commonjs = (dir) => writeFileSync(`${dir}/package.json`, '{ "type": "commo
 rmSync('dist/bin', { recursive: true, force: true });
 mkdirSync('dist/bin');
 await build({ ...common, entryPoints: ['dist/src/bin.js'], outfile: 'dist/bin/thin-lxc.js', plugins: [lazyBuiltin('child_process')] });
+// Handlebars' compiler, for custom templates only (src/render.ts loads it on first use).
+await build({ ...common, entryPoints: ['node_modules/handlebars/lib/index.js'], outfile: 'dist/bin/handlebars.js', banner: {}, define: {} });
 // The command itself: a few lines that run thin-lxc.js with its code cache (see src/launcher.ts).
 await build({ ...common, entryPoints: ['dist/src/launcher.js'], outfile: 'dist/bin/cli.js' });
 commonjs('dist/bin');

@@ -40,10 +40,14 @@ export function hookView(hooks: readonly { hook: HookName; command: string }[]):
 
 type Handlebars = typeof import('handlebars');
 
-/** Renders a user's template: loads Handlebars' compiler, which only this path needs (it costs ~40 ms). */
+/**
+ * Renders a user's template. Only this path needs Handlebars' compiler (loading it costs ~40 ms), so the
+ * build bundles it apart, as dist/bin/handlebars.js, loaded here on first use; the installed package
+ * needs no dependency of its own.
+ */
 export function renderConfig(template: string, view: ConfigView): string {
   rejectControlCharacters(view);
-  const compiler = createRequire(import.meta.url)('handlebars') as Handlebars;
+  const compiler = createRequire(import.meta.url)(fileURLToPath(new URL('../bin/handlebars.js', import.meta.url))) as Handlebars;
   // LXC configs are not HTML: values go in as they are (and were validated before).
   return checked(compiler.compile(template, { noEscape: true })(view), view);
 }
