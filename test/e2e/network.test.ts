@@ -188,7 +188,7 @@ if (runnable) {
   net('a start whose forwarding hook fails is aborted and leaves no rule', async () => {
     const broken = await make(uniqueName('broken'), '-p', `${port + 10}:80`);
     const statePath = join(broken.dir, 'thin-lxc.ini');
-    writeFileSync(statePath, readFileSync(statePath, 'utf8').replace(/^subnet=.*$/m, 'subnet=10.0.3.0/99'));
+    writeFileSync(statePath, readFileSync(statePath, 'utf8').replace(/^subnet = .*$/m, 'subnet = "10.0.3.0/99"'));
     const started = await sh('lxc-start', ['-n', broken.name, '-d']);
     assert.is.not(started.exitCode, 0);
     assert.equal(await rulesOf(broken.tag), []);

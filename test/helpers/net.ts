@@ -1,7 +1,7 @@
 // Network helpers for end-to-end tests: a client "host" in a network namespace, servers inside containers,
 // clients with bounded retries. Traffic goes only to loopback, the test's own containers and namespaces.
-import { copyFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { attach, must, sh } from './host.js';
 
@@ -104,4 +104,53 @@ export async function rulesLeftAfterStop(pattern: RegExp, timeoutMs = 15_000): P
 /** Lines of `iptables-save` that belong to a thin container's chains. */
 export async function rulesOf(tag: string): Promise<string[]> {
   return (await must('iptables-save', [])).split('\n').filter((line) => line.includes(tag));
+}
+
+export interface BridgeHost {
+  namespace: string;
+  mac: string;
+  /** Asks lxc-net's dnsmasq for a lease (busybox udhcpc) and configures the address it gets; returns it. */
+  lease(): Promise<string>;
+  remove(): Promise<void>;
+}
+
+/** Another machine plugged into the LXC bridge: a network namespace with a veth whose host end is a bridge port. */
+export async function makeBridgeHost(tag: string, bridge = 'lxcbr0'): Promise<BridgeHost> {
+  const namespace = `${tag}bh`;
+  const port = `${tag}p`;
+  const remove = async () => {
+    await sh('ip', ['netns', 'del', namespace]);
+    await sh('ip', ['link', 'del', port]);
+  };
+  await remove();
+  await must('ip', ['netns', 'add', namespace]);
+  await must('ip', ['link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', namespace]);
+  await must('ip', ['link', 'set', port, 'master', bridge, 'up']);
+  await must('ip', ['-n', namespace, 'link', 'set', 'eth0', 'up']);
+  const mac = (await must('ip', ['netns', 'exec', namespace, 'cat', '/sys/class/net/eth0/address'])).trim();
+  const lease = async () => {
+    const script = join(mkdtempSync('/tmp/thin-lxc-udhcpc-'), 'script');
+    writeFileSync(script, '#!/bin/sh\n[ "$1" = bound ] && ip addr add "$ip/24" dev "$interface"\nexit 0\n', { mode: 0o755 });
+    try {
+      await must('ip', ['netns', 'exec', namespace, 'busybox', 'udhcpc', '-i', 'eth0', '-q', '-n', '-t', '5', '-s', script], 30_000);
+    } finally {
+      rmSync(dirname(script), { recursive: true, force: true });
+    }
+    const shown = await must('ip', ['-n', namespace, '-4', '-o', 'addr', 'show', 'dev', 'eth0']);
+    const address = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(shown)?.[1];
+    if (!address) throw new Error(`udhcpc in ${namespace} configured no address: ${shown}`);
+    return address;
+  };
+  return { namespace, mac, lease, remove };
+}
+
+/** Waits (bounded) until dnsmasq's lease file no longer lists this MAC. */
+export async function leaseGone(bridge: string, mac: string, timeoutMs = 5_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const leases = await sh('cat', [`/var/lib/misc/dnsmasq.${bridge}.leases`]);
+    if (!leases.stdout.split('\n').some((entry) => entry.split(' ')[1] === mac)) return true;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return false;
 }

@@ -1,0 +1,101 @@
+// Addresses that were used before: a destroyed container's DHCP lease, a host still plugged into the bridge,
+// a stopped LXC container that owns its MAC. thin-lxc ends stale leases itself (no dnsmasq-utils) and
+// refuses addresses somebody still has. Real LXC, real dnsmasq, a network namespace as the other host.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import * as assert from 'uvu/assert';
+import { CLI } from '../helpers/paths.js';
+import { Cleanup, containerSuite, must, removeLxcContainer, sh, startContainer, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
+import { containerAddresses, leaseGone, makeBridgeHost, waitForLease } from '../helpers/net.js';
+
+const { tests: addresses, runnable } = await containerSuite('addresses used before: stale leases, live hosts, owned MACs');
+
+if (runnable) {
+  const cleanup = new Cleanup();
+  const base = uniqueName('abase');
+  const root = temporaryRoot();
+  const show = async (name: string) => JSON.parse((await thinLxc(['show', name, '--root', root, '--json'])).stdout) as { ip: string; mac: string };
+  const create = async (name: string, ...extra: string[]) => {
+    cleanup.add(() => removeLxcContainer(name));
+    const created = await thinLxc(['create', name, '--base', base, '--root', root, ...extra]);
+    assert.is(created.exitCode, 0, created.stderr);
+    return show(name);
+  };
+
+  addresses.before(async () => {
+    cleanup.add(() => sh('rm', ['-rf', root]));
+    cleanup.add(() => removeLxcContainer(base));
+    await must('lxc-create', ['-t', 'busybox', '-n', base], 120_000);
+  });
+
+  addresses.after(() => cleanup.run());
+
+  addresses('destroy ends the lease itself (dhcp_release is never run), so the same --ip again is exactly that address', async () => {
+    const first = uniqueName('again1');
+    const made = await create(first);
+    assert.is((await startContainer(first)).exitCode, 0);
+    assert.is(await waitForLease('lxcbr0', made.mac, 20_000), made.ip);
+    await must('lxc-stop', ['-n', first, '-k']);
+    // A dhcp_release first on the PATH would leave a mark: thin-lxc must not need it, whether installed or not.
+    const fakeBin = mkdtempSync('/tmp/thin-lxc-fakebin-');
+    cleanup.add(() => rmSync(fakeBin, { recursive: true, force: true }));
+    writeFileSync(join(fakeBin, 'dhcp_release'), `#!/bin/sh\ntouch ${fakeBin}/ran\n`, { mode: 0o755 });
+    const destroyed = await execa(process.execPath, [CLI, 'destroy', first, '--root', root], { reject: false, env: { PATH: `${fakeBin}:${process.env.PATH}` } });
+    assert.is(destroyed.exitCode, 0, String(destroyed.stderr));
+    assert.not.ok(existsSync(join(fakeBin, 'ran')), 'dhcp_release was not run');
+    assert.ok(await leaseGone('lxcbr0', made.mac), "dnsmasq's lease of the destroyed container ended");
+
+    const second = uniqueName('again2');
+    const again = await create(second, '--ip', made.ip);
+    assert.is(again.ip, made.ip);
+    assert.is((await startContainer(second)).exitCode, 0);
+    assert.is(await waitForLease('lxcbr0', again.mac, 20_000), made.ip, 'dnsmasq gave the new MAC the same address');
+    assert.equal(await containerAddresses(second), [made.ip], 'eth0 holds exactly the chosen address');
+    await must('lxc-stop', ['-n', second, '-k']);
+    assert.is((await thinLxc(['destroy', second, '--root', root])).exitCode, 0);
+  });
+
+  addresses('an --ip a live host answers for is refused; once the host is gone, its lease is taken over cleanly', async () => {
+    const host = await makeBridgeHost(`tla${process.pid.toString(36)}`);
+    cleanup.add(() => host.remove());
+    const leased = await host.lease();
+    assert.is(await waitForLease('lxcbr0', host.mac, 5_000), leased);
+
+    const name = uniqueName('takeover');
+    cleanup.add(() => removeLxcContainer(name));
+    const refused = await thinLxc(['create', name, '--base', base, '--root', root, '--ip', leased]);
+    assert.is(refused.exitCode, 2);
+    assert.is(refused.stderr.trim(), `thin-lxc: ip ${leased} is in use by a live host on lxcbr0 (MAC ${host.mac}): choose another, or leave --ip out`);
+    assert.not.ok(existsSync(join(root, name)), 'nothing was made');
+
+    await host.remove(); // unplugged: its lease stays in dnsmasq for an hour
+    assert.is(await waitForLease('lxcbr0', host.mac, 1_000), leased, 'the stale lease is still there');
+    const made = await create(name, '--ip', leased);
+    assert.ok(await leaseGone('lxcbr0', host.mac, 1_000), 'create ended the stale lease');
+    assert.is((await startContainer(name)).exitCode, 0);
+    assert.is(await waitForLease('lxcbr0', made.mac, 20_000), leased);
+    assert.equal(await containerAddresses(name), [leased]);
+    await must('lxc-stop', ['-n', name, '-k']);
+    assert.is((await thinLxc(['destroy', name, '--root', root])).exitCode, 0);
+  });
+
+  addresses('an --ip leased to a stopped LXC container that owns that MAC is refused, naming it', async () => {
+    const plain = uniqueName('owner');
+    cleanup.add(() => removeLxcContainer(plain));
+    await must('lxc-copy', ['-n', base, '-N', plain]);
+    const mac = '00:16:3e:7a:11:' + (process.pid % 256).toString(16).padStart(2, '0');
+    const config = join('/var/lib/lxc', plain, 'config');
+    writeFileSync(config, `${readFileSync(config, 'utf8')}lxc.net.0.hwaddr = ${mac}\n`);
+    assert.is((await startContainer(plain)).exitCode, 0);
+    const leased = await waitForLease('lxcbr0', mac, 20_000);
+    assert.ok(leased, 'the plain container got a lease');
+    await must('lxc-stop', ['-n', plain, '-k']);
+    const refused = await thinLxc(['create', uniqueName('x'), '--base', base, '--root', root, '--ip', leased!]);
+    assert.is(refused.exitCode, 2);
+    assert.is(refused.stderr.trim(), `thin-lxc: ip ${leased} is leased to LXC container ${plain} (MAC ${mac}): choose another, or leave --ip out`);
+    await removeLxcContainer(plain);
+  });
+}
+
+addresses.run();
