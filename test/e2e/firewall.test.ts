@@ -1,0 +1,162 @@
+// A host whose firewall lives a life: the planner's scripts applied for real in a fresh network namespace on
+// both iptables backends, firewall flushes (iptables -F, -t nat -F, -t raw -F) followed by starts and reload,
+// and a post-stop hook of the previous run held back until after the next start.
+import { spawn } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import * as assert from 'uvu/assert';
+import { containerRules, forwardingInPlace, quickInstallScript, readSaved, type ForwardTarget } from '../../src/forward.js';
+import { fixture } from '../helpers/paths.js';
+import { lockPath } from '../../src/lock.js';
+import { parsePublish } from '../../src/validate.js';
+import { Cleanup, containerSuite, must, removeLxcContainer, sh, startContainer, tagOf, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
+import { giveSocat, request, rulesLeftAfterStop, rulesOf, startServers } from '../helpers/net.js';
+
+const { tests: firewall, runnable } = await containerSuite('a firewall that lives a life');
+
+const target = (tag: string, address: string): ForwardTarget => ({ tag, name: tag, address, subnet: '10.0.3.0/24', publish: ['8080:80', '5353:53/udp'].map(parsePublish) });
+
+/** Runs `iptables-<backend>-restore --noflush` with `script` inside the namespace; its exit code. */
+async function restoreIn(namespace: string, backend: string, script: string): Promise<number> {
+  const result = await execa('ip', ['netns', 'exec', namespace, `iptables-${backend}-restore`, '--noflush'], { input: script, reject: false });
+  return result.exitCode ?? -1;
+}
+
+if (runnable) {
+  const cleanup = new Cleanup();
+  const base = uniqueName('fbase');
+  const root = temporaryRoot();
+  const port = 33_000 + Math.floor(Math.random() * 8_000);
+  const make = async (name: string, hostPort: number) => {
+    cleanup.add(() => removeLxcContainer(name));
+    const created = await thinLxc(['create', name, '--base', base, '--root', root, '-p', `${hostPort}:80`]);
+    assert.is(created.exitCode, 0, created.stderr);
+    giveSocat(join(root, name));
+    return { name, port: hostPort, tag: tagOf(join(root, name)) };
+  };
+  const start = async (made: { name: string }) => {
+    assert.is((await startContainer(made.name)).exitCode, 0, made.name);
+    await startServers(made.name);
+  };
+  const stop = async (made: { name: string; tag: string }) => {
+    await must('lxc-stop', ['-n', made.name, '-k']);
+    assert.equal(await rulesLeftAfterStop(new RegExp(made.tag)), [], `${made.name}'s post-stop removed its rules`);
+  };
+
+  firewall.before(async () => {
+    cleanup.add(() => sh('rm', ['-rf', root]));
+    cleanup.add(() => removeLxcContainer(base));
+    await must('lxc-create', ['-t', 'busybox', '-n', base], 120_000);
+  });
+
+  firewall.after(() => cleanup.run());
+
+  firewall('golden: on an empty ruleset the planned script makes everything, and the quick script checks what it made (nft and legacy)', async () => {
+    const namespace = `tlf${process.pid.toString(36)}`;
+    for (const backend of ['nft', 'legacy']) {
+      await sh('ip', ['netns', 'del', namespace]);
+      await must('ip', ['netns', 'add', namespace]);
+      try {
+        // What the unit test proves the planner writes for web1 (TLXC-0000beef) on an empty ruleset.
+        assert.is(await restoreIn(namespace, backend, readFileSync(fixture('forward-web1-empty.rules'), 'utf8')), 0, `${backend}: the golden script applies`);
+        const saved = async () => readSaved(await must('ip', ['netns', 'exec', namespace, `iptables-${backend}-save`]));
+        assert.ok(forwardingInPlace(await saved(), 'TLXC-0000beef'), `${backend}: its forwarding is in place`);
+
+        const second = target('TLXC-1111cafe', '10.0.3.68');
+        assert.is(await restoreIn(namespace, backend, quickInstallScript({ tag: second.tag, rules: containerRules(second) })), 0, `${backend}: quick install next to it`);
+        assert.ok(forwardingInPlace(await saved(), second.tag));
+
+        await must('ip', ['netns', 'exec', namespace, `iptables-${backend}`, '-t', 'nat', '-F']);
+        assert.not.ok(forwardingInPlace(await saved(), 'TLXC-0000beef'), `${backend}: a flush breaks it`);
+        const third = target('TLXC-2222d00d', '10.0.3.69');
+        assert.is.not(await restoreIn(namespace, backend, quickInstallScript({ tag: third.tag, rules: containerRules(third) })), 0, `${backend}: the quick script is refused after a flush`);
+        assert.not.ok((await saved()).tags.includes(third.tag), `${backend}: and changed nothing`);
+      } finally {
+        await sh('ip', ['netns', 'del', namespace]);
+      }
+    }
+  });
+
+  firewall('after iptables -F, -t nat -F or -t raw -F the next start forwards, and reload restores the others', async () => {
+    const ruleset = await must('iptables-save', []);
+    try {
+      const a = await make(uniqueName('fa'), port);
+      const b = await make(uniqueName('fb'), port + 1);
+      await start(a);
+      for (const flush of [['-F'], ['-t', 'nat', '-F'], ['-t', 'raw', '-F']]) {
+        await must('iptables', flush);
+        await start(b);
+        assert.is(await request('127.0.0.1', b.port), `tcp-${b.name}`, `after iptables ${flush.join(' ')} the next start forwards`);
+        assert.match(await must('iptables', ['-t', 'raw', '-S', 'PREROUTING']), '-j THIN-LXC-GUARD', 'and the localhost guard is back');
+        const reloaded = await thinLxc(['reload', '--root', root]);
+        assert.is(reloaded.exitCode, 0, reloaded.stderr);
+        assert.is(await request('127.0.0.1', a.port), `tcp-${a.name}`, `after iptables ${flush.join(' ')} reload restores a running container`);
+        const doctor = await thinLxc(['doctor', '--root', root]);
+        assert.match(doctor.stdout, `ok    forwarding         in place for 2 running thin container(s)`);
+        await stop(b);
+        assert.is(await request('127.0.0.1', a.port), `tcp-${a.name}`, "b's stop leaves a's forwarding");
+      }
+      await stop(a);
+    } finally {
+      // Put back what the host had (lxc-net's own rules among them), whatever happened above.
+      await execa('iptables-restore', [], { input: ruleset, reject: false });
+    }
+  });
+
+  firewall("a post-stop of the previous run, held back until after the next start, leaves the new start's forwarding alone", async () => {
+    const made = await make(uniqueName('fgen'), port + 2);
+    const log = join(root, `${made.name}.lxc.log`);
+    assert.is((await startContainer(made.name, ['-l', 'DEBUG', '-o', log])).exitCode, 0);
+    const dir = join(root, made.name);
+    // Hold the iptables lock, as a busy host would, so that this run's post-stop waits for it.
+    const holder = spawn('flock', ['--exclusive', '--close', lockPath('iptables'), 'sleep', '60'], { stdio: 'ignore' });
+    cleanup.add(() => holder.kill('SIGKILL'));
+    await waitFor(async () => (await sh('flock', ['--nonblock', lockPath('iptables'), 'true'])).exitCode !== 0, 'the test holds the lock');
+    // lxc-stop returns once the monitor is done, post-stop hooks included; the state says STOPPED long before.
+    const stopping = must('lxc-stop', ['-n', made.name, '-k']);
+    await waitFor(async () => (await sh('lxc-info', ['-n', made.name, '-s', '-H'])).stdout.trim() === 'STOPPED', 'LXC says STOPPED');
+    let waiting: string[] = [];
+    await waitFor(async () => (waiting = postStopWaitingForLock(dir)).length === 2, 'the post-stop hook waits for the lock');
+    for (const pid of waiting) process.kill(Number(pid), 'SIGSTOP');
+    cleanup.add(() => waiting.forEach((pid) => sh('kill', ['-CONT', pid])));
+    holder.kill('SIGKILL');
+
+    await start(made);
+    assert.is(await request('127.0.0.1', made.port), `tcp-${made.name}`, 'the next start forwards');
+    const installed = await rulesOf(made.tag);
+    for (const pid of waiting.reverse()) process.kill(Number(pid), 'SIGCONT');
+    await stopping;
+    await waitFor(async () => waiting.every((pid) => !readdirSync('/proc').includes(pid)), 'the late post-stop finished');
+    assert.match(readFileSync(log, 'utf8'), `forwarding of ${made.name} belongs to a newer start`, 'the late post-stop saw a newer start');
+    assert.equal(await rulesOf(made.tag), installed, 'and left its rules');
+    assert.is(await request('127.0.0.1', made.port), `tcp-${made.name}`, 'forwarding still works');
+    await stop(made);
+  });
+}
+
+/** The node process of a post-stop hook for `dir` and its flock(1) child, once the child waits for the lock. */
+function postStopWaitingForLock(dir: string): string[] {
+  const pids = readdirSync('/proc').filter((entry) => /^\d+$/.test(entry));
+  const cmdline = (pid: string) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    } catch {
+      return [];
+    }
+  };
+  const hook = pids.find((pid) => cmdline(pid).some((arg) => arg.endsWith('thin-lxc-ports-down.js')) && cmdline(pid).includes(dir));
+  if (!hook) return [];
+  const child = pids.find((pid) => cmdline(pid)[0] === 'flock' && readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[1] === hook);
+  return child ? [hook, child] : [];
+}
+
+async function waitFor(condition: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+firewall.run();
