@@ -125,3 +125,15 @@ export function tagOf(containerDir: string): string {
   if (!veth) throw new Error(`${containerDir} has no veth, so no forwarding chains`);
   return containerTag(veth);
 }
+
+/**
+ * Runs a command as a shell script or a person at a terminal would, with its output through a pipe. Node's
+ * own child stdio are sockets, which a hook cannot reopen to tell its caller why it refused (see
+ * src/hook-runner.ts), so an LXC tool's whole story is only seen this way. Output is stdout and stderr merged.
+ */
+export async function shThroughPipe(file: string, args: readonly string[], timeoutMs = 60_000): Promise<Ran> {
+  const result = await sh('sh', ['-c', '{ "$@" 2>&1; echo "exit=$?"; } | cat', 'sh', file, ...args], timeoutMs);
+  const output = result.stdout.split('\n');
+  const exit = /^exit=(\d+)$/.exec(output.at(-1) ?? '')?.[1];
+  return { exitCode: exit === undefined ? -1 : Number(exit), stdout: output.slice(0, -1).join('\n'), stderr: '' };
+}
