@@ -24,14 +24,16 @@ export const DEFAULT_SETTINGS_FILE = '/etc/thin-lxc/thin-lxc.ini';
 const LXC_SYSTEM_CONFIG = '/etc/lxc/lxc.conf';
 const LXC_DEFAULT_LXCPATH = '/var/lib/lxc';
 
-export function resolveSettings({ flags, env, cwd, readText = readTextIfPresent }: SettingsInput): Settings {
-  const fromFile = parse(readText(env.THIN_LXC_CONFIG ?? DEFAULT_SETTINGS_FILE) ?? '') as Record<string, unknown>;
+export function resolveSettings({ flags, env: given, cwd, readText = readTextIfPresent }: SettingsInput): Settings {
+  // `export THIN_LXC_ROOT=` is how a shell user unsets it for a command: empty means not set.
+  const env = (name: string) => given[name] || undefined;
+  const fromFile = parse(readText(env('THIN_LXC_CONFIG') ?? DEFAULT_SETTINGS_FILE) ?? '') as Record<string, unknown>;
   const fileValue = (key: string) => (typeof fromFile[key] === 'string' ? (fromFile[key] as string) : undefined);
   const lxcConf = parseLxcConfig(readText(LXC_SYSTEM_CONFIG) ?? '');
 
-  const root = flags.root ?? env.THIN_LXC_ROOT ?? fileValue('root') ?? DEFAULT_ROOT;
+  const root = flags.root ?? env('THIN_LXC_ROOT') ?? fileValue('root') ?? DEFAULT_ROOT;
   const lxcpath =
-    flags.lxcpath ?? env.THIN_LXC_LXCPATH ?? fileValue('lxcpath') ?? lastValue(lxcConf, 'lxc.lxcpath') ?? LXC_DEFAULT_LXCPATH;
+    flags.lxcpath ?? env('THIN_LXC_LXCPATH') ?? fileValue('lxcpath') ?? lastValue(lxcConf, 'lxc.lxcpath') ?? LXC_DEFAULT_LXCPATH;
   return {
     root: validatePlainPath(resolve(cwd, root), 'root', 'choose another root with --root or THIN_LXC_ROOT'),
     lxcpath: validatePlainPath(resolve(cwd, lxcpath), 'lxcpath', 'choose another with --lxcpath'),
