@@ -1,5 +1,6 @@
 // thin-lxc's performance claims, measured against LXC's own tools in the same run (npm run bench, as root).
-// Sections: create, hooks, start, scale, rules, forward (--only a,b); --runs N (median of N, default 5); --scale N (200);
+// Sections: create, hooks, start, scale, rules, forward, boot (--only a,b); --runs N (median of N, default 5); --scale N (200);
+// --boot N (40);
 // --inherit-env keeps NODE_EXTRA_CA_CERTS and NODE_OPTIONS (see SCRUBBED).
 // The Debian base (thin-lxc-bench-debian, about 300 MB) is made once and kept between runs.
 import { spawnSync } from 'node:child_process';
@@ -15,7 +16,8 @@ const flag = (name: string, fallback: string) => {
 };
 const RUNS = Number(flag('runs', '5'));
 const SCALE = Number(flag('scale', '200'));
-const ONLY = new Set(flag('only', 'create,hooks,start,scale,rules,forward').split(','));
+const ONLY = new Set(flag('only', 'create,hooks,start,scale,rules,forward,boot').split(','));
+const BOOT = Number(flag('boot', '40'));
 const DEBIAN = 'thin-lxc-bench-debian';
 // Variables that change what every Node process costs, for thin-lxc and the node -e 0 floor alike:
 // NODE_EXTRA_CA_CERTS makes Node parse a whole CA bundle at startup (~60 ms on the reference machine, more
@@ -199,6 +201,8 @@ try {
   }
 
   if (ONLY.has('forward')) forwardSection(busybox);
+  // busybox: 40 systemd containers at once exceed a stock host's fs.inotify.max_user_instances (128), LXC's own snapshots too.
+  if (ONLY.has('boot')) bootSection(busybox);
 
   mkdirSync(RESULTS, { recursive: true });
   const machine = {
@@ -211,7 +215,7 @@ try {
         ? 'neither NODE_EXTRA_CA_CERTS nor NODE_OPTIONS was set'
         : `${process.argv.includes('--inherit-env') ? 'kept' : 'removed'} ${SCRUBBED.join(', ')}`,
   };
-  writeFileSync(join(RESULTS, 'bench.json'), JSON.stringify({ runs: RUNS, scale: SCALE, machine, rows }, null, 2));
+  writeFileSync(join(RESULTS, 'bench.json'), JSON.stringify({ runs: RUNS, scale: SCALE, boot: BOOT, machine, rows }, null, 2));
   console.log(`\nwritten to bench/results/bench.json (${JSON.stringify(machine)})`);
 } finally {
   for (const name of made.reverse()) {
@@ -265,4 +269,37 @@ function forwardSection(base: string): void {
   } finally {
     quiet('kill', [proxy]);
   }
+}
+
+/**
+ * A boot storm: BOOT thin containers with 2 published ports each, all lxc.start.auto, started at once by
+ * lxc-autostart (what the host runs at boot), against as many lxc-copy -s snapshots of the same base. Each
+ * set has its own lxc.group, so no other container on the host is started. One run each: it is minutes.
+ */
+function bootSection(base: string): void {
+  const thinGroup = `${tag}thin`;
+  const snapGroup = `${tag}snap`;
+  const template = join(root, 'grouped.hbs');
+  writeFileSync(template, `${output(process.execPath, [CLI, 'template'])}\nlxc.group = ${thinGroup}\n`);
+  for (let index = 0; index < BOOT; index++) {
+    thin('create', track(`${tag}-t${index}`), '--base', base, '-p', publish(47_000 + 2 * index, 2), '--autostart', '--template', template);
+    const snapshot = track(`${tag}-a${index}`);
+    sh('lxc-copy', ['-n', base, '-N', snapshot, '-s', '-B', 'overlay']);
+    const config = `/var/lib/lxc/${snapshot}/config`;
+    writeFileSync(config, `${output('cat', [config])}lxc.start.auto = 1\nlxc.group = ${snapGroup}\n`);
+  }
+  const storm = (group: string) => {
+    const took = sh('lxc-autostart', ['-g', group]);
+    const running = output('lxc-ls', ['--running', '-1', '-g', group]).split('\n').filter(Boolean).length;
+    if (running !== BOOT) throw new Error(`lxc-autostart -g ${group} left ${BOOT - running} of ${BOOT} stopped`);
+    return took;
+  };
+  const snapshots = record('boot', `lxc-autostart: ${BOOT} lxc-copy -s snapshots to RUNNING`, storm(snapGroup));
+  quiet('lxc-autostart', ['-g', snapGroup, '--kill']);
+  const thinStorm = record('boot', `lxc-autostart: ${BOOT} thin containers, 2 ports each, to RUNNING`, storm(thinGroup));
+  const dnat = output('iptables-save', ['-t', 'nat']).split('\n').filter((line) => line.includes('-j DNAT') && line.includes('thin-lxc')).length;
+  if (dnat < BOOT * 2) throw new Error(`only ${dnat} of ${BOOT * 2} DNAT rules after the storm`);
+  rows.at(-1)!.ratio = `${(thinStorm / snapshots).toFixed(2)}x the snapshots; ${((thinStorm - snapshots) / BOOT).toFixed(1)} ms more per container`;
+  console.log(`${''.padEnd(80)} ${rows.at(-1)!.ratio}`);
+  quiet('lxc-autostart', ['-g', thinGroup, '--kill']);
 }
