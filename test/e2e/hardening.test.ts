@@ -94,23 +94,34 @@ if (runnable) {
     assert.equal(await hostState(), before, 'no directory, registration, reservation or rule was made');
   });
 
-  hardening('a create killed at any moment leaves nothing list shows, and the next command sweeps the rest', async () => {
+  hardening('a create killed at any moment, and surely some mid-way, leaves nothing list shows; the next command sweeps the rest', async () => {
     const names: string[] = [];
-    // Kills spread over the whole run of a create, from Node's startup to just after it ends: timed
-    // from a complete create on this machine, since how long one takes is what the bench is for.
+    // Even runs: kills spread over a whole create, from Node's startup to just after it ends, timed from a
+    // complete create on this machine. Odd runs: killed the moment its staging directory appears, i.e. after
+    // it took the lock and while it registers and reserves: a kill that surely lands mid-create.
     const probe = track(uniqueName('killprobe'));
     const started = performance.now();
     assert.is((await thinLxc(['create', probe, '--base', base, '--root', root, '-p', `${port + 99}:80`])).exitCode, 0);
     const duration = performance.now() - started;
     assert.is((await thinLxc(['destroy', probe, '--root', root])).exitCode, 0);
+    let midway = 0;
     for (let run = 0; run < 16; run++) {
       const name = track(uniqueName(`kill${run}`));
       names.push(name);
       const child = execa(process.execPath, [CLI, 'create', name, '--base', base, '--root', root, '-p', `${port + 100 + run}:80`], { reject: false });
-      await new Promise((resolve) => setTimeout(resolve, duration * (0.2 + run * 0.06)));
-      child.kill('SIGKILL');
+      if (run % 2 === 0) {
+        await new Promise((resolve) => setTimeout(resolve, duration * (0.2 + run * 0.06)));
+        child.kill('SIGKILL');
+      } else {
+        const staging = join(root, `.creating-${name}-${child.pid}`);
+        // Polled without yielding, bounded in time: the directory lives for a few milliseconds.
+        for (const deadline = Date.now() + 10_000; !existsSync(staging) && Date.now() < deadline; );
+        child.kill('SIGKILL');
+        if (existsSync(staging)) midway++;
+      }
       await child;
     }
+    assert.ok(midway >= 1, 'at least one kill landed while the create was half done');
     const listed = JSON.parse((await thinLxc(['list', '--root', root, '--json'])).stdout) as { name: string; ip: string }[];
     assert.equal(readdirSync(root).filter((entry) => HALF_MADE.test(entry)), [], 'the sweep removed every half-made directory');
     for (const name of names) {
@@ -120,7 +131,7 @@ if (runnable) {
       if (complete) assert.is((await thinLxc(['destroy', name, '--root', root])).exitCode, 0);
     }
     const completed = listed.filter((entry) => names.includes(entry.name)).length;
-    console.log(`  (one create: ${duration.toFixed(0)} ms; killed creates: ${names.length}, of which completed before the kill: ${completed})`);
+    console.log(`  (one create: ${duration.toFixed(0)} ms; killed creates: ${names.length}, of which ${midway} while half done and ${completed} after they completed)`);
   });
 
   hardening('10 creates at once get 10 distinct addresses and all start; creates racing destroys keep the state whole', async () => {
