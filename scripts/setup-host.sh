@@ -2,7 +2,7 @@
 # Prepares a Debian/Ubuntu host for thin-lxc: LXC and the tools its containers and tests use, and the lxcbr0 bridge.
 set -euo pipefail
 
-PACKAGES=(lxc busybox-static iptables dnsmasq-base dnsmasq-utils debootstrap iproute2 rsync socat attr)
+PACKAGES=(lxc busybox-static iptables dnsmasq-base debootstrap iproute2 rsync socat attr)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup-host: run as root (sudo)" >&2

@@ -2,6 +2,7 @@
 // It uses node:child_process rather than execa because execa's import alone costs more
 // than Node's own startup, and hooks run at every container start.
 import { spawnSync } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
 import { CommandError, UserError } from './errors.js';
 import { writeErr } from './output.js';
 
@@ -35,6 +36,7 @@ const PACKAGE_OF: Record<string, string> = {
   du: 'coreutils',
   systemctl: 'systemd',
   flock: 'util-linux',
+  dnsmasq: 'dnsmasq-base',
 };
 
 let traceCommands = false;
@@ -57,8 +59,7 @@ export function run(file: string, args: readonly string[], options: RunOptions =
   if (result.error) {
     const code = (result.error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {
-      const pkg = PACKAGE_OF[file] ?? (file.startsWith('lxc-') ? 'lxc' : file);
-      throw new UserError(`${file} is not installed: install it with apt-get install ${pkg}`);
+      throw new UserError(`${file} is not installed: install it with apt-get install ${packageOf(file)}`);
     }
     throw new CommandError([file, ...args], null, result.error.message, { cause: result.error });
   }
@@ -67,6 +68,24 @@ export function run(file: string, args: readonly string[], options: RunOptions =
     throw new CommandError([file, ...args], result.status, result.stderr || result.stdout);
   }
   return output;
+}
+
+/** Which of these commands are not on the PATH (with the sbin folders), each as "apt-get install PACKAGE". */
+export function missingPackages(commands: readonly string[]): string[] {
+  const dirs = withSbin(process.env.PATH).split(':');
+  const found = (command: string) => dirs.some((dir) => {
+    try {
+      accessSync(`${dir}/${command}`, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  return [...new Set(commands.filter((command) => !found(command)).map(packageOf))];
+}
+
+function packageOf(command: string): string {
+  return PACKAGE_OF[command] ?? (command.startsWith('lxc-') ? 'lxc' : command);
 }
 
 function withSbin(path: string | undefined): string {

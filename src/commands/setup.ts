@@ -1,8 +1,15 @@
 // thin-lxc setup: prepares the host once (idempotent): lxc-net's dnsmasq reads thin-lxc's address reservations.
 import { dnsmasqPid, dnsmasqReadsReservations, HOSTS_DIR } from '../dhcp.js';
+import { UserError } from '../errors.js';
+import { missingPackages } from '../exec.js';
 import { configureDnsmasq, restartLxcNet } from '../lxc-net.js';
 
+/** What thin-lxc and its hooks run, for a host where LXC was installed by hand or only partly. */
+const NEEDED = ['lxc-start', 'lxc-info', 'lxc-ls', 'dnsmasq', 'iptables', 'iptables-save', 'iptables-restore', 'ip', 'mount', 'flock'];
+
 export function setup(): string {
+  const missing = missingPackages(NEEDED);
+  if (missing.length > 0) throw new UserError(`thin-lxc needs packages this host lacks: apt-get install ${missing.join(' ')}`);
   const changed = configureDnsmasq();
   const lines = changed.map((file) => `updated ${file}`);
   if (changed.length > 0 || (dnsmasqPid() !== null && !dnsmasqReadsReservations()) || dnsmasqPid() === null) {

@@ -19,7 +19,7 @@ if (runnable) {
 
   debian.after(() => cleanup.run());
 
-  debian('boots with systemd, keeps its static address through DHCP, and has its own hostname', async () => {
+  debian('boots with systemd, keeps its static address through DHCP, has its own hostname, and a re-created one gets the same address exactly', async () => {
     const name = uniqueName('dthin');
     cleanup.add(() => removeLxcContainer(name));
     const created = await thinLxc(['create', name, '--base', base, '--root', root]);
@@ -39,6 +39,21 @@ if (runnable) {
     assert.match(await attach(name, 'ip route show default'), /^default via \S+ dev eth0/);
     await must('lxc-stop', ['-n', name]);
     assert.is((await thinLxc(['destroy', name, '--root', root])).exitCode, 0);
+
+    // The same address again for a new MAC, within the lease time: ifupdown's DHCP must get exactly it.
+    const again = uniqueName('dagain');
+    cleanup.add(() => removeLxcContainer(again));
+    const recreated = await thinLxc(['create', again, '--base', base, '--root', root, '--ip', shown.ip]);
+    assert.is(recreated.exitCode, 0, recreated.stderr);
+    const newMac = (JSON.parse((await thinLxc(['show', again, '--root', root, '--json'])).stdout) as { mac: string }).mac;
+    assert.is((await startContainer(again)).exitCode, 0);
+    assert.is(await waitForLease('lxcbr0', newMac, 60_000), shown.ip, 'dnsmasq leased the same address to the new MAC');
+    for (let i = 0; i < 120 && (await sh('lxc-attach', ['-n', again, '--', 'systemctl', 'is-system-running'])).stdout.trim() === 'starting'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    assert.equal(await containerAddresses(again), [shown.ip], 'eth0 holds exactly the chosen address, no second lease');
+    await must('lxc-stop', ['-n', again]);
+    assert.is((await thinLxc(['destroy', again, '--root', root])).exitCode, 0);
   });
 }
 
