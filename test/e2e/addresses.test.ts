@@ -6,15 +6,12 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
 import { CLI } from '../helpers/paths.js';
-import { Cleanup, containerSuite, must, removeLxcContainer, sh, startContainer, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
+import { containerSuite, must, removeLxcContainer, startContainer, thinLxc, uniqueName } from '../helpers/host.js';
 import { containerAddresses, leaseGone, makeBridgeHost, waitForLease } from '../helpers/net.js';
 
-const { tests: addresses, runnable } = await containerSuite('addresses used before: stale leases, live hosts, owned MACs');
+const { tests: addresses, runnable, cleanup, base, root } = await containerSuite('addresses used before: stale leases, live hosts, owned MACs', 'abase');
 
 if (runnable) {
-  const cleanup = new Cleanup();
-  const base = uniqueName('abase');
-  const root = temporaryRoot();
   const show = async (name: string) => JSON.parse((await thinLxc(['show', name, '--root', root, '--json'])).stdout) as { ip: string; mac: string };
   const create = async (name: string, ...extra: string[]) => {
     cleanup.add(() => removeLxcContainer(name));
@@ -22,14 +19,6 @@ if (runnable) {
     assert.is(created.exitCode, 0, created.stderr);
     return show(name);
   };
-
-  addresses.before(async () => {
-    cleanup.add(() => sh('rm', ['-rf', root]));
-    cleanup.add(() => removeLxcContainer(base));
-    await must('lxc-create', ['-t', 'busybox', '-n', base], 120_000);
-  });
-
-  addresses.after(() => cleanup.run());
 
   addresses('destroy ends the lease itself (dhcp_release is never run), so the same --ip again is exactly that address', async () => {
     const first = uniqueName('again1');

@@ -4,30 +4,22 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
-import { Cleanup, containerSuite, hostMountsMentioning, must, removeLxcContainer, sh, temporaryRoot, thinLxc, treeDigest, uniqueName } from '../helpers/host.js';
+import { containerSuite, hostMountsMentioning, must, removeLxcContainer, thinLxc, treeDigest, uniqueName } from '../helpers/host.js';
 import { giveSocat, request, rulesLeftAfterStop, startServers } from '../helpers/net.js';
 
-const { tests: storm, runnable } = await containerSuite('a boot storm: 40 thin containers with 2 published ports each, started by lxc-autostart');
+const { tests: storm, runnable, cleanup, base, root } = await containerSuite('a boot storm: 40 thin containers with 2 published ports each, started by lxc-autostart', 'sbase');
 const COUNT = 40;
 
 if (runnable) {
-  const cleanup = new Cleanup();
-  const base = uniqueName('sbase');
-  const root = temporaryRoot();
   const group = uniqueName('storm').replace(/[^a-z0-9]/g, '');
   const firstPort = 50_000 + Math.floor(Math.random() * 10_000);
   const names = Array.from({ length: COUNT }, (_, index) => uniqueName(`s${index}`));
   let digest = '';
 
   storm.before(async () => {
-    cleanup.add(() => sh('rm', ['-rf', root]));
-    cleanup.add(() => removeLxcContainer(base));
-    await must('lxc-create', ['-t', 'busybox', '-n', base], 120_000);
     digest = treeDigest(join('/var/lib/lxc', base));
     for (const name of names) cleanup.add(() => removeLxcContainer(name));
   });
-
-  storm.after(() => cleanup.run());
 
   storm('lxc-autostart brings all 40 up, no hook fails or times out, every forward answers; stopping all leaves nothing', async () => {
     // Their own lxc.group, so that lxc-autostart starts these and nobody else's containers on this host.

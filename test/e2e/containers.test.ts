@@ -3,28 +3,12 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
-import {
-  Cleanup,
-  attach,
-  containerSuite,
-  hostMountsMentioning,
-  must,
-  removeLxcContainer,
-  sh,
-  startContainer,
-  temporaryRoot,
-  thinLxc,
-  treeDigest,
-  uniqueName,
-} from '../helpers/host.js';
+import { attach, containerSuite, hostMountsMentioning, must, removeLxcContainer, sh, startContainer, temporaryRoot, thinLxc, treeDigest, uniqueName } from '../helpers/host.js';
 
 const LXCPATH = '/var/lib/lxc';
-const { tests: e2e, runnable } = await containerSuite('thin containers with real LXC');
+const { tests: e2e, runnable, cleanup, base, root } = await containerSuite('thin containers with real LXC', 'base');
 
 if (runnable) {
-  const cleanup = new Cleanup();
-  const base = uniqueName('base');
-  const root = temporaryRoot();
   const baseDir = join(LXCPATH, base);
   let baseDigest = '';
 
@@ -36,13 +20,8 @@ if (runnable) {
   const create = (name: string, ...extra: string[]) => thinLxc(['create', name, '--base', base, '--root', root, ...extra]);
 
   e2e.before(async () => {
-    cleanup.add(() => sh('rm', ['-rf', root]));
-    cleanup.add(() => removeLxcContainer(base));
-    await must('lxc-create', ['-t', 'busybox', '-n', base], 120_000);
     baseDigest = treeDigest(baseDir);
   });
-
-  e2e.after(() => cleanup.run());
 
   e2e('create, then plain lxc-start: writes land in the write layer; stop leaves no mount; destroy leaves nothing', async () => {
     const name = track(uniqueName('a'));

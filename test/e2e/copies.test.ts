@@ -5,15 +5,12 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { HOSTS_DIR } from '../../src/dhcp.js';
-import { Cleanup, containerSuite, must, removeLxcContainer, sh, shThroughPipe, startContainer, tagOf, temporaryRoot, thinLxc, treeDigest, uniqueName } from '../helpers/host.js';
+import { containerSuite, must, removeLxcContainer, sh, shThroughPipe, startContainer, tagOf, thinLxc, treeDigest, uniqueName } from '../helpers/host.js';
 import { giveSocat, request, rulesOf, startServers } from '../helpers/net.js';
 
-const { tests: copies, runnable } = await containerSuite("LXC's own copy tools on a thin container");
+const { tests: copies, runnable, cleanup, base, root } = await containerSuite("LXC's own copy tools on a thin container", 'cbase');
 
 if (runnable) {
-  const cleanup = new Cleanup();
-  const base = uniqueName('cbase');
-  const root = temporaryRoot();
   const port = 41_000 + Math.floor(Math.random() * 4_000);
   const original = uniqueName('orig');
   const dir = join(root, original);
@@ -30,9 +27,6 @@ if (runnable) {
   const answers = async () => assert.is(await request('127.0.0.1', port), `tcp-${original}`, "the original's forwarding answers");
 
   copies.before(async () => {
-    cleanup.add(() => sh('rm', ['-rf', root]));
-    cleanup.add(() => removeLxcContainer(base));
-    await must('lxc-create', ['-t', 'busybox', '-n', base], 120_000);
     cleanup.add(() => removeLxcContainer(original));
     const created = await thinLxc(['create', original, '--base', base, '--root', root, '-p', `${port}:80`]);
     assert.is(created.exitCode, 0, created.stderr);
@@ -41,8 +35,6 @@ if (runnable) {
     await startServers(original);
     await must('lxc-attach', ['-n', original, '--', '/bin/sh', '-c', 'echo mine > /etc/written-by-original']);
   });
-
-  copies.after(() => cleanup.run());
 
   copies('lxc-copy, lxc-copy -s and lxc-snapshot are refused with one line saying what to do, and the original is untouched', async () => {
     const refused = async (command: string[], copy: string) => {

@@ -1,24 +1,12 @@
 // A Debian base (systemd, ifupdown running DHCP): the thin container boots, keeps its static address and
 // takes its own hostname. debootstrap makes the base (about a minute; LXC caches it for later runs).
 import * as assert from 'uvu/assert';
-import { Cleanup, attach, containerSuite, must, removeLxcContainer, sh, startContainer, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
+import { DEBIAN, attach, containerSuite, must, removeLxcContainer, sh, startContainer, thinLxc, uniqueName } from '../helpers/host.js';
 import { containerAddresses, waitForLease } from '../helpers/net.js';
 
-const { tests: debian, runnable } = await containerSuite('a Debian base whose init runs DHCP');
+const { tests: debian, runnable, cleanup, base, root } = await containerSuite('a Debian base whose init runs DHCP', 'deb', DEBIAN);
 
 if (runnable) {
-  const cleanup = new Cleanup();
-  const base = uniqueName('deb');
-  const root = temporaryRoot();
-
-  debian.before(async () => {
-    cleanup.add(() => sh('rm', ['-rf', root]));
-    cleanup.add(() => removeLxcContainer(base));
-    await must('lxc-create', ['-t', 'debian', '-n', base, '--', '-r', 'bookworm'], 900_000);
-  });
-
-  debian.after(() => cleanup.run());
-
   debian('boots with systemd, keeps its static address through DHCP, has its own hostname, and a re-created one gets the same address exactly', async () => {
     const name = uniqueName('dthin');
     cleanup.add(() => removeLxcContainer(name));

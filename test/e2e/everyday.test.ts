@@ -3,15 +3,12 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { HOSTS_DIR } from '../../src/dhcp.js';
-import { Cleanup, attach, containerSuite, must, removeLxcContainer, sh, startContainer, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
+import { attach, containerSuite, must, removeLxcContainer, sh, startContainer, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
 import { giveSocat, request, startServers } from '../helpers/net.js';
 
-const { tests: everyday, runnable } = await containerSuite('everyday commands with real LXC');
+const { tests: everyday, runnable, cleanup, base, root } = await containerSuite('everyday commands with real LXC', 'ebase');
 
 if (runnable) {
-  const cleanup = new Cleanup();
-  const base = uniqueName('ebase');
-  const root = temporaryRoot();
   const host = temporaryRoot();
   const track = (name: string) => {
     cleanup.add(() => removeLxcContainer(name));
@@ -19,12 +16,8 @@ if (runnable) {
   };
 
   everyday.before(async () => {
-    cleanup.add(() => sh('rm', ['-rf', root, host]));
-    cleanup.add(() => removeLxcContainer(base));
-    await must('lxc-create', ['-t', 'busybox', '-n', base], 120_000);
+    cleanup.add(() => sh('rm', ['-rf', host]));
   });
-
-  everyday.after(() => cleanup.run());
 
   everyday('bind mounts: a folder and a file, spaces in paths, writes visible on the host, :ro refused inside', async () => {
     const folder = join(host, 'my app');

@@ -10,10 +10,10 @@ import { containerRules, forwardingInPlace, quickInstallScript, readSaved, type 
 import { fixture } from '../helpers/paths.js';
 import { lockPath } from '../../src/lock.js';
 import { parsePublish } from '../../src/validate.js';
-import { Cleanup, containerSuite, must, removeLxcContainer, sh, startContainer, tagOf, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
+import { containerSuite, must, removeLxcContainer, sh, startContainer, tagOf, thinLxc, uniqueName } from '../helpers/host.js';
 import { giveSocat, request, rulesLeftAfterStop, rulesOf, startServers } from '../helpers/net.js';
 
-const { tests: firewall, runnable } = await containerSuite('a firewall that lives a life');
+const { tests: firewall, runnable, cleanup, base, root } = await containerSuite('a firewall that lives a life', 'fbase');
 
 const target = (tag: string, address: string): ForwardTarget => ({ tag, name: tag, address, subnet: '10.0.3.0/24', publish: ['8080:80', '5353:53/udp'].map(parsePublish) });
 
@@ -24,9 +24,6 @@ async function restoreIn(namespace: string, backend: string, script: string): Pr
 }
 
 if (runnable) {
-  const cleanup = new Cleanup();
-  const base = uniqueName('fbase');
-  const root = temporaryRoot();
   const port = 33_000 + Math.floor(Math.random() * 8_000);
   const make = async (name: string, hostPort: number) => {
     cleanup.add(() => removeLxcContainer(name));
@@ -43,14 +40,6 @@ if (runnable) {
     await must('lxc-stop', ['-n', made.name, '-k']);
     assert.equal(await rulesLeftAfterStop(new RegExp(made.tag)), [], `${made.name}'s post-stop removed its rules`);
   };
-
-  firewall.before(async () => {
-    cleanup.add(() => sh('rm', ['-rf', root]));
-    cleanup.add(() => removeLxcContainer(base));
-    await must('lxc-create', ['-t', 'busybox', '-n', base], 120_000);
-  });
-
-  firewall.after(() => cleanup.run());
 
   firewall('golden: on an empty ruleset the planned script makes everything, and the quick script checks what it made (nft and legacy)', async () => {
     const namespace = `tlf${process.pid.toString(36)}`;

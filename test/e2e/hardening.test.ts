@@ -6,19 +6,16 @@ import { execa } from 'execa';
 import * as assert from 'uvu/assert';
 import { HOSTS_DIR } from '../../src/dhcp.js';
 import { CLI } from '../helpers/paths.js';
-import { Cleanup, containerSuite, hostMountsMentioning, must, removeLxcContainer, sh, startContainer, tagOf, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
+import { containerSuite, hostMountsMentioning, must, removeLxcContainer, sh, startContainer, tagOf, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
 import { rulesOf } from '../helpers/net.js';
 
 /** What a create or destroy killed half way leaves (src/teardown.ts). */
 const HALF_MADE = /^\.(creating|removing)-/;
 
-const { tests: hardening, runnable } = await containerSuite('hardening with real LXC');
+const { tests: hardening, runnable, cleanup, base, root } = await containerSuite('hardening with real LXC', 'hbase');
 const LXCPATH = '/var/lib/lxc';
 
 if (runnable) {
-  const cleanup = new Cleanup();
-  const base = uniqueName('hbase');
-  const root = temporaryRoot();
   const port = 30_000 + Math.floor(Math.random() * 10_000);
   const holder = uniqueName('holder');
   let holderIp = '';
@@ -35,16 +32,11 @@ if (runnable) {
   });
 
   hardening.before(async () => {
-    cleanup.add(() => sh('rm', ['-rf', root]));
-    cleanup.add(() => removeLxcContainer(base));
-    await must('lxc-create', ['-t', 'busybox', '-n', base], 120_000);
     track(holder);
     const made = await thinLxc(['create', holder, '--base', base, '--root', root, '-p', `${port}:80`]);
     assert.is(made.exitCode, 0, made.stderr);
     holderIp = (JSON.parse((await thinLxc(['show', holder, '--root', root, '--json'])).stdout) as { ip: string }).ip;
   });
-
-  hardening.after(() => cleanup.run());
 
   hardening('every bad input: non-zero exit, one line naming the field, the value and the fix, nothing made', async () => {
     const fresh = () => uniqueName('bad');

@@ -6,15 +6,12 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
 import { CLI } from '../helpers/paths.js';
-import { Cleanup, containerSuite, must, removeLxcContainer, sh, startContainer, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
+import { containerSuite, must, removeLxcContainer, sh, startContainer, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
 import { giveSocat, request, rulesLeftAfterStop, startServers } from '../helpers/net.js';
 
-const { tests: life, runnable } = await containerSuite('a host that lives a life');
+const { tests: life, runnable, cleanup, base, root } = await containerSuite('a host that lives a life', 'hbase');
 
 if (runnable) {
-  const cleanup = new Cleanup();
-  const base = uniqueName('hbase');
-  const root = temporaryRoot();
   const port = 46_000 + Math.floor(Math.random() * 4_000);
   const create = async (name: string, ...extra: string[]) => {
     cleanup.add(() => removeLxcContainer(name));
@@ -22,14 +19,6 @@ if (runnable) {
     assert.is(created.exitCode, 0, created.stderr);
     return created;
   };
-
-  life.before(async () => {
-    cleanup.add(() => sh('rm', ['-rf', root]));
-    cleanup.add(() => removeLxcContainer(base));
-    await must('lxc-create', ['-t', 'busybox', '-n', base], 120_000);
-  });
-
-  life.after(() => cleanup.run());
 
   life('a host port a host process listens on is refused, naming the process; --force publishes it; doctor reports it', async () => {
     for (const [protocol, listen] of [['tcp', `TCP4-LISTEN:${port},reuseaddr,fork`], ['udp', `UDP4-RECVFROM:${port + 1},fork`]] as const) {

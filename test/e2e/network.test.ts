@@ -6,11 +6,11 @@ import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { bridgeFromIp, bridgeFromProc } from '../../src/bridge.js';
 import { HOSTS_DIR } from '../../src/dhcp.js';
-import { Cleanup, attach, containerSuite, must, removeLxcContainer, sh, startContainer, tagOf, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
+import { attach, containerSuite, must, removeLxcContainer, sh, startContainer, tagOf, thinLxc, uniqueName } from '../helpers/host.js';
 import { containerAddresses, giveSocat, makeNamespace, request, rulesLeftAfterStop, rulesOf, startServers, waitForLease, type Namespace } from '../helpers/net.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
-const { tests: net, runnable } = await containerSuite('networking with real LXC and real traffic');
+const { tests: net, runnable, cleanup, base, root } = await containerSuite('networking with real LXC and real traffic', 'nbase');
 
 interface Made {
   name: string;
@@ -21,9 +21,6 @@ interface Made {
 }
 
 if (runnable) {
-  const cleanup = new Cleanup();
-  const base = uniqueName('nbase');
-  const root = temporaryRoot();
   const port = 20_000 + Math.floor(Math.random() * 20_000);
   const ports = { a: port, aUdp: port + 1, aLocal: port + 2, c: port + 3 };
   let ns: Namespace;
@@ -40,14 +37,9 @@ if (runnable) {
   };
 
   net.before(async () => {
-    cleanup.add(() => sh('rm', ['-rf', root]));
-    cleanup.add(() => removeLxcContainer(base));
-    await must('lxc-create', ['-t', 'busybox', '-n', base], 120_000);
     ns = await makeNamespace(`tlt${process.pid.toString(36)}`);
     cleanup.add(() => ns.remove());
   });
-
-  net.after(() => cleanup.run());
 
   net('the bridge read from /proc (create runs no process) is what ip reads', async () => {
     const fromProc = bridgeFromProc('lxcbr0');

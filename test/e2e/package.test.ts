@@ -8,16 +8,13 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
 import { REPO } from '../helpers/paths.js';
-import { Cleanup, containerSuite, must, removeLxcContainer, sh, startContainer, temporaryRoot, uniqueName, type Ran } from '../helpers/host.js';
+import { containerSuite, must, removeLxcContainer, sh, startContainer, uniqueName, type Ran } from '../helpers/host.js';
 import { giveSocat, request, rulesLeftAfterStop, startServers } from '../helpers/net.js';
 import { skipUnless } from '../helpers/skip.js';
 
-const { tests: release, runnable } = await containerSuite('the release users install');
+const { tests: release, runnable, cleanup, base, root } = await containerSuite('the release users install', 'pbase');
 
 if (runnable) {
-  const cleanup = new Cleanup();
-  const base = uniqueName('pbase');
-  const root = temporaryRoot();
   const work = mkdtempSync('/tmp/thin-lxc-package-');
   const port = 37_000 + Math.floor(Math.random() * 4_000);
   let tarball = '';
@@ -52,17 +49,12 @@ if (runnable) {
 
   release.before(async () => {
     cleanup.add(() => rmSync(work, { recursive: true, force: true }));
-    cleanup.add(() => sh('rm', ['-rf', root]));
-    cleanup.add(() => removeLxcContainer(base));
-    await must('lxc-create', ['-t', 'busybox', '-n', base], 120_000);
     const clone = join(work, 'clone');
     await must('git', ['clone', '--quiet', '--no-hardlinks', REPO, clone]);
     await execa('npm', ['ci', '--offline', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: clone, timeout: 300_000 });
     await execa('npm', ['pack', '--silent', '--pack-destination', work], { cwd: clone, timeout: 300_000 });
     tarball = join(work, readdirSync(work).find((file) => file.endsWith('.tgz')) ?? 'none.tgz');
   });
-
-  release.after(() => cleanup.run());
 
   release('npm pack of a fresh clone builds first and ships the command, its hooks and template, with no dependencies', async () => {
     const files = (await must('tar', ['-tzf', tarball])).split('\n');

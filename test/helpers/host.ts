@@ -44,15 +44,39 @@ export function temporaryRoot(): string {
   return mkdtempSync('/tmp/thin-lxc-test-');
 }
 
+export interface ContainerSuite {
+  tests: Test;
+  runnable: boolean;
+  /** Steps run in after(), newest first, also when a test fails. */
+  cleanup: Cleanup;
+  /** The suite's own LXC base container, made in before(). */
+  base: string;
+  /** The suite's own thin-lxc root: a temporary directory, never /containers. */
+  root: string;
+}
+
+/** How a suite's base is made: busybox takes seconds; Debian (systemd) about a minute the first time. */
+export const BUSYBOX = ['-t', 'busybox'];
+export const DEBIAN = ['-t', 'debian', '--', '-r', 'bookworm'];
+
 /**
- * A suite of tests with real containers: it runs, or prints why it is skipped. CI sets
- * THIN_LXC_REQUIRE_E2E=1, which turns a skip into a failure.
+ * A suite of tests with real containers, with its own base, root and cleanup: it runs, or prints why it
+ * is skipped. CI sets THIN_LXC_REQUIRE_E2E=1, which turns a skip into a failure.
  */
-export async function containerSuite(title: string): Promise<{ tests: Test; runnable: boolean }> {
+export async function containerSuite(title: string, baseLabel: string, template: readonly string[] = BUSYBOX): Promise<ContainerSuite> {
   const tests = suite(title);
   const reason =
     (await cannotRunContainers()) ?? (dnsmasqReadsReservations() ? null : "lxc-net's dnsmasq does not read thin-lxc's reservations (run thin-lxc setup)");
-  return { tests, runnable: skipUnless(tests, title, reason === null, reason ?? '') };
+  const made: ContainerSuite = { tests, runnable: skipUnless(tests, title, reason === null, reason ?? ''), cleanup: new Cleanup(), base: uniqueName(baseLabel), root: '' };
+  if (!made.runnable) return made;
+  made.root = temporaryRoot();
+  tests.before(async () => {
+    made.cleanup.add(() => sh('rm', ['-rf', made.root]));
+    made.cleanup.add(() => removeLxcContainer(made.base));
+    await must('lxc-create', ['-n', made.base, ...template], 900_000);
+  });
+  tests.after(() => made.cleanup.run());
+  return made;
 }
 
 /** Why this machine cannot run containers, or null when it can. */
