@@ -4,7 +4,7 @@ import { createSocket } from 'node:dgram';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressUse } from './address.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { removeStaleTemporaries, writeFileAtomic } from './atomic-file.js';
 import { ipNeighbourFlush } from './ip.js';
 import { isAlive } from './pid.js';
 
@@ -118,9 +118,13 @@ function sendDatagram(data: Buffer, address: string, port: number): Promise<void
   });
 }
 
-/** Releases the reservation only if it is still this MAC's: a newer container of the same name keeps its own. */
+/**
+ * Releases the reservation only if it is still this MAC's: a newer container of the same name keeps its
+ * own. What a create killed while reserving left beside it goes too.
+ */
 export function releaseIfOwned(name: string, mac: string | undefined): void {
   const path = join(HOSTS_DIR, name);
+  removeStaleTemporaries(path);
   let line: string;
   try {
     line = readFileSync(path, 'utf8');
@@ -147,7 +151,8 @@ export function reservedAddresses(known: ReadonlySet<string> = new Set()): Addre
     return [];
   }
   return files.flatMap((file) => {
-    if (file.includes('.tmp-') || known.has(file)) return [];
+    // dnsmasq skips dotfiles, thin-lxc's half-written reservations among them.
+    if (file.startsWith('.') || known.has(file)) return [];
     const address = readFileSync(join(HOSTS_DIR, file), 'utf8').trim().split(',')[1];
     return address ? [{ address, holder: `thin container ${file} (reserved in ${HOSTS_DIR})` }] : [];
   });

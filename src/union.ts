@@ -44,16 +44,15 @@ export function kernelFilesystems(procFilesystems: string): Set<string> {
 
 /**
  * 'loaded': the kernel has it. 'module': a module the first mount loads (right after a reboot overlay is
- * not in /proc/filesystems yet on Debian and Ubuntu). 'unknown': not loaded, and no module list to ask
- * (no /lib/modules for this kernel): the mount will tell. 'absent': the module list lacks it.
+ * not in /proc/filesystems yet on Debian and Ubuntu). 'absent': neither, or there is no module tree for
+ * this kernel (/lib/modules/RELEASE) to load it from.
  */
-export type KernelSupport = 'loaded' | 'module' | 'unknown' | 'absent';
+export type KernelSupport = 'loaded' | 'module' | 'absent';
 
 export function kernelSupport(fs: UnionFs, procFilesystems: string, modulesDep: string | null): KernelSupport {
   if (kernelFilesystems(procFilesystems).has(fs)) return 'loaded';
-  if (modulesDep === null) return 'unknown';
   // modules.dep lines start with the module's path: kernel/fs/overlayfs/overlay.ko.xz: ...
-  return new RegExp(`^\\S*/${fs}\\.ko(\\.[a-z]+)?:`, 'm').test(modulesDep) ? 'module' : 'absent';
+  return modulesDep !== null && new RegExp(`^\\S*/${fs}\\.ko(\\.[a-z]+)?:`, 'm').test(modulesDep) ? 'module' : 'absent';
 }
 
 export function readKernelSupport(fs: UnionFs): KernelSupport {

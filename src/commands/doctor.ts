@@ -58,8 +58,8 @@ export function doctor(settings: Settings): Check[] {
     check('union filesystem', () => {
       const overlay = readKernelSupport('overlay');
       if (overlay === 'absent') fail('overlayfs is neither loaded nor among this kernel\'s modules: use a kernel with overlayfs (3.18 or later)');
-      const how = { loaded: '', module: ' (a module: the first start loads it)', unknown: ' (not loaded yet: the first start loads it, or says why not)' }[overlay];
-      const aufs = { loaded: ' and aufs', module: ' and aufs (a module)', unknown: '; aufs: not loaded', absent: '; aufs: not in this kernel' }[readKernelSupport('aufs')];
+      const how = { loaded: '', module: ' (a module not loaded yet: the first start loads it)' }[overlay];
+      const aufs = { loaded: ' and aufs', module: ' and aufs (a module)', absent: '; aufs: not in this kernel' }[readKernelSupport('aufs')];
       return `overlay${how}${aufs}`;
     }),
     check('bridge', () => {
