@@ -1,5 +1,6 @@
 // Talking to LXC: container states, stopping, and the registration that lets plain LXC tools find a thin container.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { writeFileAtomic } from './atomic-file.js';
 import { parseLxcConfig } from './lxc-config.js';
 import { join } from 'node:path';
 import { run } from './exec.js';
@@ -56,12 +57,15 @@ export function registrationDir(lxcpath: string, name: string): string {
   return join(lxcpath, name);
 }
 
-/** Fails if any LXC container of that name exists, so no one else's container is overwritten. */
+/**
+ * Fails if any LXC container of that name exists, so no one else's container is overwritten. The config
+ * appears whole or not at all: a create killed in between leaves a directory without one (see unregister).
+ */
 export function register(lxcpath: string, name: string, id: string, imageConfig: string): void {
   mkdirSync(lxcpath, { recursive: true });
   const dir = registrationDir(lxcpath, name);
   mkdirSync(dir); // throws EEXIST for a name already taken, even by a create running at the same moment
-  writeFileSync(join(dir, 'config'), registrationText(id, imageConfig), { mode: 0o644 });
+  writeFileAtomic(join(dir, 'config'), registrationText(id, imageConfig));
 }
 
 /** True when `lxcpath/name` is thin-lxc's registration of this very container, and nobody else's. */
@@ -74,10 +78,14 @@ export function isOurRegistration(lxcpath: string, name: string, imageConfig: st
   }
 }
 
-/** Removes the registration (and LXC's logs beside it) if it is ours; quietly does nothing otherwise. */
+/**
+ * Removes the registration (and LXC's logs beside it) if it is ours, or if it has no config at all: the
+ * name claimed by a create killed before it wrote one. Quietly does nothing otherwise.
+ */
 export function unregister(lxcpath: string, name: string, imageConfig: string): void {
   const dir = registrationDir(lxcpath, name);
-  if (existsSync(dir) && isOurRegistration(lxcpath, name, imageConfig)) rmSync(dir, { recursive: true, force: true });
+  if (!existsSync(dir)) return;
+  if (isOurRegistration(lxcpath, name, imageConfig) || !existsSync(join(dir, 'config'))) rmSync(dir, { recursive: true, force: true });
 }
 
 export function lxcContainerExists(lxcpath: string, name: string): boolean {

@@ -118,7 +118,8 @@ if (runnable) {
     assert.equal(readdirSync(root).filter((entry) => HALF_MADE.test(entry)), [], 'the sweep removed every half-made directory');
     for (const name of names) {
       const complete = listed.some((entry) => entry.name === name);
-      assert.is(existsSync(join(LXCPATH, name)), complete, `${name}: registered exactly when listed`);
+      const story = () => `${name}: root has ${readdirSync(root).filter((entry) => entry.includes(name)).join(', ') || 'nothing of it'}`;
+      assert.is(existsSync(join(LXCPATH, name)), complete, `${name}: registered exactly when listed (${story()})`);
       assert.is(existsSync(join(HOSTS_DIR, name)), complete, `${name}: reserved exactly when listed`);
       if (complete) assert.is((await thinLxc(['destroy', name, '--root', root])).exitCode, 0);
     }
