@@ -1,14 +1,12 @@
 // A host whose firewall lives a life: the planner's scripts applied for real in a fresh network namespace on
 // both iptables backends, firewall flushes (iptables -F, -t nat -F, -t raw -F) followed by starts and reload,
 // and a post-stop hook of the previous run held back until after the next start.
-import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
 import { containerRules, forwardingInPlace, quickInstallScript, readSaved, type ForwardTarget } from '../../src/forward.js';
 import { fixture } from '../helpers/paths.js';
-import { lockPath } from '../../src/lock.js';
 import { parsePublish } from '../../src/validate.js';
 import { containerSuite, must, removeLxcContainer, sh, startContainer, tagOf, thinLxc, uniqueName } from '../helpers/host.js';
 import { giveSocat, request, rulesLeftAfterStop, rulesOf, startServers } from '../helpers/net.js';
@@ -96,20 +94,26 @@ if (runnable) {
   firewall("a post-stop of the previous run, held back until after the next start, leaves the new start's forwarding alone", async () => {
     const made = await make(uniqueName('fgen'), port + 2);
     const log = join(root, `${made.name}.lxc.log`);
-    assert.is((await startContainer(made.name, ['-l', 'DEBUG', '-o', log])).exitCode, 0);
-    const dir = join(root, made.name);
-    // Hold the iptables lock, as a busy host would, so that this run's post-stop waits for it.
-    const holder = spawn('flock', ['--exclusive', '--close', lockPath('iptables'), 'sleep', '60'], { stdio: 'ignore' });
-    cleanup.add(() => holder.kill('SIGKILL'));
-    await waitFor(async () => (await sh('flock', ['--nonblock', lockPath('iptables'), 'true'])).exitCode !== 0, 'the test holds the lock');
-    // lxc-stop returns once the monitor is done, post-stop hooks included; the state says STOPPED long before.
-    const stopping = must('lxc-stop', ['-n', made.name, '-k']);
-    await waitFor(async () => (await sh('lxc-info', ['-n', made.name, '-s', '-H'])).stdout.trim() === 'STOPPED', 'LXC says STOPPED');
-    let waiting: string[] = [];
-    await waitFor(async () => (waiting = postStopWaitingForLock(dir)).length === 2, 'the post-stop hook waits for the lock');
-    for (const pid of waiting) process.kill(Number(pid), 'SIGSTOP');
-    cleanup.add(() => waiting.forEach((pid) => sh('kill', ['-CONT', pid])));
-    holder.kill('SIGKILL');
+    // LXC reports STOPPED, then runs post-stop: catch that hook the moment it exists, before it takes the
+    // iptables lock (a stopped process waiting for a flock would still be handed the lock), and hold it there.
+    let stopping: Promise<unknown> = Promise.resolve();
+    let held: string | undefined;
+    for (let attempt = 1; !held; attempt++) {
+      assert.ok(attempt <= 5, 'caught a post-stop hook before it took the lock within 5 tries');
+      await stopping;
+      assert.is((await startContainer(made.name, ['-l', 'DEBUG', '-o', log])).exitCode, 0);
+      const generation = (await must('lxc-info', ['-n', made.name, '-p', '-H'])).trim();
+      const monitor = monitorOf(made.name);
+      stopping = sh('lxc-stop', ['-n', made.name, '-k']);
+      let hook: string | undefined;
+      for (const deadline = Date.now() + 15_000; !hook && Date.now() < deadline; ) hook = childrenOf(monitor).find((pid) => cmdline(pid).some((arg) => arg.endsWith('thin-lxc-ports-down.js')));
+      assert.ok(hook, 'the post-stop hook ran');
+      process.kill(Number(hook), 'SIGSTOP');
+      const untouched = childrenOf(hook!).length === 0 && readFileSync(join('/run/thin-lxc/forwarding', made.tag), 'utf8').trim() === generation;
+      if (untouched) held = hook;
+      else process.kill(Number(hook), 'SIGCONT');
+    }
+    cleanup.add(() => sh('kill', ['-CONT', held!]));
 
     const log2 = join(root, `${made.name}.lxc2.log`);
     const restarted = await startContainer(made.name, ['-l', 'DEBUG', '-o', log2]);
@@ -119,9 +123,9 @@ if (runnable) {
     await startServers(made.name);
     assert.is(await request('127.0.0.1', made.port), `tcp-${made.name}`, `the next start forwards\n${await story()}`);
     const installed = await rulesOf(made.tag);
-    for (const pid of waiting.reverse()) process.kill(Number(pid), 'SIGCONT');
-    await stopping;
-    await waitFor(async () => waiting.every((pid) => !readdirSync('/proc').includes(pid)), 'the late post-stop finished');
+
+    process.kill(Number(held), 'SIGCONT');
+    await stopping; // lxc-stop returns once the old monitor is done, its post-stop included
     assert.match(readFileSync(log, 'utf8'), `forwarding of ${made.name} belongs to a newer start`, 'the late post-stop saw a newer start');
     assert.equal(await rulesOf(made.tag), installed, 'and left its rules');
     assert.is(await request('127.0.0.1', made.port), `tcp-${made.name}`, 'forwarding still works');
@@ -129,28 +133,27 @@ if (runnable) {
   });
 }
 
-/** The node process of a post-stop hook for `dir` and its flock(1) child, once the child waits for the lock. */
-function postStopWaitingForLock(dir: string): string[] {
-  const pids = readdirSync('/proc').filter((entry) => /^\d+$/.test(entry));
-  const cmdline = (pid: string) => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    } catch {
-      return [];
-    }
-  };
-  const hook = pids.find((pid) => cmdline(pid).some((arg) => arg.endsWith('thin-lxc-ports-down.js')) && cmdline(pid).includes(dir));
-  if (!hook) return [];
-  const child = pids.find((pid) => cmdline(pid)[0] === 'flock' && readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[1] === hook);
-  return child ? [hook, child] : [];
+function cmdline(pid: string): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  } catch {
+    return [];
+  }
 }
 
-async function waitFor(condition: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
+function childrenOf(pid: string): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+  } catch {
+    return [];
   }
+}
+
+/** The LXC monitor of a running container: the process that runs its start-host and post-stop hooks. */
+function monitorOf(name: string): string {
+  const pid = readdirSync('/proc').find((entry) => /^\d+$/.test(entry) && cmdline(entry).join(' ').startsWith(`[lxc monitor] /var/lib/lxc ${name}`));
+  if (!pid) throw new Error(`no LXC monitor for ${name}`);
+  return pid;
 }
 
 firewall.run();
