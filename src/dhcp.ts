@@ -74,9 +74,9 @@ export async function leaseEnds(bridge: string, address: string, mac: string, ti
 }
 
 /** Who dnsmasq has leased `address` to, from its lease file (`EXPIRY MAC ADDRESS HOSTNAME CLIENT-ID` lines). */
-export function leaseOf(bridge: string, address: string): { mac: string; hostname: string } | null {
+export function leaseOf(bridge: string, address: string): { mac: string } | null {
   const fields = leaseLines(bridge).find((line) => line[2] === address);
-  return fields?.[1] ? { mac: fields[1], hostname: fields[3] ?? '*' } : null;
+  return fields?.[1] ? { mac: fields[1] } : null;
 }
 
 function leaseLines(bridge: string): string[][] {

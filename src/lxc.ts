@@ -29,7 +29,7 @@ export function lxcStatusLookup(): (lxcpath: string, name: string) => LxcStatus 
 }
 
 /** All containers' states (and init pids) in one call. */
-export function lxcStatuses(lxcpath: string): Map<string, LxcStatus> {
+function lxcStatuses(lxcpath: string): Map<string, LxcStatus> {
   const result = run('lxc-ls', ['-P', lxcpath, '-f', '-F', 'NAME,STATE,PID'], { allowFailure: true });
   const statuses = new Map<string, LxcStatus>();
   for (const line of result.stdout.split('\n').slice(1)) {

@@ -131,7 +131,7 @@ export function doctor(settings: Settings): Check[] {
  * file that is gone (node upgraded or moved, thin-lxc reinstalled elsewhere), another installation's hooks,
  * or a config from before the clone hook. null when none.
  */
-export function hookProblem(config: string): string | null {
+function hookProblem(config: string): string | null {
   const hooks = parseLxcConfig(config).filter((entry) => entry.key.startsWith('lxc.hook.') && thinHookOf(entry.value) !== null);
   for (const { value } of hooks) {
     const files = hookLineFiles(value);
