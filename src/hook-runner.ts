@@ -5,7 +5,7 @@ import { basename, dirname, join } from 'node:path';
 import { containerPaths, readState, type ContainerPaths, type ThinState } from './container.js';
 import { UserError, formatError } from './errors.js';
 import { copyRefusal, isOwnRun, parseHookContext, type HookContext, type HookType } from './hook-context.js';
-import { writeErr, writeOut } from './output.js';
+import { writeOut } from './output.js';
 
 const HOOK_LOG = 'hook.log';
 const HOOK_LOG_LIMIT = 64 * 1024;
@@ -36,8 +36,7 @@ export function runHook(type: HookType, hookUrl: string, work: (run: HookRun) =>
     if (note) writeOut(`thin-lxc: ${note} (lxc.hook.${type} of ${context.name})\n`);
   } catch (error) {
     const line = `${formatError(error, process.env.THIN_LXC_DEBUG === '1')} (lxc.hook.${type} of ${process.env.LXC_NAME ?? '?'})`;
-    writeOut(`${line}\n`);
-    writeErr(`${line}\n`);
+    writeOut(`${line}\n`); // LXC logs stdout and stderr alike: once is enough
     tellCaller(`${line}\n`);
     if (logDir) appendHookLog(logDir, line);
     process.exitCode = 1;
