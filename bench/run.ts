@@ -8,7 +8,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const CLI = fileURLToPath(new URL('../bin/cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../../dist/bin/cli.js', import.meta.url));
 const RESULTS = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 const flag = (name: string, fallback: string) => {
   const at = process.argv.indexOf(`--${name}`);
@@ -131,7 +131,7 @@ try {
   if (ONLY.has('hooks')) {
     // Each hook as LXC runs it, refusing a wrong hook type: Node's startup and the hook's bundle, no work.
     for (const hook of ['mount', 'ports-up', 'ports-down', 'destroy']) {
-      const file = fileURLToPath(new URL(`../hooks/thin-lxc-${hook}.js`, import.meta.url));
+      const file = fileURLToPath(new URL(`../../dist/hooks/thin-lxc-${hook}.js`, import.meta.url));
       const env = { ...process.env, LXC_HOOK_VERSION: '1', LXC_HOOK_TYPE: 'none' };
       const line = ['-u', 'NODE_OPTIONS', '-u', 'NODE_EXTRA_CA_CERTS', process.execPath, file, '/nonexistent'];
       const started = timeRuns(() => timed(() => spawnSync('/usr/bin/env', line, { env, stdio: 'ignore' })));

@@ -2,8 +2,8 @@
 // Removes a thin container (leftover rules, address reservation and lease, directory) when LXC destroys it;
 // LXC removes its registration. Destroying a copy made with LXC's tools removes nothing of the original:
 //   lxc.hook.destroy = /usr/bin/env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-destroy.js /containers/ID
-import { runHook } from '../src/hook-runner.js';
-import { teardown } from '../src/teardown.js';
+import { teardown } from '../src/container/teardown.js';
+import { runHook } from '../src/lxc/hooks.js';
 
 runHook('destroy', import.meta.url, ({ context, container, own }) => {
   if (!container) return;

@@ -2,9 +2,9 @@
 // Removes a thin container's port forwarding when it stops (LXC runs it also after a failed start), unless a
 // newer start of the container installed it: LXC reports STOPPED before it runs this hook, so that can happen.
 //   lxc.hook.post-stop = /usr/bin/env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-ports-down.js /containers/ID
-import { removeForwarding } from '../src/firewall.js';
-import { containerTag } from '../src/forward.js';
-import { runHook } from '../src/hook-runner.js';
+import { removeForwarding } from '../src/forward/apply.js';
+import { containerTag } from '../src/forward/rules.js';
+import { runHook } from '../src/lxc/hooks.js';
 
 runHook('post-stop', import.meta.url, ({ context, container, own }) => {
   if (!container || !own) return `not thin container ${container?.state.name ?? context.containerDir}'s own stop: its forwarding is left alone`;

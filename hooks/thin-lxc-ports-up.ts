@@ -2,8 +2,8 @@
 // Installs a thin container's port forwarding when it starts (host side, before its init runs), recorded as
 // this start's (LXC_PID) so that only this start's post-stop removes it:
 //   lxc.hook.start-host = /usr/bin/env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-ports-up.js /containers/ID
-import { forwardTarget, installForwarding } from '../src/firewall.js';
-import { ownContainer, runHook } from '../src/hook-runner.js';
+import { forwardTarget, installForwarding } from '../src/forward/apply.js';
+import { ownContainer, runHook } from '../src/lxc/hooks.js';
 
 runHook('start-host', import.meta.url, (run) => {
   const { state } = ownContainer(run);

@@ -1,4 +1,4 @@
-// After tsc: the CLI and hooks executable, and nothing in dist/ writable by group or others, since the
+// After the bundles: the CLI and hooks executable, and nothing in dist/ writable by group or others, since the
 // hooks run this code as root (thin-lxc create refuses an installation that others could change).
 import { chmodSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,28 +1,29 @@
 // thin-lxc create: plans a thin container as plain data, then writes it in one place.
-import { chmodSync, chownSync, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { chooseAddress, claimAddress, networkOf } from '../addressing.js';
-import type { Bridge } from '../address.js';
-import { baseConfigLines, resolveBase, type Base } from '../base.js';
-import { containerPaths, listContainers, serializeState, type ContainerPaths, type ThinState } from '../container.js';
-import { HOSTS_DIR, release, reserve } from '../dhcp.js';
-import { UserError } from '../errors.js';
-import { forwardTarget } from '../firewall.js';
-import { checkPublishConflicts, containerRules, vethName } from '../forward.js';
-import { assignMacs } from '../hwaddr.js';
-import { describeClash, portClashes } from '../listeners.js';
-import { identityFiles, type LayerFile } from '../identity.js';
-import { checkInstallation, thinHooks, thinLxcVersion } from '../install.js';
-import { broadcastOf, formatSubnet, toAddress } from '../ipv4.js';
-import { withLock } from '../lock.js';
-import { isRunning, lxcContainerExists, register, registrationDir, unregister } from '../lxc.js';
-import { networkIndexes } from '../lxc-config.js';
-import { planMounts } from '../mounts.js';
-import { hookView, readTemplate, renderConfig, renderDefaultConfig, type ConfigView } from '../render.js';
-import type { Settings } from '../settings.js';
-import { inProgressName, sweepLeftovers } from '../teardown.js';
-import { UNION_FILESYSTEMS, requireKernelSupport, type UnionFs } from '../union.js';
-import { formatMount, formatPublish, parsePublish, quote, splitList, validateIPv4, validateName } from '../validate.js';
+import { baseConfigLines, resolveBase, type Base } from '../container/base.js';
+import { containerPaths, listContainers, refreshStateCache, type ContainerPaths } from '../container/containers.js';
+import { identityFiles, writeLayerFile, type LayerFile } from '../container/layers.js';
+import { serializeState, type ThinState } from '../container/state.js';
+import { inProgressName, sweepLeftovers } from '../container/teardown.js';
+import { UserError } from '../core/errors.js';
+import { withLock } from '../core/lock.js';
+import { formatMount, formatPublish, parsePublish, quote, splitList, validateIPv4, validateName } from '../core/validate.js';
+import { forwardTarget } from '../forward/apply.js';
+import { checkPublishConflicts, describeClash, portClashes } from '../forward/ports.js';
+import { containerRules, vethName } from '../forward/rules.js';
+import { networkIndexes } from '../lxc/config.js';
+import { planMounts } from '../lxc/config.js';
+import { checkInstallation, thinHooks, thinLxcVersion } from '../lxc/install.js';
+import { isRunning, lxcContainerExists, register, registrationDir, unregister } from '../lxc/lxcpath.js';
+import { hookView, readTemplate, renderConfig, renderDefaultConfig, type ConfigView } from '../lxc/render.js';
+import { chooseAddress, claimAddress, networkOf } from '../network/addresses.js';
+import { assignMacs } from '../network/addresses.js';
+import type { Bridge } from '../network/bridge.js';
+import { HOSTS_DIR, release, reserve } from '../network/dhcp.js';
+import { broadcastOf, formatSubnet, toAddress } from '../network/ipv4.js';
+import { UNION_FILESYSTEMS, requireKernelSupport, type UnionFs } from '../union/mount.js';
+import type { Settings } from './settings.js';
 
 export interface CreateRequest {
   name: string;
@@ -78,6 +79,7 @@ export function createContainer(request: CreateRequest, settings: Settings, cwd:
     const plan = planCreate(request, settings, cwd);
     if (plan.claim) await claimAddress(plan.claim.bridge, plan.claim.address, settings.lxcpath);
     applyCreate(plan, settings);
+    refreshStateCache(settings.root);
     return plan;
   });
 }
@@ -250,24 +252,6 @@ export function applyCreate(plan: CreatePlan, settings: Settings): void {
     rmSync(staging, { recursive: true, force: true });
     throw error;
   }
-}
-
-/** Writes a file into the write layer; a directory made on the way copies the mode and owner of the one it covers. */
-function writeLayerFile(wlayer: string, layers: readonly string[], file: LayerFile): void {
-  const parts = file.path.split('/').slice(0, -1);
-  for (let depth = 1; depth <= parts.length; depth++) {
-    const relative = parts.slice(0, depth).join('/');
-    const dir = join(wlayer, relative);
-    if (existsSync(dir)) continue;
-    mkdirSync(dir, { mode: 0o755 });
-    const below = layers.map((layer) => join(layer, relative)).find((path) => existsSync(path));
-    if (below) {
-      const stat = statSync(below);
-      chmodSync(dir, stat.mode & 0o7777);
-      chownSync(dir, stat.uid, stat.gid);
-    }
-  }
-  writeFileSync(join(wlayer, file.path), file.content, { mode: 0o644 });
 }
 
 function prepareRoot(root: string): void {

@@ -1,10 +1,10 @@
 // thin-lxc destroy: stops (with --force), unregisters from LXC and removes a thin container; never touches its base.
-import { dependentsOf, findContainer } from '../container.js';
-import { teardown } from '../teardown.js';
-import { UserError } from '../errors.js';
-import { lxcState, lxcStopNow } from '../lxc.js';
-import { withLock } from '../lock.js';
-import type { Settings } from '../settings.js';
+import { dependentsOf, findContainer } from '../container/containers.js';
+import { teardown } from '../container/teardown.js';
+import { lxcState, lxcStopNow } from '../core/commands.js';
+import { UserError } from '../core/errors.js';
+import { withLock } from '../core/lock.js';
+import type { Settings } from './settings.js';
 
 export function destroy(idOrName: string, options: { force?: boolean | undefined }, settings: Settings): string {
   const { state, paths } = findContainer(settings.root, idOrName, settings.lxcpath);

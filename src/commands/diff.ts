@@ -1,8 +1,9 @@
 // thin-lxc diff: the files a thin container added, changed or deleted compared with its base.
-import { findContainer } from '../container.js';
-import { layerChanges, opaqueDirectories, type Change } from '../diff.js';
-import type { Settings } from '../settings.js';
-import { parseMount } from '../validate.js';
+import { findContainer } from '../container/containers.js';
+import { layerChanges, type Change } from '../container/layers.js';
+import { opaqueDirectories } from '../core/commands.js';
+import { parseMount } from '../core/validate.js';
+import type { Settings } from './settings.js';
 
 export function diff(idOrName: string, settings: Settings): Change[] {
   const { state, paths } = findContainer(settings.root, idOrName, settings.lxcpath);

@@ -1,21 +1,21 @@
 // thin-lxc doctor: checks what thin-lxc needs from the host and, for each problem, prints the command that fixes it.
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { readBridge } from '../bridge.js';
-import { dnsmasqPid, dnsmasqReadsReservations, HOSTS_DIR } from '../dhcp.js';
-import { run } from '../exec.js';
 import { dirname } from 'node:path';
-import { knownContainers, type ThinContainer } from '../container.js';
-import { forwardTarget } from '../firewall.js';
-import { forwardingInPlace, readSaved } from '../forward.js';
-import { checkInstallation, HOOK_NAMES, hookFile, hookLineFiles, thinHookOf } from '../install.js';
-import { describeClash, portClashes } from '../listeners.js';
-import { lxcStatusLookup } from '../lxc.js';
-import { parsePublish } from '../validate.js';
+import { knownContainers, type ThinContainer } from '../container/containers.js';
+import { iptablesSave, iptablesVersion, lxcVersion } from '../core/commands.js';
+import { parsePublish } from '../core/validate.js';
+import { forwardTarget } from '../forward/apply.js';
+import { describeClash, portClashes } from '../forward/ports.js';
+import { forwardingInPlace, readSaved } from '../forward/rules.js';
+import { lastValue, parseLxcConfig } from '../lxc/config.js';
+import { checkInstallation, HOOK_NAMES, hookFile, hookLineFiles, thinHookOf } from '../lxc/install.js';
+import { lxcStatusLookup } from '../lxc/lxcpath.js';
+import { readBridge } from '../network/bridge.js';
+import { dnsmasqPid, dnsmasqReadsReservations, HOSTS_DIR } from '../network/dhcp.js';
+import { formatSubnet } from '../network/ipv4.js';
+import { readKernelSupport } from '../union/mount.js';
 import { listViews } from './list.js';
-import { formatSubnet } from '../ipv4.js';
-import { lastValue, parseLxcConfig } from '../lxc-config.js';
-import type { Settings } from '../settings.js';
-import { readKernelSupport } from '../union.js';
+import type { Settings } from './settings.js';
 
 export interface Check {
   what: string;
@@ -36,14 +36,6 @@ function fail(message: string): never {
   throw new Error(message);
 }
 
-function tryRun(file: string, args: string[]): string | null {
-  try {
-    const result = run(file, args, { allowFailure: true });
-    return result.exitCode === 0 ? result.stdout.trim() : null;
-  } catch {
-    return null;
-  }
-}
 
 export function doctor(settings: Settings): Check[] {
   let containers: ThinContainer[] | undefined;
@@ -52,7 +44,7 @@ export function doctor(settings: Settings): Check[] {
   return [
     check('root', () => (process.getuid?.() === 0 ? 'running as root' : fail('not root: run thin-lxc with sudo'))),
     check('LXC', () => {
-      const version = tryRun('lxc-start', ['--version']) ?? fail('LXC is not installed: apt-get install lxc');
+      const version = lxcVersion() ?? fail('LXC is not installed: apt-get install lxc');
       return `LXC ${version}`;
     }),
     check('union filesystem', () => {
@@ -76,9 +68,9 @@ export function doctor(settings: Settings): Check[] {
         : fail('net.ipv4.ip_forward is 0, so published ports cannot be forwarded: sysctl -w net.ipv4.ip_forward=1'),
     ),
     check('iptables', () => {
-      const version = tryRun('iptables', ['--version']) ?? fail('iptables is not installed: apt-get install iptables');
-      if (tryRun('iptables-save', ['-t', 'nat']) === null) fail(`${version} cannot read the nat table: modprobe iptable_nat, or check the kernel's netfilter`);
-      return version;
+      const iptables = iptablesVersion() ?? fail('iptables is not installed: apt-get install iptables');
+      if (!iptables.natReadable) fail(`${iptables.version} cannot read the nat table: modprobe iptable_nat, or check the kernel's netfilter`);
+      return iptables.version;
     }),
     check("lxc-net's dnsmasq", () => {
       if (dnsmasqPid() === null) fail('dnsmasq for the bridge is not running: systemctl restart lxc-net (or USE_LXC_BRIDGE=true /usr/libexec/lxc/lxc-net start)');
@@ -118,7 +110,7 @@ export function doctor(settings: Settings): Check[] {
       const statusOf = lxcStatusLookup();
       const running = known().filter(({ state }) => forwardTarget(state) && statusOf(state.lxcpath, state.name)?.state === 'RUNNING');
       if (running.length === 0) return 'no running thin container publishes ports';
-      const saved = readSaved(run('iptables-save', []).stdout);
+      const saved = readSaved(iptablesSave());
       const broken = running.filter(({ state }) => !forwardingInPlace(saved, forwardTarget(state)!.tag)).map(({ state }) => state.name);
       if (broken.length > 0) fail(`${broken.join(', ')}: forwarding missing or incomplete (was the firewall reloaded?): thin-lxc reload`);
       return `in place for ${running.length} running thin container(s)`;

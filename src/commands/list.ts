@@ -1,11 +1,9 @@
 // thin-lxc list and show: the thin containers in a root, with their LXC state.
-import { findContainer, listContainers, type ThinContainer } from '../container.js';
-import { lxcState, lxcStatusLookup } from '../lxc.js';
-import type { Settings } from '../settings.js';
-import { formatTable } from '../table.js';
-import { run } from '../exec.js';
 import { basename, dirname } from 'node:path';
-import { sweepLeftovers } from '../teardown.js';
+import { findContainer, listContainers, type ThinContainer } from '../container/containers.js';
+import { diskUsage, lxcState } from '../core/commands.js';
+import { lxcStatusLookup } from '../lxc/lxcpath.js';
+import type { Settings } from './settings.js';
 
 export interface ContainerView {
   id: string;
@@ -53,8 +51,8 @@ function view({ state, paths }: ThinContainer, lxc: string, wlayerBytes: number 
   };
 }
 
+/** Reads only: what a killed create or destroy left is swept by the next create or destroy. */
 export function listViews(settings: Settings): ContainerView[] {
-  sweepLeftovers(settings.root);
   const containers = listContainers(settings.root);
   const statusOf = lxcStatusLookup();
   const sizes = diskUsage(containers.map((container) => container.paths.wlayer));
@@ -110,18 +108,6 @@ export function formatShow(v: ContainerView): string {
   return rows.map(([key, value]) => `${`${key}:`.padEnd(13)}${value}`).join('\n');
 }
 
-/** Disk usage of several directories in one du call. */
-function diskUsage(paths: readonly string[]): Map<string, number> {
-  const sizes = new Map<string, number>();
-  if (paths.length === 0) return sizes;
-  const result = run('du', ['-s', '-B1', '--', ...paths], { allowFailure: true });
-  for (const line of result.stdout.split('\n')) {
-    const tab = line.indexOf('\t');
-    if (tab > 0) sizes.set(line.slice(tab + 1), Number(line.slice(0, tab)));
-  }
-  return sizes;
-}
-
 export function formatBytes(bytes: number | null): string {
   if (bytes === null) return '-';
   const units = ['B', 'K', 'M', 'G', 'T'];
@@ -132,4 +118,11 @@ export function formatBytes(bytes: number | null): string {
     unit++;
   }
   return `${unit === 0 || value >= 10 ? Math.round(value) : value.toFixed(1)}${units[unit]}`;
+}
+
+function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)));
+  const line = (cells: readonly string[]) =>
+    cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
 }

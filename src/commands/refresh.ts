@@ -1,13 +1,13 @@
 // thin-lxc refresh: points existing thin containers' hook lines at this installation (node and thin-lxc),
 // after node moved or was upgraded, or thin-lxc was reinstalled elsewhere or upgraded. Safe to repeat.
 import { readFileSync } from 'node:fs';
-import { writeFileAtomic } from '../atomic-file.js';
-import { knownContainers } from '../container.js';
-import { UserError } from '../errors.js';
-import { checkInstallation, thinHooks } from '../install.js';
-import { withHookLines } from '../render.js';
-import type { Settings } from '../settings.js';
-import { quote } from '../validate.js';
+import { knownContainers } from '../container/containers.js';
+import { UserError } from '../core/errors.js';
+import { writeFileAtomic } from '../core/files.js';
+import { quote } from '../core/validate.js';
+import { checkInstallation, thinHooks } from '../lxc/install.js';
+import { withHookLines } from '../lxc/render.js';
+import type { Settings } from './settings.js';
 
 export interface Refreshed {
   changed: string[];

@@ -1,10 +1,10 @@
 // thin-lxc reload (the original's `-a reload`): re-applies the forwarding of running thin containers, e.g.
 // after a firewall reload flushed it, and removes what stopped ones left. Safe to repeat.
-import { knownContainers } from '../container.js';
-import { forwardTarget, installForwarding, installedTags, removeForwarding } from '../firewall.js';
-import { recordedGeneration } from '../forwarding-record.js';
-import { lxcStatusLookup } from '../lxc.js';
-import type { Settings } from '../settings.js';
+import { knownContainers } from '../container/containers.js';
+import { forwardTarget, installForwarding, installedTags, removeForwarding } from '../forward/apply.js';
+import { recordedGeneration } from '../forward/apply.js';
+import { lxcStatusLookup } from '../lxc/lxcpath.js';
+import type { Settings } from './settings.js';
 
 /** Containers in the root and those registered in the lxcpath from other roots, each asked of its own lxcpath. */
 export function reload(settings: Settings): string {

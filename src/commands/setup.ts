@@ -1,8 +1,8 @@
 // thin-lxc setup: prepares the host once (idempotent): lxc-net's dnsmasq reads thin-lxc's address reservations.
-import { dnsmasqPid, dnsmasqReadsReservations, HOSTS_DIR } from '../dhcp.js';
-import { UserError } from '../errors.js';
-import { missingPackages } from '../exec.js';
-import { configureDnsmasq, restartLxcNet } from '../lxc-net.js';
+import { UserError } from '../core/errors.js';
+import { missingPackages } from '../core/exec.js';
+import { dnsmasqPid, dnsmasqReadsReservations, HOSTS_DIR } from '../network/dhcp.js';
+import { configureDnsmasq, restartLxcNet } from '../network/lxc-net.js';
 
 /** What thin-lxc and its hooks run, for a host where LXC was installed by hand or only partly. */
 const NEEDED = ['lxc-start', 'lxc-info', 'lxc-ls', 'dnsmasq', 'iptables', 'iptables-save', 'iptables-restore', 'ip', 'mount', 'flock'];

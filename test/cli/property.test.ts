@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { HOSTS_DIR } from '../../src/dhcp.js';
+import { HOSTS_DIR } from '../../src/network/dhcp.js';
 import { thinLxc } from '../helpers/host.js';
 import { skipUnless } from '../helpers/skip.js';
 

@@ -4,7 +4,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
-import { HOSTS_DIR } from '../../src/dhcp.js';
+import { HOSTS_DIR } from '../../src/network/dhcp.js';
 import { containerSuite, must, removeLxcContainer, sh, shThroughPipe, startContainer, tagOf, thinLxc, treeDigest, uniqueName } from '../helpers/host.js';
 import { giveSocat, request, rulesOf, startServers } from '../helpers/net.js';
 

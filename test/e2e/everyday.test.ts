@@ -1,8 +1,8 @@
 // End to end for the everyday commands: bind mounts, custom templates, --dry-run, diff, --autostart, doctor.
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
-import { HOSTS_DIR } from '../../src/dhcp.js';
+import { HOSTS_DIR } from '../../src/network/dhcp.js';
 import { attach, containerSuite, must, removeLxcContainer, sh, startContainer, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
 import { giveSocat, request, startServers } from '../helpers/net.js';
 
@@ -90,6 +90,22 @@ if (runnable) {
     assert.match(dry.stdout, '--dport 8999');
     assert.match(dry.stdout, 'nothing was written');
     assert.equal(await snapshot(), before);
+  });
+
+  everyday('list, show and doctor write nothing: not the state cache, not even a leftover of a killed create', async () => {
+    const name = track(uniqueName('read'));
+    assert.is((await thinLxc(['create', name, '--base', base, '--root', root])).exitCode, 0);
+    const leftover = join(root, '.creating-gone-2147483646');
+    mkdirSync(leftover);
+    rmSync(join(root, '.thin-lxc-states.json'), { force: true });
+    const snapshot = () => [readdirSync(root).sort().join(','), readdirSync('/var/lib/lxc').sort().join(','), readdirSync(HOSTS_DIR).sort().join(',')];
+    const before = snapshot();
+    for (const command of [['list'], ['list', '--json'], ['show', name], ['doctor']]) {
+      await thinLxc([...command, '--root', root]);
+      assert.equal(snapshot(), before, `thin-lxc ${command.join(' ')} changed nothing`);
+    }
+    rmSync(leftover, { recursive: true });
+    assert.is((await thinLxc(['destroy', name, '--root', root])).exitCode, 0);
   });
 
   everyday('diff lists what the container added, changed and deleted', async () => {

@@ -5,9 +5,9 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
-import { containerRules, forwardingInPlace, quickInstallScript, readSaved, type ForwardTarget } from '../../src/forward.js';
+import { containerRules, forwardingInPlace, quickInstallScript, readSaved, type ForwardTarget } from '../../src/forward/rules.js';
 import { fixture } from '../helpers/paths.js';
-import { parsePublish } from '../../src/validate.js';
+import { parsePublish } from '../../src/core/validate.js';
 import { containerSuite, must, removeLxcContainer, sh, startContainer, tagOf, thinLxc, uniqueName } from '../helpers/host.js';
 import { giveSocat, request, rulesLeftAfterStop, rulesOf, startServers } from '../helpers/net.js';
 

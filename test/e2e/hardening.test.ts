@@ -4,12 +4,12 @@ import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSy
 import { join } from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
-import { HOSTS_DIR } from '../../src/dhcp.js';
+import { HOSTS_DIR } from '../../src/network/dhcp.js';
 import { CLI } from '../helpers/paths.js';
 import { containerSuite, hostMountsMentioning, must, removeLxcContainer, sh, startContainer, tagOf, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
 import { rulesOf } from '../helpers/net.js';
 
-/** What a create or destroy killed half way leaves (src/teardown.ts). */
+/** What a create or destroy killed half way leaves (src/container/teardown.ts). */
 const HALF_MADE = /^\.(creating|removing)-/;
 
 const { tests: hardening, runnable, cleanup, base, root } = await containerSuite('hardening with real LXC', 'hbase');
@@ -86,7 +86,7 @@ if (runnable) {
     assert.equal(await hostState(), before, 'no directory, registration, reservation or rule was made');
   });
 
-  hardening('a create killed at any moment, and surely some mid-way, leaves nothing list shows; the next command sweeps the rest', async () => {
+  hardening('a create killed at any moment, and surely some mid-way, leaves nothing list shows; the next create sweeps the rest', async () => {
     const names: string[] = [];
     // Even runs: kills spread over a whole create, from Node's startup to just after it ends, timed from a
     // complete create on this machine. Odd runs: killed the moment its staging directory appears, i.e. after
@@ -114,6 +114,10 @@ if (runnable) {
       await child;
     }
     assert.ok(midway >= 1, 'at least one kill landed while the create was half done');
+    // list only reads; the next command that changes the root (a create, a destroy) finishes what was left.
+    const sweeper = track(uniqueName('sweeper'));
+    assert.is((await thinLxc(['create', sweeper, '--base', base, '--root', root])).exitCode, 0);
+    assert.is((await thinLxc(['destroy', sweeper, '--root', root])).exitCode, 0);
     const listed = JSON.parse((await thinLxc(['list', '--root', root, '--json'])).stdout) as { name: string; ip: string }[];
     assert.equal(readdirSync(root).filter((entry) => HALF_MADE.test(entry)), [], 'the sweep removed every half-made directory');
     for (const name of names) {

@@ -54,6 +54,8 @@ if (runnable) {
     await execa('npm', ['ci', '--offline', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: clone, timeout: 300_000 });
     await execa('npm', ['pack', '--silent', '--pack-destination', work], { cwd: clone, timeout: 300_000 });
     tarball = join(work, readdirSync(work).find((file) => file.endsWith('.tgz')) ?? 'none.tgz');
+    await npm(['install', '-g', '--prefix', join(work, 'prefix'), tarball], work);
+    prefixBin = join(work, 'prefix/bin/thin-lxc');
   });
 
   release('npm pack of a fresh clone builds first and ships the command, its hooks and template, with no dependencies', async () => {
@@ -67,9 +69,6 @@ if (runnable) {
   });
 
   release('npm install -g --prefix DIR: setup, create, start, forward, stop and destroy work from the installed copy', async () => {
-    const prefix = join(work, 'prefix');
-    await npm(['install', '-g', '--prefix', prefix, tarball], work);
-    prefixBin = join(prefix, 'bin/thin-lxc');
     assert.match((await run(prefixBin, ['--version'])).stdout, /^\d+\.\d+\.\d+$/);
     await lifeCycle(prefixBin, 'prefix', port);
   });

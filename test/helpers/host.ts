@@ -4,9 +4,9 @@ import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlink
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { suite, type Test } from 'uvu';
-import { readState } from '../../src/container.js';
-import { dnsmasqReadsReservations } from '../../src/dhcp.js';
-import { containerTag } from '../../src/forward.js';
+import { readState } from '../../src/container/state.js';
+import { dnsmasqReadsReservations, HOSTS_DIR } from '../../src/network/dhcp.js';
+import { containerTag } from '../../src/forward/rules.js';
 import { CLI } from './paths.js';
 import { skipUnless } from './skip.js';
 
@@ -88,11 +88,15 @@ async function cannotRunContainers(): Promise<string | null> {
   return null;
 }
 
-/** Removes an LXC container whatever state it is in; quiet when it is already gone. */
+/**
+ * Removes an LXC container whatever state it is in, and its thin-lxc address reservation, which a test
+ * that failed half way (or whose hooks it removed) may have left; quiet when they are already gone.
+ */
 export async function removeLxcContainer(name: string): Promise<void> {
   await sh('lxc-stop', ['-n', name, '-k'], 30_000);
   await sh('lxc-destroy', ['-n', name, '-f'], 30_000);
   rmSync(join('/var/lib/lxc', name), { recursive: true, force: true });
+  rmSync(join(HOSTS_DIR, name), { force: true });
 }
 
 export async function startContainer(name: string, extra: readonly string[] = []): Promise<Ran> {
@@ -153,7 +157,7 @@ export function tagOf(containerDir: string): string {
 /**
  * Runs a command as a shell script or a person at a terminal would, with its output through a pipe. Node's
  * own child stdio are sockets, which a hook cannot reopen to tell its caller why it refused (see
- * src/hook-runner.ts), so an LXC tool's whole story is only seen this way. Output is stdout and stderr merged.
+ * src/lxc/hooks.ts), so an LXC tool's whole story is only seen this way. Output is stdout and stderr merged.
  */
 export async function shThroughPipe(file: string, args: readonly string[], timeoutMs = 60_000): Promise<Ran> {
   const result = await sh('sh', ['-c', '{ "$@" 2>&1; echo "exit=$?"; } | cat', 'sh', file, ...args], timeoutMs);

@@ -1,0 +1,211 @@
+// The thin-lxc command: wires commander to the commands and reports errors once, as one line.
+import { Command, CommanderError, Option } from 'commander';
+import { resolveSettings, type Settings } from '../commands/settings.js';
+import { UserError, formatError, oneLine } from '../core/errors.js';
+import { setCommandTrace } from '../core/exec.js';
+import { thinLxcVersion } from '../lxc/install.js';
+import { translateLegacyArgs } from './legacy-argv.js';
+
+interface GlobalOptions {
+  root?: string;
+  lxcpath?: string;
+  debug?: boolean;
+}
+
+const EXAMPLES = `
+Examples:
+  thin-lxc create web1 --base base1              # a thin container of LXC container base1
+  lxc-start -n web1 -d && lxc-attach -n web1     # then plain LXC
+  thin-lxc list
+  thin-lxc destroy web1 --force
+  thin-lxc -a create -b /var/lib/lxc/base1 -id web1 -n web1 -ip 10.0.3.67 -p 3000:3010   # the original's form
+
+Containers live in /containers/<id> unless --root, THIN_LXC_ROOT or /etc/thin-lxc/thin-lxc.ini (root = DIR) say otherwise.`;
+
+const writeOut = (text: string) => void process.stdout.write(text);
+const writeErr = (text: string) => void process.stderr.write(text);
+
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd: string): Promise<number> {
+  const args = translateLegacyArgs(argv);
+  const debug = args.includes('--debug');
+  setCommandTrace(debug);
+  const out = (text: string) => writeOut(text.endsWith('\n') ? text : `${text}\n`);
+  const settingsOf = (command: Command): Settings => {
+    const global = command.optsWithGlobals<GlobalOptions>();
+    return resolveSettings({ flags: { root: global.root, lxcpath: global.lxcpath }, env, cwd });
+  };
+
+  const program = new Command('thin-lxc')
+    .description('Instant thin LXC containers: a private write layer over an existing container, run with plain LXC.')
+    .version(thinLxcVersion(), '-V, --version')
+    .option('--root <dir>', 'where thin containers live (default /containers)')
+    .option('--lxcpath <dir>', "LXC's container path to register them in (default: LXC's own)")
+    .option('--debug', 'show stack traces and the system commands run')
+    .addHelpText('after', EXAMPLES)
+    .exitOverride()
+    .configureOutput({
+      writeOut,
+      writeErr,
+      outputError: (text, write) => write(`thin-lxc: ${oneLine(text.trim().replace(/^error: /, ''))} (run thin-lxc --help for usage)\n`),
+    });
+
+  program
+    .command('create')
+    .description('make a thin container from a base container, in milliseconds')
+    .argument('[name]', 'container name, also its hostname (or -n NAME)')
+    .option('-n, --name <name>', 'container name (the original form)')
+    .requiredOption('-b, --base <base>', "the base: an LXC container's name, or its directory")
+    .option('--id <id>', 'directory name under the root (default: the name)')
+    .option('--ip <address>', 'static IPv4 address on the LXC bridge')
+    .option('-p, --publish <spec...>', 'forward host ports: [HOST_IP:]HOST_PORT[-END]:PORT[-END][/tcp|/udp]')
+    .option('-m, --mount <spec...>', 'bind-mount host paths: HOST:CONTAINER[:ro], comma-separated')
+    .addOption(new Option('--fs <fs>', 'union filesystem').choices(['overlay', 'aufs']).default('overlay'))
+    .option('--autostart', 'start it with the host (lxc.start.auto = 1, run by lxc-autostart at boot)')
+    .option('--template <file>', 'render the LXC config from this Handlebars template (see thin-lxc template)')
+    .option('--force', 'publish host ports even where a host process listens on them')
+    .option('--dry-run', 'print the config, mounts and rules it would make, and change nothing')
+    .action(async (positional: string | undefined, options: Record<string, string | string[] | boolean | undefined>, command: Command) => {
+      requireRoot();
+      const name = positional ?? (options.name as string | undefined);
+      if (name === undefined) throw new UserError('create needs a name: thin-lxc create NAME --base BASE');
+      const started = performance.now();
+      const { createContainer, planCreate, describePlan } = await import('../commands/create.js');
+      const request = { ...options, name } as Parameters<typeof createContainer>[0];
+      if (options.dryRun) {
+        out(describePlan(planCreate(request, settingsOf(command), cwd)));
+        return;
+      }
+      const plan = await createContainer(request, settingsOf(command), cwd);
+      for (const warning of plan.warnings) writeErr(`thin-lxc: warning: ${warning}\n`);
+      const ms = Math.round(performance.now() - started);
+      out(
+        `Created thin container ${plan.state.name} (id ${plan.state.id}) from ${plan.state.baseName} in ${ms} ms` +
+          (plan.state.ip ? `, address ${plan.state.ip}` : '') +
+          (plan.state.publish.length > 0 ? `, ports ${plan.state.publish.join(', ')}` : '') +
+          '.\n' +
+          `Start it with: lxc-start -n ${plan.state.name} -d`,
+      );
+    });
+
+  program
+    .command('destroy')
+    .description('remove a thin container (it must be stopped, or use --force); its base is untouched')
+    .argument('<id-or-name>')
+    .option('-f, --force', 'stop it first if it is running')
+    .action(async (target: string, options: { force?: boolean }, command: Command) => {
+      requireRoot();
+      const { destroy } = await import('../commands/destroy.js');
+      out(destroy(target, options, settingsOf(command)));
+    });
+
+  program
+    .command('list')
+    .alias('ls')
+    .description('list thin containers, their state and their bases')
+    .option('--json', 'machine-readable output')
+    .action(async (options: { json?: boolean }, command: Command) => {
+      requireRoot();
+      const { listViews, formatList } = await import('../commands/list.js');
+      const settings = settingsOf(command);
+      const views = listViews(settings);
+      out(options.json ? JSON.stringify(views, null, 2) : formatList(views, settings.root));
+    });
+
+  program
+    .command('show')
+    .description('show one thin container')
+    .argument('<id-or-name>')
+    .option('--json', 'machine-readable output')
+    .action(async (target: string, options: { json?: boolean }, command: Command) => {
+      requireRoot();
+      const { showView, formatShow } = await import('../commands/list.js');
+      const v = showView(target, settingsOf(command));
+      out(options.json ? JSON.stringify(v, null, 2) : formatShow(v));
+    });
+
+  program
+    .command('diff')
+    .description('files the container added (A), changed (C) or deleted (D) compared with its base')
+    .argument('<id-or-name>')
+    .option('--json', 'machine-readable output')
+    .action(async (target: string, options: { json?: boolean }, command: Command) => {
+      requireRoot();
+      const { diff } = await import('../commands/diff.js');
+      const { formatChanges } = await import('../container/layers.js');
+      const changes = diff(target, settingsOf(command));
+      out(options.json ? JSON.stringify(changes, null, 2) : formatChanges(changes) || 'No changes.');
+    });
+
+  program
+    .command('template')
+    .description('print the default config template, to copy, edit and pass to create --template')
+    .action(async () => {
+      const { readTemplate } = await import('../lxc/render.js');
+      out(readTemplate());
+    });
+
+  program
+    .command('doctor')
+    .description('check the host and print, for each problem, the command that fixes it')
+    .action(async (_options: unknown, command: Command) => {
+      const { doctor, formatChecks } = await import('../commands/doctor.js');
+      const checks = doctor(settingsOf(command));
+      out(formatChecks(checks));
+      if (checks.some((c) => !c.ok)) throw new DoctorFound(checks.filter((c) => !c.ok).length);
+    });
+
+  program
+    .command('setup')
+    .description("prepare the host once: make lxc-net's dnsmasq honour thin containers' static addresses (safe to repeat)")
+    .action(async () => {
+      requireRoot();
+      const { setup } = await import('../commands/setup.js');
+      out(setup());
+    });
+
+  program
+    .command('refresh')
+    .description('point thin containers\' hooks at this installation, after node or thin-lxc moved or was upgraded (safe to repeat)')
+    .argument('[names...]', 'thin containers to refresh (default: all thin-lxc knows of)')
+    .option('--dry-run', 'say which would change, and change nothing')
+    .action(async (names: string[], options: { dryRun?: boolean }, command: Command) => {
+      requireRoot();
+      const { refresh, formatRefreshed } = await import('../commands/refresh.js');
+      out(formatRefreshed(refresh(names, settingsOf(command), options), options.dryRun === true));
+    });
+
+  program
+    .command('reload')
+    .description('re-apply what running thin containers need on the host (safe to repeat)')
+    .action(async (_options: unknown, command: Command) => {
+      requireRoot();
+      const { reload } = await import('../commands/reload.js');
+      out(reload(settingsOf(command)));
+    });
+
+  try {
+    await program.parseAsync([...args], { from: 'user' });
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode;
+    if (error instanceof DoctorFound) {
+      writeErr(`thin-lxc: doctor found ${error.count} problem(s): run the commands shown above\n`);
+      return 1;
+    }
+    writeErr(`${formatError(error, debug)}\n`);
+    return error instanceof UserError ? 2 : 1;
+  }
+}
+
+/** doctor's findings are already printed: the exit code is all that is left to say. */
+class DoctorFound extends Error {
+  constructor(readonly count: number) {
+    super(`${count} problem(s)`);
+  }
+}
+
+function requireRoot(): void {
+  if (process.getuid?.() !== 0) {
+    throw new UserError('thin-lxc must run as root (it registers containers with LXC and its hooks mount filesystems): use sudo');
+  }
+}

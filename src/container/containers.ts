@@ -1,0 +1,156 @@
+// Where thin containers are: the on-disk layout of one, and finding them in a root or through their LXC
+// registrations.
+import { lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { UserError } from '../core/errors.js';
+import { quote } from '../core/validate.js';
+import { readState, STATE_FILE, stateReader, type ThinState } from './state.js';
+
+export interface ContainerPaths {
+  dir: string;
+  image: string;
+  config: string;
+  rootfs: string;
+  wlayer: string;
+  work: string;
+  state: string;
+  hookLog: string;
+}
+
+/** The original's layout (`<root>/<id>/image/{config,rootfs}`, `<root>/<id>/wlayer`) plus overlayfs' workdir and our state. */
+export function containerPaths(root: string, id: string): ContainerPaths {
+  // One join; the rest are plain names under it (list builds these for every container).
+  const dir = join(root, id);
+  const image = `${dir}/image`;
+  return {
+    dir,
+    image,
+    config: `${image}/config`,
+    rootfs: `${image}/rootfs`,
+    wlayer: `${dir}/wlayer`,
+    work: `${dir}/work`,
+    state: `${dir}/${STATE_FILE}`,
+    hookLog: `${dir}/hook.log`,
+  };
+}
+
+export interface ThinContainer {
+  state: ThinState;
+  paths: ContainerPaths;
+}
+
+/**
+ * Every thin container under `root`; directories being built or removed (dot-prefixed) are not containers
+ * yet. Reads only: the parsed-state cache is brought up to date by the commands that change the root.
+ */
+export function listContainers(root: string): ThinContainer[] {
+  return listWithStates(root).containers;
+}
+
+/** After a create or destroy changed the root: the parsed-state cache catches up, if it fell behind. */
+export function refreshStateCache(root: string): void {
+  listWithStates(root).saveCache();
+}
+
+function listWithStates(root: string): { containers: ThinContainer[]; saveCache: () => void } {
+  const reader = stateReader(root);
+  const containers: ThinContainer[] = [];
+  // Directory entries carry their type: a symlink is not a container, and no lstat per entry is needed to know.
+  for (const id of directoriesOf(root)) {
+    if (id.startsWith('.')) continue;
+    const paths = containerPaths(root, id);
+    try {
+      containers.push({ state: reader.read(id, paths.state), paths });
+    } catch {
+      // Not a thin container (or one whose state cannot be read): list shows only what it can vouch for.
+    }
+  }
+  return { containers, saveCache: reader.save };
+}
+
+/** The real directories (not symlinks) in `dir`, sorted; none when it does not exist (yet). */
+function directoriesOf(dir: string): string[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((entry) => entry.isDirectory())
+      .map((entry) => entry.name)
+      .sort();
+  } catch {
+    return [];
+  }
+}
+
+/** The names in a directory; none when it does not exist (yet). */
+export function entriesOf(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * A thin container by id or name in `root`; failing that, by the LXC registration of that name in
+ * `lxcpath`, which says where it lives (a container made under another --root).
+ */
+export function findContainer(root: string, idOrName: string, lxcpath?: string): ThinContainer {
+  const all = listContainers(root);
+  const found =
+    all.find((c) => c.state.id === idOrName) ??
+    all.find((c) => c.state.name === idOrName) ??
+    (lxcpath === undefined ? undefined : registeredContainer(lxcpath, idOrName));
+  if (!found) {
+    throw new UserError(`no thin container with id or name ${quote(idOrName)} in ${root}: see thin-lxc list (or pass --root)`);
+  }
+  return found;
+}
+
+/** The thin container LXC's registration `lxcpath/name/config` includes (`lxc.include = DIR/image/config`), if it is one. */
+export function registeredContainer(lxcpath: string, name: string): ThinContainer | undefined {
+  let text: string;
+  try {
+    text = readFileSync(join(lxcpath, name, 'config'), 'utf8');
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split('\n')) {
+    const include = /^\s*lxc\.include\s*=\s*(\S+)\/image\/config\s*$/.exec(line)?.[1];
+    if (!include) continue;
+    try {
+      const state = readState(include);
+      if (state.name === name) return { state, paths: containerPaths(dirname(include), basename(include)) };
+    } catch {
+      // Not a thin container's config, or a damaged one: nothing to act on.
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Every thin container thin-lxc can know of: those in the root, and those registered in the lxcpath from
+ * other roots. What reload, doctor and refresh act on.
+ */
+export function knownContainers(root: string, lxcpath: string): ThinContainer[] {
+  const inRoot = listContainers(root);
+  const dirs = new Set(inRoot.map((container) => container.paths.dir));
+  const elsewhere = directoriesOf(lxcpath)
+    .map((name) => registeredContainer(lxcpath, name))
+    .filter((container): container is ThinContainer => container !== undefined && !dirs.has(container.paths.dir));
+  return [...inRoot, ...elsewhere];
+}
+
+export function isRealDirectory(path: string): boolean {
+  try {
+    return lstatSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Thin containers stacked on this one (it is their base). */
+export function dependentsOf(containerDir: string): ThinState[] {
+  const wlayer = join(containerDir, 'wlayer');
+  return listContainers(dirname(containerDir))
+    .map((container) => container.state)
+    .filter((state) => state.layers.includes(wlayer));
+}

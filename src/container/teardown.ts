@@ -1,0 +1,88 @@
+// Removing a thin container from the host, and finishing removals and creates that a killed process left
+// half done. Shared by thin-lxc destroy, lxc-destroy's hook and every command that lists a root.
+import { existsSync, renameSync, rmSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { UserError } from '../core/errors.js';
+import { isAlive } from '../core/exec.js';
+import { quote } from '../core/validate.js';
+import { removeForwarding } from '../forward/apply.js';
+import { containerTag } from '../forward/rules.js';
+import { unregister } from '../lxc/lxcpath.js';
+import { readBridge } from '../network/bridge.js';
+import { releaseIfOwned, releaseLease } from '../network/dhcp.js';
+import { containerPaths, dependentsOf, entriesOf, isRealDirectory, refreshStateCache } from './containers.js';
+import { readState, type ThinState } from './state.js';
+
+/** Directories being built or removed: `.creating-ID-PID`, `.removing-ID-PID`. */
+const IN_PROGRESS = /^\.(creating|removing)-(.+)-(\d+)$/;
+
+export function inProgressName(kind: 'creating' | 'removing', id: string): string {
+  return `.${kind}-${id}-${process.pid}`;
+}
+
+/**
+ * The directory is first renamed to a dot name, the moment the container stops existing for list;
+ * then its registration (unless LXC removes it itself), rules left by a crash and address reservation
+ * go, then the files. rmSync unlinks symlinks instead of following them. Removing what is gone succeeds.
+ */
+export function teardown(containerDir: string, options: { expectedName?: string; unregister: boolean }): void {
+  if (!existsSync(containerDir)) return;
+  if (!isRealDirectory(containerDir)) throw new UserError(`${containerDir} is not a directory (a symlink?): thin-lxc removes only what it made`);
+  const state = readState(containerDir);
+  if (options.expectedName !== undefined && state.name !== options.expectedName) {
+    throw new UserError(`${containerDir} belongs to thin container ${quote(state.name)}, not ${quote(options.expectedName)}: nothing removed`);
+  }
+  const dependents = dependentsOf(containerDir).map((other) => other.name);
+  if (dependents.length > 0) throw new UserError(`${state.name} is the base of thin containers ${dependents.join(', ')}: destroy them first`);
+  const doomed = join(dirname(containerDir), inProgressName('removing', basename(containerDir)));
+  renameSync(containerDir, doomed);
+  releaseHostState(state, containerDir, options.unregister);
+  rmSync(doomed, { recursive: true, force: true });
+  refreshStateCache(dirname(containerDir));
+}
+
+function releaseHostState(state: ThinState, containerDir: string, unregisterToo: boolean): void {
+  if (unregisterToo) unregister(state.lxcpath, state.name, containerPaths(dirname(containerDir), basename(containerDir)).config);
+  if (state.publish.length > 0 && state.veth) removeForwarding(containerTag(state.veth));
+  if (state.ip) {
+    releaseIfOwned(state.name, state.hwaddrs['0']);
+    endLease(state);
+  }
+}
+
+/**
+ * Ends the container's DHCP lease: leases outlive their containers for an hour, and dnsmasq would not give
+ * the address to another MAC (a container re-created with the same --ip) until then.
+ */
+function endLease(state: ThinState): void {
+  const mac = state.hwaddrs['0'];
+  if (!state.ip || !state.bridge || !mac) return;
+  let server: string;
+  try {
+    server = readBridge(state.bridge).gateway;
+  } catch {
+    return; // No bridge, no dnsmasq serving it.
+  }
+  // Not awaited: the process sends it before it exits, and nothing here depends on dnsmasq's answer.
+  releaseLease(server, state.ip, mac).catch(() => undefined);
+}
+
+/**
+ * Finishes what a killed create or destroy left: its dot directory, and the registration, reservation
+ * and rules it may have made, unless a container of that id exists again.
+ */
+export function sweepLeftovers(root: string): void {
+  for (const entry of entriesOf(root)) {
+    const match = IN_PROGRESS.exec(entry);
+    if (!match || isAlive(Number(match[3]))) continue;
+    const leftover = join(root, entry);
+    try {
+      const state = readState(leftover);
+      const finalDir = join(root, state.id);
+      if (!existsSync(finalDir)) releaseHostState(state, finalDir, true);
+    } catch {
+      // Killed before its state was written: there is nothing of it outside this directory.
+    }
+    rmSync(leftover, { recursive: true, force: true });
+  }
+}

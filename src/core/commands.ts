@@ -1,0 +1,148 @@
+// Every system command thin-lxc runs, each behind one named wrapper: what a module asks of the host's
+// tools is a function call here, and no other module starts a process.
+import { existsSync } from 'node:fs';
+import { run, type CommandResult } from './exec.js';
+
+// --- LXC ----------------------------------------------------------------------------------------------
+
+export type LxcState = 'STOPPED' | 'STARTING' | 'RUNNING' | 'STOPPING' | 'ABORTING' | 'FREEZING' | 'FROZEN' | 'THAWED' | 'UNKNOWN';
+
+export interface LxcStatus {
+  state: LxcState;
+  /** The init's pid while it runs: LXC_PID of that start's hooks. */
+  pid: string | null;
+}
+
+/** lxc-info: one container's state; UNKNOWN when LXC does not know it. */
+export function lxcState(name: string, lxcpath: string): LxcState {
+  const result = run('lxc-info', ['-P', lxcpath, '-n', name, '-s', '-H'], { allowFailure: true });
+  return result.exitCode === 0 ? (result.stdout.trim() as LxcState) : 'UNKNOWN';
+}
+
+/** lxc-ls: every container's state and init pid in one call. */
+export function lxcStatuses(lxcpath: string): Map<string, LxcStatus> {
+  const result = run('lxc-ls', ['-P', lxcpath, '-f', '-F', 'NAME,STATE,PID'], { allowFailure: true });
+  const statuses = new Map<string, LxcStatus>();
+  for (const line of result.stdout.split('\n').slice(1)) {
+    const [name, state, pid] = line.trim().split(/\s+/);
+    if (name && state) statuses.set(name, { state: state as LxcState, pid: pid && /^\d+$/.test(pid) ? pid : null });
+  }
+  return statuses;
+}
+
+/** lxc-ls: the IPv4 addresses of running containers. */
+export function lxcRunningAddresses(lxcpath: string): { name: string; address: string }[] {
+  const result = run('lxc-ls', ['-P', lxcpath, '-f', '-F', 'NAME,IPV4', '--running'], { allowFailure: true });
+  return result.stdout
+    .split('\n')
+    .slice(1)
+    .flatMap((line) => {
+      const [name = '', ...rest] = line.trim().split(/[\s,]+/);
+      return rest.filter((token) => /^\d+\.\d+\.\d+\.\d+$/.test(token)).map((address) => ({ name, address }));
+    });
+}
+
+/** lxc-stop -k: stops a container at once. */
+export function lxcStopNow(name: string, lxcpath: string): void {
+  run('lxc-stop', ['-P', lxcpath, '-n', name, '-k'], { allowFailure: true });
+}
+
+/** lxc-start --version, or null when LXC is not installed. */
+export function lxcVersion(): string | null {
+  return outputOrNull('lxc-start', ['--version']);
+}
+
+/** lxc-net, the service behind lxcbr0 and its dnsmasq, restarted by systemd or by its own script. */
+export function restartLxcNetService(scripts: readonly string[]): boolean {
+  if (existsSync('/run/systemd/system') && run('systemctl', ['cat', 'lxc-net'], { allowFailure: true }).exitCode === 0) {
+    run('systemctl', ['restart', 'lxc-net']);
+    return true;
+  }
+  const script = scripts.find((path) => existsSync(path));
+  if (!script) return false;
+  run(script, ['stop'], { allowFailure: true });
+  run(script, ['start']);
+  return true;
+}
+
+// --- Filesystems ----------------------------------------------------------------------------------------
+
+/** mount -t TYPE -o OPTIONS SOURCE TARGET; the caller explains a failure. */
+export function mount(type: string, options: string, source: string, target: string): CommandResult {
+  return run('mount', ['-t', type, '-o', options, source, target], { allowFailure: true });
+}
+
+/** du -s: bytes used under each path, in one call. */
+export function diskUsage(paths: readonly string[]): Map<string, number> {
+  const sizes = new Map<string, number>();
+  if (paths.length === 0) return sizes;
+  const result = run('du', ['-s', '-B1', '--', ...paths], { allowFailure: true });
+  for (const line of result.stdout.split('\n')) {
+    const tab = line.indexOf('\t');
+    if (tab > 0) sizes.set(line.slice(tab + 1), Number(line.slice(0, tab)));
+  }
+  return sizes;
+}
+
+/** getfattr: the directories below `dir` that overlayfs marked opaque (Node has no getxattr). */
+export function opaqueDirectories(dir: string): Set<string> {
+  const result = run('getfattr', ['--absolute-names', '-R', '-h', '-m', '^trusted.overlay.opaque$', '-d', dir], { allowFailure: true });
+  const opaque = new Set<string>();
+  let file = '';
+  for (const line of result.stdout.split('\n')) {
+    if (line.startsWith('# file: ')) file = line.slice('# file: '.length);
+    else if (line.trim() === 'trusted.overlay.opaque="y"') opaque.add(file);
+  }
+  return opaque;
+}
+
+/**
+ * flock(1) on an open file of ours, passed as its descriptor 3: the lock belongs to the open file
+ * description, which the caller keeps after flock exits. Node has no flock(2).
+ */
+export function flockWait(fd: number, seconds: string, timedOutExitCode: number): CommandResult {
+  return run('flock', ['--exclusive', '--conflict-exit-code', String(timedOutExitCode), '--wait', seconds, '3'], { allowFailure: true, fds: [fd] });
+}
+
+// --- Network ------------------------------------------------------------------------------------------
+
+/** ip -4 -j addr: a device's IPv4 addresses as JSON. */
+export function ipAddresses(device: string): { local?: string; prefixlen?: number }[] {
+  const parsed = JSON.parse(run('ip', ['-4', '-j', 'addr', 'show', 'dev', device]).stdout) as { addr_info?: { local?: string; prefixlen?: number }[] }[];
+  return parsed[0]?.addr_info ?? [];
+}
+
+/** ip neigh flush: forgets what the kernel knows of an address's link-layer address (permanent entries stay). */
+export function ipNeighbourFlush(address: string, device: string): void {
+  run('ip', ['neigh', 'flush', 'to', address, 'dev', device], { allowFailure: true });
+}
+
+/** iptables-save: every table, as iptables-restore reads it. */
+export function iptablesSave(): string {
+  return run('iptables-save', []).stdout;
+}
+
+/** iptables-restore --noflush: only the chains the script names change; -w waits for other iptables users. */
+export function iptablesRestore(script: string): void {
+  run('iptables-restore', ['-w', '--noflush'], { input: script });
+}
+
+/** The same, reporting a script iptables refused instead of throwing: for callers with another way. */
+export function tryIptablesRestore(script: string): boolean {
+  return run('iptables-restore', ['-w', '--noflush'], { input: script, allowFailure: true }).exitCode === 0;
+}
+
+/** iptables --version, or null when it is not installed; and whether it can read the nat table. */
+export function iptablesVersion(): { version: string; natReadable: boolean } | null {
+  const version = outputOrNull('iptables', ['--version']);
+  return version === null ? null : { version, natReadable: outputOrNull('iptables-save', ['-t', 'nat']) !== null };
+}
+
+function outputOrNull(file: string, args: string[]): string | null {
+  try {
+    const result = run(file, args, { allowFailure: true });
+    return result.exitCode === 0 ? result.stdout.trim() : null;
+  } catch {
+    return null;
+  }
+}

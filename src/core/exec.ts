@@ -1,0 +1,107 @@
+// Starting processes, the one way thin-lxc does it (argument arrays, never shell strings), and asking
+// whether one still runs. Only src/core/commands.ts calls run(): each system command has its wrapper there.
+// node:child_process rather than execa: execa's import alone costs more than Node's own startup, and hooks
+// run at every container start.
+import { spawnSync } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { CommandError, UserError } from './errors.js';
+
+export interface CommandResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+export interface RunOptions {
+  /** Return a non-zero exit instead of throwing. */
+  allowFailure?: boolean;
+  input?: string;
+  timeoutMs?: number;
+  /** Open files the command gets as its descriptors 3, 4, ... */
+  fds?: readonly number[];
+}
+
+/** LXC runs hooks with whatever environment lxc-start had; make sure the sbin folders are searched. */
+const FALLBACK_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** Which Debian package brings a command, for the "how to fix it" half of a message. */
+const PACKAGE_OF: Record<string, string> = {
+  mount: 'mount',
+  umount: 'mount',
+  iptables: 'iptables',
+  'iptables-save': 'iptables',
+  'iptables-restore': 'iptables',
+  ip: 'iproute2',
+  getfattr: 'attr',
+  du: 'coreutils',
+  systemctl: 'systemd',
+  flock: 'util-linux',
+  dnsmasq: 'dnsmasq-base',
+};
+
+let traceCommands = false;
+
+/** With --debug, every command is echoed to stderr before it runs. */
+export function setCommandTrace(on: boolean): void {
+  traceCommands = on;
+}
+
+export function run(file: string, args: readonly string[], options: RunOptions = {}): CommandResult {
+  if (traceCommands) process.stderr.write(`+ ${[file, ...args].join(' ')}\n`);
+  const env = { ...process.env, PATH: withSbin(process.env.PATH) };
+  const result = spawnSync(file, args, {
+    encoding: 'utf8',
+    env,
+    input: options.input,
+    timeout: options.timeoutMs ?? 120_000,
+    stdio: ['pipe', 'pipe', 'pipe', ...(options.fds ?? [])],
+  });
+  if (result.error) {
+    const code = (result.error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+      throw new UserError(`${file} is not installed: install it with apt-get install ${packageOf(file)}`);
+    }
+    throw new CommandError([file, ...args], null, result.error.message, { cause: result.error });
+  }
+  const output = { stdout: result.stdout, stderr: result.stderr, exitCode: result.status ?? -1 };
+  if (output.exitCode !== 0 && !options.allowFailure) {
+    throw new CommandError([file, ...args], result.status, result.stderr || result.stdout);
+  }
+  return output;
+}
+
+/** Which of these commands are not on the PATH (with the sbin folders), each as "apt-get install PACKAGE". */
+export function missingPackages(commands: readonly string[]): string[] {
+  const dirs = withSbin(process.env.PATH).split(':');
+  const found = (command: string) => dirs.some((dir) => {
+    try {
+      accessSync(`${dir}/${command}`, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  return [...new Set(commands.filter((command) => !found(command)).map(packageOf))];
+}
+
+function packageOf(command: string): string {
+  return PACKAGE_OF[command] ?? (command.startsWith('lxc-') ? 'lxc' : command);
+}
+
+function withSbin(path: string | undefined): string {
+  if (!path) return FALLBACK_PATH;
+  const have = new Set(path.split(':'));
+  const missing = FALLBACK_PATH.split(':').filter((dir) => !have.has(dir));
+  return [path, ...missing].join(':');
+}
+
+/** False for anything that is not a positive pid: kill(0) would signal our own process group. */
+export function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}

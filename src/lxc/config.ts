@@ -1,0 +1,86 @@
+// LXC config text (lxc.container.conf(5)): reading `key = value` lines, and the lxc.mount.entry lines
+// thin-lxc writes for bind mounts of host files and folders.
+import { statSync } from 'node:fs';
+import { UserError } from '../core/errors.js';
+import { type BindMount, formatMount, parseMount, quote } from '../core/validate.js';
+
+export interface ConfigEntry {
+  key: string;
+  value: string;
+}
+
+/** Parses the meaningful lines; LXC strips one pair of matching quotes around a value, and so do we. */
+export function parseLxcConfig(text: string): ConfigEntry[] {
+  const entries: ConfigEntry[] = [];
+  for (const rawLine of text.split('\n')) {
+    const line = rawLine.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const equals = line.indexOf('=');
+    if (equals < 0) continue;
+    entries.push({ key: line.slice(0, equals).trim(), value: unquote(line.slice(equals + 1).trim()) });
+  }
+  return entries;
+}
+
+function unquote(value: string): string {
+  const first = value[0];
+  if (value.length > 1 && (first === '"' || first === "'") && value.endsWith(first)) return value.slice(1, -1);
+  return value;
+}
+
+/** LXC keeps the last value of a single-valued key. */
+export function lastValue(entries: readonly ConfigEntry[], key: string): string | undefined {
+  return entries.findLast((entry) => entry.key === key)?.value;
+}
+
+export function formatEntry(entry: ConfigEntry): string {
+  return `${entry.key} = ${entry.value}`;
+}
+
+/** Indexes of the network devices that get a MAC address (`lxc.net.N.type` other than none/empty). */
+export function networkIndexes(entries: readonly ConfigEntry[]): number[] {
+  const types = new Map<number, string>();
+  for (const { key, value } of entries) {
+    const match = /^lxc\.net\.(\d+)\.type$/.exec(key);
+    if (match) types.set(Number(match[1]), value);
+  }
+  return [...types]
+    .filter(([, type]) => type !== 'none' && type !== 'empty')
+    .map(([index]) => index)
+    .sort((a, b) => a - b);
+}
+
+export interface MountEntry {
+  /** Host path, fstab-escaped. */
+  source: string;
+  /** Container path relative to the rootfs, fstab-escaped. */
+  target: string;
+  /** bind, create=dir|file so LXC makes the mount point (in the write layer, never the base), and ro. */
+  options: string;
+}
+
+/** LXC reads mount entries like fstab lines: white space and backslashes are written as octal escapes. */
+export function fstabEscape(path: string): string {
+  return path.replace(/[\\ \t]/g, (char) => `\\${char.charCodeAt(0).toString(8).padStart(3, '0')}`);
+}
+
+export function mountEntry(mount: BindMount, isDirectory: boolean): MountEntry {
+  const options = ['bind', `create=${isDirectory ? 'dir' : 'file'}`, ...(mount.readOnly ? ['ro'] : [])].join(',');
+  return { source: fstabEscape(mount.host), target: fstabEscape(mount.container.slice(1)), options };
+}
+
+/** Parses and checks `-m` values: the host path must exist; the container path cannot be the root. */
+export function planMounts(specs: readonly string[], cwd: string): { mounts: BindMount[]; entries: MountEntry[] } {
+  const mounts = specs.map((spec) => parseMount(spec, cwd));
+  const entries = mounts.map((mount) => {
+    if (mount.container === '/') throw new UserError(`mount ${quote(formatMount(mount))}: cannot mount over the container's root; choose a path like /app`);
+    let isDirectory: boolean;
+    try {
+      isDirectory = statSync(mount.host).isDirectory();
+    } catch {
+      throw new UserError(`mount ${quote(formatMount(mount))}: host path ${mount.host} does not exist; create it first`);
+    }
+    return mountEntry(mount, isDirectory);
+  });
+  return { mounts, entries };
+}

@@ -1,0 +1,164 @@
+// What a hook gets from LXC (its environment, lxc.hook.version = 1, and our one argument), whether LXC runs
+// it for the thin container it belongs to or for a copy made with LXC's own tools, and running a hook's work
+// so that a failure leaves its reason where a user will look.
+import { appendFileSync, closeSync, constants, existsSync, fstatSync, openSync, readlinkSync, realpathSync, statSync, truncateSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { containerPaths, type ContainerPaths } from '../container/containers.js';
+import { readState, type ThinState } from '../container/state.js';
+import { formatError, UserError } from '../core/errors.js';
+import { quote } from '../core/validate.js';
+
+export type HookType = 'pre-mount' | 'destroy' | 'start-host' | 'post-stop' | 'clone';
+
+export interface HookContext {
+  type: HookType;
+  /** LXC_NAME: the name the container was started, copied or destroyed as. */
+  name: string;
+  /** LXC_CONFIG_FILE: the config LXC loaded for it. */
+  configFile: string;
+  rootfsPath: string;
+  /** LXC_PID, the container's init: the same for every hook of one start, another for the next start ('' when not set). */
+  generation: string;
+  /** The thin container's directory, given as the hook's one argument in the config. */
+  containerDir: string;
+}
+
+export function parseHookContext(
+  env: NodeJS.ProcessEnv,
+  args: readonly string[],
+  expected: HookType,
+  hookFile: string,
+): HookContext {
+  // LXC sets LXC_HOOK_VERSION for start-time hooks but not for lxc.hook.destroy; LXC_HOOK_TYPE is set for both.
+  if (env.LXC_HOOK_VERSION !== undefined && env.LXC_HOOK_VERSION !== '1') {
+    throw new UserError(`${hookFile} needs lxc.hook.version = 1 in the container's config (got ${env.LXC_HOOK_VERSION})`);
+  }
+  if (env.LXC_HOOK_TYPE !== expected) {
+    throw new UserError(`${hookFile} is a ${expected} hook, not ${env.LXC_HOOK_TYPE ?? 'unset'}: use it as lxc.hook.${expected}`);
+  }
+  const containerDir = args[0];
+  if (!containerDir || args.length !== 1) {
+    throw new UserError(`${hookFile} takes one argument, the thin container's directory: lxc.hook.${expected} = node ${hookFile} /containers/ID`);
+  }
+  return {
+    type: expected,
+    name: env.LXC_NAME ?? '',
+    configFile: env.LXC_CONFIG_FILE ?? '',
+    rootfsPath: env.LXC_ROOTFS_PATH ?? '',
+    generation: env.LXC_PID ?? '',
+    containerDir,
+  };
+}
+
+/**
+ * True when LXC runs the hook for the thin container itself: under its name, from its registration in its
+ * lxcpath or from its own config (`lxc-start -n NAME -f DIR/image/config`). A copy made with lxc-copy or
+ * lxc-snapshot keeps the hook lines, with the original's directory, under another name or config.
+ */
+export function isOwnRun(context: HookContext, own: { name: string; lxcpath: string; imageConfig: string }): boolean {
+  if (context.name !== own.name) return false;
+  if (context.configFile === '') return true;
+  const config = canonical(context.configFile);
+  return config === canonical(own.imageConfig) || config === canonical(join(own.lxcpath, own.name, 'config'));
+}
+
+function canonical(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
+
+/** Why a copy made with LXC's own tools cannot be a thin container, and what to do instead. */
+export function copyRefusal(copyName: string, original: string): string {
+  const name = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(copyName) ? copyName : 'NEW';
+  return (
+    `${quote(copyName)} is a copy of thin container ${original} made with LXC's own tools (lxc-copy, lxc-snapshot), ` +
+    `which cannot copy a thin container (its files are a union that only its own start mounts): ` +
+    `make a copy with thin-lxc create ${name} --base ${original}`
+  );
+}
+
+const HOOK_LOG = 'hook.log';
+const HOOK_LOG_LIMIT = 64 * 1024;
+
+export interface HookRun {
+  context: HookContext;
+  /** The thin container the hook line names; null when its directory is gone. */
+  container: { state: ThinState; paths: ContainerPaths } | null;
+  /** False when LXC runs the hook for a copy made with its own tools, which must not touch the original. */
+  own: boolean;
+}
+
+/**
+ * LXC captures a hook's stdout and stderr into its log at debug level only (lxc-start -l DEBUG -o FILE),
+ * so a failure is also written to <container>/hook.log (the copy's own directory for a copy) and to the
+ * stderr of the LXC tool that ran the hook, where a person is looking (lxc-copy, lxc-start -F).
+ * `work` may return a note for LXC's log about something it chose not to do.
+ */
+export function runHook(type: HookType, hookUrl: string, work: (run: HookRun) => string | void): void {
+  const hookFile = basename(hookUrl);
+  let logDir: string | undefined;
+  try {
+    const context = parseHookContext(process.env, process.argv.slice(2), type, hookFile);
+    logDir = context.containerDir;
+    const run = hookRun(context);
+    if (!run.own) logDir = context.configFile === '' ? undefined : dirname(context.configFile);
+    const note = work(run);
+    if (note) process.stdout.write(`thin-lxc: ${note} (lxc.hook.${type} of ${context.name})\n`);
+  } catch (error) {
+    const line = `${formatError(error, process.env.THIN_LXC_DEBUG === '1')} (lxc.hook.${type} of ${process.env.LXC_NAME ?? '?'})`;
+    process.stdout.write(`${line}\n`); // LXC logs stdout and stderr alike: once is enough
+    tellCaller(`${line}\n`);
+    if (logDir) appendHookLog(logDir, line);
+    process.exitCode = 1;
+  }
+}
+
+function hookRun(context: HookContext): HookRun {
+  if (!existsSync(context.containerDir)) return { context, container: null, own: true };
+  const state = readState(context.containerDir);
+  const paths = containerPaths(dirname(context.containerDir), basename(context.containerDir));
+  return { context, container: { state, paths }, own: isOwnRun(context, { name: state.name, lxcpath: state.lxcpath, imageConfig: paths.config }) };
+}
+
+/**
+ * The LXC tool that runs a hook is its parent (sh execs the hook line's command): a terminal or a pipe there
+ * is where the person or script that ran lxc-copy or lxc-start -F reads. A daemonised lxc-start has /dev/null.
+ */
+function tellCaller(text: string): void {
+  try {
+    // The pre-mount hook runs in the container's new pid namespace, where its parent is pid 1: the host's init in /proc.
+    if (readlinkSync('/proc/self/ns/pid') !== readlinkSync(`/proc/${process.ppid}/ns/pid`)) return;
+    const fd = openSync(`/proc/${process.ppid}/fd/2`, constants.O_WRONLY | constants.O_APPEND | constants.O_NOCTTY);
+    try {
+      const stat = fstatSync(fd);
+      if (stat.isFIFO() || stat.isCharacterDevice()) writeSync(fd, text);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    // No caller to tell: the log and hook.log have it.
+  }
+}
+
+function appendHookLog(dir: string, line: string): void {
+  const path = join(dir, HOOK_LOG);
+  try {
+    if (!existsSync(dir)) return;
+    if (existsSync(path) && statSync(path).size > HOOK_LOG_LIMIT) truncateSync(path, 0);
+    appendFileSync(path, `${new Date().toISOString()} ${line}\n`);
+  } catch {
+    // The log is a convenience; the failure itself is already reported through LXC.
+  }
+}
+
+/** For hooks that must act: the thin container, refusing a copy made with LXC's tools and a directory that is gone. */
+export function ownContainer({ context, container, own }: HookRun): { state: ThinState; paths: ContainerPaths } {
+  if (!container) {
+    throw new UserError(`thin container directory ${context.containerDir} is gone: remove what is left with lxc-destroy -n ${context.name}`);
+  }
+  if (!own) throw new UserError(`${copyRefusal(context.name, container.state.name)}, and remove this copy with lxc-destroy -n ${context.name}`);
+  return container;
+}

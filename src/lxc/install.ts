@@ -1,0 +1,113 @@
+// This installation of thin-lxc: where it keeps its hooks and templates, the hook lines LXC runs them with,
+// and whether the installation may be run as root.
+import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { UserError } from '../core/errors.js';
+import { validatePlainPath } from '../core/validate.js';
+
+export const HOOK_NAMES = ['mount', 'destroy', 'clone', 'ports-up', 'ports-down'] as const;
+export type HookName = (typeof HOOK_NAMES)[number];
+
+/** The config key LXC runs each hook under. */
+export const HOOK_KEYS: Record<HookName, string> = {
+  mount: 'lxc.hook.pre-mount',
+  destroy: 'lxc.hook.destroy',
+  clone: 'lxc.hook.clone',
+  'ports-up': 'lxc.hook.start-host',
+  'ports-down': 'lxc.hook.post-stop',
+};
+
+/** Which of thin-lxc's hooks a config value runs, by the hook file it names; null for anybody else's hook. */
+export function thinHookOf(value: string): HookName | null {
+  const name = /\/thin-lxc-([a-z-]+)\.js(\s|$)/.exec(value)?.[1];
+  return (HOOK_NAMES as readonly string[]).includes(name ?? '') ? (name as HookName) : null;
+}
+
+/** The hook lines a thin container needs: the forwarding pair only when it publishes ports. */
+export function thinHooks(containerDir: string, publishes: boolean): { hook: HookName; key: string; command: string }[] {
+  return HOOK_NAMES.filter((hook) => publishes || !hook.startsWith('ports-')).map((hook) => ({ hook, key: HOOK_KEYS[hook], command: hookCommand(hook, containerDir) }));
+}
+
+/**
+ * The words of a thin-lxc hook line that must exist for LXC to run it: `/usr/bin/env -u NAME... NODE HOOK DIR`
+ * gives the node binary and the hook file.
+ */
+export function hookLineFiles(command: string): { node: string; hook: string } | null {
+  const words = command.trim().split(/\s+/);
+  const hookAt = words.findIndex((word) => thinHookOf(word) !== null);
+  return hookAt >= 1 ? { node: words[hookAt - 1]!, hook: words[hookAt]! } : null;
+}
+
+let root: string | undefined;
+
+/**
+ * The installation's own directory, the one with thin-lxc's package.json: found from this code's file,
+ * which is dist/bin/thin-lxc.js in the command and build/src/lxc/install.js in the tests.
+ */
+export function installationPath(...parts: string[]): string {
+  if (root === undefined) {
+    let dir = dirname(fileURLToPath(import.meta.url));
+    while (!isThinLxcPackage(join(dir, 'package.json'))) {
+      if (dirname(dir) === dir) throw new UserError(`thin-lxc's package.json is not above ${fileURLToPath(import.meta.url)}: reinstall thin-lxc`);
+      dir = dirname(dir);
+    }
+    root = dir;
+  }
+  return join(root, ...parts);
+}
+
+function isThinLxcPackage(path: string): boolean {
+  try {
+    return (JSON.parse(readFileSync(path, 'utf8')) as { name?: string }).name === 'thin-lxc';
+  } catch {
+    return false;
+  }
+}
+
+export function hookFile(hook: HookName): string {
+  return installationPath('dist', 'hooks', `thin-lxc-${hook}.js`);
+}
+
+/**
+ * Node variables a hook must not inherit from whoever ran lxc-start (LXC passes its environment on):
+ * NODE_OPTIONS could load code or open an inspector in a process running as root, and
+ * NODE_EXTRA_CA_CERTS makes every Node process parse a CA bundle at startup (~60 ms here) for TLS a hook never uses.
+ */
+const HOOK_UNSET = ['NODE_OPTIONS', 'NODE_EXTRA_CA_CERTS'];
+const ENV = '/usr/bin/env';
+
+/**
+ * LXC runs a hook line through sh with a sparse environment, so it names env, the node binary and the
+ * hook by absolute path, and every word is a plain path that needs no quoting.
+ */
+export function hookCommand(hook: HookName, containerDir: string): string {
+  const node = validatePlainPath(process.execPath, 'node binary', 'install node under a plain path such as /usr/bin/node');
+  const file = validatePlainPath(hookFile(hook), 'thin-lxc hook', 'install thin-lxc under a plain path such as /opt/thin-lxc');
+  if (!existsSync(file)) throw new UserError(`hook ${file} is missing: build thin-lxc with npm run build`);
+  if (!existsSync(ENV)) throw new UserError(`${ENV} is missing: install coreutils`);
+  return [ENV, ...HOOK_UNSET.flatMap((name) => ['-u', name]), node, file, containerDir].join(' ');
+}
+
+export function thinLxcVersion(): string {
+  return (JSON.parse(readFileSync(installationPath('package.json'), 'utf8')) as { version: string }).version;
+}
+
+/**
+ * Hooks run as root at every start: if anyone but root could change a hook (each is one self-contained
+ * bundle in dist/hooks), they could run code as root. Refuse to reference such an installation.
+ */
+export function checkInstallation(): void {
+  const dist = installationPath('dist', 'hooks');
+  const walk = (path: string) => {
+    const stat = lstatSync(path);
+    if (stat.uid !== 0 || (stat.mode & 0o022) !== 0) {
+      throw new UserError(
+        `${path} is ${stat.uid !== 0 ? 'not owned by root' : 'writable by group or others'}, and thin-lxc's hooks run it as root: ` +
+          `chown -R root:root ${dist} && chmod -R go-w ${dist}`,
+      );
+    }
+    if (stat.isDirectory()) for (const entry of readdirSync(path)) walk(join(path, entry));
+  };
+  walk(dist);
+}

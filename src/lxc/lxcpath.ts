@@ -1,0 +1,103 @@
+// What an lxcpath holds: the registrations that let plain LXC tools find thin containers, which
+// containers run, and which own a MAC address.
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { lxcRunningAddresses, lxcStatuses, type LxcStatus } from '../core/commands.js';
+import { writeFileAtomic } from '../core/files.js';
+import { parseLxcConfig } from './config.js';
+
+/** A container's status in any lxcpath, asking LXC once per lxcpath: thin containers may be registered in several. */
+export function lxcStatusLookup(): (lxcpath: string, name: string) => LxcStatus | undefined {
+  const byLxcpath = new Map<string, Map<string, LxcStatus>>();
+  return (lxcpath, name) => {
+    let statuses = byLxcpath.get(lxcpath);
+    if (!statuses) byLxcpath.set(lxcpath, (statuses = lxcStatuses(lxcpath)));
+    return statuses.get(name);
+  };
+}
+
+/** What `lxc-start -n NAME` reads: a config that includes the thin container's own. */
+export function registrationText(id: string, imageConfig: string): string {
+  return [
+    `# Registered by thin-lxc so that plain LXC tools find thin container ${id}.`,
+    '# Remove it with thin-lxc destroy or lxc-destroy; both remove the container too.',
+    `lxc.include = ${imageConfig}`,
+    '',
+  ].join('\n');
+}
+
+export function registrationDir(lxcpath: string, name: string): string {
+  return join(lxcpath, name);
+}
+
+/**
+ * Fails if any LXC container of that name exists, so no one else's container is overwritten. The config
+ * appears whole or not at all: a create killed in between leaves a directory without one (see unregister).
+ */
+export function register(lxcpath: string, name: string, id: string, imageConfig: string): void {
+  mkdirSync(lxcpath, { recursive: true });
+  const dir = registrationDir(lxcpath, name);
+  mkdirSync(dir); // throws EEXIST for a name already taken, even by a create running at the same moment
+  writeFileAtomic(join(dir, 'config'), registrationText(id, imageConfig));
+}
+
+/** True when `lxcpath/name` is thin-lxc's registration of this very container, and nobody else's. */
+export function isOurRegistration(lxcpath: string, name: string, imageConfig: string): boolean {
+  try {
+    const text = readFileSync(join(registrationDir(lxcpath, name), 'config'), 'utf8');
+    return text.split('\n').some((line) => line.trim() === `lxc.include = ${imageConfig}`);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Removes the registration (and LXC's logs beside it) if it is ours, or if it has no config at all: the
+ * name claimed by a create killed before it wrote one. Quietly does nothing otherwise.
+ */
+export function unregister(lxcpath: string, name: string, imageConfig: string): void {
+  const dir = registrationDir(lxcpath, name);
+  if (!existsSync(dir)) return;
+  if (isOurRegistration(lxcpath, name, imageConfig) || !existsSync(join(dir, 'config'))) rmSync(dir, { recursive: true, force: true });
+}
+
+export function lxcContainerExists(lxcpath: string, name: string): boolean {
+  return existsSync(registrationDir(lxcpath, name));
+}
+
+/** IPv4 addresses of running containers in `lxcpath`, so a new static address never takes a live one. */
+export function runningAddresses(lxcpath: string): { address: string; holder: string }[] {
+  return lxcRunningAddresses(lxcpath).map(({ name, address }) => ({ address, holder: `running container ${name}` }));
+}
+
+/**
+ * Whether a container runs, without starting a process: a running container's monitor listens on the
+ * abstract socket @LXCPATH/NAME/command, which /proc/net/unix lists.
+ */
+export function isRunning(lxcpath: string, name: string): boolean {
+  try {
+    const suffix = ` @${lxcpath}/${name}/command`;
+    return readFileSync('/proc/net/unix', 'utf8').split('\n').some((line) => line.endsWith(suffix));
+  } catch {
+    return false;
+  }
+}
+
+/** LXC containers in `lxcpath` whose config gives a network device this MAC address. */
+export function containersWithMac(lxcpath: string, mac: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(lxcpath);
+  } catch {
+    return [];
+  }
+  const wanted = mac.toLowerCase();
+  return names.filter((name) => {
+    try {
+      const entries = parseLxcConfig(readFileSync(join(lxcpath, name, 'config'), 'utf8'));
+      return entries.some((entry) => /^lxc\.net\.\d+\.hwaddr$/.test(entry.key) && entry.value.toLowerCase() === wanted);
+    } catch {
+      return false;
+    }
+  });
+}

@@ -1,0 +1,185 @@
+// A thin container's addresses on the bridge: a MAC for each network device, and a static IPv4 address that
+// is free, checked or chosen from what the host shows (other thin containers, dnsmasq's reservations and
+// leases, the ARP table, and LXC when needed), and claimed from a host that is gone.
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import type { ThinContainer } from '../container/containers.js';
+import { ipNeighbourFlush } from '../core/commands.js';
+import { UserError } from '../core/errors.js';
+import { quote } from '../core/validate.js';
+import type { ConfigEntry } from '../lxc/config.js';
+import { containersWithMac, runningAddresses } from '../lxc/lxcpath.js';
+import { bridgeName, readBridge, type Bridge } from './bridge.js';
+import {
+  dnsmasqPid,
+  dnsmasqReadsReservations,
+  leasedAddresses,
+  leaseEnds,
+  leaseOf,
+  releaseLease,
+  reservationExists,
+  reservedAddresses,
+  sendDatagram,
+  type Holding,
+} from './dhcp.js';
+import { broadcastOf, contains, formatSubnet, toAddress, toNumber } from './ipv4.js';
+
+/** An address and who holds it, for the message: "thin container web1", "running container db". */
+export type AddressUse = Holding;
+
+export function checkAddress(requested: string, bridge: Bridge, inUse: readonly AddressUse[]): string {
+  const value = toNumber(requested);
+  const range = formatSubnet(bridge.subnet);
+  if (!contains(bridge.subnet, value)) {
+    throw new UserError(`ip ${requested} is outside ${bridge.name}'s subnet ${range}: choose one inside it, or leave --ip out`);
+  }
+  const special =
+    value === bridge.subnet.network
+      ? 'the network address'
+      : value === broadcastOf(bridge.subnet)
+        ? 'the broadcast address'
+        : requested === bridge.gateway
+          ? `the gateway (${bridge.name}'s own address)`
+          : null;
+  if (special) throw new UserError(`ip ${requested} is ${special} of ${range}: choose another, or leave --ip out`);
+  const holder = inUse.find((use) => use.address === requested)?.holder;
+  if (holder) throw new UserError(`ip ${requested} is already used by ${holder}: choose another, or leave --ip out`);
+  return requested;
+}
+
+/**
+ * The next free address, counting down from the top of the subnet: lxc-net's dnsmasq leases from
+ * the bottom, so static addresses and dynamic leases meet as late as possible.
+ */
+export function nextFreeAddress(bridge: Bridge, inUse: readonly AddressUse[]): string {
+  const used = new Set([...inUse.map((use) => use.address), bridge.gateway]);
+  for (let value = broadcastOf(bridge.subnet) - 1; value > bridge.subnet.network; value--) {
+    const address = toAddress(value);
+    if (!used.has(address)) return address;
+  }
+  throw new UserError(`no free address left in ${bridge.name}'s subnet ${formatSubnet(bridge.subnet)}: destroy a thin container or widen the subnet`);
+}
+
+/** The bridge the container's address lives on; null for a base without a veth on a bridge. */
+export function networkOf(entries: readonly ConfigEntry[], baseSpec: string, needed: boolean): Bridge | null {
+  const name = bridgeName(entries);
+  if (name) return readBridge(name);
+  if (needed) {
+    throw new UserError(`base ${quote(baseSpec)} has no veth network device on a bridge (lxc.net.0): --ip and --publish need one`);
+  }
+  return null;
+}
+
+export function chooseAddress(name: string, requested: string | null, bridge: Bridge, others: readonly ThinContainer[], lxcpath: string): string {
+  if (reservationExists(name)) {
+    throw new UserError(`name ${quote(name)} already has an address reservation (another thin-lxc root?): choose another name`);
+  }
+  // A base whose init runs DHCP would replace a static address unless dnsmasq hands out the same one.
+  const pid = dnsmasqPid();
+  if (pid !== null && !dnsmasqReadsReservations(pid)) {
+    throw new UserError(`lxc-net's dnsmasq does not read thin-lxc's address reservations yet: run thin-lxc setup once`);
+  }
+  const inUse: AddressUse[] = [
+    ...others.flatMap((other) => (other.state.ip ? [{ address: other.state.ip, holder: `thin container ${other.state.name}` }] : [])),
+    ...reservedAddresses(new Set(others.flatMap((other) => (other.state.ip ? [other.state.name] : [])))),
+  ];
+  // Asking LXC for every running container's addresses costs a process that grows with their number, so
+  // only a requested address pays for it; a chosen one avoids leases and live neighbours instead.
+  // Whether a host still answers for it, or dnsmasq still leases it, is for claimAddress to find out.
+  if (requested) return checkAddress(requested, bridge, [...inUse, ...runningAddresses(lxcpath)]);
+  try {
+    return nextFreeAddress(bridge, [...inUse, ...leasedAddresses(bridge.name), ...neighbourAddresses(bridge.name)]);
+  } catch (error) {
+    if (!(error instanceof UserError)) throw error;
+    // Leases and ARP entries outlive the containers that made them (an hour, minutes): when they fill the
+    // subnet, fall back to what is exactly known to be taken. dnsmasq never gives a reserved address away.
+    return nextFreeAddress(bridge, [...inUse, ...runningAddresses(lxcpath)]);
+  }
+}
+
+/**
+ * Makes a requested address free for a new MAC, or says who has it: the host the ARP table or dnsmasq's
+ * leases remember for it may be gone (a destroyed container, a host unplugged), or may be a stopped
+ * container that will ask for it again, or may be live. A lease of a MAC that nothing has any more is
+ * ended, since dnsmasq would otherwise give the new MAC another address beside the static one.
+ */
+export async function claimAddress(bridge: Bridge, address: string, lxcpath: string): Promise<void> {
+  const lease = leaseOf(bridge.name, address);
+  const seen = neighbourAddresses(bridge.name).find((use) => use.address === address);
+  if (!lease && !seen) return;
+  const mac = lease?.mac ?? seen?.mac ?? '';
+  const owner = containersWithMac(lxcpath, mac)[0];
+  if (owner) throw new UserError(`ip ${address} is leased to LXC container ${owner} (MAC ${mac}): choose another, or leave --ip out`);
+  if (await answersOnBridge(bridge.name, address)) {
+    throw new UserError(`ip ${address} is in use by a live host on ${bridge.name} (MAC ${mac}): choose another, or leave --ip out`);
+  }
+  if (!lease) return;
+  await releaseLease(bridge.gateway, address, lease.mac);
+  if (!(await leaseEnds(bridge.name, address, lease.mac))) {
+    throw new UserError(
+      `ip ${address} is still leased to ${lease.mac} by lxc-net's dnsmasq, which did not take the release: choose another address, or leave --ip out`,
+    );
+  }
+}
+
+/** Addresses the host has recently talked to on the bridge (its ARP table): live, whoever configured them. */
+export function neighbourAddresses(bridge: string): (AddressUse & { mac: string })[] {
+  let text: string;
+  try {
+    text = readFileSync('/proc/net/arp', 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter((fields) => fields[5] === bridge && fields[2] !== '0x0')
+    .map((fields) => ({ address: fields[0]!, holder: `a live host on ${bridge} (${fields[3]})`, mac: fields[3] ?? '' }));
+}
+
+/**
+ * Whether a host on the bridge answers for `address` now: the kernel's ARP entry is dropped, a datagram
+ * to the discard port makes it ask again, and a live host answers within milliseconds. The ARP table
+ * alone remembers hosts that are gone for minutes.
+ */
+export async function answersOnBridge(bridge: string, address: string, timeoutMs = 500): Promise<boolean> {
+  ipNeighbourFlush(address, bridge);
+  await sendDatagram(Buffer.from('thin-lxc: is this address in use?\n'), address, 9);
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (neighbourAddresses(bridge).some((use) => use.address === address)) return true;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return false;
+}
+
+/** The kernel's random bytes, read directly: loading node:crypto for three bytes costs create ~5 ms. */
+function urandom(size: number): Uint8Array {
+  const bytes = new Uint8Array(size);
+  const fd = openSync('/dev/urandom', 'r');
+  try {
+    readSync(fd, bytes);
+  } finally {
+    closeSync(fd);
+  }
+  return bytes;
+}
+
+/** 00:16:3e is the prefix LXC itself uses for the addresses it makes up. */
+export function randomMac(random: (size: number) => Uint8Array = urandom): string {
+  const bytes = [...random(3)].map((byte) => byte.toString(16).padStart(2, '0'));
+  return ['00', '16', '3e', ...bytes].join(':');
+}
+
+/** A new address for each network index, none of them in `taken`. */
+export function assignMacs(indexes: readonly number[], taken: ReadonlySet<string>, random?: (size: number) => Uint8Array): Record<string, string> {
+  const used = new Set(taken);
+  const assigned: Record<string, string> = {};
+  for (const index of indexes) {
+    let mac = randomMac(random);
+    for (let attempt = 0; used.has(mac) && attempt < 100; attempt++) mac = randomMac(random);
+    used.add(mac);
+    assigned[String(index)] = mac;
+  }
+  return assigned;
+}

@@ -1,0 +1,58 @@
+// The host-wide lock: held across processes, released by the kernel when its holder dies, never taken over.
+import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { lockPath, withLock } from '../../../src/core/lock.js';
+import { skipUnless } from '../../helpers/skip.js';
+
+const name = `unit-${process.pid}`;
+const runnable = skipUnless(test, 'lock tests', process.getuid?.() === 0, 'needs root to write /run/thin-lxc');
+
+/** Another process holding the lock, as flock(1) holds it for a command. */
+async function holder(): Promise<{ pid: number; kill: () => Promise<void> }> {
+  withLock(name, () => undefined); // makes the file
+  const child = spawn('flock', ['--exclusive', '--close', lockPath(name), 'sleep', '30'], { stdio: 'ignore' });
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  // flock holds it once it has started sleep: wait (bounded) until a try of ours fails.
+  for (let attempt = 0; attempt < 100; attempt++) {
+    try {
+      withLock(name, () => undefined, 1);
+    } catch {
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return { pid: child.pid!, kill: async () => void (child.kill('SIGKILL'), await exited) };
+}
+
+if (runnable) {
+  test.after(() => rmSync(lockPath(name), { force: true }));
+
+  test('a held lock makes others wait, and the timeout names the holder', async () => {
+    const held = await holder();
+    try {
+      const started = Date.now();
+      assert.throws(() => withLock(name, () => 'taken', 300), new RegExp(`timed out after 0.3 s waiting for ${lockPath(name)}, held by `));
+      assert.ok(Date.now() - started >= 250, 'it waited');
+    } finally {
+      await held.kill();
+    }
+  });
+
+  test('the kernel releases the lock when its holder is killed: the next one takes it at once', async () => {
+    const held = await holder();
+    await held.kill();
+    const started = Date.now();
+    assert.is(withLock(name, () => 'taken', 2_000), 'taken');
+    assert.ok(Date.now() - started < 1_000, 'no waiting for a dead holder, whatever its pid');
+  });
+
+  test('the lock is released when work throws, and work runs once', () => {
+    let runs = 0;
+    assert.throws(() => withLock(name, () => { runs++; throw new Error('boom'); }), /boom/);
+    assert.is(withLock(name, () => ++runs, 100), 2);
+  });
+}
+
+test.run();

@@ -1,0 +1,90 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { UserError } from '../../../src/core/errors.js';
+import {
+  formatPublish,
+  parseMount,
+  parsePublish,
+  splitList,
+  validateIPv4,
+  validateName,
+  validatePlainPath,
+} from '../../../src/core/validate.js';
+
+function userErrorOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (error) {
+    assert.instance(error, UserError);
+    return (error as Error).message;
+  }
+  throw new Error('expected a UserError');
+}
+
+test('names: ordinary container names pass', () => {
+  for (const name of ['web1', 'myContainer', 'base_CN', 'a', 'app.v2', 'x'.repeat(63)]) assert.is(validateName(name, 'name'), name);
+});
+
+test('names: anything that could break a config line, a path or a hostname is refused', () => {
+  for (const name of ['', ' ', 'a b', 'a/b', '..', 'a..b', '-x', '.x', 'a\nlxc.hook.start = /bin/sh', 'tab\tx', 'x'.repeat(64), 'é']) {
+    assert.ok(userErrorOf(() => validateName(name, 'name')).startsWith('name '), name);
+  }
+});
+
+test('names: the message shows the bad value escaped and how to fix it', () => {
+  assert.is(
+    userErrorOf(() => validateName('a\nb', 'name')),
+    `name "a\\nb" is not allowed: use 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit`,
+  );
+  assert.is(userErrorOf(() => validateName('', 'id')).split(':')[0], 'id is empty');
+});
+
+test('IPv4 addresses', () => {
+  assert.is(validateIPv4('10.0.3.67'), '10.0.3.67');
+  for (const bad of ['10.0.3', '10.0.3.256', '010.0.3.1', '10.0.3.1 ', 'a.b.c.d', '10.0.3.1\n']) {
+    assert.is(userErrorOf(() => validateIPv4(bad)), `ip ${JSON.stringify(bad)} is not an IPv4 address: write it like 10.0.3.67`);
+  }
+});
+
+test('publish: the forms an LXC user writes', () => {
+  assert.is(formatPublish(parsePublish('3000:3010')), '3000:3010/tcp');
+  assert.is(formatPublish(parsePublish('127.0.0.1:8080:80')), '127.0.0.1:8080:80/tcp');
+  assert.is(formatPublish(parsePublish('5000-5002:6000-6002/udp')), '5000-5002:6000-6002/udp');
+});
+
+test('publish: bad ports are refused with the reason', () => {
+  assert.match(userErrorOf(() => parsePublish('0:80')), '"0" is not a port');
+  assert.match(userErrorOf(() => parsePublish('65536:80')), '"65536" is not a port');
+  assert.match(userErrorOf(() => parsePublish('http:80')), 'is not a port');
+  assert.match(userErrorOf(() => parsePublish('90-80:90-80')), 'is reversed');
+  assert.match(userErrorOf(() => parsePublish('80-81:80-82')), 'ranges of different lengths');
+  assert.match(userErrorOf(() => parsePublish('80')), 'is malformed');
+  assert.match(userErrorOf(() => parsePublish('80:80/sctp')), 'is malformed');
+});
+
+test('mounts: relative host paths resolve from the current directory', () => {
+  assert.equal(parseMount('app/myApp/log:/log', '/home/u'), { host: '/home/u/app/myApp/log', container: '/log', readOnly: false });
+  assert.equal(parseMount('/srv/a b:/app:ro', '/'), { host: '/srv/a b', container: '/app', readOnly: true });
+});
+
+test('mounts: malformed specs are refused', () => {
+  assert.match(userErrorOf(() => parseMount('/a', '/')), 'is malformed');
+  assert.match(userErrorOf(() => parseMount(':/a', '/')), 'has an empty side');
+  assert.match(userErrorOf(() => parseMount('/a:rel', '/')), 'must be absolute');
+  assert.match(userErrorOf(() => parseMount('/a:/b:rw', '/')), 'is malformed');
+  assert.match(userErrorOf(() => parseMount('/a\n:/b', '/')), 'control character');
+});
+
+test('plain paths: what LXC hook lines and overlay options can carry', () => {
+  assert.is(validatePlainPath('/containers', 'root', 'fix'), '/containers');
+  for (const bad of ['/a b', '/a,b', '/a:b', "/a'b", '/a;b', '/a/../b', 'relative', '/a\nb']) {
+    assert.match(userErrorOf(() => validatePlainPath(bad, 'root', 'pick another')), ': pick another');
+  }
+});
+
+test('lists are repeatable and comma-separated', () => {
+  assert.equal(splitList(['80:80,443:443', '53:53/udp']), ['80:80', '443:443', '53:53/udp']);
+  assert.equal(splitList(undefined), []);
+});
+
+test.run();

@@ -1,0 +1,44 @@
+// What a hook reads from LXC, and whether LXC runs it for its own container or for a copy.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { copyRefusal, isOwnRun, parseHookContext } from '../../../src/lxc/hooks.js';
+
+const env = { LXC_HOOK_VERSION: '1', LXC_HOOK_TYPE: 'pre-mount', LXC_NAME: 'web1', LXC_CONFIG_FILE: '/var/lib/lxc/web1/config', LXC_ROOTFS_PATH: '/c/w1/image/rootfs', LXC_PID: '4242' };
+
+test("reads LXC's hook environment and the container directory argument", () => {
+  assert.equal(parseHookContext(env, ['/c/w1'], 'pre-mount', 'thin-lxc-mount.js'), {
+    type: 'pre-mount',
+    name: 'web1',
+    configFile: '/var/lib/lxc/web1/config',
+    rootfsPath: '/c/w1/image/rootfs',
+    generation: '4242',
+    containerDir: '/c/w1',
+  });
+});
+
+test('a hook runs for its own container from its registration or its own config, not for a copy under another name or config', () => {
+  const own = { name: 'web1', lxcpath: '/var/lib/lxc', imageConfig: '/c/w1/image/config' };
+  const context = (name: string, configFile: string) => parseHookContext({ ...env, LXC_NAME: name, LXC_CONFIG_FILE: configFile }, ['/c/w1'], 'pre-mount', 'm.js');
+  assert.ok(isOwnRun(context('web1', '/var/lib/lxc/web1/config'), own), 'lxc-start -n web1');
+  assert.ok(isOwnRun(context('web1', '/c/w1/image/config'), own), 'lxc-start -n web1 -f /c/w1/image/config');
+  assert.not.ok(isOwnRun(context('copy', '/var/lib/lxc/copy/config'), own), 'lxc-copy -N copy');
+  assert.not.ok(isOwnRun(context('web1', '/srv/lxc/web1/config'), own), 'lxc-copy -N web1 -p /srv/lxc');
+  assert.not.ok(isOwnRun(context('snap0', '/var/lib/lxc/web1/snaps/snap0/config'), own), 'lxc-snapshot');
+  assert.is(
+    copyRefusal('copy', 'web1'),
+    `"copy" is a copy of thin container web1 made with LXC's own tools (lxc-copy, lxc-snapshot), which cannot copy a thin container (its files are a union that only its own start mounts): make a copy with thin-lxc create copy --base web1`,
+  );
+});
+
+test('lxc.hook.destroy runs without LXC_HOOK_VERSION; that is accepted', () => {
+  const { LXC_HOOK_VERSION: _unset, ...destroyEnv } = { ...env, LXC_HOOK_TYPE: 'destroy' };
+  assert.is(parseHookContext(destroyEnv, ['/c/w1'], 'destroy', 'd.js').containerDir, '/c/w1');
+});
+
+test('refuses the wrong hook type, old-style hooks and a missing argument', () => {
+  assert.throws(() => parseHookContext({ ...env, LXC_HOOK_TYPE: 'mount' }, ['/c'], 'pre-mount', 'm.js'), /m.js is a pre-mount hook, not mount: use it as lxc.hook.pre-mount/);
+  assert.throws(() => parseHookContext({ ...env, LXC_HOOK_VERSION: '0' }, ['/c'], 'pre-mount', 'm.js'), /needs lxc.hook.version = 1/);
+  assert.throws(() => parseHookContext(env, [], 'pre-mount', 'm.js'), /takes one argument/);
+});
+
+test.run();

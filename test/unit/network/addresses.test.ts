@@ -1,0 +1,53 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { assignMacs, checkAddress, nextFreeAddress, randomMac } from '../../../src/network/addresses.js';
+import { type Bridge } from '../../../src/network/bridge.js';
+import { formatSubnet, subnetOf, toAddress, toNumber } from '../../../src/network/ipv4.js';
+
+const lxcbr0: Bridge = { name: 'lxcbr0', gateway: '10.0.3.1', subnet: subnetOf('10.0.3.1', 24) };
+const message = (fn: () => unknown) => {
+  try {
+    fn();
+  } catch (error) {
+    return (error as Error).message;
+  }
+  return 'no error';
+};
+
+test('IPv4 arithmetic', () => {
+  assert.is(toAddress(toNumber('10.0.3.67')), '10.0.3.67');
+  assert.is(formatSubnet(subnetOf('192.168.77.9', 20)), '192.168.64.0/20');
+  assert.is(toNumber('255.255.255.255'), 2 ** 32 - 1);
+});
+
+test('a requested address is checked against the subnet, its special addresses and the ones in use', () => {
+  assert.is(checkAddress('10.0.3.67', lxcbr0, []), '10.0.3.67');
+  assert.is(message(() => checkAddress('10.0.4.2', lxcbr0, [])), "ip 10.0.4.2 is outside lxcbr0's subnet 10.0.3.0/24: choose one inside it, or leave --ip out");
+  assert.is(message(() => checkAddress('10.0.3.0', lxcbr0, [])), 'ip 10.0.3.0 is the network address of 10.0.3.0/24: choose another, or leave --ip out');
+  assert.is(message(() => checkAddress('10.0.3.255', lxcbr0, [])), 'ip 10.0.3.255 is the broadcast address of 10.0.3.0/24: choose another, or leave --ip out');
+  assert.is(message(() => checkAddress('10.0.3.1', lxcbr0, [])), "ip 10.0.3.1 is the gateway (lxcbr0's own address) of 10.0.3.0/24: choose another, or leave --ip out");
+  assert.is(
+    message(() => checkAddress('10.0.3.9', lxcbr0, [{ address: '10.0.3.9', holder: 'running container db' }])),
+    'ip 10.0.3.9 is already used by running container db: choose another, or leave --ip out',
+  );
+});
+
+test('automatic addresses count down from the top of the subnet, skipping the ones in use', () => {
+  assert.is(nextFreeAddress(lxcbr0, []), '10.0.3.254');
+  assert.is(nextFreeAddress(lxcbr0, [{ address: '10.0.3.254', holder: 'x' }, { address: '10.0.3.253', holder: 'y' }]), '10.0.3.252');
+});
+
+test('a full subnet says so', () => {
+  const tiny: Bridge = { name: 'br9', gateway: '10.9.0.1', subnet: subnetOf('10.9.0.1', 30) };
+  assert.is(nextFreeAddress(tiny, []), '10.9.0.2');
+  assert.is(message(() => nextFreeAddress(tiny, [{ address: '10.9.0.2', holder: 'x' }])), "no free address left in br9's subnet 10.9.0.0/30: destroy a thin container or widen the subnet");
+});
+
+test("MAC addresses use LXC's prefix and avoid the ones taken", () => {
+  assert.is(randomMac(() => Uint8Array.of(1, 171, 255)), '00:16:3e:01:ab:ff');
+  const values = [1, 1, 2, 3];
+  const sequence = () => Uint8Array.of(0, 0, values.shift() ?? 9);
+  assert.equal(assignMacs([0, 1], new Set(['00:16:3e:00:00:01']), sequence), { 0: '00:16:3e:00:00:02', 1: '00:16:3e:00:00:03' });
+});
+
+test.run();

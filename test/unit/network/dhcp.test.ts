@@ -1,0 +1,18 @@
+// The DHCPRELEASE thin-lxc sends dnsmasq to end a lease, byte by byte (RFC 2131).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { dhcpReleasePacket } from '../../../src/network/dhcp.js';
+
+test('a DHCPRELEASE from the MAC for the address, to the server, with nothing else in it', () => {
+  const packet = dhcpReleasePacket('10.0.3.67', '00:16:3e:0a:0b:0c', '10.0.3.1', 0x01020304);
+  assert.is(packet.length, 300);
+  assert.equal([...packet.subarray(0, 4)], [1, 1, 6, 0], 'BOOTREQUEST, Ethernet, 6-byte address, no hops');
+  assert.is(packet.readUInt32BE(4), 0x01020304, 'transaction id');
+  assert.equal([...packet.subarray(12, 16)], [10, 0, 3, 67], 'ciaddr: the address given up');
+  assert.equal([...packet.subarray(16, 28)], new Array(12).fill(0), 'no yiaddr, siaddr or giaddr');
+  assert.equal([...packet.subarray(28, 34)], [0x00, 0x16, 0x3e, 0x0a, 0x0b, 0x0c], 'chaddr');
+  assert.is(packet.readUInt32BE(236), 0x63825363, 'magic cookie');
+  assert.equal([...packet.subarray(240, 250)], [53, 1, 7, 54, 4, 10, 0, 3, 1, 255], 'DHCPRELEASE, server identifier, end');
+});
+
+test.run();
