@@ -1,5 +1,5 @@
 // The base a thin container stacks on: its config lines, which of them a thin container keeps, and the
-// read-only layers its lowest layer is made of.
+// read-only layers it is made of (one directory, or a snapshot's or thin container's whole stack).
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { UserError } from '../core/errors.js';

@@ -2,7 +2,7 @@
 // keeps thin-lxc's record of whose forwarding is installed and by which start.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type ThinState } from '../container/state.js';
+import type { ThinState } from '../container/state.js';
 import { iptablesRestore, iptablesSave, tryIptablesRestore } from '../core/commands.js';
 import { LOCK_DIR, withLock } from '../core/lock.js';
 import { parsePublish } from '../core/validate.js';
@@ -102,9 +102,15 @@ function setSysctl(path: string, value: string): void {
   if (readFileSync(path, 'utf8').trim() !== value) writeFileSync(path, value);
 }
 
+/*
+ * The record: one file per container tag in /run/thin-lxc/forwarding, holding the start that installed it, on
+ * tmpfs like the rules themselves, so both are gone after a reboot. Written only under the iptables lock. The
+ * rules stay the truth: the record only decides whether a start or stop may try the quick way, whose scripts
+ * check the rules themselves (see quickInstallScript), and whether a stop belongs to the start that installed them.
+ */
 const RECORD_DIR = join(LOCK_DIR, 'forwarding');
 
-export function recordedTags(): string[] {
+function recordedTags(): string[] {
   try {
     return readdirSync(RECORD_DIR);
   } catch {
@@ -124,17 +130,17 @@ export function recordedGeneration(tag: string): string | null {
   }
 }
 
-export function recordInstalled(tag: string, generation: string): void {
+function recordInstalled(tag: string, generation: string): void {
   mkdirSync(RECORD_DIR, { recursive: true, mode: 0o700 });
   writeFileSync(join(RECORD_DIR, tag), generation === '' ? '' : `${generation}\n`);
 }
 
-export function recordRemoved(tag: string): void {
+function recordRemoved(tag: string): void {
   rmSync(join(RECORD_DIR, tag), { force: true });
 }
 
 /** After a reconcile from iptables-save: exactly these tags are recorded; the ones already there keep their start. */
-export function recordExactly(tags: readonly string[]): void {
+function recordExactly(tags: readonly string[]): void {
   const keep = new Set(tags);
   const recorded = new Set(recordedTags());
   for (const tag of recorded) if (!keep.has(tag)) recordRemoved(tag);

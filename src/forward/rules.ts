@@ -1,5 +1,6 @@
 // Port forwarding as data: the iptables rules of one thin container, and the iptables-restore script that
 // installs or removes them while keeping every other container's rules as they are.
+import { createHash } from 'node:crypto';
 import type { Publish } from '../core/validate.js';
 
 /**
@@ -34,14 +35,9 @@ export interface ForwardTarget {
   publish: readonly Publish[];
 }
 
-/**
- * FNV-1a, 32 bits: a stable short name for a container directory. Not node:crypto, whose loading alone
- * costs a hook ~9 ms; these names need no secrecy, and create checks them for clashes.
- */
+/** A stable short name for a container directory; create checks it for clashes. */
 function shortHash(text: string): string {
-  let hash = 0x811c9dc5;
-  for (const byte of Buffer.from(text)) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
-  return hash.toString(16).padStart(8, '0');
+  return createHash('sha256').update(text).digest('hex').slice(0, 8);
 }
 
 /**

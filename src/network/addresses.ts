@@ -1,7 +1,8 @@
 // A thin container's addresses on the bridge: a MAC for each network device, and a static IPv4 address that
 // is free, checked or chosen from what the host shows (other thin containers, dnsmasq's reservations and
 // leases, the ARP table, and LXC when needed), and claimed from a host that is gone.
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { ThinContainer } from '../container/containers.js';
 import { ipNeighbourFlush } from '../core/commands.js';
 import { UserError } from '../core/errors.js';
@@ -153,20 +154,9 @@ export async function answersOnBridge(bridge: string, address: string, timeoutMs
   return false;
 }
 
-/** The kernel's random bytes, read directly: loading node:crypto for three bytes costs create ~5 ms. */
-function urandom(size: number): Uint8Array {
-  const bytes = new Uint8Array(size);
-  const fd = openSync('/dev/urandom', 'r');
-  try {
-    readSync(fd, bytes);
-  } finally {
-    closeSync(fd);
-  }
-  return bytes;
-}
 
 /** 00:16:3e is the prefix LXC itself uses for the addresses it makes up. */
-export function randomMac(random: (size: number) => Uint8Array = urandom): string {
+export function randomMac(random: (size: number) => Uint8Array = randomBytes): string {
   const bytes = [...random(3)].map((byte) => byte.toString(16).padStart(2, '0'));
   return ['00', '16', '3e', ...bytes].join(':');
 }
