@@ -106,12 +106,6 @@ export function flockWait(fd: number, seconds: string, timedOutExitCode: number)
 
 // --- Network ------------------------------------------------------------------------------------------
 
-/** ip -4 -j addr: a device's IPv4 addresses as JSON. */
-export function ipAddresses(device: string): { local?: string; prefixlen?: number }[] {
-  const parsed = JSON.parse(run('ip', ['-4', '-j', 'addr', 'show', 'dev', device]).stdout) as { addr_info?: { local?: string; prefixlen?: number }[] }[];
-  return parsed[0]?.addr_info ?? [];
-}
-
 /** ip neigh flush: forgets what the kernel knows of an address's link-layer address (permanent entries stay). */
 export function ipNeighbourFlush(address: string, device: string): void {
   run('ip', ['neigh', 'flush', 'to', address, 'dev', device], { allowFailure: true });

@@ -4,7 +4,9 @@
 import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
+import { readBridge } from '../../src/network/bridge.js';
 import { HOSTS_DIR } from '../../src/network/dhcp.js';
+import { formatSubnet, subnetOf } from '../../src/network/ipv4.js';
 import { attach, containerSuite, must, removeLxcContainer, sh, startContainer, tagOf, thinLxc, uniqueName } from '../helpers/host.js';
 import { containerAddresses, giveSocat, makeNamespace, request, rulesLeftAfterStop, rulesOf, startServers, waitForLease, type Namespace } from '../helpers/net.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -49,6 +51,14 @@ if (runnable) {
       await waitForLease('lxcbr0', made.mac, 20_000);
       await startServers(made.name);
     }
+  });
+
+  net("the bridge as thin-lxc reads it from /proc is what ip reports", async () => {
+    const shown = JSON.parse(await must('ip', ['-4', '-j', 'addr', 'show', 'dev', 'lxcbr0'])) as { addr_info: { local: string; prefixlen: number }[] }[];
+    const first = shown[0]!.addr_info[0]!;
+    const bridge = readBridge('lxcbr0');
+    assert.is(bridge.gateway, first.local);
+    assert.is(formatSubnet(bridge.subnet), formatSubnet(subnetOf(first.local, first.prefixlen)));
   });
 
   net('two creates at once get distinct automatic addresses, reserved in dnsmasq, freed by destroy; taken ones are refused', async () => {
