@@ -215,7 +215,7 @@ function parseFs(value: string | undefined): UnionFs {
  * Builds the container in a dot directory inside the root and renames it into place, then registers
  * it with LXC; whatever fails, nothing half-made is left behind.
  */
-export function applyCreate(plan: CreatePlan, settings: Settings): void {
+function applyCreate(plan: CreatePlan, settings: Settings): void {
   prepareRoot(settings.root);
   const { state, paths } = plan;
   const staging = join(settings.root, inProgressName('creating', state.id));

@@ -108,7 +108,7 @@ export function formatShow(v: ContainerView): string {
   return rows.map(([key, value]) => `${`${key}:`.padEnd(13)}${value}`).join('\n');
 }
 
-export function formatBytes(bytes: number | null): string {
+function formatBytes(bytes: number | null): string {
   if (bytes === null) return '-';
   const units = ['B', 'K', 'M', 'G', 'T'];
   let value = bytes;

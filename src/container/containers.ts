@@ -106,7 +106,7 @@ export function findContainer(root: string, idOrName: string, lxcpath?: string):
 }
 
 /** The thin container LXC's registration `lxcpath/name/config` includes (`lxc.include = DIR/image/config`), if it is one. */
-export function registeredContainer(lxcpath: string, name: string): ThinContainer | undefined {
+function registeredContainer(lxcpath: string, name: string): ThinContainer | undefined {
   let text: string;
   try {
     text = readFileSync(join(lxcpath, name, 'config'), 'utf8');

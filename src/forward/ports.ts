@@ -38,7 +38,7 @@ function addressFromProc(hex: string): string {
   return groups.join(':').replace(/(^|:)0(:0)+(:|$)/, '::');
 }
 
-export function hostListeners(): Listener[] {
+function hostListeners(): Listener[] {
   const read = (file: string) => {
     try {
       return readFileSync(`/proc/net/${file}`, 'utf8');
@@ -67,7 +67,7 @@ export function takesFrom(publish: Publish, listener: Listener): boolean {
 }
 
 /** The processes holding these sockets, as "sshd (pid 612)": one pass over /proc/PID/fd. */
-export function socketOwners(inodes: ReadonlySet<string>): Map<string, string> {
+function socketOwners(inodes: ReadonlySet<string>): Map<string, string> {
   const owners = new Map<string, string>();
   for (const pid of readdirSync('/proc').filter((entry) => /^\d+$/.test(entry))) {
     let fds: string[];

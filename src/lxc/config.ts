@@ -60,7 +60,7 @@ export interface MountEntry {
 }
 
 /** LXC reads mount entries like fstab lines: white space and backslashes are written as octal escapes. */
-export function fstabEscape(path: string): string {
+function fstabEscape(path: string): string {
   return path.replace(/[\\ \t]/g, (char) => `\\${char.charCodeAt(0).toString(8).padStart(3, '0')}`);
 }
 

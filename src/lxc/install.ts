@@ -81,7 +81,7 @@ const ENV = '/usr/bin/env';
  * LXC runs a hook line through sh with a sparse environment, so it names env, the node binary and the
  * hook by absolute path, and every word is a plain path that needs no quoting.
  */
-export function hookCommand(hook: HookName, containerDir: string): string {
+function hookCommand(hook: HookName, containerDir: string): string {
   const node = validatePlainPath(process.execPath, 'node binary', 'install node under a plain path such as /usr/bin/node');
   const file = validatePlainPath(hookFile(hook), 'thin-lxc hook', 'install thin-lxc under a plain path such as /opt/thin-lxc');
   if (!existsSync(file)) throw new UserError(`hook ${file} is missing: build thin-lxc with npm run build`);

@@ -17,7 +17,7 @@ export function lxcStatusLookup(): (lxcpath: string, name: string) => LxcStatus 
 }
 
 /** What `lxc-start -n NAME` reads: a config that includes the thin container's own. */
-export function registrationText(id: string, imageConfig: string): string {
+function registrationText(id: string, imageConfig: string): string {
   return [
     `# Registered by thin-lxc so that plain LXC tools find thin container ${id}.`,
     '# Remove it with thin-lxc destroy or lxc-destroy; both remove the container too.',
@@ -42,7 +42,7 @@ export function register(lxcpath: string, name: string, id: string, imageConfig:
 }
 
 /** True when `lxcpath/name` is thin-lxc's registration of this very container, and nobody else's. */
-export function isOurRegistration(lxcpath: string, name: string, imageConfig: string): boolean {
+function isOurRegistration(lxcpath: string, name: string, imageConfig: string): boolean {
   try {
     const text = readFileSync(join(registrationDir(lxcpath, name), 'config'), 'utf8');
     return text.split('\n').some((line) => line.trim() === `lxc.include = ${imageConfig}`);

@@ -123,7 +123,7 @@ export async function claimAddress(bridge: Bridge, address: string, lxcpath: str
 }
 
 /** Addresses the host has recently talked to on the bridge (its ARP table): live, whoever configured them. */
-export function neighbourAddresses(bridge: string): (AddressUse & { mac: string })[] {
+function neighbourAddresses(bridge: string): (AddressUse & { mac: string })[] {
   let text: string;
   try {
     text = readFileSync('/proc/net/arp', 'utf8');
@@ -143,7 +143,7 @@ export function neighbourAddresses(bridge: string): (AddressUse & { mac: string 
  * to the discard port makes it ask again, and a live host answers within milliseconds. The ARP table
  * alone remembers hosts that are gone for minutes.
  */
-export async function answersOnBridge(bridge: string, address: string, timeoutMs = 500): Promise<boolean> {
+async function answersOnBridge(bridge: string, address: string, timeoutMs = 500): Promise<boolean> {
   ipNeighbourFlush(address, bridge);
   await sendDatagram(Buffer.from('thin-lxc: is this address in use?\n'), address, 9);
   const deadline = Date.now() + timeoutMs;

@@ -16,7 +16,7 @@ export interface Holding {
 export const HOSTS_DIR = '/var/lib/thin-lxc/dhcp-hosts';
 export const DNSMASQ_PID_FILE = '/run/lxc/dnsmasq.pid';
 
-export function reservationLine(mac: string, address: string): string {
+function reservationLine(mac: string, address: string): string {
   return `${mac},${address}\n`;
 }
 
