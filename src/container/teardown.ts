@@ -1,5 +1,6 @@
 // Removing a thin container from the host, and finishing removals and creates that a killed process left
-// half done. Shared by thin-lxc destroy, lxc-destroy's hook and every command that lists a root.
+// half done. Shared by thin-lxc destroy, lxc-destroy's hook and create (list and the other read commands
+// leave leftovers to them).
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { UserError } from '../core/errors.js';
