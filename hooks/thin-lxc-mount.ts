@@ -2,10 +2,21 @@
 // Mounts a thin container's union rootfs inside the container's own mount namespace, at every start:
 //   lxc.hook.pre-mount = /usr/bin/env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-mount.js /containers/ID
 // A copy made with lxc-copy or lxc-snapshot carries this line too; for it the start is refused, saying why.
+// A --tmpfs container's write layer is a tmpfs mounted here too, so it is empty at every start and goes with the namespace.
+import { writeFileSync } from 'node:fs';
 import { ownContainer, runHook } from '../src/lxc/hooks.js';
-import { mountUnion } from '../src/union/mount.js';
+import { memoryLayer, mountUnion } from '../src/union/mount.js';
 
 runHook('pre-mount', import.meta.url, (run) => {
   const { state, paths } = ownContainer(run);
-  mountUnion({ fs: state.fs, layers: state.layers, upper: paths.wlayer, work: paths.work, target: paths.rootfs });
+  // An ephemeral container that is not running but has this was not stopped cleanly: the next thin-lxc command removes it.
+  if (state.ephemeral) writeFileSync(paths.started, `${run.context.generation}\n`);
+  const target = paths.rootfs;
+  if (state.tmpfs === null) {
+    mountUnion({ fs: state.fs, layers: state.layers, upper: paths.wlayer, work: paths.work, target });
+  } else {
+    // The write layer on disk holds the container's identity (hostname, hosts): read-only under the tmpfs.
+    const memory = memoryLayer(paths.memory, state.tmpfs);
+    mountUnion({ fs: state.fs, layers: [paths.wlayer, ...state.layers], upper: memory.upper, work: memory.work, target });
+  }
 });

@@ -62,40 +62,94 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
     .addOption(new Option('--fs <fs>', 'union filesystem').choices(['overlay', 'aufs']).default('overlay'))
     .option('--autostart', 'start it with the host (lxc.start.auto = 1, run by lxc-autostart at boot)')
     .option('--template <file>', 'render the LXC config from this Handlebars template (see thin-lxc template)')
+    .option('--ephemeral', 'destroy it, with its registration and address, once it stops (like docker run --rm)')
+    .option('--tmpfs [size]', 'keep the write layer in memory, empty at every start: --tmpfs or --tmpfs=512M (default 50% of RAM)')
+    .option('--memory <size>', 'memory limit, e.g. 512M or 2G')
+    .option('--cpus <n>', 'CPU limit in CPUs, e.g. 1.5')
     .option('--force', 'publish host ports even where a host process listens on them')
-    .option('--dry-run', 'print the config, mounts and rules it would make, and change nothing')
+    .option('--replace', 'if a container of this name exists with another spec, destroy it and create this one')
+    .option('--dry-run', 'print the config, mounts and rules it would make, and change nothing (check mode)')
+    .option('--json', 'report as JSON, with changed: true|false')
     .action(async (positional: string | undefined, options: Record<string, string | string[] | boolean | undefined>, command: Command) => {
       requireRoot();
       const name = positional ?? (options.name as string | undefined);
       if (name === undefined) throw new UserError('create needs a name: thin-lxc create NAME --base BASE');
       const started = performance.now();
-      const { createContainer, planCreate, describePlan } = await import('../commands/create.js');
+      const { createContainer, createSpec, existingOutcome, planCreate, describePlan } = await import('../commands/create.js');
+      const { summaryOf } = await import('../commands/list.js');
       const request = { ...options, name } as Parameters<typeof createContainer>[0];
+      const settings = settingsOf(command);
       if (options.dryRun) {
-        out(describePlan(planCreate(request, settingsOf(command), cwd)));
-        return;
+        const spec = createSpec(request, settings, cwd);
+        const existing = existingOutcome(spec, request, settings);
+        if (existing) {
+          const action = existing.replace ? 'replace' : 'unchanged';
+          if (options.json) return out(JSON.stringify({ changed: existing.replace, action, ...summaryOf(existing.state) }, null, 2));
+          return out(existing.replace ? `Would destroy thin container ${name} and create it anew with this spec.` : `Thin container ${name} is unchanged: it has this spec.`);
+        }
+        const plan = planCreate(request, settings, cwd, spec);
+        if (options.json) return out(JSON.stringify({ changed: true, action: 'create', ...summaryOf(plan.state), config: plan.config }, null, 2));
+        return out(describePlan(plan));
       }
-      const plan = await createContainer(request, settingsOf(command), cwd);
-      for (const warning of plan.warnings) writeErr(`thin-lxc: warning: ${warning}\n`);
+      const outcome = await createContainer(request, settings, cwd);
+      if (outcome.changed) for (const warning of outcome.plan.warnings) writeErr(`thin-lxc: warning: ${warning}\n`);
+      if (options.json) return out(JSON.stringify({ changed: outcome.changed, action: outcome.action, ...summaryOf(outcome.state) }, null, 2));
+      const { state } = outcome;
+      if (!outcome.changed) return out(`Thin container ${state.name} is unchanged: it exists with this spec.`);
       const ms = Math.round(performance.now() - started);
       out(
-        `Created thin container ${plan.state.name} (id ${plan.state.id}) from ${plan.state.baseName} in ${ms} ms` +
-          (plan.state.ip ? `, address ${plan.state.ip}` : '') +
-          (plan.state.publish.length > 0 ? `, ports ${plan.state.publish.join(', ')}` : '') +
+        `${outcome.action === 'replaced' ? 'Replaced' : 'Created'} thin container ${state.name} (id ${state.id}) from ${state.baseName} in ${ms} ms` +
+          (state.ip ? `, address ${state.ip}` : '') +
+          (state.publish.length > 0 ? `, ports ${state.publish.join(', ')}` : '') +
+          (state.ephemeral ? ', ephemeral (destroyed when it stops)' : '') +
           '.\n' +
-          `Start it with: lxc-start -n ${plan.state.name} -d`,
+          `Start it with: lxc-start -n ${state.name} -d`,
       );
+    });
+
+  program
+    .command('update')
+    .description('change a thin container: ports (at once, even running), bind mounts, autostart and limits (from its next start)')
+    .argument('<id-or-name>')
+    .option('-p, --publish <spec...>', 'publish more host ports: [HOST_IP:]HOST_PORT[-END]:PORT[-END][/tcp|/udp]')
+    .option('--unpublish <spec...>', 'stop publishing these: a published spec or its host port (8080, 53/udp)')
+    .option('-m, --mount <spec...>', 'bind-mount more host paths: HOST:CONTAINER[:ro]')
+    .option('--unmount <path...>', 'remove these bind mounts: the container path, or HOST:CONTAINER')
+    .option('--autostart', 'start it with the host')
+    .option('--no-autostart', 'do not start it with the host')
+    .option('--memory <size>', 'memory limit, e.g. 512M, or none')
+    .option('--cpus <n>', 'CPU limit in CPUs, e.g. 1.5, or none')
+    .option('--force', 'publish host ports even where a host process listens on them')
+    .option('--dry-run', 'say what would change, and change nothing (check mode)')
+    .option('--json', 'report as JSON, with changed: true|false')
+    .action(async (target: string, options: Record<string, string[] | string | boolean | undefined>, command: Command) => {
+      requireRoot();
+      const { planUpdate, applyUpdate, formatUpdate } = await import('../commands/update.js');
+      const { summaryOf } = await import('../commands/list.js');
+      const settings = settingsOf(command);
+      // commander sets autostart to true by default once --no-autostart is declared: only an explicit flag switches it.
+      const autostartSource = command.getOptionValueSource('autostart');
+      const request = { ...options, autostart: autostartSource === 'cli' ? (options.autostart as boolean) : undefined } as Parameters<typeof planUpdate>[1];
+      const plan = planUpdate(target, request, settings, cwd);
+      if (!options.dryRun) applyUpdate(plan, settings);
+      if (options.json) {
+        return out(JSON.stringify({ changed: plan.changed, action: plan.changed ? (options.dryRun ? 'update' : 'updated') : 'unchanged', ...summaryOf(plan.after), notes: plan.notes }, null, 2));
+      }
+      out(formatUpdate(plan, options.dryRun === true));
     });
 
   program
     .command('destroy')
     .description('remove a thin container (it must be stopped, or use --force); its base is untouched')
     .argument('<id-or-name>')
-    .option('-f, --force', 'stop it first if it is running')
-    .action(async (target: string, options: { force?: boolean }, command: Command) => {
+    .option('-f, --force', 'stop it first if it is running; a container that is not there is no error')
+    .option('--dry-run', 'say what would be destroyed, and change nothing (check mode)')
+    .option('--json', 'report as JSON, with changed: true|false')
+    .action(async (target: string, options: { force?: boolean; dryRun?: boolean; json?: boolean }, command: Command) => {
       requireRoot();
       const { destroy } = await import('../commands/destroy.js');
-      out(destroy(target, options, settingsOf(command)));
+      const result = destroy(target, options, settingsOf(command));
+      out(options.json ? JSON.stringify({ changed: result.changed, action: result.changed ? (options.dryRun ? 'destroy' : 'destroyed') : 'absent', name: result.name }, null, 2) : result.message);
     });
 
   program
@@ -134,6 +188,20 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
       const { formatChanges } = await import('../container/layers.js');
       const changes = diff(target, settingsOf(command));
       out(options.json ? JSON.stringify(changes, null, 2) : formatChanges(changes) || 'No changes.');
+    });
+
+  program
+    .command('commit')
+    .description('copy a stopped thin container, as it sees its files, into a standalone LXC container (a golden image)')
+    .argument('<id-or-name>')
+    .argument('<new-base>', 'name of the new LXC container')
+    .option('--json', 'machine-readable output')
+    .action(async (target: string, newBase: string, options: { json?: boolean }, command: Command) => {
+      requireRoot();
+      const { commit } = await import('../commands/commit.js');
+      const result = commit(target, newBase, settingsOf(command), { progress: process.stderr.isTTY === true && !options.json });
+      if (options.json) return out(JSON.stringify({ changed: true, ...result }, null, 2));
+      out(`Committed ${target} to LXC container ${result.name} (${result.dir}) in ${result.ms} ms.\nBoot it with lxc-start -n ${result.name}, or stack on it: thin-lxc create NAME --base ${result.name}`);
     });
 
   program
@@ -183,6 +251,16 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
       out(reload(settingsOf(command)));
     });
 
+  // A crashed ephemeral container (its post-stop hook never ran) is gone once the next command has run.
+  program.hook('preAction', async (_program, action) => {
+    if (process.getuid?.() !== 0 || !SWEEPS_EPHEMERAL.has(action.name())) return;
+    const { sweepCrashedEphemeral } = await import('../container/teardown.js');
+    const { lxcStatusLookup } = await import('../lxc/lxcpath.js');
+    const statusOf = lxcStatusLookup();
+    const swept = sweepCrashedEphemeral(settingsOf(action).root, (lxcpath, name) => statusOf(lxcpath, name)?.state);
+    if (swept.length > 0 && debug) writeErr(`thin-lxc: removed ephemeral containers that stopped without their hook: ${swept.join(', ')}\n`);
+  });
+
   try {
     await program.parseAsync([...args], { from: 'user' });
     return 0;
@@ -196,6 +274,9 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
     return error instanceof UserError ? 2 : 1;
   }
 }
+
+/** Every command that reads or changes containers; not template, which touches no host state. */
+const SWEEPS_EPHEMERAL = new Set(['create', 'update', 'destroy', 'list', 'show', 'diff', 'commit', 'doctor', 'refresh', 'reload']);
 
 /** doctor's findings are already printed: the exit code is all that is left to say. */
 class DoctorFound extends Error {

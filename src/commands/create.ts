@@ -1,5 +1,7 @@
 // thin-lxc create: plans a thin container as plain data, then writes it in one place.
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { baseConfigLines, resolveBase, type Base } from '../container/base.js';
 import { containerPaths, listContainers, refreshStateCache, type ContainerPaths } from '../container/containers.js';
@@ -8,13 +10,26 @@ import { serializeState, type ThinState } from '../container/state.js';
 import { inProgressName, sweepLeftovers } from '../container/teardown.js';
 import { UserError } from '../core/errors.js';
 import { withLock } from '../core/lock.js';
-import { formatMount, formatPublish, parsePublish, quote, splitList, validateIPv4, validateName } from '../core/validate.js';
+import {
+  formatMount,
+  formatPublish,
+  parseMount,
+  parsePublish,
+  quote,
+  splitList,
+  validateCpus,
+  validateIPv4,
+  validateMemory,
+  validateName,
+  validateTmpfsSize,
+} from '../core/validate.js';
 import { forwardTarget } from '../forward/apply.js';
 import { checkPublishConflicts, describeClash, portClashes } from '../forward/ports.js';
 import { containerRules, vethName } from '../forward/rules.js';
 import { networkIndexes } from '../lxc/config.js';
 import { planMounts } from '../lxc/config.js';
 import { checkInstallation, thinHooks, thinLxcVersion } from '../lxc/install.js';
+import { hostCgroupVersion, limitLines } from '../lxc/limits.js';
 import { isRunning, lxcContainerExists, register, registrationDir, unregister } from '../lxc/lxcpath.js';
 import { hookView, readTemplate, renderConfig, renderDefaultConfig, type ConfigView } from '../lxc/render.js';
 import { chooseAddress, claimAddress, networkOf } from '../network/addresses.js';
@@ -23,6 +38,7 @@ import type { Bridge } from '../network/bridge.js';
 import { HOSTS_DIR, release, reserve } from '../network/dhcp.js';
 import { broadcastOf, formatSubnet, toAddress } from '../network/ipv4.js';
 import { UNION_FILESYSTEMS, requireKernelSupport, type UnionFs } from '../union/mount.js';
+import { destroy } from './destroy.js';
 import type { Settings } from './settings.js';
 
 export interface CreateRequest {
@@ -38,6 +54,90 @@ export interface CreateRequest {
   template?: string | undefined;
   /** Publish host ports even where a host process listens on them. */
   force?: boolean | undefined;
+  /** Destroyed once it stops. */
+  ephemeral?: boolean | undefined;
+  /** The write layer in memory: true for tmpfs' default size, or a size. */
+  tmpfs?: boolean | string | undefined;
+  memory?: string | undefined;
+  cpus?: string | undefined;
+  /** Replace a container of the same name whose spec differs, instead of refusing. */
+  replace?: boolean | undefined;
+}
+
+/** What the request asks for, normalised so that the same command gives the same spec. */
+export interface CreateSpec {
+  name: string;
+  id: string | null;
+  base: string;
+  fs: UnionFs;
+  ip: string | null;
+  publish: string[];
+  mounts: string[];
+  autostart: boolean;
+  ephemeral: boolean;
+  tmpfs: string | null;
+  memory: string | null;
+  cpus: string | null;
+  template: string | null;
+}
+
+/** The default tmpfs size, tmpfs' own: half the host's memory. */
+const TMPFS_DEFAULT = '50%';
+
+/** Checks every value of the request; nothing on the host is looked at but the base, the mount sources and the template. */
+export function createSpec(request: CreateRequest, settings: Settings, cwd: string): CreateSpec {
+  const name = validateName(request.name, 'name');
+  const ephemeral = request.ephemeral === true;
+  const autostart = request.autostart === true;
+  if (ephemeral && autostart) {
+    throw new UserError('--ephemeral and --autostart contradict each other (an ephemeral container is gone after its first stop): choose one');
+  }
+  return {
+    name,
+    id: request.id === undefined ? null : validateName(request.id, 'id'),
+    base: resolveBase(request.base, settings.lxcpath, cwd).dir,
+    fs: parseFs(request.fs),
+    ip: request.ip === undefined ? null : validateIPv4(request.ip),
+    publish: splitList(request.publish).map(parsePublish).map(formatPublish),
+    mounts: splitList(request.mount).map((spec) => formatMount(parseMount(spec, cwd))),
+    autostart,
+    ephemeral,
+    tmpfs: request.tmpfs === undefined || request.tmpfs === false ? null : request.tmpfs === true ? TMPFS_DEFAULT : validateTmpfsSize(request.tmpfs),
+    memory: request.memory === undefined ? null : validateMemory(request.memory),
+    cpus: request.cpus === undefined ? null : validateCpus(request.cpus, availableParallelism()),
+    template: request.template === undefined ? null : templateDigest(readTemplate(resolve(cwd, request.template))),
+  };
+}
+
+function templateDigest(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/**
+ * How an existing container differs from the spec, one phrase per field: empty when re-running the create
+ * would make the same container. What the spec leaves open (an address chosen for it) is no difference.
+ */
+export function specDifferences(spec: CreateSpec, state: ThinState): string[] {
+  const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && [...a].sort().join('\n') === [...b].sort().join('\n');
+  const show = (value: string | boolean | null | readonly string[]) =>
+    Array.isArray(value) ? value.join(',') || 'none' : value === null ? 'none' : String(value);
+  const fields: [string, unknown, unknown, boolean][] = [
+    ['id', state.id, spec.id, spec.id === null || spec.id === state.id],
+    ['base', state.base, spec.base, spec.base === state.base],
+    ['fs', state.fs, spec.fs, spec.fs === state.fs],
+    ['ip', state.ip, spec.ip, spec.ip === null || spec.ip === state.ip],
+    ['publish', state.publish, spec.publish, same(spec.publish, state.publish)],
+    ['mount', state.mounts, spec.mounts, same(spec.mounts, state.mounts)],
+    ['autostart', state.autostart, spec.autostart, spec.autostart === state.autostart],
+    ['ephemeral', state.ephemeral, spec.ephemeral, spec.ephemeral === state.ephemeral],
+    ['tmpfs', state.tmpfs, spec.tmpfs, spec.tmpfs === state.tmpfs],
+    ['memory', state.memory, spec.memory, spec.memory === state.memory],
+    ['cpus', state.cpus, spec.cpus, spec.cpus === state.cpus],
+    ['template', state.template, spec.template, spec.template === state.template],
+  ];
+  return fields
+    .filter(([, , , equal]) => !equal)
+    .map(([field, has, asked]) => `${field} is ${show(has as string)}, asked ${show(asked as string)}`);
 }
 
 export interface CreatePlan {
@@ -72,26 +172,48 @@ export function describePlan(plan: CreatePlan): string {
   ].join('\n');
 }
 
+export type CreateOutcome =
+  | { action: 'created' | 'replaced'; changed: true; state: ThinState; plan: CreatePlan }
+  | { action: 'unchanged'; changed: false; state: ThinState };
+
+/**
+ * Re-running the same create is a no-op ('unchanged'), as configuration management needs; the same name with
+ * another spec is refused, naming the differences, unless the request says to replace it.
+ */
+export function existingOutcome(spec: CreateSpec, request: CreateRequest, settings: Settings): { state: ThinState; replace: boolean } | null {
+  const existing = listContainers(settings.root).find((other) => other.state.name === spec.name);
+  if (!existing) return null;
+  const differences = specDifferences(spec, existing.state);
+  if (differences.length === 0) return { state: existing.state, replace: false };
+  if (request.replace) return { state: existing.state, replace: true };
+  throw new UserError(
+    `thin container ${spec.name} exists with another spec (${differences.join('; ')}): pass --replace to destroy and re-create it, or use thin-lxc update`,
+  );
+}
+
 /** Plans and applies under a host-wide lock, so creates running at the same time never get the same address. */
-export function createContainer(request: CreateRequest, settings: Settings, cwd: string): Promise<CreatePlan> {
+export async function createContainer(request: CreateRequest, settings: Settings, cwd: string): Promise<CreateOutcome> {
+  const spec = createSpec(request, settings, cwd);
+  const existing = existingOutcome(spec, request, settings);
+  if (existing && !existing.replace) return { action: 'unchanged', changed: false, state: existing.state };
+  if (existing) destroy(existing.state.id, { force: true }, settings);
   return withLock('create', async () => {
     sweepLeftovers(settings.root);
-    const plan = planCreate(request, settings, cwd);
+    const plan = planCreate(request, settings, cwd, spec);
     if (plan.claim) await claimAddress(plan.claim.bridge, plan.claim.address, settings.lxcpath);
     applyCreate(plan, settings);
     refreshStateCache(settings.root);
-    return plan;
+    return { action: existing ? 'replaced' : 'created', changed: true, state: plan.state, plan };
   });
 }
 
-export function planCreate(request: CreateRequest, settings: Settings, cwd: string): CreatePlan {
-  const name = validateName(request.name, 'name');
-  const id = validateName(request.id ?? name, 'id');
-  const fs = parseFs(request.fs);
-  const requestedIp = request.ip === undefined ? null : validateIPv4(request.ip);
-  const publishes = splitList(request.publish).map(parsePublish);
-  const publish = publishes.map(formatPublish);
-  const planned = planMounts(splitList(request.mount), cwd);
+export function planCreate(request: CreateRequest, settings: Settings, cwd: string, spec = createSpec(request, settings, cwd)): CreatePlan {
+  const { name, fs } = spec;
+  const id = spec.id ?? name;
+  const requestedIp = spec.ip;
+  const publishes = spec.publish.map(parsePublish);
+  const publish = spec.publish;
+  const planned = planMounts(spec.mounts, cwd);
   const mounts = planned.mounts.map(formatMount);
 
   const paths = containerPaths(settings.root, id);
@@ -110,8 +232,8 @@ export function planCreate(request: CreateRequest, settings: Settings, cwd: stri
   }
 
   const base = resolveBase(request.base, settings.lxcpath, cwd);
-  if (fs === 'aufs' && base.layers.length > 1) {
-    throw new UserError(`base ${quote(request.base)} is itself a union of layers, which AuFS cannot stack on: use --fs overlay`);
+  if (fs === 'aufs' && base.layers.length + (spec.tmpfs === null ? 0 : 1) > 1) {
+    throw new UserError(`base ${quote(request.base)} is itself a union of layers${spec.tmpfs === null ? '' : ', or --tmpfs adds one,'} which AuFS cannot stack on: use --fs overlay`);
   }
   requireKernelSupport(fs);
   checkInstallation();
@@ -141,7 +263,10 @@ export function planCreate(request: CreateRequest, settings: Settings, cwd: stri
     hwaddrs: Object.entries(hwaddrs).map(([index, address]) => ({ index: Number(index), address })),
     publish: publish.join(', '),
     mounts: planned.entries,
-    autostart: request.autostart === true,
+    autostart: spec.autostart,
+    limits: limitLines(spec, hostCgroupVersion()),
+    tmpfs: spec.tmpfs,
+    ephemeral: spec.ephemeral,
     ipv4:
       ip && bridge && veth
         ? {
@@ -154,7 +279,7 @@ export function planCreate(request: CreateRequest, settings: Settings, cwd: stri
           }
         : null,
     // Only a container that publishes ports pays for the two host-side hooks.
-    hooks: hookView(thinHooks(paths.dir, publishes.length > 0)),
+    hooks: hookView(thinHooks(paths.dir, { publishes: publishes.length > 0, ephemeral: spec.ephemeral })),
   };
   const config =
     request.template === undefined ? renderDefaultConfig(view) : renderConfig(readTemplate(resolve(cwd, request.template)), view);
@@ -174,6 +299,12 @@ export function planCreate(request: CreateRequest, settings: Settings, cwd: stri
     mounts,
     lxcpath: settings.lxcpath,
     created: new Date().toISOString(),
+    autostart: spec.autostart,
+    ephemeral: spec.ephemeral,
+    tmpfs: spec.tmpfs,
+    memory: spec.memory,
+    cpus: spec.cpus,
+    template: spec.template,
   };
   return {
     state,
@@ -203,7 +334,7 @@ function baseWarnings(base: Base, lxcpath: string): string[] {
     : [];
 }
 
-function parseFs(value: string | undefined): UnionFs {
+export function parseFs(value: string | undefined): UnionFs {
   const fs = value ?? 'overlay';
   if (!(UNION_FILESYSTEMS as readonly string[]).includes(fs)) {
     throw new UserError(`fs ${quote(fs)} is not supported: use overlay (the default) or aufs`);

@@ -1,29 +1,49 @@
 // thin-lxc destroy: stops (with --force), unregisters from LXC and removes a thin container; never touches its base.
-import { dependentsOf, findContainer } from '../container/containers.js';
+import { dependentsOf, findContainer, type ThinContainer } from '../container/containers.js';
 import { teardown } from '../container/teardown.js';
 import { lxcState, lxcStopNow } from '../core/commands.js';
 import { UserError } from '../core/errors.js';
 import { withLock } from '../core/lock.js';
 import type { Settings } from './settings.js';
 
-export function destroy(idOrName: string, options: { force?: boolean | undefined }, settings: Settings): string {
-  const { state, paths } = findContainer(settings.root, idOrName, settings.lxcpath);
+export interface Destroyed {
+  changed: boolean;
+  name: string;
+  message: string;
+}
+
+/**
+ * With --force, a container that is not there is no error (changed: false), as `rm -f` and configuration
+ * management expect; without it, a typo is one.
+ */
+export function destroy(idOrName: string, options: { force?: boolean | undefined; dryRun?: boolean | undefined }, settings: Settings): Destroyed {
+  let found: ThinContainer;
+  try {
+    found = findContainer(settings.root, idOrName, settings.lxcpath);
+  } catch (error) {
+    if (options.force && error instanceof UserError) return { changed: false, name: idOrName, message: `No thin container ${idOrName}: nothing to destroy.` };
+    throw error;
+  }
+  const { state, paths } = found;
   // Checked before stopping anything; teardown checks again before it removes anything.
   const dependents = dependentsOf(paths.dir).map((other) => other.name);
   if (dependents.length > 0) {
     throw new UserError(`${state.name} is the base of thin containers ${dependents.join(', ')}: destroy them first`);
   }
   let lxc = lxcState(state.name, state.lxcpath);
+  if (isActive(lxc) && !options.force) {
+    throw new UserError(`${state.name} is ${lxc.toLowerCase()}: stop it with lxc-stop -n ${state.name}, or use destroy --force`);
+  }
+  if (options.dryRun) {
+    return { changed: true, name: state.name, message: `Would ${isActive(lxc) ? 'stop and ' : ''}destroy thin container ${state.name} (id ${state.id}, ${paths.dir}).` };
+  }
   if (isActive(lxc)) {
-    if (!options.force) {
-      throw new UserError(`${state.name} is ${lxc.toLowerCase()}: stop it with lxc-stop -n ${state.name}, or use destroy --force`);
-    }
     lxcStopNow(state.name, state.lxcpath);
     lxc = lxcState(state.name, state.lxcpath);
     if (isActive(lxc)) throw new UserError(`${state.name} is still ${lxc.toLowerCase()} after lxc-stop -k: stop it by hand first`);
   }
   withLock('create', () => teardown(paths.dir, { expectedName: state.name, unregister: true }));
-  return `Destroyed thin container ${state.name} (id ${state.id}); base ${state.baseName} is untouched.`;
+  return { changed: true, name: state.name, message: `Destroyed thin container ${state.name} (id ${state.id}); base ${state.baseName} is untouched.` };
 }
 
 function isActive(state: string): boolean {

@@ -3,6 +3,7 @@ import { basename, dirname } from 'node:path';
 import { findContainer, listContainers, type ThinContainer } from '../container/containers.js';
 import { diskUsage, lxcState } from '../core/commands.js';
 import { lxcStatusLookup } from '../lxc/lxcpath.js';
+import type { ThinState } from '../container/state.js';
 import type { Settings } from './settings.js';
 
 export interface ContainerView {
@@ -26,6 +27,13 @@ export interface ContainerView {
   wlayerBytes: number | null;
   layers: string[];
   created: string;
+  autostart: boolean;
+  ephemeral: boolean;
+  /** The write layer's tmpfs size, when it lives in memory. */
+  tmpfs: string | null;
+  /** Memory limit in bytes; CPUs as a decimal. */
+  memory: string | null;
+  cpus: string | null;
 }
 
 function view({ state, paths }: ThinContainer, lxc: string, wlayerBytes: number | null, baseState: string | null): ContainerView {
@@ -48,6 +56,11 @@ function view({ state, paths }: ThinContainer, lxc: string, wlayerBytes: number 
     wlayerBytes,
     layers: state.layers,
     created: state.created,
+    autostart: state.autostart,
+    ephemeral: state.ephemeral,
+    tmpfs: state.tmpfs,
+    memory: state.memory,
+    cpus: state.cpus,
   };
 }
 
@@ -103,8 +116,12 @@ export function formatShow(v: ContainerView): string {
     ['ip', v.ip ? `${v.ip} on ${v.bridge} (reserved for ${v.mac})` : '-'],
     ['ports', v.publish.join(', ') || '-'],
     ['mounts', v.mounts.join(', ') || '-'],
+    ['limits', [v.memory ? `memory ${formatBytes(Number(v.memory))}` : '', v.cpus ? `${v.cpus} CPUs` : ''].filter(Boolean).join(', ') || '-'],
+    ['autostart', v.autostart ? 'yes' : 'no'],
+    ['lifetime', v.ephemeral ? 'ephemeral (destroyed when it stops)' : 'kept'],
     ['created', v.created],
   ];
+  if (v.tmpfs) rows.splice(6, 1, ['write layer', `tmpfs of ${/%$/.test(v.tmpfs) ? `${v.tmpfs} of memory` : formatBytes(Number(v.tmpfs))}, empty at every start, over ${v.wlayer}`]);
   return rows.map(([key, value]) => `${`${key}:`.padEnd(13)}${value}`).join('\n');
 }
 
@@ -125,4 +142,10 @@ function formatTable(header: readonly string[], rows: readonly (readonly string[
   const line = (cells: readonly string[]) =>
     cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ').trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
+}
+
+/** A container as create, update and destroy report it with --json: its spec, without asking LXC anything. */
+export function summaryOf(state: ThinState): Record<string, unknown> {
+  const { name, id, baseName: base, ip, publish, mounts, autostart, ephemeral, tmpfs, memory, cpus } = state;
+  return { name, id, base, ip, publish, mounts, autostart, ephemeral, tmpfs, memory, cpus };
 }

@@ -1,11 +1,14 @@
 // thin-lxc refresh: points existing thin containers' hook lines at this installation (node and thin-lxc),
-// after node moved or was upgraded, or thin-lxc was reinstalled elsewhere or upgraded. Safe to repeat.
+// after node moved or was upgraded, or thin-lxc was reinstalled elsewhere or upgraded, and their limits at the
+// host's cgroup version. Safe to repeat.
 import { readFileSync } from 'node:fs';
 import { knownContainers } from '../container/containers.js';
 import { UserError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/files.js';
 import { quote } from '../core/validate.js';
+import { replaceEntries } from '../lxc/config.js';
 import { checkInstallation, thinHooks } from '../lxc/install.js';
+import { hostCgroupVersion, isLimitOf, limitLines } from '../lxc/limits.js';
 import { withHookLines } from '../lxc/render.js';
 import type { Settings } from './settings.js';
 
@@ -24,7 +27,9 @@ export function refresh(names: readonly string[], settings: Settings, options: {
   const result: Refreshed = { changed: [], unchanged: [] };
   for (const { state, paths } of chosen) {
     const config = readFileSync(paths.config, 'utf8');
-    const updated = withHookLines(config, thinHooks(paths.dir, state.publish.length > 0));
+    const hooks = withHookLines(config, thinHooks(paths.dir, { publishes: state.publish.length > 0, ephemeral: state.ephemeral }));
+    // A host moved from cgroup v1 to v2 (or back) since the container was made: its limits in the host's keys.
+    const updated = replaceEntries(hooks, isLimitOf(state), limitLines(state, hostCgroupVersion()), 'Resource limits, for this host\'s cgroup version (thin-lxc refresh).');
     if (updated === config) {
       result.unchanged.push(state.name);
       continue;

@@ -15,6 +15,10 @@ export interface ContainerPaths {
   work: string;
   state: string;
   hookLog: string;
+  /** Where a --tmpfs container's write layer is mounted, inside its own mount namespace only. */
+  memory: string;
+  /** Written by an ephemeral container's start: one that is not running with this is a crashed run's leftover. */
+  started: string;
 }
 
 /** The original's layout (`<root>/<id>/image/{config,rootfs}`, `<root>/<id>/wlayer`) plus overlayfs' workdir and our state. */
@@ -31,6 +35,8 @@ export function containerPaths(root: string, id: string): ContainerPaths {
     work: `${dir}/work`,
     state: `${dir}/${STATE_FILE}`,
     hookLog: `${dir}/hook.log`,
+    memory: `${dir}/memory`,
+    started: `${dir}/started`,
   };
 }
 

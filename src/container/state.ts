@@ -29,6 +29,17 @@ export interface ThinState {
   mounts: string[];
   lxcpath: string;
   created: string;
+  /** lxc.start.auto: started by lxc-autostart at boot. */
+  autostart: boolean;
+  /** Destroyed, with its registration, once it stops (the post-stop hook, or the next thin-lxc command after a crash). */
+  ephemeral: boolean;
+  /** The write layer's tmpfs size (e.g. 512M, 50%) when it lives in memory, empty at every start; null on disk. */
+  tmpfs: string | null;
+  /** Resource limits: memory in bytes, CPUs as a decimal (CFS quota per 100 ms period). */
+  memory: string | null;
+  cpus: string | null;
+  /** sha256 of the template given with --template; null for the default template. */
+  template: string | null;
 }
 
 /**
@@ -38,10 +49,10 @@ export interface ThinState {
  * which parseState undoes: every field of a state is a string.
  */
 export function serializeState(state: ThinState): string {
-  const { hwaddrs, ip, bridge, subnet, veth, layers, publish, mounts, ...scalars } = state;
+  const { hwaddrs, layers, publish, mounts, ...scalars } = state;
   const line = (key: string, value: string) => `${key} = ${jsonString(value)}`;
   const lines = [
-    ...Object.entries({ ...scalars, ip: ip ?? '', bridge: bridge ?? '', subnet: subnet ?? '', veth: veth ?? '' }).map(([key, value]) => line(key, value)),
+    ...Object.entries(scalars).map(([key, value]) => line(key, value === null ? '' : String(value))),
     ...Object.entries({ layers, publish, mounts }).flatMap(([key, values]) => values.map((value) => line(`${key}[]`, value))),
     '',
     '[hwaddr]',
@@ -86,6 +97,11 @@ export function parseState(text: string, source: string): ThinState {
       hwaddrs[index] = value;
     }
   }
+  const flag = (key: string) => {
+    const value = optional(key);
+    if (value !== null && value !== 'true' && value !== 'false') throw damaged(key);
+    return value === 'true';
+  };
   const fsOf = (key: string): UnionFs => {
     const value = text_(key);
     if (value !== 'overlay' && value !== 'aufs') throw damaged(key);
@@ -107,6 +123,13 @@ export function parseState(text: string, source: string): ThinState {
     mounts: list('mounts'),
     lxcpath: text_('lxcpath'),
     created: text_('created'),
+    // Absent from states written before thin-lxc 0.3: those containers had none of these.
+    autostart: flag('autostart'),
+    ephemeral: flag('ephemeral'),
+    tmpfs: optional('tmpfs'),
+    memory: optional('memory'),
+    cpus: optional('cpus'),
+    template: optional('template'),
   };
 }
 
@@ -124,7 +147,7 @@ export function readState(dir: string): ThinState {
  */
 const CACHE_FILE = '.thin-lxc-states.json';
 /** Bump when ThinState or parseState changes: a cache of another format is ignored. */
-const FORMAT = 2;
+const FORMAT = 3;
 
 type StateCache = Map<string, { identity: string; state: ThinState }>;
 

@@ -1,17 +1,18 @@
 // Removing a thin container from the host, and finishing removals and creates that a killed process left
-// half done. Shared by thin-lxc destroy, lxc-destroy's hook and create (list and the other read commands
-// leave leftovers to them).
+// half done. Shared by thin-lxc destroy, lxc-destroy's hook, the ephemeral hook and create (list and the
+// other read commands leave leftovers to them), and every command's sweep of crashed ephemeral containers.
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { UserError } from '../core/errors.js';
 import { isAlive } from '../core/exec.js';
+import { withLock } from '../core/lock.js';
 import { quote } from '../core/validate.js';
 import { removeForwarding } from '../forward/apply.js';
 import { containerTag } from '../forward/rules.js';
 import { unregister } from '../lxc/lxcpath.js';
 import { readBridge } from '../network/bridge.js';
 import { releaseIfOwned, releaseLease } from '../network/dhcp.js';
-import { containerPaths, dependentsOf, entriesOf, isRealDirectory, refreshStateCache } from './containers.js';
+import { containerPaths, dependentsOf, entriesOf, isRealDirectory, listContainers, refreshStateCache } from './containers.js';
 import { readState, type ThinState } from './state.js';
 
 /** Directories being built or removed: `.creating-ID-PID`, `.removing-ID-PID`. */
@@ -86,4 +87,21 @@ export function sweepLeftovers(root: string): void {
     }
     rmSync(leftover, { recursive: true, force: true });
   }
+}
+
+/**
+ * Removes ephemeral containers whose last run ended without their post-stop hook (lxc-start killed, the host
+ * lost power): started once, and not running now. Run before each thin-lxc command, so that a crashed
+ * ephemeral container is gone once the next one has run. Asks LXC only when there is such a candidate.
+ */
+export function sweepCrashedEphemeral(root: string, statusOf: (lxcpath: string, name: string) => string | undefined): string[] {
+  const swept: string[] = [];
+  for (const { state, paths } of listContainers(root)) {
+    if (!state.ephemeral || !existsSync(paths.started)) continue;
+    const lxc = statusOf(state.lxcpath, state.name) ?? 'STOPPED';
+    if (lxc !== 'STOPPED') continue;
+    withLock('create', () => teardown(paths.dir, { expectedName: state.name, unregister: true }));
+    swept.push(state.name);
+  }
+  return swept;
 }

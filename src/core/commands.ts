@@ -47,6 +47,11 @@ export function lxcStopNow(name: string, lxcpath: string): void {
   run('lxc-stop', ['-P', lxcpath, '-n', name, '-k'], { allowFailure: true });
 }
 
+/** lxc-cgroup: sets one cgroup file of a running container (memory.max, cpu.cfs_quota_us, ...). */
+export function lxcSetCgroup(name: string, lxcpath: string, file: string, value: string): void {
+  run('lxc-cgroup', ['-P', lxcpath, '-n', name, file, value]);
+}
+
 /** lxc-start --version, or null when LXC is not installed. */
 export function lxcVersion(): string | null {
   return outputOrNull('lxc-start', ['--version']);
@@ -70,6 +75,21 @@ export function restartLxcNetService(scripts: readonly string[]): boolean {
 /** mount -t TYPE -o OPTIONS SOURCE TARGET; the caller explains a failure. */
 export function mount(type: string, options: string, source: string, target: string): CommandResult {
   return run('mount', ['-t', type, '-o', options, source, target], { allowFailure: true });
+}
+
+/**
+ * Copies a union's merged view: mounts it read-only at `mountPoint` in a private mount namespace of its own
+ * (the host never sees the mount, and it goes with the process whatever happens), and rsyncs it to `dest`
+ * keeping owners (numerically), modes, hard links, ACLs, xattrs, device nodes and sparse files.
+ * With `progressFd`, rsync's overall progress goes there.
+ */
+export function copyMergedView(type: string, options: string, mountPoint: string, dest: string, progressFd?: number): void {
+  const script = 'mount -t "$1" -o "$2" thin-lxc "$3" && shift 3 && exec rsync "$@"';
+  const rsync = ['-aHAXS', '--numeric-ids', ...(progressFd === undefined ? [] : ['--info=progress2']), `${mountPoint}/`, `${dest}/`];
+  run('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', type, options, mountPoint, ...rsync], {
+    timeoutMs: 6 * 3600_000,
+    ...(progressFd === undefined ? {} : { stdoutTo: progressFd }),
+  });
 }
 
 /** du -s: bytes used under each path, in one call. */

@@ -19,6 +19,8 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Open files the command gets as its descriptors 3, 4, ... */
   fds?: readonly number[];
+  /** Let the command's stdout through to this descriptor (a progress display) instead of capturing it. */
+  stdoutTo?: number;
 }
 
 /** LXC runs hooks with whatever environment lxc-start had; make sure the sbin folders are searched. */
@@ -36,6 +38,9 @@ const PACKAGE_OF: Record<string, string> = {
   du: 'coreutils',
   systemctl: 'systemd',
   flock: 'util-linux',
+  unshare: 'util-linux',
+  rsync: 'rsync',
+  'lxc-cgroup': 'lxc',
   dnsmasq: 'dnsmasq-base',
 };
 
@@ -54,7 +59,7 @@ export function run(file: string, args: readonly string[], options: RunOptions =
     env,
     input: options.input,
     timeout: options.timeoutMs ?? 120_000,
-    stdio: ['pipe', 'pipe', 'pipe', ...(options.fds ?? [])],
+    stdio: ['pipe', options.stdoutTo ?? 'pipe', 'pipe', ...(options.fds ?? [])],
   });
   if (result.error) {
     const code = (result.error as NodeJS.ErrnoException).code;
@@ -63,7 +68,7 @@ export function run(file: string, args: readonly string[], options: RunOptions =
     }
     throw new CommandError([file, ...args], null, result.error.message, { cause: result.error });
   }
-  const output = { stdout: result.stdout, stderr: result.stderr, exitCode: result.status ?? -1 };
+  const output = { stdout: result.stdout ?? '', stderr: result.stderr, exitCode: result.status ?? -1 };
   if (output.exitCode !== 0 && !options.allowFailure) {
     throw new CommandError([file, ...args], result.status, result.stderr || result.stdout);
   }

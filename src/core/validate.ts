@@ -130,3 +130,39 @@ export function hasControl(value: string): boolean {
 export function splitList(values: readonly string[] | undefined): string[] {
   return (values ?? []).flatMap((value) => value.split(',')).filter((value) => value !== '');
 }
+
+const SIZE_UNITS: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 };
+
+/** `512M`, `1.5G`, `268435456`: binary units, as Docker, LXC and the kernel read them; in bytes. */
+export function parseSize(value: string, what: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i.exec(value.trim());
+  const bytes = match ? Math.floor(Number(match[1]) * SIZE_UNITS[match[2]!.toLowerCase()]!) : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) {
+    throw new UserError(`${what} ${quote(value)} is not a size: write it like 512M or 2G`);
+  }
+  return bytes;
+}
+
+/** A memory limit below this cannot even start an init; Docker's floor is 6 MiB. */
+const MIN_MEMORY = 8 * 2 ** 20;
+
+export function validateMemory(value: string): string {
+  const bytes = parseSize(value, 'memory');
+  if (bytes < MIN_MEMORY) throw new UserError(`memory ${quote(value)} is too small to run a container: give at least 8M`);
+  return String(bytes);
+}
+
+/** Docker's --cpus: a share of CPU time in CPUs (1.5 = one and a half), at most the host's CPUs. */
+export function validateCpus(value: string, hostCpus: number): string {
+  const cpus = /^\d+(\.\d{1,2})?$/.test(value.trim()) ? Number(value) : NaN;
+  if (!(cpus >= 0.01 && cpus <= hostCpus)) {
+    throw new UserError(`cpus ${quote(value)} is not a CPU count this host has: give a number from 0.01 to ${hostCpus}, e.g. 1.5`);
+  }
+  return String(cpus);
+}
+
+/** tmpfs takes a size in bytes with k, m or g, or a share of RAM (`50%`, its default). */
+export function validateTmpfsSize(value: string): string {
+  if (/^([1-9]\d?|100)%$/.test(value)) return value;
+  return String(parseSize(value, 'tmpfs size'));
+}

@@ -11,15 +11,33 @@ export interface ConfigEntry {
 
 /** Parses the meaningful lines; LXC strips one pair of matching quotes around a value, and so do we. */
 export function parseLxcConfig(text: string): ConfigEntry[] {
-  const entries: ConfigEntry[] = [];
-  for (const rawLine of text.split('\n')) {
-    const line = rawLine.trim();
-    if (line === '' || line.startsWith('#')) continue;
-    const equals = line.indexOf('=');
-    if (equals < 0) continue;
-    entries.push({ key: line.slice(0, equals).trim(), value: unquote(line.slice(equals + 1).trim()) });
-  }
-  return entries;
+  return text.split('\n').flatMap((line) => entryOf(line) ?? []);
+}
+
+/** The entry one config line sets; null for a blank line, a comment or anything else. */
+export function entryOf(rawLine: string): ConfigEntry | null {
+  const line = rawLine.trim();
+  if (line === '' || line.startsWith('#')) return null;
+  const equals = line.indexOf('=');
+  if (equals < 0) return null;
+  return { key: line.slice(0, equals).trim(), value: unquote(line.slice(equals + 1).trim()) };
+}
+
+/**
+ * The config with the entries `drop` selects taken out and `add` put where the first of them was (or at the
+ * end, under `heading`), everything else as it was, whatever template made it.
+ */
+export function replaceEntries(config: string, drop: (entry: ConfigEntry) => boolean, add: readonly ConfigEntry[], heading: string): string {
+  let placed = false;
+  const lines = config.split('\n').flatMap((line) => {
+    const entry = entryOf(line);
+    if (!entry || !drop(entry)) return [line];
+    if (placed) return [];
+    placed = true;
+    return add.map(formatEntry);
+  });
+  if (placed || add.length === 0) return lines.join('\n');
+  return `${lines.join('\n').replace(/\n*$/, '\n')}\n# ${heading}\n${add.map(formatEntry).join('\n')}\n`;
 }
 
 function unquote(value: string): string {
@@ -62,6 +80,17 @@ export interface MountEntry {
 /** LXC reads mount entries like fstab lines: white space and backslashes are written as octal escapes. */
 function fstabEscape(path: string): string {
   return path.replace(/[\\ \t]/g, (char) => `\\${char.charCodeAt(0).toString(8).padStart(3, '0')}`);
+}
+
+/** The lxc.mount.entry value of a bind mount, as templates/config.hbs writes it. */
+export function mountEntryValue(entry: MountEntry): string {
+  return `${entry.source} ${entry.target} none ${entry.options} 0 0`;
+}
+
+/** Whether an lxc.mount.entry value mounts `mount` (whatever its options). */
+export function mountsBind(value: string, mount: BindMount): boolean {
+  const [source, target] = value.split(/\s+/);
+  return source === fstabEscape(mount.host) && target === fstabEscape(mount.container.slice(1));
 }
 
 export function mountEntry(mount: BindMount, isDirectory: boolean): MountEntry {

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { UserError } from '../core/errors.js';
 import { validatePlainPath } from '../core/validate.js';
 
-export const HOOK_NAMES = ['mount', 'destroy', 'clone', 'ports-up', 'ports-down'] as const;
+export const HOOK_NAMES = ['mount', 'destroy', 'clone', 'ports-up', 'ports-down', 'ephemeral'] as const;
 export type HookName = (typeof HOOK_NAMES)[number];
 
 /** The config key LXC runs each hook under. */
@@ -16,6 +16,7 @@ export const HOOK_KEYS: Record<HookName, string> = {
   clone: 'lxc.hook.clone',
   'ports-up': 'lxc.hook.start-host',
   'ports-down': 'lxc.hook.post-stop',
+  ephemeral: 'lxc.hook.post-stop',
 };
 
 /** Which of thin-lxc's hooks a config value runs, by the hook file it names; null for anybody else's hook. */
@@ -24,9 +25,15 @@ export function thinHookOf(value: string): HookName | null {
   return (HOOK_NAMES as readonly string[]).includes(name ?? '') ? (name as HookName) : null;
 }
 
-/** The hook lines a thin container needs: the forwarding pair only when it publishes ports. */
-export function thinHooks(containerDir: string, publishes: boolean): { hook: HookName; key: string; command: string }[] {
-  return HOOK_NAMES.filter((hook) => publishes || !hook.startsWith('ports-')).map((hook) => ({ hook, key: HOOK_KEYS[hook], command: hookCommand(hook, containerDir) }));
+/**
+ * The hook lines a thin container needs. start-host (ports-up) only when it publishes ports, since it costs
+ * every start ~40 ms. post-stop (ports-down) always: LXC reads hooks once at start, so a running container
+ * given ports by thin-lxc update needs it there already to remove them at stop. The ephemeral hook comes
+ * after it, for ephemeral containers.
+ */
+export function thinHooks(containerDir: string, needs: { publishes: boolean; ephemeral: boolean }): { hook: HookName; key: string; command: string }[] {
+  const wanted = (hook: HookName) => (hook === 'ports-up' ? needs.publishes : hook === 'ephemeral' ? needs.ephemeral : true);
+  return HOOK_NAMES.filter(wanted).map((hook) => ({ hook, key: HOOK_KEYS[hook], command: hookCommand(hook, containerDir) }));
 }
 
 /**

@@ -8,8 +8,6 @@ import { parseLxcConfig, type MountEntry } from './config.js';
 import { DEFAULT_TEMPLATE_SPEC } from './default-template.js';
 import { installationPath, thinHookOf, type HookName } from './install.js';
 
-
-
 export interface ConfigView {
   version: string;
   id: string;
@@ -27,13 +25,25 @@ export interface ConfigView {
   /** The published ports, for the config's comment. */
   publish: string;
   ipv4: { index: number; address: string; prefix: number; broadcast: string; gateway: string; veth: string } | null;
-  hooks: { mount: string; destroy: string; clone: string; portsUp: string | null; portsDown: string | null };
+  /** Resource limits as config lines for the host's cgroup version. */
+  limits: { key: string; value: string }[];
+  /** The write layer's tmpfs size when it lives in memory. */
+  tmpfs: string | null;
+  ephemeral: boolean;
+  hooks: { mount: string; destroy: string; clone: string; portsUp: string | null; portsDown: string; ephemeral: string | null };
 }
 
 /** The hook lines as the template names them. */
 export function hookView(hooks: readonly { hook: HookName; command: string }[]): ConfigView['hooks'] {
   const command = (name: HookName) => hooks.find((entry) => entry.hook === name)?.command ?? null;
-  return { mount: command('mount')!, destroy: command('destroy')!, clone: command('clone')!, portsUp: command('ports-up'), portsDown: command('ports-down') };
+  return {
+    mount: command('mount')!,
+    destroy: command('destroy')!,
+    clone: command('clone')!,
+    portsUp: command('ports-up'),
+    portsDown: command('ports-down')!,
+    ephemeral: command('ephemeral'),
+  };
 }
 
 type Handlebars = typeof import('handlebars');
@@ -93,9 +103,10 @@ function requireThinLines(text: string, view: ConfigView): void {
     ['lxc.hook.pre-mount', view.hooks.mount],
     ['lxc.hook.destroy', view.hooks.destroy],
     ['lxc.hook.clone', view.hooks.clone],
+    ['lxc.hook.post-stop', view.hooks.portsDown],
   ];
   if (view.hooks.portsUp) required.push(['lxc.hook.start-host', view.hooks.portsUp]);
-  if (view.hooks.portsDown) required.push(['lxc.hook.post-stop', view.hooks.portsDown]);
+  if (view.hooks.ephemeral) required.push(['lxc.hook.post-stop', view.hooks.ephemeral]);
   const missing = required.filter(([key, value]) => !has(key, value)).map(([key]) => key);
   if (missing.length > 0) {
     throw new UserError(`the config template drops lines thin-lxc needs (${missing.join(', ')}): keep them as in templates/config.hbs`);

@@ -14,22 +14,41 @@ export interface Holding {
 
 /** dnsmasq watches this directory (dhcp-hostsdir) and reads new files without a restart. */
 export const HOSTS_DIR = '/var/lib/thin-lxc/dhcp-hosts';
+/**
+ * The containers' names as hosts files (hostsdir), also watched: dnsmasq answers DNS for a dhcp-host's name
+ * only while its client holds a lease, and a base whose init never asks for one would have no name.
+ */
+export const NAMES_DIR = '/var/lib/thin-lxc/hosts';
 export const DNSMASQ_PID_FILE = '/run/lxc/dnsmasq.pid';
 
-function reservationLine(mac: string, address: string): string {
-  return `${mac},${address}\n`;
+/** A DNS label: a name with '_' or '.' goes without one (its address is still reserved). */
+function dnsName(name: string): string | null {
+  return /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(name) ? name : null;
 }
 
+function reservationLine(mac: string, address: string, name: string): string {
+  const host = dnsName(name);
+  return host ? `${mac},${address},${host}\n` : `${mac},${address}\n`;
+}
+
+/** The address for the MAC, and the container's name for DHCP and DNS alike. */
 export function reserve(name: string, mac: string, address: string): void {
   mkdirSync(HOSTS_DIR, { recursive: true, mode: 0o755 });
-  writeFileAtomic(join(HOSTS_DIR, name), reservationLine(mac, address));
+  writeFileAtomic(join(HOSTS_DIR, name), reservationLine(mac, address, name));
+  const host = dnsName(name);
+  if (host) {
+    mkdirSync(NAMES_DIR, { recursive: true, mode: 0o755 });
+    writeFileAtomic(join(NAMES_DIR, name), `${address} ${host}\n`);
+  }
 }
 
 /** dnsmasq forgets a removed file only on SIGHUP; quiet when nothing is there or dnsmasq is not running. */
 export function release(name: string): void {
   const path = join(HOSTS_DIR, name);
-  if (!existsSync(path)) return;
+  const names = join(NAMES_DIR, name);
+  if (!existsSync(path) && !existsSync(names)) return;
   rmSync(path, { force: true });
+  rmSync(names, { force: true });
   signalDnsmasq();
 }
 
@@ -167,17 +186,26 @@ export function dnsmasqPid(): number | null {
 export function dnsmasqReadsReservations(pid = dnsmasqPid()): boolean {
   if (pid === null) return false;
   const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-  if (args.includes(`--dhcp-hostsdir=${HOSTS_DIR}`)) return true;
+  if (DNSMASQ_LINES.every((line) => args.includes(`--${line}`))) return true;
   const confFile = args.find((arg) => arg.startsWith('--conf-file='))?.slice('--conf-file='.length);
   return confFile !== undefined && confFileReadsReservations(confFile);
 }
 
+/** The dnsmasq options thin-lxc needs: the reservations, and the names. */
+export const DNSMASQ_LINES = [`dhcp-hostsdir=${HOSTS_DIR}`, `hostsdir=${NAMES_DIR}`];
+
 export function confFileReadsReservations(path: string): boolean {
+  return missingDnsmasqLines(path).length === 0;
+}
+
+export function missingDnsmasqLines(path: string): string[] {
+  let lines: string[];
   try {
-    return readFileSync(path, 'utf8').split('\n').some((line) => line.trim() === `dhcp-hostsdir=${HOSTS_DIR}`);
+    lines = readFileSync(path, 'utf8').split('\n').map((line) => line.trim());
   } catch {
-    return false;
+    lines = [];
   }
+  return DNSMASQ_LINES.filter((wanted) => !lines.includes(wanted));
 }
 
 function signalDnsmasq(): void {

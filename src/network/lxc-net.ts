@@ -1,9 +1,10 @@
-// lxc-net, the service behind lxcbr0 and its dnsmasq: pointing that dnsmasq at thin-lxc's address reservations.
+// lxc-net, the service behind lxcbr0 and its dnsmasq: pointing that dnsmasq at thin-lxc's address reservations
+// and names.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { restartLxcNetService } from '../core/commands.js';
 import { UserError } from '../core/errors.js';
-import { HOSTS_DIR, confFileReadsReservations, dnsmasqReadsReservations } from './dhcp.js';
+import { DNSMASQ_LINES, HOSTS_DIR, NAMES_DIR, dnsmasqReadsReservations, missingDnsmasqLines } from './dhcp.js';
 
 export const LXC_NET_DEFAULTS = '/etc/default/lxc-net';
 export const THIN_DNSMASQ_CONF = '/etc/thin-lxc/dnsmasq.conf';
@@ -19,20 +20,21 @@ export function shellVariable(text: string, name: string): string | undefined {
   return value === '' ? undefined : value;
 }
 
-/** Makes lxc-net's dnsmasq read HOSTS_DIR; says which file it changed, if any. */
+/** Makes lxc-net's dnsmasq read HOSTS_DIR and NAMES_DIR; says which files it changed, if any. */
 export function configureDnsmasq(): string[] {
   mkdirSync(HOSTS_DIR, { recursive: true, mode: 0o755 });
+  mkdirSync(NAMES_DIR, { recursive: true, mode: 0o755 });
   const defaults = existsSync(LXC_NET_DEFAULTS) ? readFileSync(LXC_NET_DEFAULTS, 'utf8') : '';
   const confFile = shellVariable(defaults, 'LXC_DHCP_CONFILE');
-  const line = `dhcp-hostsdir=${HOSTS_DIR}`;
   if (confFile === undefined) {
     mkdirSync(dirname(THIN_DNSMASQ_CONF), { recursive: true });
-    writeFileSync(THIN_DNSMASQ_CONF, `# lxc-net's dnsmasq reads thin-lxc's static address reservations from here (thin-lxc setup).\n${line}\n`);
+    writeFileSync(THIN_DNSMASQ_CONF, `# lxc-net's dnsmasq reads thin-lxc's static address reservations and names from here (thin-lxc setup).\n${DNSMASQ_LINES.join('\n')}\n`);
     appendFileSync(LXC_NET_DEFAULTS, `\n# Added by thin-lxc setup: dnsmasq options for lxcbr0, with thin-lxc's address reservations.\nLXC_DHCP_CONFILE=${THIN_DNSMASQ_CONF}\n`);
     return [THIN_DNSMASQ_CONF, LXC_NET_DEFAULTS];
   }
-  if (confFileReadsReservations(confFile)) return [];
-  appendFileSync(confFile, `\n# Added by thin-lxc setup: thin-lxc's static address reservations.\n${line}\n`);
+  const missing = missingDnsmasqLines(confFile);
+  if (missing.length === 0) return [];
+  appendFileSync(confFile, `\n# Added by thin-lxc setup: thin-lxc's static address reservations and names.\n${missing.join('\n')}\n`);
   return [confFile];
 }
 

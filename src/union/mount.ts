@@ -28,6 +28,11 @@ export function mountOptions(mount: UnionMount): string {
   return `br=${[`${mount.upper}=rw`, ...lowers].join(':')}`;
 }
 
+/** A read-only union of `layers` (top first, at least two): what the container sees, for copying it. */
+export function readOnlyOptions(fs: UnionFs, layers: readonly string[]): string {
+  return fs === 'overlay' ? `lowerdir=${layers.join(':')}` : `br=${layers.map((layer) => `${layer}=ro+wh`).join(':')},ro`;
+}
+
 /** Filesystems the running kernel has registered, from /proc/filesystems. */
 export function kernelFilesystems(procFilesystems: string): Set<string> {
   return new Set(
@@ -67,6 +72,22 @@ export function requireKernelSupport(fs: UnionFs, support = readKernelSupport(fs
   if (support !== 'absent') return;
   const fix = fs === 'aufs' ? 'use the default --fs overlay, or a kernel built with AuFS' : 'use a kernel with overlayfs (3.18 or later)';
   throw new UserError(`${fs} is not available in this kernel (neither loaded nor among its modules): ${fix}`);
+}
+
+/**
+ * A tmpfs for a --tmpfs container's write layer, mounted at `dir` (inside the container's mount namespace,
+ * so the host never sees it and it goes when the container stops), with overlayfs' upper and work inside.
+ */
+export function memoryLayer(dir: string, size: string): { upper: string; work: string } {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const result = runMount('tmpfs', `size=${size},mode=0755`, MOUNT_SOURCE, dir);
+  if (result.exitCode !== 0) {
+    throw new UserError(`cannot mount a ${size} tmpfs on ${dir} (${result.stderr.trim().split('\n').at(-1)}): is the size valid and is there memory to spare?`);
+  }
+  const layer = { upper: `${dir}/upper`, work: `${dir}/work` };
+  mkdirSync(layer.upper, { mode: 0o755 });
+  mkdirSync(layer.work, { mode: 0o755 });
+  return layer;
 }
 
 /**

@@ -71,7 +71,7 @@ if (runnable) {
     const before = readdirSync(root).sort();
     const refused = await thinLxc(['create', uniqueName('x'), '--base', base, '--root', root, '--template', broken]);
     assert.is(refused.exitCode, 2);
-    assert.match(refused.stderr, 'thin-lxc: the config template drops lines thin-lxc needs (lxc.hook.version, lxc.hook.pre-mount, lxc.hook.destroy, lxc.hook.clone)');
+    assert.match(refused.stderr, 'thin-lxc: the config template drops lines thin-lxc needs (lxc.hook.version, lxc.hook.pre-mount, lxc.hook.destroy, lxc.hook.clone, lxc.hook.post-stop)');
     assert.equal(readdirSync(root).sort(), before);
   });
 

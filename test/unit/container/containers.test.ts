@@ -26,6 +26,12 @@ const state = (id: string, ip: string): ThinState => ({
   mounts: [],
   lxcpath: '/var/lib/lxc',
   created: '2026-11-29T00:00:00.000Z',
+  autostart: false,
+  ephemeral: false,
+  tmpfs: null,
+  memory: null,
+  cpus: null,
+  template: null,
 });
 
 function rootWith(...states: ThinState[]): string {

@@ -26,6 +26,12 @@ const states: fc.Arbitrary<ThinState> = fc.record({
   mounts: fc.array(text, { maxLength: 3 }),
   lxcpath: nonEmpty,
   created: nonEmpty,
+  autostart: fc.boolean(),
+  ephemeral: fc.boolean(),
+  tmpfs: optional,
+  memory: optional,
+  cpus: optional,
+  template: optional,
 }, { noNullPrototype: true });
 
 test('every state, whatever its values, reads back exactly as it was written', () => {
@@ -43,11 +49,12 @@ test('names that a bare ini value would misread round-trip, and the file stays r
       id: name, name, base: '/var/lib/lxc/b', baseName: 'b', fs: 'overlay', layers: ['/var/lib/lxc/b/rootfs'],
       hwaddrs: { '0': '00:16:3e:00:00:01' }, ip: null, bridge: null, subnet: null, veth: null,
       publish: [], mounts: [], lxcpath: '/var/lib/lxc', created: '2026-11-29T00:00:00.000Z',
+      autostart: false, ephemeral: false, tmpfs: null, memory: null, cpus: null, template: null,
     };
     const written = serializeState(state);
     assert.match(written, `name = "${name}"\n`);
     assert.equal(parseState(written, 'test'), state);
-    assert.equal(Object.keys(parse(written)).sort(), ['base', 'baseName', 'bridge', 'created', 'fs', 'hwaddr', 'id', 'ip', 'layers', 'lxcpath', 'name', 'subnet', 'veth']);
+    assert.equal(Object.keys(parse(written)).sort(), ['autostart', 'base', 'baseName', 'bridge', 'cpus', 'created', 'ephemeral', 'fs', 'hwaddr', 'id', 'ip', 'layers', 'lxcpath', 'memory', 'name', 'subnet', 'template', 'tmpfs', 'veth']);
   }
 });
 
@@ -61,14 +68,17 @@ test('a state file from an earlier version (bare ini values) still reads', () =>
   assert.is(state.name, 'web1');
   assert.equal(state.publish, ['8080:80/tcp']);
   assert.equal(state.hwaddrs, { '0': '00:16:3e:00:00:01' });
+  // Written before thin-lxc 0.3: none of its later fields, so none of their features.
+  assert.equal([state.autostart, state.ephemeral, state.tmpfs, state.memory, state.cpus, state.template], [false, false, null, null, null, null]);
 });
 
 test('a damaged state is refused, naming the field', () => {
   assert.throws(() => parseState('id = "a"\n', '/c/a/thin-lxc.ini'), /\/c\/a\/thin-lxc.ini has no valid name: the state file is damaged/);
   assert.throws(
-    () => parseState(serializeState({ id: 'a', name: 'a', base: 'b', baseName: 'b', fs: 'btrfs' as 'overlay', layers: [], hwaddrs: {}, ip: null, bridge: null, subnet: null, veth: null, publish: [], mounts: [], lxcpath: '/l', created: 'c' }), 's'),
+    () => parseState(serializeState({ id: 'a', name: 'a', base: 'b', baseName: 'b', fs: 'btrfs' as 'overlay', layers: [], hwaddrs: {}, ip: null, bridge: null, subnet: null, veth: null, publish: [], mounts: [], lxcpath: '/l', created: 'c', autostart: false, ephemeral: false, tmpfs: null, memory: null, cpus: null, template: null }), 's'),
     /s has no valid fs/,
   );
+  assert.throws(() => parseState(serializeState({ ...parseState('id="a"\nname="a"\nbase="b"\nbaseName="b"\nfs="overlay"\nlxcpath="/l"\ncreated="c"\n', 's') }).replace('ephemeral = "false"', 'ephemeral = "maybe"'), 's'), /s has no valid ephemeral/);
 });
 
 test.run();

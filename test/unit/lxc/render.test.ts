@@ -28,12 +28,16 @@ function view(overrides: Partial<ConfigView> = {}): ConfigView {
       destroy: '/usr/bin/env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-destroy.js /containers/w1',
       clone: '/usr/bin/env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-clone.js /containers/w1',
       portsUp: null,
-      portsDown: null,
+      portsDown: '/usr/bin/env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-ports-down.js /containers/w1',
+      ephemeral: null,
     },
     publish: '',
     ipv4: null,
     mounts: [],
     autostart: false,
+    limits: [],
+    tmpfs: null,
+    ephemeral: false,
     ...overrides,
   };
 }
@@ -65,7 +69,7 @@ test('a newline in any value is refused before it can become a config line', () 
 test('a template that drops the lines thin-lxc needs is refused', () => {
   assert.throws(
     () => renderConfig('lxc.uts.name = {{name}}\nlxc.rootfs.path = dir:{{rootfs}}\n', view()),
-    /the config template drops lines thin-lxc needs \(lxc.hook.version, lxc.hook.pre-mount, lxc.hook.destroy, lxc.hook.clone\)/,
+    /the config template drops lines thin-lxc needs \(lxc.hook.version, lxc.hook.pre-mount, lxc.hook.destroy, lxc.hook.clone, lxc.hook.post-stop\)/,
   );
 });
 
@@ -113,14 +117,19 @@ test('an address, published ports, bind mounts and autostart add their config li
     hwaddrs: [{ index: 0, address: '00:16:3e:00:00:01' }],
     publish: '8080:80/tcp',
     ipv4: { index: 0, address: '10.0.3.67', prefix: 24, broadcast: '10.0.3.255', gateway: '10.0.3.1', veth: 'tlx00000001' },
-    hooks: { mount: '/n /m.js /c/w1', destroy: '/n /d.js /c/w1', clone: '/n /c.js /c/w1', portsUp: '/n /u.js /c/w1', portsDown: '/n /p.js /c/w1' },
+    hooks: { mount: '/n /m.js /c/w1', destroy: '/n /d.js /c/w1', clone: '/n /c.js /c/w1', portsUp: '/n /u.js /c/w1', portsDown: '/n /p.js /c/w1', ephemeral: '/n /e.js /c/w1' },
     mounts: [
       mountEntry({ host: '/srv/my app', container: '/app', readOnly: false }, true),
       mountEntry({ host: '/etc/host\\conf', container: '/etc/my conf', readOnly: true }, false),
     ],
     autostart: true,
+    limits: [{ key: 'lxc.cgroup2.memory.max', value: '268435456' }],
+    tmpfs: null,
+    ephemeral: true,
   });
   for (const line of [
+    'lxc.cgroup2.memory.max = 268435456',
+    'lxc.hook.post-stop = /n /e.js /c/w1',
     'lxc.net.0.ipv4.address = 10.0.3.67/24 10.0.3.255',
     'lxc.net.0.ipv4.gateway = 10.0.3.1',
     'lxc.net.0.veth.pair = tlx00000001',

@@ -1,0 +1,15 @@
+#!/usr/bin/env node
+// Destroys an ephemeral thin container once it stops, however it stopped (lxc-stop, poweroff inside, its
+// init killed): its registration, address reservation, lease and directory. LXC runs it after ports-down.
+//   lxc.hook.post-stop = /usr/bin/env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-ephemeral.js /containers/ID
+// A stop that runs no hook (the host lost power, lxc-start was killed) is finished by the next thin-lxc command.
+import { teardown } from '../src/container/teardown.js';
+import { withLock } from '../src/core/lock.js';
+import { runHook } from '../src/lxc/hooks.js';
+
+runHook('post-stop', import.meta.url, ({ context, container, own }) => {
+  if (!container) return;
+  if (!own) return `${context.name} is a copy of thin container ${container.state.name}: nothing of ${container.state.name} removed`;
+  if (!container.state.ephemeral) return `${container.state.name} is no longer ephemeral: kept`;
+  withLock('create', () => teardown(context.containerDir, { expectedName: context.name, unregister: true }));
+});

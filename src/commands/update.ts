@@ -1,0 +1,165 @@
+// thin-lxc update: changes a thin container after create (published ports, bind mounts, autostart, limits).
+// Ports change at once on a running container, in one iptables-restore; the rest from its next start.
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { findContainer, listContainers, refreshStateCache, type ThinContainer } from '../container/containers.js';
+import { serializeState, type ThinState } from '../container/state.js';
+import { lxcStatuses, lxcSetCgroup } from '../core/commands.js';
+import { UserError } from '../core/errors.js';
+import { writeFileAtomic } from '../core/files.js';
+import { withLock } from '../core/lock.js';
+import { formatMount, formatPublish, parseMount, parsePublish, quote, splitList, validateCpus, validateMemory } from '../core/validate.js';
+import { forwardTarget, installForwarding, recordedGeneration, removeForwarding } from '../forward/apply.js';
+import { checkPublishConflicts, describeClash, portClashes } from '../forward/ports.js';
+import { containerTag } from '../forward/rules.js';
+import { mountEntryValue, mountsBind, planMounts, replaceEntries } from '../lxc/config.js';
+import { thinHooks } from '../lxc/install.js';
+import { hostCgroupVersion, isLimitOf, limitLines, liveLimitWrites } from '../lxc/limits.js';
+import { withHookLines } from '../lxc/render.js';
+import type { Settings } from './settings.js';
+
+export interface UpdateRequest {
+  publish?: string[] | undefined;
+  unpublish?: string[] | undefined;
+  mount?: string[] | undefined;
+  unmount?: string[] | undefined;
+  /** true or false to switch it; undefined leaves it. */
+  autostart?: boolean | undefined;
+  /** A size, or `none` to lift the limit. */
+  memory?: string | undefined;
+  cpus?: string | undefined;
+  /** Publish host ports even where a host process listens on them. */
+  force?: boolean | undefined;
+}
+
+export interface UpdatePlan {
+  container: ThinContainer;
+  after: ThinState;
+  config: string;
+  oldConfig: string;
+  running: { pid: string | null } | null;
+  changed: boolean;
+  /** What the user should know: what waits for the next start. */
+  notes: string[];
+}
+
+export function planUpdate(target: string, request: UpdateRequest, settings: Settings, cwd: string): UpdatePlan {
+  const container = findContainer(settings.root, target, settings.lxcpath);
+  const { state: before, paths } = container;
+  const others = listContainers(settings.root).filter((other) => other.state.id !== before.id);
+
+  const added = splitList(request.publish).map(parsePublish);
+  const removed = splitList(request.unpublish).map((spec) => matchPublish(spec, before));
+  const kept = before.publish.filter((spec) => !removed.includes(spec));
+  const addedSpecs = added.map(formatPublish).filter((spec) => !kept.includes(spec));
+  const publish = [...kept, ...addedSpecs];
+  if (addedSpecs.length > 0 && (!before.ip || !before.veth)) {
+    throw new UserError(`${before.name} has no static address on a bridge to forward ports to: re-create it with create --replace and --ip or a base on lxcbr0`);
+  }
+  const newPublishes = addedSpecs.map(parsePublish);
+  checkPublishConflicts(publish.map(parsePublish), others.map((other) => other.state));
+  const clash = request.force ? undefined : portClashes(newPublishes)[0];
+  if (clash) throw new UserError(`${describeClash(clash)}: publishing it would take it away from them; choose another host port, or pass --force`);
+
+  const unmounts = splitList(request.unmount).map((spec) => matchMount(spec, before, cwd));
+  const planned = planMounts(splitList(request.mount), cwd);
+  const mounts = [...before.mounts.filter((spec) => !unmounts.includes(spec)), ...planned.mounts.map(formatMount).filter((spec) => !before.mounts.includes(spec))];
+  const targets = mounts.map((spec) => parseMount(spec, cwd).container);
+  const twice = targets.find((path, index) => targets.indexOf(path) !== index);
+  if (twice) throw new UserError(`two mounts would share the container path ${twice}: remove one with --unmount ${twice}`);
+
+  const limit = (value: string | undefined, current: string | null, validate: (value: string) => string) =>
+    value === undefined ? current : value === 'none' ? null : validate(value);
+  const after: ThinState = {
+    ...before,
+    publish,
+    mounts,
+    autostart: request.autostart ?? before.autostart,
+    memory: limit(request.memory, before.memory, validateMemory),
+    cpus: limit(request.cpus, before.cpus, (value) => validateCpus(value, availableParallelism())),
+  };
+  if (after.autostart && after.ephemeral) throw new UserError(`${before.name} is ephemeral, gone after its first stop: it cannot autostart`);
+
+  const oldConfig = readFileSync(paths.config, 'utf8');
+  const version = hostCgroupVersion();
+  let config = replaceEntries(oldConfig, (entry) => entry.key === 'lxc.start.auto', after.autostart ? [{ key: 'lxc.start.auto', value: '1' }] : [], 'Autostart (thin-lxc update).');
+  config = replaceEntries(config, isLimitOf(before), limitLines(after, version), 'Resource limits (thin-lxc update), for this host\'s cgroup version.');
+  const goneMounts = before.mounts.filter((spec) => !mounts.includes(spec)).map((spec) => parseMount(spec, cwd));
+  const newEntries = planned.entries.filter((_, index) => !before.mounts.includes(formatMount(planned.mounts[index]!)));
+  config = replaceEntries(config, (entry) => entry.key === 'lxc.mount.entry' && goneMounts.some((mount) => mountsBind(entry.value, mount)), [], '');
+  if (newEntries.length > 0) {
+    config = replaceEntries(config, () => false, newEntries.map((entry) => ({ key: 'lxc.mount.entry', value: mountEntryValue(entry) })), 'Bind mounts (thin-lxc update).');
+  }
+  config = withHookLines(config, thinHooks(paths.dir, { publishes: publish.length > 0, ephemeral: after.ephemeral }));
+
+  const status = lxcStatuses(before.lxcpath).get(before.name);
+  const running = status && status.state !== 'STOPPED' ? { pid: status.pid } : null;
+  const changed = config !== oldConfig || serializeState({ ...after, created: '' }) !== serializeState({ ...before, created: '' });
+  const notes: string[] = [];
+  if (running && (goneMounts.length > 0 || newEntries.length > 0)) {
+    notes.push(`mount changes take effect at ${before.name}'s next start: lxc-stop -n ${before.name} && lxc-start -n ${before.name} -d`);
+  }
+  return { container, after, config, oldConfig, running, changed, notes };
+}
+
+
+/** `--unpublish` takes a published spec, or its host port (`8080`, `8080/udp`). */
+function matchPublish(spec: string, state: ThinState): string {
+  const port = /^(\d+)(?:\/(tcp|udp))?$/.exec(spec);
+  const found = port
+    ? state.publish.find((published) => {
+        const parsed = parsePublish(published);
+        return parsed.host.first === Number(port[1]) && parsed.protocol === (port[2] ?? 'tcp');
+      })
+    : state.publish.find((published) => published === formatPublish(parsePublish(spec)));
+  if (!found) throw new UserError(`${state.name} does not publish ${quote(spec)}: it publishes ${state.publish.join(', ') || 'nothing'}`);
+  return found;
+}
+
+/** `--unmount` takes the container path, or the whole HOST:CONTAINER spec. */
+function matchMount(spec: string, state: ThinState, cwd: string): string {
+  const found = state.mounts.find((mounted) => mounted === spec || parseMount(mounted, cwd).container === spec.replace(/(.)\/$/, '$1') || (spec.includes(':') && mounted === formatMount(parseMount(spec, cwd))));
+  if (!found) throw new UserError(`${state.name} has no mount ${quote(spec)}: it mounts ${state.mounts.join(', ') || 'nothing'}`);
+  return found;
+}
+
+/**
+ * Writes the config and state; on a running container, replaces its forwarding in one iptables-restore (the
+ * old and new rules never both missing, nothing stale) and sets its new limits through its cgroup at once.
+ */
+export function applyUpdate(plan: UpdatePlan, settings: Settings): void {
+  if (!plan.changed) return;
+  const { container, after, running } = plan;
+  withLock('create', () => {
+    writeFileAtomic(container.paths.config, plan.config, 0o644);
+    writeFileAtomic(container.paths.state, serializeState(after), 0o644);
+    refreshStateCache(settings.root);
+  });
+  if (!running) return;
+  const before = container.state;
+  if (after.publish.join() !== before.publish.join() && after.veth) {
+    const target = forwardTarget(after);
+    const tag = containerTag(after.veth);
+    if (target && after.bridge) installForwarding(target, after.bridge, after.veth, recordedGeneration(tag) ?? running.pid ?? '', { reconcile: true });
+    else removeForwarding(tag, { reconcile: true });
+  }
+  if (after.memory !== before.memory || after.cpus !== before.cpus) {
+    for (const { file, value } of liveLimitWrites(before, after, hostCgroupVersion())) lxcSetCgroup(after.name, after.lxcpath, file, value);
+  }
+}
+
+export function formatUpdate(plan: UpdatePlan, dryRun: boolean): string {
+  const { container, after } = plan;
+  const name = container.state.name;
+  if (!plan.changed) return `Thin container ${name} is unchanged.`;
+  const before = container.state;
+  const list = (values: readonly string[]) => values.join(', ') || 'none';
+  const lines = [
+    ...(before.publish.join() !== after.publish.join() ? [`ports: ${list(after.publish)}${plan.running ? (dryRun ? ' (at once)' : ' (in effect now)') : ''}`] : []),
+    ...(before.mounts.join() !== after.mounts.join() ? [`mounts: ${list(after.mounts)}`] : []),
+    ...(before.autostart !== after.autostart ? [`autostart: ${after.autostart ? 'yes' : 'no'}`] : []),
+    ...(before.memory !== after.memory ? [`memory: ${after.memory ?? 'no limit'}`] : []),
+    ...(before.cpus !== after.cpus ? [`cpus: ${after.cpus ?? 'no limit'}`] : []),
+  ];
+  return [`${dryRun ? 'Would update' : 'Updated'} thin container ${name}:`, ...lines.map((line) => `  ${line}`), ...plan.notes.map((note) => `Note: ${note}`)].join('\n');
+}
