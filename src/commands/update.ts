@@ -86,11 +86,13 @@ export function planUpdate(target: string, request: UpdateRequest, settings: Set
   config = replaceEntries(config, isLimitOf(before), limitLines(after, version), 'Resource limits (thin-lxc update), for this host\'s cgroup version.');
   const goneMounts = before.mounts.filter((spec) => !mounts.includes(spec)).map((spec) => parseMount(spec, cwd));
   const newEntries = planned.entries.filter((_, index) => !before.mounts.includes(formatMount(planned.mounts[index]!)));
-  config = replaceEntries(config, (entry) => entry.key === 'lxc.mount.entry' && goneMounts.some((mount) => mountsBind(entry.value, mount)), [], '');
-  if (newEntries.length > 0) {
-    config = replaceEntries(config, () => false, newEntries.map((entry) => ({ key: 'lxc.mount.entry', value: mountEntryValue(entry) })), 'Bind mounts (thin-lxc update).');
-  }
-  config = withHookLines(config, thinHooks(paths.dir, { publishes: publish.length > 0, ephemeral: after.ephemeral }));
+  config = replaceEntries(
+    config,
+    (entry) => entry.key === 'lxc.mount.entry' && goneMounts.some((mount) => mountsBind(entry.value, mount)),
+    newEntries.map((entry) => ({ key: 'lxc.mount.entry', value: mountEntryValue(entry) })),
+    'Bind mounts (thin-lxc update).',
+  );
+  config = withHookLines(config, thinHooks(paths.dir, { publishes: publish.length > 0, ephemeral: after.ephemeral }), 'Port forwarding at start (thin-lxc update).');
 
   const status = lxcStatuses(before.lxcpath).get(before.name);
   const running = status && status.state !== 'STOPPED' ? { pid: status.pid } : null;

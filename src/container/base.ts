@@ -74,7 +74,7 @@ function thinLayers(rootfsPath: string): string[] | undefined {
  */
 export function keptByThinContainer({ key, value }: ConfigEntry): boolean {
   if (/^lxc\.(rootfs\.path|uts\.name|hook\.version|log\.file|start\.)/.test(key)) return false;
-  if (/^lxc\.net\.\d+\.(hwaddr|ipv4\.address|ipv6\.address|veth\.pair)$/.test(key)) return false;
+  if (/^lxc\.net\.\d+\.(hwaddr|ipv4\.address|ipv4\.gateway|ipv6\.address|ipv6\.gateway|veth\.pair)$/.test(key)) return false;
   if (key.startsWith('lxc.hook.') && thinHookOf(value) !== null) return false;
   return true;
 }

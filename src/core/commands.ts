@@ -49,7 +49,8 @@ export function lxcStopNow(name: string, lxcpath: string): void {
 
 /** lxc-cgroup: sets one cgroup file of a running container (memory.max, cpu.cfs_quota_us, ...). */
 export function lxcSetCgroup(name: string, lxcpath: string, file: string, value: string): void {
-  run('lxc-cgroup', ['-P', lxcpath, '-n', name, file, value]);
+  // After --: v1's "no limit" is -1, which would read as an option.
+  run('lxc-cgroup', ['-P', lxcpath, '-n', name, '--', file, value]);
 }
 
 /** lxc-start --version, or null when LXC is not installed. */

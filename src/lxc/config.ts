@@ -29,14 +29,17 @@ export function entryOf(rawLine: string): ConfigEntry | null {
  */
 export function replaceEntries(config: string, drop: (entry: ConfigEntry) => boolean, add: readonly ConfigEntry[], heading: string): string {
   let placed = false;
-  const lines = config.split('\n').flatMap((line) => {
+  const edited = config.split('\n').flatMap((line) => {
     const entry = entryOf(line);
     if (!entry || !drop(entry)) return [line];
     if (placed) return [];
     placed = true;
     return add.map(formatEntry);
   });
-  if (placed || add.length === 0) return lines.join('\n');
+  // The heading an earlier edit wrote goes with the last of its entries.
+  const lines = edited.filter((line, index) => line !== `# ${heading}` || (edited[index + 1] ?? '').trim() !== '');
+  // Blank lines that framed what went collapse into one.
+  if (placed || add.length === 0) return lines.join('\n').replace(/\n{3,}/g, '\n\n').replace(/\n+$/, '\n');
   return `${lines.join('\n').replace(/\n*$/, '\n')}\n# ${heading}\n${add.map(formatEntry).join('\n')}\n`;
 }
 

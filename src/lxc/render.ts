@@ -118,7 +118,7 @@ function requireThinLines(text: string, view: ConfigView): void {
  * place, one no longer needed goes, and any missing is added at the end. Everything else stays as it is,
  * whatever template made it.
  */
-export function withHookLines(config: string, hooks: readonly { hook: HookName; key: string; command: string }[]): string {
+export function withHookLines(config: string, hooks: readonly { hook: HookName; key: string; command: string }[], heading = 'Added by thin-lxc refresh.'): string {
   const placed = new Set<HookName>();
   const lines = config.split('\n').flatMap((line) => {
     const entry = /^\s*(lxc\.hook\.[a-z-]+)\s*=\s*(.*)$/.exec(line);
@@ -132,5 +132,5 @@ export function withHookLines(config: string, hooks: readonly { hook: HookName; 
   const missing = hooks.filter((wanted) => !placed.has(wanted.hook));
   if (missing.length === 0) return lines.join('\n');
   const text = lines.join('\n').replace(/\n*$/, '\n');
-  return `${text}\n# Added by thin-lxc refresh.\n${missing.map((wanted) => `${wanted.key} = ${wanted.command}`).join('\n')}\n`;
+  return `${text}\n# ${heading}\n${missing.map((wanted) => `${wanted.key} = ${wanted.command}`).join('\n')}\n`;
 }
