@@ -1,0 +1,150 @@
+// End to end for throwaway containers: --ephemeral (gone once it stops, however it stops) and --tmpfs (a
+// write layer in memory, empty at every start), each with ports and bind mounts.
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as assert from 'uvu/assert';
+import { HOSTS_DIR, NAMES_DIR } from '../../src/network/dhcp.js';
+import { attach, containerSuite, hostMountsMentioning, must, removeLxcContainer, sh, startContainer, tagOf, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
+import { giveSocat, request, rulesOf, startServers } from '../helpers/net.js';
+
+const { tests: lifetimes, runnable, cleanup, base, root } = await containerSuite('ephemeral and tmpfs containers with real LXC', 'lbase');
+
+/** Waits (bounded) until `done` holds; returns whether it did. */
+async function eventually(done: () => boolean, timeoutMs = 15_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return true;
+}
+
+if (runnable) {
+  const host = temporaryRoot();
+  const port = () => 41_000 + Math.floor(Math.random() * 9_000);
+  const track = (name: string) => {
+    cleanup.add(() => removeLxcContainer(name));
+    return name;
+  };
+  /** Everything of the container on the host: its directory, registration, reservation, name and rules. */
+  const traces = async (name: string, tag: string) => ({
+    dir: existsSync(join(root, name)),
+    registration: existsSync(join('/var/lib/lxc', name)),
+    reservation: existsSync(join(HOSTS_DIR, name)),
+    dnsName: existsSync(join(NAMES_DIR, name)),
+    rules: (await rulesOf(tag)).length,
+    listed: (await must('lxc-ls', ['-1'])).split('\n').includes(name),
+  });
+  const none = { dir: false, registration: false, reservation: false, dnsName: false, rules: 0, listed: false };
+
+  lifetimes.before(() => {
+    cleanup.add(() => sh('rm', ['-rf', host]));
+    mkdirSync(join(host, 'data'));
+    writeFileSync(join(host, 'data', 'hello.txt'), 'from the host\n');
+  });
+
+  lifetimes('ephemeral with a port and a mount: both work, and lxc-stop leaves no directory, registration, address, name or rule', async () => {
+    const name = track(uniqueName('eph'));
+    const hostPort = port();
+    const created = await thinLxc(['create', name, '--base', base, '--root', root, '--ephemeral', '-p', `${hostPort}:80`, '-m', `${join(host, 'data')}:/data`]);
+    assert.is(created.exitCode, 0, created.stderr);
+    assert.match(created.stdout, 'ephemeral (destroyed when it stops)');
+    const tag = tagOf(join(root, name));
+    giveSocat(join(root, name));
+    assert.is((await startContainer(name)).exitCode, 0);
+    await startServers(name);
+    assert.is(await request('127.0.0.1', hostPort), `tcp-${name}`);
+    assert.is(await attach(name, 'cat /data/hello.txt'), 'from the host');
+    await must('lxc-stop', ['-n', name]);
+    // LXC reports STOPPED before its post-stop hooks run: the removal follows within moments.
+    assert.ok(await eventually(() => !existsSync(join(root, name))), 'the directory goes');
+    assert.equal(await traces(name, tag), none);
+    assert.is(readFileSync(join(host, 'data', 'hello.txt'), 'utf8'), 'from the host\n', 'the bind-mounted host folder is untouched');
+  });
+
+  lifetimes('ephemeral: poweroff inside removes it too', async () => {
+    const name = track(uniqueName('epo'));
+    const created = await thinLxc(['create', name, '--base', base, '--root', root, '--ephemeral', '-p', `${port()}:80`]);
+    assert.is(created.exitCode, 0, created.stderr);
+    const tag = tagOf(join(root, name));
+    assert.is((await startContainer(name)).exitCode, 0);
+    await sh('lxc-attach', ['-n', name, '--', 'poweroff']);
+    assert.ok(await eventually(() => !existsSync(join(root, name))), 'the directory goes');
+    assert.equal(await traces(name, tag), none);
+  });
+
+  lifetimes('ephemeral: a crash (lxc-start killed) runs no hook; the next thin-lxc command removes it; one never started is kept', async () => {
+    const crashed = track(uniqueName('ecr'));
+    const idle = track(uniqueName('eid'));
+    for (const name of [crashed, idle]) {
+      const created = await thinLxc(['create', name, '--base', base, '--root', root, '--ephemeral', '-p', `${port()}:80`]);
+      assert.is(created.exitCode, 0, created.stderr);
+    }
+    const tag = tagOf(join(root, crashed));
+    assert.is((await startContainer(crashed)).exitCode, 0);
+    // SIGKILL to the monitor: LXC gives the container's init SIGKILL with it, and no hook runs.
+    await must('pkill', ['-KILL', '-f', `^\\[lxc monitor\\] /var/lib/lxc ${crashed}$`]);
+    await must('lxc-wait', ['-n', crashed, '-s', 'STOPPED', '-t', '10']);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.ok(existsSync(join(root, crashed)), 'nothing ran at the crash: the container is still there');
+    assert.ok((await rulesOf(tag)).length > 0, "and so are its rules, until thin-lxc's next command");
+
+    const listed = await thinLxc(['list', '--root', root]);
+    assert.is(listed.exitCode, 0, listed.stderr);
+    assert.not.match(listed.stdout, crashed);
+    assert.equal(await traces(crashed, tag), none);
+    assert.match(listed.stdout, idle, 'an ephemeral container that never started is not a leftover');
+    assert.is((await thinLxc(['destroy', idle, '--root', root])).exitCode, 0);
+  });
+
+  lifetimes('--ephemeral with --autostart is refused, and leaves nothing', async () => {
+    const before = readdirSync(root).sort();
+    const refused = await thinLxc(['create', uniqueName('x'), '--base', base, '--root', root, '--ephemeral', '--autostart']);
+    assert.is(refused.exitCode, 2);
+    assert.is(refused.stderr.trim(), 'thin-lxc: --ephemeral and --autostart contradict each other (an ephemeral container is gone after its first stop): choose one');
+    assert.equal(readdirSync(root).sort(), before);
+  });
+
+  lifetimes('tmpfs with a port and a mount: the write layer is in memory in the container only, and empty at every start', async () => {
+    const name = track(uniqueName('tmp'));
+    const hostPort = port();
+    const created = await thinLxc(['create', name, '--base', base, '--root', root, '--tmpfs=64M', '-p', `${hostPort}:80`, '-m', `${join(host, 'data')}:/data`]);
+    assert.is(created.exitCode, 0, created.stderr);
+    const dir = join(root, name);
+    giveSocat(dir); // into the disk layer, which a tmpfs container sees read-only under its memory
+    assert.is((await startContainer(name)).exitCode, 0);
+    await startServers(name);
+    assert.is(await request('127.0.0.1', hostPort), `tcp-${name}`);
+    assert.is(await attach(name, 'cat /data/hello.txt'), 'from the host');
+
+    const rootMount = await attach(name, 'grep " / overlay " /proc/mounts');
+    assert.match(rootMount, `upperdir=${dir}/memory/upper`);
+    assert.match(rootMount, `lowerdir=${dir}/wlayer:`);
+    assert.equal(hostMountsMentioning(dir), [], 'the host sees no mount of it');
+
+    await attach(name, 'echo written > /root/scratch && dd if=/dev/zero of=/root/big bs=1M count=8 2>/dev/null');
+    assert.is(await attach(name, 'cat /root/scratch'), 'written');
+    assert.not.ok(existsSync(join(dir, 'wlayer', 'root', 'scratch')), 'nothing is written to disk');
+    const full = await sh('lxc-attach', ['-n', name, '--', '/bin/sh', '-c', 'dd if=/dev/zero of=/root/huge bs=1M count=100']);
+    assert.is.not(full.exitCode, 0, 'the write layer holds at most its 64M');
+    assert.match(full.stderr, 'No space left on device');
+
+    await must('lxc-stop', ['-n', name]);
+    assert.is((await startContainer(name)).exitCode, 0);
+    assert.is(await attach(name, 'ls /root'), '', 'every start begins with an empty write layer');
+    await startServers(name);
+    assert.is(await request('127.0.0.1', hostPort), `tcp-${name}`, 'forwarding works again after the restart');
+    await must('lxc-stop', ['-n', name]);
+    assert.is((await thinLxc(['destroy', name, '--root', root])).exitCode, 0);
+  });
+
+  lifetimes('--tmpfs with a size that is not one is refused, and leaves nothing', async () => {
+    const before = readdirSync(root).sort();
+    const refused = await thinLxc(['create', uniqueName('x'), '--base', base, '--root', root, '--tmpfs=lots']);
+    assert.is(refused.exitCode, 2);
+    assert.is(refused.stderr.trim(), 'thin-lxc: tmpfs size "lots" is not a size: write it like 512M or 2G');
+    assert.equal(readdirSync(root).sort(), before);
+  });
+}
+
+lifetimes.run();
