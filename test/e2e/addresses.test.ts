@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
 import { CLI } from '../helpers/paths.js';
-import { containerSuite, must, removeLxcContainer, startContainer, thinLxc, uniqueName } from '../helpers/host.js';
-import { containerAddresses, leaseGone, makeBridgeHost, waitForLease } from '../helpers/net.js';
+import { containerSuite, sh, must, removeLxcContainer, startContainer, thinLxc, uniqueName } from '../helpers/host.js';
+import { containerAddresses, leaseGone, makeBridgeHost, resolveAtBridge, waitForLease } from '../helpers/net.js';
 
 const { tests: addresses, runnable, cleanup, base, root } = await containerSuite('addresses used before: stale leases, live hosts, owned MACs', 'abase');
 
@@ -19,6 +19,29 @@ if (runnable) {
     assert.is(created.exitCode, 0, created.stderr);
     return show(name);
   };
+
+  addresses("names: the host and other containers resolve a thin container's name at the bridge's dnsmasq; destroy removes it", async () => {
+    const [a, b] = [uniqueName('nma'), uniqueName('nmb')];
+    await create(a);
+    const made = await create(b);
+    // Neither needs to ask for a lease: the name is in the reservation, which dnsmasq reads as it changes.
+    assert.is(await resolveAtBridge(b), made.ip, 'the host resolves it at the bridge address');
+    assert.is((await startContainer(a)).exitCode, 0);
+    // Its init may still be bringing eth0 up: ask a few times.
+    const answer = new RegExp(`Address:\\s+${made.ip.replace(/\./g, '\\.')}`);
+    let looked = '';
+    for (let i = 0; i < 20 && !answer.test(looked); i++) {
+      looked = (await sh('lxc-attach', ['-n', a, '--', 'nslookup', b, '10.0.3.1'])).stdout;
+      if (!answer.test(looked)) await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    assert.match(looked, answer, 'another container resolves it');
+    await must('lxc-stop', ['-n', a, '-k']);
+    assert.is((await thinLxc(['destroy', b, '--root', root])).exitCode, 0);
+    let gone = '';
+    for (let i = 0; i < 50 && (gone = await resolveAtBridge(b)) !== ''; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.is(gone, '', 'the name is gone with the container');
+    assert.is((await thinLxc(['destroy', a, '--root', root])).exitCode, 0);
+  });
 
   addresses('destroy ends the lease itself (dhcp_release is never run), so the same --ip again is exactly that address', async () => {
     const first = uniqueName('again1');

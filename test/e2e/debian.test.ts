@@ -1,5 +1,5 @@
-// A Debian base (systemd, ifupdown running DHCP): the thin container boots, keeps its static address and
-// takes its own hostname. debootstrap makes the base (about a minute; LXC caches it for later runs).
+// A Debian base (systemd, ifupdown running DHCP): the thin container boots, keeps its static address,
+// takes its own hostname and finds other thin containers by name. debootstrap makes the base (about a minute; LXC caches it for later runs).
 import * as assert from 'uvu/assert';
 import { DEBIAN, attach, containerSuite, must, removeLxcContainer, sh, startContainer, thinLxc, uniqueName } from '../helpers/host.js';
 import { containerAddresses, waitForLease } from '../helpers/net.js';
@@ -25,6 +25,20 @@ if (runnable) {
     assert.equal(await containerAddresses(name), [shown.ip]);
     assert.is(await attach(name, 'hostname'), name);
     assert.match(await attach(name, 'ip route show default'), /^default via \S+ dev eth0/);
+
+    // Names: another thin container, by name, from inside this one (glibc's resolver, through DHCP's nameserver).
+    const peer = uniqueName('dpeer');
+    cleanup.add(() => removeLxcContainer(peer));
+    assert.is((await thinLxc(['create', peer, '--base', base, '--root', root])).exitCode, 0);
+    const peerIp = (JSON.parse((await thinLxc(['show', peer, '--root', root, '--json'])).stdout) as { ip: string }).ip;
+    let found = '';
+    for (let i = 0; i < 40 && !found.startsWith(peerIp); i++) {
+      found = (await sh('lxc-attach', ['-n', name, '--', 'getent', 'hosts', peer])).stdout.trim();
+      if (!found.startsWith(peerIp)) await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    assert.is(found.split(/\s+/).join(' '), `${peerIp} ${peer}`, `getent hosts ${peer} inside ${name}`);
+    assert.is((await thinLxc(['destroy', peer, '--root', root])).exitCode, 0);
+    assert.is((await sh('lxc-attach', ['-n', name, '--', 'getent', 'hosts', peer])).exitCode, 2, 'destroyed, its name is gone');
     await must('lxc-stop', ['-n', name]);
     assert.is((await thinLxc(['destroy', name, '--root', root])).exitCode, 0);
 

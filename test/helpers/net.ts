@@ -1,5 +1,6 @@
 // Network helpers for end-to-end tests: a client "host" in a network namespace, servers inside containers,
 // clients with bounded retries. Traffic goes only to loopback, the test's own containers and namespaces.
+import { Resolver } from 'node:dns/promises';
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
@@ -153,4 +154,15 @@ export async function leaseGone(bridge: string, mac: string, timeoutMs = 5_000):
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   return false;
+}
+
+/** The IPv4 address lxc-net's dnsmasq gives for `name`, asked at the bridge's own address; '' when it has none. */
+export async function resolveAtBridge(name: string, server = '10.0.3.1'): Promise<string> {
+  const resolver = new Resolver({ timeout: 2_000, tries: 1 });
+  resolver.setServers([server]);
+  try {
+    return (await resolver.resolve4(name))[0] ?? '';
+  } catch {
+    return '';
+  }
 }
