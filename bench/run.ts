@@ -1,5 +1,5 @@
 // thin-lxc's performance claims, measured against LXC's own tools in the same run (npm run bench, as root).
-// Sections: create, hooks, start, scale, rules, forward, boot (--only a,b); --runs N (median of N, default 5); --scale N (200);
+// Sections: create, hooks, start, scale, rules, forward, commit, boot (--only a,b); --runs N (median of N, default 5); --scale N (200);
 // --boot N (40);
 // --inherit-env keeps NODE_EXTRA_CA_CERTS and NODE_OPTIONS (see SCRUBBED).
 // The Debian base (thin-lxc-bench-debian, about 300 MB) is made once and kept between runs.
@@ -16,7 +16,7 @@ const flag = (name: string, fallback: string) => {
 };
 const RUNS = Number(flag('runs', '5'));
 const SCALE = Number(flag('scale', '200'));
-const ONLY = new Set(flag('only', 'create,hooks,start,scale,rules,forward,boot').split(','));
+const ONLY = new Set(flag('only', 'create,hooks,start,scale,rules,forward,commit,boot').split(','));
 const BOOT = Number(flag('boot', '40'));
 const DEBIAN = 'thin-lxc-bench-debian';
 // Variables that change what every Node process costs, for thin-lxc and the node -e 0 floor alike:
@@ -130,7 +130,7 @@ try {
 
   if (ONLY.has('hooks')) {
     // Each hook as LXC runs it, refusing a wrong hook type: Node's startup and the hook's bundle, no work.
-    for (const hook of ['mount', 'ports-up', 'ports-down', 'destroy']) {
+    for (const hook of ['mount', 'ports-up', 'ports-down', 'ephemeral', 'destroy']) {
       const file = fileURLToPath(new URL(`../../dist/hooks/thin-lxc-${hook}.js`, import.meta.url));
       const env = { ...process.env, LXC_HOOK_VERSION: '1', LXC_HOOK_TYPE: 'none' };
       const line = ['-u', 'NODE_OPTIONS', '-u', 'NODE_EXTRA_CA_CERTS', process.execPath, file, '/nonexistent'];
@@ -156,6 +156,26 @@ try {
       rows.at(-1)!.ratio = `hooks add ${timesFloor(stop - snapStop)}`;
       console.log(`${''.padEnd(80)} ${rows.at(-1)!.ratio}`);
     }
+  }
+
+  if (ONLY.has('commit')) {
+    // A thin container of the Debian base, its whole merged view copied by commit, against LXC's full copy
+    // (lxc-copy, rsync) of the committed image: the same files. LXC's tools refuse to copy the thin container itself.
+    const source = track(`${tag}-cm`);
+    thin('create', source, '--base', DEBIAN);
+    const runs = Math.min(RUNS, 3);
+    const committed = record('commit', `thin-lxc commit (thin container of ${DEBIAN})`, timeRuns(
+      (run) => thin('commit', source, track(`${tag}-img${run}`)),
+      (run) => run > 0 && quiet('lxc-destroy', ['-n', `${tag}-img${run}`]),
+      runs,
+    ));
+    const copied = record('commit', 'lxc-copy, full copy of the committed image', timeRuns(
+      (run) => sh('lxc-copy', ['-n', `${tag}-img0`, '-N', `${tag}-cp${run}`]),
+      (run) => quiet('lxc-destroy', ['-n', `${tag}-cp${run}`]),
+      runs,
+    ));
+    rows.at(-1)!.ratio = `commit takes ${(committed / copied).toFixed(2)}x lxc-copy's time`;
+    console.log(`${''.padEnd(80)} ${rows.at(-1)!.ratio}`);
   }
 
   if (ONLY.has('scale')) {
