@@ -135,7 +135,7 @@ const SIZE_UNITS: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2
 
 /** `512M`, `1.5G`, `268435456`: binary units, as Docker, LXC and the kernel read them; in bytes. */
 export function parseSize(value: string, what: string): number {
-  const match = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i.exec(value.trim());
+  const match = /^(\d+(?:\.\d+)?)([kmgt]?)(?:i?b)?$/i.exec(value);
   const bytes = match ? Math.floor(Number(match[1]) * SIZE_UNITS[match[2]!.toLowerCase()]!) : NaN;
   if (!Number.isSafeInteger(bytes) || bytes <= 0) {
     throw new UserError(`${what} ${quote(value)} is not a size: write it like 512M or 2G`);
@@ -154,7 +154,7 @@ export function validateMemory(value: string): string {
 
 /** Docker's --cpus: a share of CPU time in CPUs (1.5 = one and a half), at most the host's CPUs. */
 export function validateCpus(value: string, hostCpus: number): string {
-  const cpus = /^\d+(\.\d{1,2})?$/.test(value.trim()) ? Number(value) : NaN;
+  const cpus = /^\d+(\.\d{1,2})?$/.test(value) ? Number(value) : NaN;
   if (!(cpus >= 0.01 && cpus <= hostCpus)) {
     throw new UserError(`cpus ${quote(value)} is not a CPU count this host has: give a number from 0.01 to ${hostCpus}, e.g. 1.5`);
   }

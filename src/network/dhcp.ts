@@ -26,7 +26,7 @@ function dnsName(name: string): string | null {
   return /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(name) ? name : null;
 }
 
-function reservationLine(mac: string, address: string, name: string): string {
+export function reservationLine(mac: string, address: string, name: string): string {
   const host = dnsName(name);
   return host ? `${mac},${address},${host}\n` : `${mac},${address}\n`;
 }

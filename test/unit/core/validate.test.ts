@@ -2,6 +2,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { UserError } from '../../../src/core/errors.js';
 import {
+  parseSize,
+  validateCpus,
+  validateMemory,
+  validateTmpfsSize,
   formatPublish,
   parseMount,
   parsePublish,
@@ -85,6 +89,30 @@ test('plain paths: what LXC hook lines and overlay options can carry', () => {
 test('lists are repeatable and comma-separated', () => {
   assert.equal(splitList(['80:80,443:443', '53:53/udp']), ['80:80', '443:443', '53:53/udp']);
   assert.equal(splitList(undefined), []);
+});
+
+test('sizes: binary units as Docker and the kernel read them; anything else refused with how to write one', () => {
+  assert.is(parseSize('512M', 'memory'), 512 * 2 ** 20);
+  assert.is(parseSize('1.5g', 'memory'), 1.5 * 2 ** 30);
+  assert.is(parseSize('2GiB', 'memory'), 2 * 2 ** 30);
+  assert.is(parseSize('4096', 'memory'), 4096);
+  for (const bad of ['', '0', '-1M', '1e9', '12X', '1M;reboot', '1\nM', 'M']) {
+    assert.throws(() => parseSize(bad, 'memory'), /is not a size: write it like 512M or 2G/, bad);
+  }
+  assert.is(validateMemory('256M'), '268435456');
+  assert.throws(() => validateMemory('4M'), /too small to run a container: give at least 8M/);
+  assert.is(validateTmpfsSize('64M'), '67108864');
+  assert.is(validateTmpfsSize('50%'), '50%');
+  assert.throws(() => validateTmpfsSize('150%'), /tmpfs size "150%" is not a size/);
+});
+
+test("cpus: a decimal from 0.01 to the host's CPUs, like Docker's --cpus", () => {
+  assert.is(validateCpus('1.5', 4), '1.5');
+  assert.is(validateCpus('0.25', 4), '0.25');
+  assert.is(validateCpus('4', 4), '4');
+  for (const bad of ['0', '5', '0.001', '-1', '1,5', '1.5.1', 'all', '1;reboot']) {
+    assert.throws(() => validateCpus(bad, 4), /is not a CPU count this host has: give a number from 0.01 to 4/, bad);
+  }
 });
 
 test.run();

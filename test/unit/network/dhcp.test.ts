@@ -1,7 +1,7 @@
 // The DHCPRELEASE thin-lxc sends dnsmasq to end a lease, byte by byte (RFC 2131).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { dhcpReleasePacket } from '../../../src/network/dhcp.js';
+import { dhcpReleasePacket, reservationLine } from '../../../src/network/dhcp.js';
 
 test('a DHCPRELEASE from the MAC for the address, to the server, with nothing else in it', () => {
   const packet = dhcpReleasePacket('10.0.3.67', '00:16:3e:0a:0b:0c', '10.0.3.1', 0x01020304);
@@ -13,6 +13,13 @@ test('a DHCPRELEASE from the MAC for the address, to the server, with nothing el
   assert.equal([...packet.subarray(28, 34)], [0x00, 0x16, 0x3e, 0x0a, 0x0b, 0x0c], 'chaddr');
   assert.is(packet.readUInt32BE(236), 0x63825363, 'magic cookie');
   assert.equal([...packet.subarray(240, 250)], [53, 1, 7, 54, 4, 10, 0, 3, 1, 255], 'DHCPRELEASE, server identifier, end');
+});
+
+test("a reservation names the container for DHCP and DNS, unless its name is no DNS label", () => {
+  assert.is(reservationLine('00:16:3e:0a:0b:0c', '10.0.3.67', 'web1'), '00:16:3e:0a:0b:0c,10.0.3.67,web1\n');
+  assert.is(reservationLine('00:16:3e:0a:0b:0c', '10.0.3.67', 'web_1'), '00:16:3e:0a:0b:0c,10.0.3.67\n');
+  assert.is(reservationLine('00:16:3e:0a:0b:0c', '10.0.3.67', 'web.1'), '00:16:3e:0a:0b:0c,10.0.3.67\n', 'a dot would make it a domain');
+  assert.is(reservationLine('00:16:3e:0a:0b:0c', '10.0.3.67', 'web-'), '00:16:3e:0a:0b:0c,10.0.3.67\n');
 });
 
 test.run();

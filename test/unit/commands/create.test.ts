@@ -1,0 +1,33 @@
+// Idempotent create: how an existing container differs from what a create asks for.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { specDifferences, type CreateSpec } from '../../../src/commands/create.js';
+import type { ThinState } from '../../../src/container/state.js';
+
+const state: ThinState = {
+  id: 'web1', name: 'web1', base: '/var/lib/lxc/b', baseName: 'b', fs: 'overlay', layers: ['/var/lib/lxc/b/rootfs'],
+  hwaddrs: { '0': '00:16:3e:00:00:01' }, ip: '10.0.3.67', bridge: 'lxcbr0', subnet: '10.0.3.0/24', veth: 'tlx0000beef',
+  publish: ['8080:80/tcp', '53:53/udp'], mounts: ['/srv:/app'], lxcpath: '/var/lib/lxc', created: '2026-11-30T00:00:00.000Z',
+  autostart: false, ephemeral: false, tmpfs: null, memory: '268435456', cpus: null, template: null,
+};
+const spec: CreateSpec = {
+  name: 'web1', id: null, base: '/var/lib/lxc/b', fs: 'overlay', ip: null, publish: ['53:53/udp', '8080:80/tcp'], mounts: ['/srv:/app'],
+  autostart: false, ephemeral: false, tmpfs: null, memory: '268435456', cpus: null, template: null,
+};
+
+test('the same request is no difference: what it left open (id, address) and the order of ports do not count', () => {
+  assert.equal(specDifferences(spec, state), []);
+  assert.equal(specDifferences({ ...spec, ip: '10.0.3.67', id: 'web1' }, state), []);
+});
+
+test('each field that differs is named, with what the container has and what was asked', () => {
+  assert.equal(specDifferences({ ...spec, ip: '10.0.3.68', publish: ['8080:80/tcp'], cpus: '1', tmpfs: '50%' }, state), [
+    'ip is 10.0.3.67, asked 10.0.3.68',
+    'publish is 8080:80/tcp,53:53/udp, asked 8080:80/tcp',
+    'tmpfs is none, asked 50%',
+    'cpus is none, asked 1',
+  ]);
+  assert.equal(specDifferences({ ...spec, base: '/var/lib/lxc/c', template: 'ab12' }, state), ['base is /var/lib/lxc/b, asked /var/lib/lxc/c', 'template is none, asked ab12']);
+});
+
+test.run();
