@@ -11,7 +11,7 @@ import { lastValue, parseLxcConfig } from '../lxc/config.js';
 import { checkInstallation, HOOK_NAMES, hookFile, hookLineFiles, thinHookOf } from '../lxc/install.js';
 import { lxcStatusLookup } from '../lxc/lxcpath.js';
 import { readBridge } from '../network/bridge.js';
-import { dnsmasqPid, dnsmasqReadsReservations, HOSTS_DIR } from '../network/dhcp.js';
+import { dnsmasqPid, dnsmasqReadsReservations, HOSTS_DIR, NAMES_DIR } from '../network/dhcp.js';
 import { formatSubnet } from '../network/ipv4.js';
 import { readKernelSupport } from '../union/mount.js';
 import { listViews } from './list.js';
@@ -74,8 +74,8 @@ export function doctor(settings: Settings): Check[] {
     }),
     check("lxc-net's dnsmasq", () => {
       if (dnsmasqPid() === null) fail('dnsmasq for the bridge is not running: systemctl restart lxc-net (or USE_LXC_BRIDGE=true /usr/libexec/lxc/lxc-net start)');
-      if (!dnsmasqReadsReservations()) fail(`it does not read thin-lxc's address reservations (${HOSTS_DIR}): thin-lxc setup`);
-      return `running, reads reservations from ${HOSTS_DIR}`;
+      if (!dnsmasqReadsReservations()) fail(`it does not read thin-lxc's address reservations (${HOSTS_DIR}) and names (${NAMES_DIR}): thin-lxc setup`);
+      return `running, reads reservations from ${HOSTS_DIR} and names from ${NAMES_DIR}`;
     }),
     check('root directory', () => {
       if (!existsSync(settings.root)) return `${settings.root} (made at the first create)`;

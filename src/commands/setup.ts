@@ -1,7 +1,7 @@
 // thin-lxc setup: prepares the host once (idempotent): lxc-net's dnsmasq reads thin-lxc's address reservations.
 import { UserError } from '../core/errors.js';
 import { missingPackages } from '../core/exec.js';
-import { dnsmasqPid, dnsmasqReadsReservations, HOSTS_DIR } from '../network/dhcp.js';
+import { dnsmasqPid, dnsmasqReadsReservations, HOSTS_DIR, NAMES_DIR } from '../network/dhcp.js';
 import { configureDnsmasq, restartLxcNet } from '../network/lxc-net.js';
 
 /** What thin-lxc and its hooks run, for a host where LXC was installed by hand or only partly. */
@@ -16,6 +16,6 @@ export function setup(): string {
     restartLxcNet();
     lines.push('restarted lxc-net');
   }
-  lines.push(`lxc-net's dnsmasq reads static address reservations from ${HOSTS_DIR}: thin containers keep their addresses.`);
+  lines.push(`lxc-net's dnsmasq reads static address reservations from ${HOSTS_DIR} and names from ${NAMES_DIR}: thin containers keep their addresses and are found by name.`);
   return lines.join('\n');
 }

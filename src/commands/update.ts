@@ -13,7 +13,7 @@ import { forwardTarget, installForwarding, recordedGeneration, removeForwarding 
 import { checkPublishConflicts, describeClash, portClashes } from '../forward/ports.js';
 import { containerTag } from '../forward/rules.js';
 import { mountEntryValue, mountsBind, planMounts, replaceEntries } from '../lxc/config.js';
-import { thinHooks } from '../lxc/install.js';
+import { thinHookOf, thinHooks } from '../lxc/install.js';
 import { hostCgroupVersion, isLimitOf, limitLines, liveLimitWrites } from '../lxc/limits.js';
 import { withHookLines } from '../lxc/render.js';
 import type { Settings } from './settings.js';
@@ -96,6 +96,13 @@ export function planUpdate(target: string, request: UpdateRequest, settings: Set
 
   const status = lxcStatuses(before.lxcpath).get(before.name);
   const running = status && status.state !== 'STOPPED' ? { pid: status.pid } : null;
+  if (running && publish.join() !== before.publish.join() && !oldConfig.split('\n').some((line) => thinHookOf(line) === 'ports-down')) {
+    // LXC read the config at start: without that hook, rules added now would outlive the container.
+    throw new UserError(
+      `${before.name} runs with a config from before thin-lxc 0.3, without the post-stop hook that would remove new rules at its stop: ` +
+        `stop it (lxc-stop -n ${before.name}), then run this update again`,
+    );
+  }
   const changed = config !== oldConfig || serializeState({ ...after, created: '' }) !== serializeState({ ...before, created: '' });
   const notes: string[] = [];
   if (running && (goneMounts.length > 0 || newEntries.length > 0)) {
