@@ -195,12 +195,17 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
     .description('copy a stopped thin container, as it sees its files, into a standalone LXC container (a golden image)')
     .argument('<id-or-name>')
     .argument('<new-base>', 'name of the new LXC container')
+    .option('--dry-run', 'print what it would copy and the config it would write, and change nothing')
     .option('--json', 'machine-readable output')
-    .action(async (target: string, newBase: string, options: { json?: boolean }, command: Command) => {
+    .action(async (target: string, newBase: string, options: { json?: boolean; dryRun?: boolean }, command: Command) => {
       requireRoot();
-      const { commit } = await import('../commands/commit.js');
-      const result = commit(target, newBase, settingsOf(command), { progress: process.stderr.isTTY === true && !options.json });
-      if (options.json) return out(JSON.stringify({ changed: true, ...result }, null, 2));
+      const { planCommit, applyCommit, describeCommit } = await import('../commands/commit.js');
+      const plan = planCommit(target, newBase, settingsOf(command));
+      if (options.dryRun) {
+        return out(options.json ? JSON.stringify({ changed: true, action: 'commit', name: plan.name, dir: plan.dir, layers: plan.layers, config: plan.config }, null, 2) : describeCommit(plan));
+      }
+      const result = applyCommit(plan, { progress: process.stderr.isTTY === true && !options.json });
+      if (options.json) return out(JSON.stringify({ changed: true, action: 'committed', ...result }, null, 2));
       out(`Committed ${target} to LXC container ${result.name} (${result.dir}) in ${result.ms} ms.\nBoot it with lxc-start -n ${result.name}, or stack on it: thin-lxc create NAME --base ${result.name}`);
     });
 

@@ -4,7 +4,7 @@
 import { mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { keptByThinContainer } from '../container/base.js';
-import { findContainer, listContainers } from '../container/containers.js';
+import { findContainer, listContainers, type ThinContainer } from '../container/containers.js';
 import { identityFiles } from '../container/layers.js';
 import { copyMergedView, lxcState } from '../core/commands.js';
 import { UserError } from '../core/errors.js';
@@ -17,15 +17,19 @@ import { assignMacs } from '../network/addresses.js';
 import { readOnlyOptions } from '../union/mount.js';
 import type { Settings } from './settings.js';
 
-export interface Committed {
+export interface CommitPlan {
+  source: ThinContainer;
   name: string;
   dir: string;
-  ms: number;
+  rootfs: string;
+  /** The read-only layers copied, top first: the write layer over the base's. */
+  layers: string[];
+  config: string;
 }
 
-export function commit(target: string, newName: string, settings: Settings, options: { progress: boolean }): Committed {
-  const started = performance.now();
-  const { state, paths } = findContainer(settings.root, target, settings.lxcpath);
+export function planCommit(target: string, newName: string, settings: Settings): CommitPlan {
+  const source = findContainer(settings.root, target, settings.lxcpath);
+  const { state, paths } = source;
   const name = validateName(newName, 'name');
   const lxc = lxcState(state.name, state.lxcpath);
   if (lxc !== 'STOPPED') throw new UserError(`${state.name} is ${lxc.toLowerCase()}: stop it first (lxc-stop -n ${state.name}), so that its files hold still while they are copied`);
@@ -35,15 +39,29 @@ export function commit(target: string, newName: string, settings: Settings, opti
   const dir = registrationDir(settings.lxcpath, name);
   const rootfs = join(dir, 'rootfs');
   const config = committedConfig(parseLxcConfig(readFileSync(paths.config, 'utf8')), state, name, rootfs);
-  mkdirSync(settings.lxcpath, { recursive: true });
+  // A --tmpfs container's memory layer is gone once it stopped: its disk layer is what it keeps.
+  return { source, name, dir, rootfs, layers: [paths.wlayer, ...state.layers], config };
+}
+
+export function describeCommit(plan: CommitPlan): string {
+  return [
+    `# thin-lxc commit --dry-run: nothing was written. ${plan.layers.join(' over ')} would be copied to ${plan.rootfs},`,
+    `# and ${plan.dir}/config would be:`,
+    plan.config.trimEnd(),
+  ].join('\n');
+}
+
+/** Copies, then writes the config last: LXC sees a container only once its config exists, so a failure leaves nothing it lists. */
+export function applyCommit(plan: CommitPlan, options: { progress: boolean }): { name: string; dir: string; ms: number } {
+  const started = performance.now();
+  const { source, dir, rootfs, name } = plan;
+  mkdirSync(dirname(dir), { recursive: true });
   mkdirSync(dir, { mode: 0o755 }); // EEXIST if a container of that name appeared meanwhile
   try {
     mkdirSync(rootfs, { mode: 0o755 });
-    // The write layer over the base's layers, read-only: a --tmpfs container's memory layer is gone once it stopped.
-    copyMergedView(state.fs, readOnlyOptions(state.fs, [paths.wlayer, ...state.layers]), paths.rootfs, rootfs, options.progress ? 2 : undefined);
+    copyMergedView(source.state.fs, readOnlyOptions(source.state.fs, plan.layers), source.paths.rootfs, rootfs, options.progress ? 2 : undefined);
     for (const file of identityFiles([rootfs], name)) writeInside(rootfs, file.path, file.content);
-    // Last: LXC sees a container only once its config exists.
-    writeFileAtomic(join(dir, 'config'), config, 0o640);
+    writeFileAtomic(join(dir, 'config'), plan.config, 0o640);
   } catch (error) {
     rmSync(dir, { recursive: true, force: true });
     throw error;

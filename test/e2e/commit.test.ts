@@ -38,6 +38,10 @@ if (runnable) {
     const taken = await thinLxc(['commit', thin, base, '--root', root]);
     assert.is(taken.stderr.trim(), `thin-lxc: name "${base}" is already used by a container: choose another name for the new base`);
 
+    const dry = await thinLxc(['commit', thin, image, '--root', root, '--dry-run']);
+    assert.is(dry.exitCode, 0, dry.stderr);
+    assert.match(dry.stdout, `# thin-lxc commit --dry-run: nothing was written. ${join(root, thin, 'wlayer')} over /var/lib/lxc/${base}/rootfs would be copied`);
+    assert.not.ok(existsSync(join('/var/lib/lxc', image)), '--dry-run makes nothing');
     const committed = await thinLxc(['commit', thin, image, '--root', root]);
     assert.is(committed.exitCode, 0, committed.stderr);
     assert.match(committed.stdout, `Committed ${thin} to LXC container ${image} (/var/lib/lxc/${image})`);
