@@ -64,22 +64,13 @@ export interface CreateRequest {
   replace?: boolean | undefined;
 }
 
-/** What the request asks for, normalised so that the same command gives the same spec. */
-export interface CreateSpec {
-  name: string;
+/**
+ * What the request asks for, normalised so that the same command gives the same spec: the state's fields a
+ * user chooses, with the id and address null when left to create.
+ */
+export type CreateSpec = Pick<ThinState, 'name' | 'base' | 'fs' | 'ip' | 'publish' | 'mounts' | 'autostart' | 'ephemeral' | 'tmpfs' | 'memory' | 'cpus' | 'template'> & {
   id: string | null;
-  base: string;
-  fs: UnionFs;
-  ip: string | null;
-  publish: string[];
-  mounts: string[];
-  autostart: boolean;
-  ephemeral: boolean;
-  tmpfs: string | null;
-  memory: string | null;
-  cpus: string | null;
-  template: string | null;
-}
+};
 
 /** The default tmpfs size, tmpfs' own: half the host's memory. */
 const TMPFS_DEFAULT = '50%';
