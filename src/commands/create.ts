@@ -76,7 +76,7 @@ export type CreateSpec = Pick<ThinState, 'name' | 'base' | 'fs' | 'ip' | 'publis
 const TMPFS_DEFAULT = '50%';
 
 /** Checks every value of the request; nothing on the host is looked at but the base, the mount sources and the template. */
-export function createSpec(request: CreateRequest, settings: Settings, cwd: string): CreateSpec {
+function createSpec(request: CreateRequest, settings: Settings, cwd: string): CreateSpec {
   const name = validateName(request.name, 'name');
   const ephemeral = request.ephemeral === true;
   const autostart = request.autostart === true;
@@ -171,7 +171,7 @@ export type CreateOutcome =
  * Re-running the same create is a no-op ('unchanged'), as configuration management needs; the same name with
  * another spec is refused, naming the differences, unless the request says to replace it.
  */
-export function existingOutcome(spec: CreateSpec, request: CreateRequest, settings: Settings): { state: ThinState; replace: boolean } | null {
+function existingOutcome(spec: CreateSpec, request: CreateRequest, settings: Settings): { state: ThinState; replace: boolean } | null {
   const existing = listContainers(settings.root).find((other) => other.state.name === spec.name);
   if (!existing) return null;
   const differences = specDifferences(spec, existing.state);
@@ -180,6 +180,15 @@ export function existingOutcome(spec: CreateSpec, request: CreateRequest, settin
   throw new UserError(
     `thin container ${spec.name} exists with another spec (${differences.join('; ')}): pass --replace to destroy and re-create it, or use thin-lxc update`,
   );
+}
+
+/** --dry-run (check mode): what create would do, changing nothing. */
+export function previewCreate(request: CreateRequest, settings: Settings, cwd: string): { changed: boolean; action: 'create' | 'replace' | 'unchanged'; state: ThinState; plan: CreatePlan | null } {
+  const spec = createSpec(request, settings, cwd);
+  const existing = existingOutcome(spec, request, settings);
+  if (existing) return { changed: existing.replace, action: existing.replace ? 'replace' : 'unchanged', state: existing.state, plan: null };
+  const plan = planCreate(request, settings, cwd, spec);
+  return { changed: true, action: 'create', state: plan.state, plan };
 }
 
 /** Plans and applies under a host-wide lock, so creates running at the same time never get the same address. */
@@ -325,7 +334,7 @@ function baseWarnings(base: Base, lxcpath: string): string[] {
     : [];
 }
 
-export function parseFs(value: string | undefined): UnionFs {
+function parseFs(value: string | undefined): UnionFs {
   const fs = value ?? 'overlay';
   if (!(UNION_FILESYSTEMS as readonly string[]).includes(fs)) {
     throw new UserError(`fs ${quote(fs)} is not supported: use overlay (the default) or aufs`);

@@ -15,7 +15,7 @@ export function parseLxcConfig(text: string): ConfigEntry[] {
 }
 
 /** The entry one config line sets; null for a blank line, a comment or anything else. */
-export function entryOf(rawLine: string): ConfigEntry | null {
+function entryOf(rawLine: string): ConfigEntry | null {
   const line = rawLine.trim();
   if (line === '' || line.startsWith('#')) return null;
   const equals = line.indexOf('=');

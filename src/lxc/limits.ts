@@ -2,7 +2,7 @@
 // cgroup (v1) keys where the memory and cpu controllers still live in the v1 hierarchy.
 import { existsSync } from 'node:fs';
 
-export type CgroupVersion = 1 | 2;
+type CgroupVersion = 1 | 2;
 
 /** A unified host has cgroup.controllers at the top of /sys/fs/cgroup; a v1 or hybrid host has it below unified/, if at all. */
 export function hostCgroupVersion(): CgroupVersion {
