@@ -121,7 +121,7 @@ export function doctor(settings: Settings): Check[] {
 /**
  * What keeps LXC from running a thin container's hooks as this installation would: a node binary or hook
  * file that is gone (node upgraded or moved, thin-lxc reinstalled elsewhere), another installation's hooks,
- * or a config from before the clone hook. null when none.
+ * or a config from before the clone hook or the post-stop hook every container has since 0.3. null when none.
  */
 function hookProblem(config: string): string | null {
   const hooks = parseLxcConfig(config).filter((entry) => entry.key.startsWith('lxc.hook.') && thinHookOf(entry.value) !== null);
@@ -135,6 +135,9 @@ function hookProblem(config: string): string | null {
     }
   }
   if (!hooks.some(({ value }) => thinHookOf(value) === 'clone')) return 'it was made by an older thin-lxc (no clone hook, so lxc-copy would make a broken copy)';
+  if (!hooks.some(({ value }) => thinHookOf(value) === 'ports-down')) {
+    return 'it was made by thin-lxc 0.2 (no post-stop hook, so ports thin-lxc update gives it while it runs would outlive it)';
+  }
   return null;
 }
 
