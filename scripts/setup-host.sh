@@ -2,7 +2,8 @@
 # Prepares a Debian/Ubuntu host for thin-lxc: LXC and the tools its containers and tests use, and the lxcbr0 bridge.
 set -euo pipefail
 
-PACKAGES=(lxc busybox-static iptables dnsmasq-base debootstrap iproute2 rsync socat attr)
+# rsync: commit (and lxc-copy); procps: pkill in the tests; attr: xattrs in diff and the tests.
+PACKAGES=(lxc busybox-static iptables dnsmasq-base debootstrap iproute2 rsync socat attr procps)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup-host: run as root (sudo)" >&2
