@@ -3,14 +3,18 @@
 //   lxc.hook.pre-mount = /usr/bin/env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-mount.js /containers/ID
 // A copy made with lxc-copy or lxc-snapshot carries this line too; for it the start is refused, saying why.
 // A --tmpfs container's write layer is a tmpfs mounted here too, so it is empty at every start and goes with the namespace.
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { ownContainer, runHook } from '../src/lxc/hooks.js';
 import { memoryLayer, mountUnion } from '../src/union/mount.js';
 
 runHook('pre-mount', import.meta.url, (run) => {
   const { state, paths } = ownContainer(run);
   // An ephemeral container that is not running but has this was not stopped cleanly: the next thin-lxc command removes it.
-  if (state.ephemeral) writeFileSync(paths.started, `${run.context.generation}\n`);
+  if (state.ephemeral) {
+    mkdirSync(dirname(paths.started), { recursive: true, mode: 0o755 });
+    writeFileSync(paths.started, `${run.context.generation}\n`);
+  }
   const target = paths.rootfs;
   if (state.tmpfs === null) {
     mountUnion({ fs: state.fs, layers: state.layers, upper: paths.wlayer, work: paths.work, target });

@@ -30,9 +30,11 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
   const debug = args.includes('--debug');
   setCommandTrace(debug);
   const out = (text: string) => writeOut(text.endsWith('\n') ? text : `${text}\n`);
+  // Read once per run: the ephemeral sweep before a command and the command itself both need them.
+  let settings: Settings | undefined;
   const settingsOf = (command: Command): Settings => {
     const global = command.optsWithGlobals<GlobalOptions>();
-    return resolveSettings({ flags: { root: global.root, lxcpath: global.lxcpath }, env, cwd });
+    return (settings ??= resolveSettings({ flags: { root: global.root, lxcpath: global.lxcpath }, env, cwd }));
   };
 
   const program = new Command('thin-lxc')

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } fr
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { baseConfigLines, resolveBase, type Base } from '../container/base.js';
-import { containerPaths, listContainers, refreshStateCache, type ContainerPaths } from '../container/containers.js';
+import { containerPaths, listContainers, refreshStateCache, type ContainerPaths, type ThinContainer } from '../container/containers.js';
 import { identityFiles, writeLayerFile, type LayerFile } from '../container/layers.js';
 import { serializeState, type ThinState } from '../container/state.js';
 import { inProgressName, sweepLeftovers } from '../container/teardown.js';
@@ -171,8 +171,8 @@ export type CreateOutcome =
  * Re-running the same create is a no-op ('unchanged'), as configuration management needs; the same name with
  * another spec is refused, naming the differences, unless the request says to replace it.
  */
-function existingOutcome(spec: CreateSpec, request: CreateRequest, settings: Settings): { state: ThinState; replace: boolean } | null {
-  const existing = listContainers(settings.root).find((other) => other.state.name === spec.name);
+function existingOutcome(spec: CreateSpec, request: CreateRequest, others: readonly ThinContainer[]): { state: ThinState; replace: boolean } | null {
+  const existing = others.find((other) => other.state.name === spec.name);
   if (!existing) return null;
   const differences = specDifferences(spec, existing.state);
   if (differences.length === 0) return { state: existing.state, replace: false };
@@ -185,29 +185,44 @@ function existingOutcome(spec: CreateSpec, request: CreateRequest, settings: Set
 /** --dry-run (check mode): what create would do, changing nothing. */
 export function previewCreate(request: CreateRequest, settings: Settings, cwd: string): { changed: boolean; action: 'create' | 'replace' | 'unchanged'; state: ThinState; plan: CreatePlan | null } {
   const spec = createSpec(request, settings, cwd);
-  const existing = existingOutcome(spec, request, settings);
+  const others = listContainers(settings.root);
+  const existing = existingOutcome(spec, request, others);
   if (existing) return { changed: existing.replace, action: existing.replace ? 'replace' : 'unchanged', state: existing.state, plan: null };
-  const plan = planCreate(request, settings, cwd, spec);
+  const plan = planCreate(request, settings, cwd, spec, others);
   return { changed: true, action: 'create', state: plan.state, plan };
 }
 
-/** Plans and applies under a host-wide lock, so creates running at the same time never get the same address. */
-export async function createContainer(request: CreateRequest, settings: Settings, cwd: string): Promise<CreateOutcome> {
+/**
+ * Plans and applies under a host-wide lock, so creates running at the same time never get the same address;
+ * the root is listed once there, for the comparison with a container of the same name and for the plan.
+ */
+export async function createContainer(request: CreateRequest, settings: Settings, cwd: string, replacing = false): Promise<CreateOutcome> {
   const spec = createSpec(request, settings, cwd);
-  const existing = existingOutcome(spec, request, settings);
-  if (existing && !existing.replace) return { action: 'unchanged', changed: false, state: existing.state };
-  if (existing) destroy(existing.state.id, { force: true }, settings);
-  return withLock('create', async () => {
+  const result = await withLock('create', async (): Promise<CreateOutcome | { replace: ThinState }> => {
     sweepLeftovers(settings.root);
-    const plan = planCreate(request, settings, cwd, spec);
+    const others = listContainers(settings.root);
+    const existing = existingOutcome(spec, request, others);
+    if (existing?.replace) return { replace: existing.state };
+    if (existing) return { action: 'unchanged', changed: false, state: existing.state };
+    const plan = planCreate(request, settings, cwd, spec, others);
     if (plan.claim) await claimAddress(plan.claim.bridge, plan.claim.address, settings.lxcpath);
     applyCreate(plan, settings);
     refreshStateCache(settings.root);
-    return { action: existing ? 'replaced' : 'created', changed: true, state: plan.state, plan };
+    return { action: replacing ? 'replaced' : 'created', changed: true, state: plan.state, plan };
   });
+  if (!('replace' in result)) return result;
+  // Destroyed outside the lock: its stop runs its hooks, and an ephemeral container's hook takes that lock.
+  destroy(result.replace.id, { force: true }, settings);
+  return createContainer({ ...request, replace: false }, settings, cwd, true);
 }
 
-export function planCreate(request: CreateRequest, settings: Settings, cwd: string, spec = createSpec(request, settings, cwd)): CreatePlan {
+export function planCreate(
+  request: CreateRequest,
+  settings: Settings,
+  cwd: string,
+  spec = createSpec(request, settings, cwd),
+  others = listContainers(settings.root),
+): CreatePlan {
   const { name, fs } = spec;
   const id = spec.id ?? name;
   const requestedIp = spec.ip;
@@ -217,7 +232,6 @@ export function planCreate(request: CreateRequest, settings: Settings, cwd: stri
   const mounts = planned.mounts.map(formatMount);
 
   const paths = containerPaths(settings.root, id);
-  const others = listContainers(settings.root);
   const sameName = others.find((other) => other.state.name === name);
   if (sameName) {
     throw new UserError(`name ${quote(name)} is taken by thin container ${sameName.state.id}: choose another name`);

@@ -17,7 +17,10 @@ export interface ContainerPaths {
   hookLog: string;
   /** Where a --tmpfs container's write layer is mounted, inside its own mount namespace only. */
   memory: string;
-  /** Written by an ephemeral container's start: one that is not running with this is a crashed run's leftover. */
+  /**
+   * Written by an ephemeral container's start, one file per container in one folder of the root, so that
+   * every command can look for crashed ones by reading one (usually absent) folder.
+   */
   started: string;
 }
 
@@ -36,9 +39,12 @@ export function containerPaths(root: string, id: string): ContainerPaths {
     state: `${dir}/${STATE_FILE}`,
     hookLog: `${dir}/hook.log`,
     memory: `${dir}/memory`,
-    started: `${dir}/started`,
+    started: `${root}/${STARTED_DIR}/${id}`,
   };
 }
+
+/** Ephemeral containers that started: one that is not running and has its file here stopped without its hook. */
+export const STARTED_DIR = '.started';
 
 export interface ThinContainer {
   state: ThinState;

@@ -1,7 +1,7 @@
 // Removing a thin container from the host, and finishing removals and creates that a killed process left
 // half done. Shared by thin-lxc destroy, lxc-destroy's hook, the ephemeral hook and create (list and the
 // other read commands leave leftovers to them), and every command's sweep of crashed ephemeral containers.
-import { existsSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, renameSync, rmdirSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { UserError } from '../core/errors.js';
 import { isAlive } from '../core/exec.js';
@@ -12,7 +12,7 @@ import { containerTag } from '../forward/rules.js';
 import { unregister } from '../lxc/lxcpath.js';
 import { readBridge } from '../network/bridge.js';
 import { releaseIfOwned, releaseLease } from '../network/dhcp.js';
-import { containerPaths, dependentsOf, entriesOf, isRealDirectory, listContainers, refreshStateCache } from './containers.js';
+import { containerPaths, dependentsOf, entriesOf, isRealDirectory, refreshStateCache, STARTED_DIR } from './containers.js';
 import { readState, type ThinState } from './state.js';
 
 /** Directories being built or removed: `.creating-ID-PID`, `.removing-ID-PID`. */
@@ -38,6 +38,7 @@ export function teardown(containerDir: string, options: { expectedName?: string;
   if (dependents.length > 0) throw new UserError(`${state.name} is the base of thin containers ${dependents.join(', ')}: destroy them first`);
   const doomed = join(dirname(containerDir), inProgressName('removing', basename(containerDir)));
   renameSync(containerDir, doomed);
+  forgetStart(containerPaths(dirname(containerDir), basename(containerDir)).started);
   releaseHostState(state, containerDir, options.unregister);
   rmSync(doomed, { recursive: true, force: true });
   refreshStateCache(dirname(containerDir));
@@ -92,16 +93,33 @@ export function sweepLeftovers(root: string): void {
 /**
  * Removes ephemeral containers whose last run ended without their post-stop hook (lxc-start killed, the host
  * lost power): started once, and not running now. Run before each thin-lxc command, so that a crashed
- * ephemeral container is gone once the next one has run. Asks LXC only when there is such a candidate.
+ * ephemeral container is gone once the next one has run; reads one folder, and asks LXC only when there is
+ * such a candidate.
  */
 export function sweepCrashedEphemeral(root: string, statusOf: (lxcpath: string, name: string) => string | undefined): string[] {
   const swept: string[] = [];
-  for (const { state, paths } of listContainers(root)) {
-    if (!state.ephemeral || !existsSync(paths.started)) continue;
-    const lxc = statusOf(state.lxcpath, state.name) ?? 'STOPPED';
-    if (lxc !== 'STOPPED') continue;
+  for (const id of entriesOf(join(root, STARTED_DIR))) {
+    const paths = containerPaths(root, id);
+    let state: ThinState;
+    try {
+      state = readState(paths.dir);
+    } catch {
+      forgetStart(paths.started); // its container is gone
+      continue;
+    }
+    if (!state.ephemeral || (statusOf(state.lxcpath, state.name) ?? 'STOPPED') !== 'STOPPED') continue;
     withLock('create', () => teardown(paths.dir, { expectedName: state.name, unregister: true }));
     swept.push(state.name);
   }
   return swept;
+}
+
+/** The folder goes with its last file, so that a root is left as empty as it was found. */
+function forgetStart(path: string): void {
+  rmSync(path, { force: true });
+  try {
+    rmdirSync(dirname(path));
+  } catch {
+    // Others' starts are still in it, or it was never made.
+  }
 }

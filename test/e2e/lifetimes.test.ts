@@ -3,6 +3,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
+import { STARTED_DIR } from '../../src/container/containers.js';
 import { HOSTS_DIR, NAMES_DIR } from '../../src/network/dhcp.js';
 import { attach, containerSuite, hostMountsMentioning, must, removeLxcContainer, sh, startContainer, tagOf, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
 import { giveSocat, request, rulesOf, startServers } from '../helpers/net.js';
@@ -29,13 +30,14 @@ if (runnable) {
   /** Everything of the container on the host: its directory, registration, reservation, name and rules. */
   const traces = async (name: string, tag: string) => ({
     dir: existsSync(join(root, name)),
+    startMark: existsSync(join(root, STARTED_DIR, name)),
     registration: existsSync(join('/var/lib/lxc', name)),
     reservation: existsSync(join(HOSTS_DIR, name)),
     dnsName: existsSync(join(NAMES_DIR, name)),
     rules: (await rulesOf(tag)).length,
     listed: (await must('lxc-ls', ['-1'])).split('\n').includes(name),
   });
-  const none = { dir: false, registration: false, reservation: false, dnsName: false, rules: 0, listed: false };
+  const none = { dir: false, startMark: false, registration: false, reservation: false, dnsName: false, rules: 0, listed: false };
 
   lifetimes.before(() => {
     cleanup.add(() => sh('rm', ['-rf', host]));
@@ -87,6 +89,7 @@ if (runnable) {
     await must('lxc-wait', ['-n', crashed, '-s', 'STOPPED', '-t', '10']);
     await new Promise((resolve) => setTimeout(resolve, 300));
     assert.ok(existsSync(join(root, crashed)), 'nothing ran at the crash: the container is still there');
+    assert.ok(existsSync(join(root, STARTED_DIR, crashed)), 'marked as started');
     assert.ok((await rulesOf(tag)).length > 0, "and so are its rules, until thin-lxc's next command");
 
     const listed = await thinLxc(['list', '--root', root]);
