@@ -59,7 +59,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
     .requiredOption('-b, --base <base>', "the base: an LXC container's name, or its directory")
     .option('--id <id>', 'directory name under the root (default: the name)')
     .option('--ip <address>', 'static IPv4 address on the LXC bridge')
-    .option('-p, --publish <spec...>', 'forward host ports: [HOST_IP:]HOST_PORT[-END]:PORT[-END][/tcp|/udp]')
+    .option('--ip6 <address>', 'static IPv6 address on a bridge with IPv6 (default: one made from the IPv4 address)')
+    .option('-p, --publish <spec...>', 'forward host ports, on IPv4 and IPv6: [HOST_IP:]HOST_PORT[-END]:PORT[-END][/tcp|/udp]; HOST_IP 0.0.0.0 or [::] for one family')
     .option('-m, --mount <spec...>', 'bind-mount host paths: HOST:CONTAINER[:ro], comma-separated')
     .addOption(new Option('--fs <fs>', 'union filesystem').choices(['overlay', 'aufs']).default('overlay'))
     .option('--autostart', 'start it with the host (lxc.start.auto = 1, run by lxc-autostart at boot)')
@@ -96,6 +97,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
       out(
         `${outcome.action === 'replaced' ? 'Replaced' : 'Created'} thin container ${state.name} (id ${state.id}) from ${state.baseName} in ${ms} ms` +
           (state.ip ? `, address ${state.ip}` : '') +
+          (state.ip6 ? ` and ${state.ip6}` : '') +
           (state.publish.length > 0 ? `, ports ${state.publish.join(', ')}` : '') +
           (state.ephemeral ? ', ephemeral (destroyed when it stops)' : '') +
           '.\n' +
@@ -225,11 +227,12 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
 
   program
     .command('setup')
-    .description("prepare the host once: make lxc-net's dnsmasq honour thin containers' static addresses (safe to repeat)")
-    .action(async () => {
+    .description("prepare the host once: make lxc-net's dnsmasq honour thin containers' static addresses and names (safe to repeat)")
+    .option('--ipv6 [prefix]', "give lxc-net's bridge IPv6: a /64 like fd42:7a3b:1c00::/64, or a ULA prefix of the host's own")
+    .action(async (options: { ipv6?: string | boolean }) => {
       requireRoot();
       const { setup } = await import('../commands/setup.js');
-      out(setup());
+      out(setup(options));
     });
 
   program

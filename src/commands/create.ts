@@ -19,6 +19,7 @@ import {
   splitList,
   validateCpus,
   validateIPv4,
+  validateIPv6,
   validateMemory,
   validateName,
   validateTmpfsSize,
@@ -32,11 +33,12 @@ import { checkInstallation, thinHooks, thinLxcVersion } from '../lxc/install.js'
 import { hostCgroupVersion, limitLines } from '../lxc/limits.js';
 import { isRunning, lxcContainerExists, register, registrationDir, unregister } from '../lxc/lxcpath.js';
 import { hookView, readTemplate, renderConfig, renderDefaultConfig, type ConfigView } from '../lxc/render.js';
-import { chooseAddress, claimAddress, networkOf } from '../network/addresses.js';
+import { chooseAddress, chooseAddress6, claimAddress, networkOf } from '../network/addresses.js';
 import { assignMacs } from '../network/addresses.js';
 import type { Bridge } from '../network/bridge.js';
 import { HOSTS_DIR, release, reserve } from '../network/dhcp.js';
 import { broadcastOf, formatSubnet, toAddress } from '../network/ipv4.js';
+import { formatSubnet6 } from '../network/ipv6.js';
 import { UNION_FILESYSTEMS, requireKernelSupport, type UnionFs } from '../union/mount.js';
 import { destroy } from './destroy.js';
 import type { Settings } from './settings.js';
@@ -46,6 +48,7 @@ export interface CreateRequest {
   base: string;
   id?: string | undefined;
   ip?: string | undefined;
+  ip6?: string | undefined;
   publish?: string[] | undefined;
   mount?: string[] | undefined;
   fs?: string | undefined;
@@ -68,7 +71,7 @@ export interface CreateRequest {
  * What the request asks for, normalised so that the same command gives the same spec: the state's fields a
  * user chooses, with the id and address null when left to create.
  */
-export type CreateSpec = Pick<ThinState, 'name' | 'base' | 'fs' | 'ip' | 'publish' | 'mounts' | 'autostart' | 'ephemeral' | 'tmpfs' | 'memory' | 'cpus' | 'template'> & {
+export type CreateSpec = Pick<ThinState, 'name' | 'base' | 'fs' | 'ip' | 'ip6' | 'publish' | 'mounts' | 'autostart' | 'ephemeral' | 'tmpfs' | 'memory' | 'cpus' | 'template'> & {
   id: string | null;
 };
 
@@ -89,6 +92,7 @@ function createSpec(request: CreateRequest, settings: Settings, cwd: string): Cr
     base: resolveBase(request.base, settings.lxcpath, cwd).dir,
     fs: parseFs(request.fs),
     ip: request.ip === undefined ? null : validateIPv4(request.ip),
+    ip6: request.ip6 === undefined ? null : validateIPv6(request.ip6),
     publish: splitList(request.publish).map(parsePublish).map(formatPublish),
     mounts: splitList(request.mount).map((spec) => formatMount(parseMount(spec, cwd))),
     autostart,
@@ -117,6 +121,7 @@ export function specDifferences(spec: CreateSpec, state: ThinState): string[] {
     ['base', state.base, spec.base, spec.base === state.base],
     ['fs', state.fs, spec.fs, spec.fs === state.fs],
     ['ip', state.ip, spec.ip, spec.ip === null || spec.ip === state.ip],
+    ['ip6', state.ip6, spec.ip6, spec.ip6 === null || spec.ip6 === state.ip6],
     ['publish', state.publish, spec.publish, same(spec.publish, state.publish)],
     ['mount', state.mounts, spec.mounts, same(spec.mounts, state.mounts)],
     ['autostart', state.autostart, spec.autostart, spec.autostart === state.autostart],
@@ -252,17 +257,21 @@ export function planCreate(
   requireKernelSupport(fs);
   checkInstallation();
 
-  const bridge = networkOf(base.entries, request.base, requestedIp !== null || publishes.length > 0);
+  const bridge = networkOf(base.entries, request.base, requestedIp !== null || spec.ip6 !== null || publishes.length > 0);
   const ip = bridge ? chooseAddress(name, requestedIp, bridge, others, settings.lxcpath) : null;
+  const takenMacs = new Set(others.flatMap((other) => Object.values(other.state.hwaddrs)));
+  const hwaddrs = assignMacs(networkIndexes(base.entries), takenMacs);
+  const ip6 = bridge && ip && hwaddrs['0'] ? chooseAddress6(spec.ip6, hwaddrs['0'], bridge, others) : null;
+  const v6Only = publishes.find((publish) => publish.family === 6);
+  if (v6Only && !ip6) {
+    throw new UserError(`publish ${formatPublish(v6Only)} is on IPv6, which ${bridge?.name ?? 'the bridge'} has none of: give it IPv6 with thin-lxc setup --ipv6, or publish on both families (leave the address out)`);
+  }
   checkPublishConflicts(publishes, others.map((other) => other.state));
   const clash = request.force ? undefined : portClashes(publishes)[0];
   if (clash) {
     throw new UserError(`${describeClash(clash)}: publishing it would take it away from them; choose another host port, or pass --force to publish it anyway`);
   }
   const veth = bridge ? chooseVeth(paths.dir, others.map((other) => other.state)) : null;
-
-  const takenMacs = new Set(others.flatMap((other) => Object.values(other.state.hwaddrs)));
-  const hwaddrs = assignMacs(networkIndexes(base.entries), takenMacs);
   const version = thinLxcVersion();
   const view: ConfigView = {
     version,
@@ -292,6 +301,7 @@ export function planCreate(
             veth,
           }
         : null,
+    ipv6: ip6 && bridge?.ipv6 ? { index: 0, address: ip6, prefix: bridge.ipv6.subnet.prefix, gateway: bridge.ipv6.gateway } : null,
     // Only a container that publishes ports pays for the two host-side hooks.
     hooks: hookView(thinHooks(paths.dir, { publishes: publishes.length > 0, ephemeral: spec.ephemeral })),
   };
@@ -308,6 +318,8 @@ export function planCreate(
     ip,
     bridge: bridge?.name ?? null,
     subnet: bridge ? formatSubnet(bridge.subnet) : null,
+    ip6,
+    subnet6: ip6 && bridge?.ipv6 ? formatSubnet6(bridge.ipv6.subnet) : null,
     veth,
     publish,
     mounts,

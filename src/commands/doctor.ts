@@ -3,16 +3,18 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { knownContainers, type ThinContainer } from '../container/containers.js';
 import { iptablesSave, iptablesVersion, lxcVersion } from '../core/commands.js';
-import { parsePublish } from '../core/validate.js';
+import { type Family, parsePublish } from '../core/validate.js';
+import type { ThinState } from '../container/state.js';
 import { forwardTarget } from '../forward/apply.js';
 import { describeClash, portClashes } from '../forward/ports.js';
-import { forwardingInPlace, readSaved } from '../forward/rules.js';
+import { forwardingInPlace, readSaved, type SavedState, targetFamilies } from '../forward/rules.js';
 import { lastValue, parseLxcConfig } from '../lxc/config.js';
 import { checkInstallation, HOOK_NAMES, hookFile, hookLineFiles, thinHookOf } from '../lxc/install.js';
 import { lxcStatusLookup } from '../lxc/lxcpath.js';
-import { readBridge } from '../network/bridge.js';
+import { bridgeIPv6, readBridge } from '../network/bridge.js';
 import { dnsmasqPid, dnsmasqReadsReservations, HOSTS_DIR, NAMES_DIR } from '../network/dhcp.js';
 import { formatSubnet } from '../network/ipv4.js';
+import { formatSubnet6 } from '../network/ipv6.js';
 import { readKernelSupport } from '../union/mount.js';
 import { listViews } from './list.js';
 import type { Settings } from './settings.js';
@@ -57,7 +59,8 @@ export function doctor(settings: Settings): Check[] {
     check('bridge', () => {
       try {
         const bridge = readBridge(defaultBridge);
-        return `${bridge.name} ${bridge.gateway}, subnet ${formatSubnet(bridge.subnet)}`;
+        const ipv6 = bridge.ipv6 ? `IPv6 ${bridge.ipv6.gateway}, ${formatSubnet6(bridge.ipv6.subnet)}` : 'no IPv6 (thin-lxc setup --ipv6 gives it one)';
+        return `${bridge.name} ${bridge.gateway}, subnet ${formatSubnet(bridge.subnet)}; ${ipv6}`;
       } catch (error) {
         return fail(`${(error as Error).message}`);
       }
@@ -110,8 +113,13 @@ export function doctor(settings: Settings): Check[] {
       const statusOf = lxcStatusLookup();
       const running = known().filter(({ state }) => forwardTarget(state) && statusOf(state.lxcpath, state.name)?.state === 'RUNNING');
       if (running.length === 0) return 'no running thin container publishes ports';
-      const saved = readSaved(iptablesSave());
-      const broken = running.filter(({ state }) => !forwardingInPlace(saved, forwardTarget(state)!.tag)).map(({ state }) => state.name);
+      const saved = new Map<Family, SavedState>();
+      const savedOf = (family: Family) => saved.get(family) ?? saved.set(family, readSaved(iptablesSave(family))).get(family)!;
+      const familiesOf = (state: ThinState) =>
+        targetFamilies(forwardTarget(state)!).filter((family) => family === 4 || (state.bridge !== null && bridgeIPv6(state.bridge) !== null));
+      const broken = running
+        .filter(({ state }) => familiesOf(state).some((family) => !forwardingInPlace(savedOf(family), forwardTarget(state)!.tag, family)))
+        .map(({ state }) => state.name);
       if (broken.length > 0) fail(`${broken.join(', ')}: forwarding missing or incomplete (was the firewall reloaded?): thin-lxc reload`);
       return `in place for ${running.length} running thin container(s)`;
     }),

@@ -16,6 +16,7 @@ export interface ContainerView {
   baseDir: string;
   fs: string;
   ip: string | null;
+  ip6: string | null;
   mac: string | null;
   bridge: string | null;
   publish: string[];
@@ -46,6 +47,7 @@ function view({ state, paths }: ThinContainer, lxc: string, wlayerBytes: number 
     baseDir: state.base,
     fs: state.fs,
     ip: state.ip,
+    ip6: state.ip6,
     mac: state.hwaddrs['0'] ?? null,
     bridge: state.bridge,
     publish: state.publish,
@@ -79,8 +81,18 @@ export function listViews(settings: Settings): ContainerView[] {
 export function formatList(views: readonly ContainerView[], root: string): string {
   if (views.length === 0) return `No thin containers in ${root}. Make one with: thin-lxc create NAME --base BASE`;
   const table = formatTable(
-    ['ID', 'NAME', 'STATE', 'BASE', 'IP', 'PORTS', 'MOUNTS', 'WRITES'],
-    views.map((v) => [v.id, v.name, v.state, v.base, v.ip ?? '-', v.publish.join(',') || '-', v.mounts.join(',') || '-', formatBytes(v.wlayerBytes)]),
+    ['ID', 'NAME', 'STATE', 'BASE', 'IP', ...(views.some((v) => v.ip6) ? ['IP6'] : []), 'PORTS', 'MOUNTS', 'WRITES'],
+    views.map((v) => [
+      v.id,
+      v.name,
+      v.state,
+      v.base,
+      v.ip ?? '-',
+      ...(views.some((other) => other.ip6) ? [v.ip6 ?? '-'] : []),
+      v.publish.join(',') || '-',
+      v.mounts.join(',') || '-',
+      formatBytes(v.wlayerBytes),
+    ]),
   );
   return `${table}\n\n${formatBasesInUse(views)}`;
 }
@@ -114,6 +126,7 @@ export function formatShow(v: ContainerView): string {
     ['write layer', `${v.wlayer} (${formatBytes(v.wlayerBytes)})`],
     ['config', v.config],
     ['ip', v.ip ? `${v.ip} on ${v.bridge} (reserved for ${v.mac})` : '-'],
+    ['ip6', v.ip6 ?? '-'],
     ['ports', v.publish.join(', ') || '-'],
     ['mounts', v.mounts.join(', ') || '-'],
     ['limits', [v.memory ? `memory ${formatBytes(Number(v.memory))}` : '', v.cpus ? `${v.cpus} CPUs` : ''].filter(Boolean).join(', ') || '-'],
@@ -146,6 +159,6 @@ function formatTable(header: readonly string[], rows: readonly (readonly string[
 
 /** A container as create, update and destroy report it with --json: its spec, without asking LXC anything. */
 export function summaryOf(state: ThinState): Record<string, unknown> {
-  const { name, id, baseName: base, ip, publish, mounts, autostart, ephemeral, tmpfs, memory, cpus } = state;
-  return { name, id, base, ip, publish, mounts, autostart, ephemeral, tmpfs, memory, cpus };
+  const { name, id, baseName: base, ip, ip6, publish, mounts, autostart, ephemeral, tmpfs, memory, cpus } = state;
+  return { name, id, base, ip, ip6, publish, mounts, autostart, ephemeral, tmpfs, memory, cpus };
 }

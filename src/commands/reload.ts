@@ -9,10 +9,12 @@ import type { Settings } from './settings.js';
 /** Containers in the root and those registered in the lxcpath from other roots, each asked of its own lxcpath. */
 export function reload(settings: Settings): string {
   const statusOf = lxcStatusLookup();
-  const installed = new Set(installedTags());
+  const known = knownContainers(settings.root, settings.lxcpath);
+  const tags = installedTags(known.some(({ state }) => state.ip6 !== null));
+  const installed = new Set([...tags[4], ...tags[6]]);
   const applied: string[] = [];
   const removed: string[] = [];
-  for (const { state } of knownContainers(settings.root, settings.lxcpath)) {
+  for (const { state } of known) {
     const target = forwardTarget(state);
     if (!target) continue;
     const status = statusOf(state.lxcpath, state.name);
@@ -22,7 +24,7 @@ export function reload(settings: Settings): string {
       installForwarding(target, state.bridge, state.veth, generation, { reconcile: true });
       applied.push(state.name);
     } else if (installed.has(target.tag)) {
-      removeForwarding(target.tag, { reconcile: true });
+      removeForwarding(target.tag, { reconcile: true, ipv6Installed: tags[6].includes(target.tag) });
       removed.push(state.name);
     }
   }

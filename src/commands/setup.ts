@@ -1,21 +1,50 @@
-// thin-lxc setup: prepares the host once (idempotent): lxc-net's dnsmasq reads thin-lxc's address reservations.
+// thin-lxc setup: prepares the host once (idempotent): lxc-net's dnsmasq reads thin-lxc's address reservations
+// and names; with --ipv6, lxc-net's bridge gets IPv6.
 import { UserError } from '../core/errors.js';
 import { missingPackages } from '../core/exec.js';
 import { dnsmasqPid, dnsmasqReadsReservations, HOSTS_DIR, NAMES_DIR } from '../network/dhcp.js';
-import { configureDnsmasq, restartLxcNet } from '../network/lxc-net.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { quote } from '../core/validate.js';
+import { bridgeIPv6 } from '../network/bridge.js';
+import { formatSubnet6, parseSubnet6, type Subnet6 } from '../network/ipv6.js';
+import { configureDnsmasq, configureIPv6, LXC_NET_DEFAULTS, raParamLine, restartLxcNet, shellVariable } from '../network/lxc-net.js';
 
 /** What thin-lxc and its hooks run, for a host where LXC was installed by hand or only partly. */
 const NEEDED = ['lxc-start', 'lxc-info', 'lxc-ls', 'dnsmasq', 'iptables', 'iptables-save', 'iptables-restore', 'ip', 'mount', 'flock'];
 
-export function setup(): string {
+/** `ipv6`: true for IPv6 on the bridge with a ULA prefix of its own (or the one configured), or the /64 to use. */
+export function setup(options: { ipv6?: string | boolean | undefined } = {}): string {
   const missing = missingPackages(NEEDED);
   if (missing.length > 0) throw new UserError(`thin-lxc needs packages this host lacks: apt-get install ${missing.join(' ')}`);
-  const changed = configureDnsmasq();
+  const requested = typeof options.ipv6 === 'string' ? ipv6Prefix(options.ipv6) : null;
+  const changed = configureDnsmasq(options.ipv6 ? [raParamLine(lxcNetBridge())] : []);
+  const ipv6 = options.ipv6 ? configureIPv6(lxcNetBridge(), requested) : null;
+  if (ipv6) changed.push(...ipv6.changed);
   const lines = changed.map((file) => `updated ${file}`);
   if (changed.length > 0 || (dnsmasqPid() !== null && !dnsmasqReadsReservations()) || dnsmasqPid() === null) {
     restartLxcNet();
     lines.push('restarted lxc-net');
   }
   lines.push(`lxc-net's dnsmasq reads static address reservations from ${HOSTS_DIR} and names from ${NAMES_DIR}: thin containers keep their addresses and are found by name.`);
+  if (ipv6) {
+    const now = bridgeIPv6(lxcNetBridge());
+    if (!now) throw new UserError(`lxc-net restarted but ${lxcNetBridge()} has no IPv6 address: check LXC_IPV6_* in ${LXC_NET_DEFAULTS} and that IPv6 is enabled (sysctl net.ipv6.conf.all.disable_ipv6)`);
+    lines.push(`${lxcNetBridge()} has IPv6 ${now.gateway} in ${formatSubnet6(now.subnet)}: thin containers made from now on get an IPv6 address, and their published ports answer on IPv6 too.`);
+  }
   return lines.join('\n');
+}
+
+/** The /64 to give the bridge: SLAAC, which lxc-net's router advertisements offer, needs exactly that. */
+function ipv6Prefix(text: string): Subnet6 {
+  const subnet = parseSubnet6(text.includes('/') ? text : `${text}/64`);
+  if (!subnet || subnet.prefix !== 64) {
+    throw new UserError(`--ipv6 ${quote(text)} is not an IPv6 /64 network: write it like fd42:7a3b:1c00::/64 (or leave it out for a ULA prefix of the host's own)`);
+  }
+  return subnet;
+}
+
+/** The bridge lxc-net makes: LXC_BRIDGE in its defaults, lxcbr0 unless they say otherwise. */
+function lxcNetBridge(): string {
+  const defaults = existsSync(LXC_NET_DEFAULTS) ? readFileSync(LXC_NET_DEFAULTS, 'utf8') : '';
+  return shellVariable(defaults, 'LXC_BRIDGE') ?? 'lxcbr0';
 }

@@ -57,6 +57,10 @@ export function planUpdate(target: string, request: UpdateRequest, settings: Set
     throw new UserError(`${before.name} has no static address on a bridge to forward ports to: re-create it with create --replace and --ip or a base on lxcbr0`);
   }
   const newPublishes = addedSpecs.map(parsePublish);
+  const v6Only = newPublishes.find((publish) => publish.family === 6);
+  if (v6Only && !before.ip6) {
+    throw new UserError(`publish ${formatPublish(v6Only)} is on IPv6, and ${before.name} has no IPv6 address (its bridge had none when it was made): re-create it with create --replace`);
+  }
   checkPublishConflicts(publish.map(parsePublish), others.map((other) => other.state));
   const clash = request.force ? undefined : portClashes(newPublishes)[0];
   if (clash) throw new UserError(`${describeClash(clash)}: publishing it would take it away from them; choose another host port, or pass --force`);

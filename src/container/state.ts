@@ -23,6 +23,9 @@ export interface ThinState {
   /** The bridge lxc.net.0 attaches to and its subnet (CIDR), when the container has a static address. */
   bridge: string | null;
   subnet: string | null;
+  /** Its static IPv6 address and the bridge's IPv6 network (CIDR), when the bridge had IPv6 at create. */
+  ip6: string | null;
+  subnet6: string | null;
   /** The host side of lxc.net.0's veth pair, named so that hooks can find it. */
   veth: string | null;
   publish: string[];
@@ -118,6 +121,8 @@ export function parseState(text: string, source: string): ThinState {
     ip: optional('ip'),
     bridge: optional('bridge'),
     subnet: optional('subnet'),
+    ip6: optional('ip6'),
+    subnet6: optional('subnet6'),
     veth: optional('veth'),
     publish: list('publish'),
     mounts: list('mounts'),
@@ -147,7 +152,7 @@ export function readState(dir: string): ThinState {
  */
 const CACHE_FILE = '.thin-lxc-states.json';
 /** Bump when ThinState or parseState changes: a cache of another format is ignored. */
-const FORMAT = 3;
+const FORMAT = 4;
 
 type StateCache = Map<string, { identity: string; state: ThinState }>;
 

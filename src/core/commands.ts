@@ -2,6 +2,7 @@
 // tools is a function call here, and no other module starts a process.
 import { existsSync } from 'node:fs';
 import { run, type CommandResult } from './exec.js';
+import type { Family } from './validate.js';
 
 // --- LXC ----------------------------------------------------------------------------------------------
 
@@ -132,19 +133,22 @@ export function ipNeighbourFlush(address: string, device: string): void {
   run('ip', ['neigh', 'flush', 'to', address, 'dev', device], { allowFailure: true });
 }
 
-/** iptables-save: every table, as iptables-restore reads it. */
-export function iptablesSave(): string {
-  return run('iptables-save', []).stdout;
+/** The tools of each family: iptables for IPv4, ip6tables for IPv6. */
+const IPTABLES: Record<Family, string> = { 4: 'iptables', 6: 'ip6tables' };
+
+/** iptables-save (ip6tables-save): every table, as iptables-restore reads it. */
+export function iptablesSave(family: Family = 4): string {
+  return run(`${IPTABLES[family]}-save`, []).stdout;
 }
 
 /** iptables-restore --noflush: only the chains the script names change; -w waits for other iptables users. */
-export function iptablesRestore(script: string): void {
-  run('iptables-restore', ['-w', '--noflush'], { input: script });
+export function iptablesRestore(script: string, family: Family = 4): void {
+  run(`${IPTABLES[family]}-restore`, ['-w', '--noflush'], { input: script });
 }
 
 /** The same, reporting a script iptables refused instead of throwing: for callers with another way. */
-export function tryIptablesRestore(script: string): boolean {
-  return run('iptables-restore', ['-w', '--noflush'], { input: script, allowFailure: true }).exitCode === 0;
+export function tryIptablesRestore(script: string, family: Family = 4): boolean {
+  return run(`${IPTABLES[family]}-restore`, ['-w', '--noflush'], { input: script, allowFailure: true }).exitCode === 0;
 }
 
 /** iptables --version, or null when it is not installed; and whether it can read the nat table. */

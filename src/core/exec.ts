@@ -33,6 +33,8 @@ const PACKAGE_OF: Record<string, string> = {
   iptables: 'iptables',
   'iptables-save': 'iptables',
   'iptables-restore': 'iptables',
+  'ip6tables-save': 'iptables',
+  'ip6tables-restore': 'iptables',
   ip: 'iproute2',
   getfattr: 'attr',
   du: 'coreutils',

@@ -43,6 +43,56 @@ export function validateIPv4(value: string): string {
   return value;
 }
 
+/** An IPv6 address as a 128-bit number, or null when the text is not one (no zone, no prefix). */
+export function parseIPv6(text: string): bigint | null {
+  if (!/^[0-9A-Fa-f:.]{2,45}$/.test(text)) return null;
+  let head = text;
+  let tail: number[] = [];
+  const dotted = /^(.*:)(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (dotted) {
+    // An IPv4 suffix (::ffff:10.0.3.1) is its last two groups.
+    const v4 = dotted[2]!.split('.').map(Number);
+    if (v4.some((byte) => !(byte <= 255)) || !isDecimalQuad(dotted[2]!)) return null;
+    head = dotted[1]!.endsWith('::') ? dotted[1]! : dotted[1]!.slice(0, -1);
+    tail = [v4[0]! * 256 + v4[1]!, v4[2]! * 256 + v4[3]!];
+  }
+  const halves = head.split('::');
+  if (halves.length > 2) return null;
+  const groups = (part: string) => (part === '' ? [] : part.split(':'));
+  const left = groups(halves[0]!);
+  const right = halves.length === 2 ? groups(halves[1]!) : [];
+  if ([...left, ...right].some((group) => !/^[0-9A-Fa-f]{1,4}$/.test(group))) return null;
+  const given = left.length + right.length + tail.length;
+  if (halves.length === 1 ? given !== 8 : given > 7) return null;
+  const words = [...left.map((g) => parseInt(g, 16)), ...Array(8 - given).fill(0), ...right.map((g) => parseInt(g, 16)), ...tail];
+  return words.reduce((value: bigint, word: number) => (value << 16n) | BigInt(word), 0n);
+}
+
+function isDecimalQuad(text: string): boolean {
+  return text.split('.').every((part) => /^(0|[1-9][0-9]{0,2})$/.test(part));
+}
+
+/** RFC 5952's canonical text: lower case, no leading zeros, the longest run of two or more zero groups as ::. */
+export function formatIPv6(value: bigint): string {
+  const words = Array.from({ length: 8 }, (_, index) => Number((value >> BigInt(16 * (7 - index))) & 0xffffn));
+  let best = { at: -1, length: 1 };
+  for (let at = 0; at < 8; ) {
+    let end = at;
+    while (end < 8 && words[end] === 0) end++;
+    if (end - at > best.length) best = { at, length: end - at };
+    at = end === at ? at + 1 : end;
+  }
+  const hex = words.map((word) => word.toString(16));
+  if (best.at < 0) return hex.join(':');
+  return `${hex.slice(0, best.at).join(':')}::${hex.slice(best.at + best.length).join(':')}`;
+}
+
+export function validateIPv6(value: string, what = 'ip6'): string {
+  const parsed = parseIPv6(value);
+  if (parsed === null) throw new UserError(`${what} ${quote(value)} is not an IPv6 address: write it like fd42:7a3b:1c00::43`);
+  return formatIPv6(parsed);
+}
+
 export type Protocol = 'tcp' | 'udp';
 
 export interface PortRange {
@@ -50,27 +100,50 @@ export interface PortRange {
   last: number;
 }
 
+export type Family = 4 | 6;
+
 export interface Publish {
+  /** One host address to publish on; null for all of the families'. */
   hostIp: string | null;
+  /** The one family it is published on (an address, 0.0.0.0 or [::] says which); null for both. */
+  family: Family | null;
   host: PortRange;
   container: PortRange;
   protocol: Protocol;
 }
 
-const PUBLISH_PATTERN = /^(?:(\d+\.\d+\.\d+\.\d+):)?([^:/]+):([^:/]+)(?:\/(tcp|udp))?$/;
+const PUBLISH_PATTERN = /^(?:(\d+\.\d+\.\d+\.\d+|\[[^\]]*\]):)?([^:/]+):([^:/]+)(?:\/(tcp|udp))?$/;
 
-/** `[HOST_IP:]HOST_PORT[-END]:CONT_PORT[-END][/tcp|/udp]`, the original's `-p 3000:3010`. */
+/**
+ * `[HOST_IP:]HOST_PORT[-END]:CONT_PORT[-END][/tcp|/udp]`, the original's `-p 3000:3010`. Without HOST_IP a
+ * port is published on both families; `0.0.0.0:` and `[::]:` keep it to one, an address to that address.
+ */
 export function parsePublish(spec: string): Publish {
   const match = PUBLISH_PATTERN.exec(spec);
-  const fix = 'write it as [HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|/udp], e.g. 3000:3010';
+  const fix = 'write it as [HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|/udp], e.g. 3000:3010 or [2001:db8::1]:3000:3010';
   if (!match) throw new UserError(`publish ${quote(spec)} is malformed: ${fix}`);
-  const [, hostIp, hostPart = '', containerPart = '', protocol = 'tcp'] = match;
+  const [, address, hostPart = '', containerPart = '', protocol = 'tcp'] = match;
   const host = parsePortRange(hostPart, spec);
   const container = parsePortRange(containerPart, spec);
   if (host.last - host.first !== container.last - container.first) {
     throw new UserError(`publish ${quote(spec)} maps ranges of different lengths: make both ranges the same size`);
   }
-  return { hostIp: hostIp ? validateIPv4(hostIp) : null, host, container, protocol: protocol as Protocol };
+  return { ...publishedOn(address, spec), host, container, protocol: protocol as Protocol };
+}
+
+function publishedOn(address: string | undefined, spec: string): { hostIp: string | null; family: Family | null } {
+  if (address === undefined) return { hostIp: null, family: null };
+  if (!address.startsWith('[')) return address === '0.0.0.0' ? { hostIp: null, family: 4 } : { hostIp: validateIPv4(address), family: 4 };
+  const v6 = validateIPv6(address.slice(1, -1), `publish ${quote(spec)}: host address`);
+  if (v6 === '::') return { hostIp: null, family: 6 };
+  if (v6 === '::1') {
+    // Measured: a DNAT from ::1 to a container's address is dropped by the kernel, whatever SNAT follows.
+    throw new UserError(
+      `publish ${quote(spec)}: the kernel cannot forward IPv6's loopback [::1] to another host (IPv6 has no route_localnet): ` +
+        'publish on 127.0.0.1 instead, or on the host\'s own IPv6 address',
+    );
+  }
+  return { hostIp: v6, family: 6 };
 }
 
 function parsePortRange(text: string, spec: string): PortRange {
@@ -90,7 +163,8 @@ function isPort(value: number): boolean {
 
 export function formatPublish(publish: Publish): string {
   const range = ({ first, last }: PortRange) => (first === last ? `${first}` : `${first}-${last}`);
-  const hostIp = publish.hostIp ? `${publish.hostIp}:` : '';
+  const address = publish.hostIp ?? (publish.family === 4 ? '0.0.0.0' : publish.family === 6 ? '::' : null);
+  const hostIp = address === null ? '' : address.includes(':') ? `[${address}]:` : `${address}:`;
   return `${hostIp}${range(publish.host)}:${range(publish.container)}/${publish.protocol}`;
 }
 

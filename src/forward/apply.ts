@@ -1,16 +1,36 @@
-// Installs and removes a thin container's port forwarding on the host, under one lock, all or nothing, and
-// keeps thin-lxc's record of whose forwarding is installed and by which start.
+// Installs and removes a thin container's port forwarding on the host, on IPv4 and IPv6, under one lock, all
+// or nothing, and keeps thin-lxc's record of whose forwarding is installed and by which start.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ThinState } from '../container/state.js';
 import { iptablesRestore, iptablesSave, tryIptablesRestore } from '../core/commands.js';
 import { LOCK_DIR, withLock } from '../core/lock.js';
-import { parsePublish } from '../core/validate.js';
-import { containerRules, type ContainerRules, containerTag, type ForwardTarget, quickInstallScript, quickRemoveScript, readSaved, restoreScript } from './rules.js';
+import { type Family, parsePublish } from '../core/validate.js';
+import { bridgeIPv6 } from '../network/bridge.js';
+import {
+  containerRules,
+  type ContainerRules,
+  containerTag,
+  type ForwardTarget,
+  quickInstallScript,
+  quickRemoveScript,
+  readSaved,
+  restoreScript,
+  targetFamilies,
+} from './rules.js';
 
 export function forwardTarget(state: ThinState): ForwardTarget | null {
   if (state.publish.length === 0 || !state.ip || !state.subnet || !state.veth) return null;
-  return { tag: containerTag(state.veth), name: state.name, address: state.ip, subnet: state.subnet, publish: state.publish.map(parsePublish) };
+  const ipv6 = state.ip6 && state.subnet6 ? { address: state.ip6, subnet: state.subnet6 } : null;
+  return { tag: containerTag(state.veth), name: state.name, address: state.ip, subnet: state.subnet, ipv6, publish: state.publish.map(parsePublish) };
+}
+
+/**
+ * The families to forward on now: IPv6 only while the bridge has its IPv6 network (a host that turned IPv6
+ * off since the container was made forwards IPv4 as before, and runs no ip6tables).
+ */
+function familiesNow(target: ForwardTarget, bridge: string): Family[] {
+  return targetFamilies(target).filter((family) => family === 4 || bridgeIPv6(bridge) !== null);
 }
 
 export interface ForwardingOptions {
@@ -19,23 +39,30 @@ export interface ForwardingOptions {
 }
 
 /**
- * Replaces the container's rules (a start after a crash leaves exactly one set) and records `generation`,
- * the start they belong to; if anything fails, leaves none.
+ * Replaces the container's rules (a start after a crash leaves exactly one set) on each family and records
+ * `generation`, the start they belong to; if anything fails, leaves none.
  */
 export function installForwarding(target: ForwardTarget, bridge: string, veth: string | null, generation: string, options: ForwardingOptions = {}): void {
+  const families = familiesNow(target, bridge);
   withLock('iptables', () => {
     try {
-      applyInstall({ tag: target.tag, rules: containerRules(target) }, options.reconcile === true);
-      recordInstalled(target.tag, generation);
+      for (const family of families) {
+        applyInstall(family, { tag: target.tag, rules: containerRules(target, family) }, options.reconcile === true);
+        recordInstalled(family, target.tag, generation);
+      }
       // Forwarding needs ip_forward; 127.0.0.1:PORT needs route_localnet on the bridge, made safe by the guard rule just installed.
       setSysctl('/proc/sys/net/ipv4/ip_forward', '1');
       setSysctl(`/proc/sys/net/ipv4/conf/${bridge}/route_localnet`, '1');
+      // lxc-net sets it too when it gives the bridge IPv6; a bridge of the user's own may not have it.
+      if (families.includes(6)) setSysctl('/proc/sys/net/ipv6/conf/all/forwarding', '1');
       if (veth) allowHairpin(veth);
     } catch (error) {
-      try {
-        removeUnlocked(target.tag);
-      } catch {
-        // iptables itself is failing: the original error says why, and post-stop will try again.
+      for (const family of families) {
+        try {
+          removeUnlocked(family, target.tag);
+        } catch {
+          // iptables itself is failing: the original error says why, and post-stop will try again.
+        }
       }
       throw error;
     }
@@ -43,48 +70,63 @@ export function installForwarding(target: ForwardTarget, bridge: string, veth: s
 }
 
 /**
- * Removes the container's rules; quiet when they are already gone. With `generation` (a post-stop hook),
- * only if they belong to that start: LXC reports a container stopped before it runs its post-stop hooks,
- * so the next start may already have installed its own, which a late post-stop must leave alone.
+ * Removes the container's rules on each family; quiet when they are already gone. With `generation` (a
+ * post-stop hook), only if they belong to that start: LXC reports a container stopped before it runs its
+ * post-stop hooks, so the next start may already have installed its own, which a late post-stop must leave
+ * alone. IPv6 is touched only where its forwarding is recorded, or where the caller saw it in ip6tables
+ * (`ipv6Installed`): a host without IPv6, or a bridge that lost it, runs no ip6tables.
  */
-export function removeForwarding(tag: string, options: ForwardingOptions & { generation?: string } = {}): 'removed' | 'kept for a newer start' {
+export function removeForwarding(
+  tag: string,
+  options: ForwardingOptions & { generation?: string; ipv6Installed?: boolean } = {},
+): 'removed' | 'kept for a newer start' {
   return withLock('iptables', () => {
-    const installedBy = recordedGeneration(tag);
+    const installedBy = recordedGeneration(tag) ?? recordedGeneration(tag, 6);
     if (options.generation && installedBy && installedBy !== options.generation) return 'kept for a newer start';
-    removeUnlocked(tag, options.reconcile === true);
+    removeUnlocked(4, tag, options.reconcile === true);
+    if (recordedGeneration(tag, 6) !== null || options.ipv6Installed) removeUnlocked(6, tag, options.reconcile === true);
     return 'removed';
   });
+}
+
+/** A kernel booted without IPv6 has no /proc/net/if_inet6, and its ip6tables cannot work. */
+function ipv6Available(): boolean {
+  return existsSync('/proc/net/if_inet6');
 }
 
 /**
  * The quick way unless this container's own forwarding is recorded (its last run did not stop cleanly, so its
  * chains may be there): one self-checking script, no iptables-save. Whatever it finds wrong, a reconcile.
  */
-function applyInstall(install: { tag: string; rules: ContainerRules }, reconcile: boolean): void {
-  if (!reconcile && recordedGeneration(install.tag) === null && tryIptablesRestore(quickInstallScript(install))) return;
-  reconcileFromSave({ install });
+function applyInstall(family: Family, install: { tag: string; rules: ContainerRules }, reconcile: boolean): void {
+  if (!reconcile && recordedGeneration(install.tag, family) === null && tryIptablesRestore(quickInstallScript(install, family), family)) return;
+  reconcileFromSave(family, { install });
 }
 
 /** The quick way while other containers' forwarding is recorded; the last one out removes the shared chains. */
-function removeUnlocked(tag: string, reconcile = false): void {
-  const recorded = recordedTags();
-  if (!reconcile && recorded.includes(tag) && recorded.length > 1 && tryIptablesRestore(quickRemoveScript(tag))) {
-    recordRemoved(tag);
+function removeUnlocked(family: Family, tag: string, reconcile = false): void {
+  const recorded = recordedTags(family);
+  if (!reconcile && recorded.includes(tag) && recorded.length > 1 && tryIptablesRestore(quickRemoveScript(tag), family)) {
+    recordRemoved(family, tag);
     return;
   }
-  reconcileFromSave({ remove: tag });
+  reconcileFromSave(family, { remove: tag });
 }
 
 /** The long way: what iptables really has, the script that changes only what is wrong, and the record made to match. */
-function reconcileFromSave(change: { install?: { tag: string; rules: ContainerRules }; remove?: string }): void {
-  const saved = readSaved(iptablesSave());
-  const script = restoreScript(saved, change);
-  if (script) iptablesRestore(script);
-  recordExactly(saved.tags.filter((tag) => tag !== change.install?.tag && tag !== change.remove));
+function reconcileFromSave(family: Family, change: { install?: { tag: string; rules: ContainerRules }; remove?: string }): void {
+  const saved = readSaved(iptablesSave(family));
+  const script = restoreScript(saved, change, family);
+  if (script) iptablesRestore(script, family);
+  recordExactly(family, saved.tags.filter((tag) => tag !== change.install?.tag && tag !== change.remove));
 }
 
-export function installedTags(): string[] {
-  return readSaved(iptablesSave()).tags;
+/**
+ * The containers whose forwarding iptables has, on each family; ip6tables is asked only when `ipv6` (some
+ * container has an IPv6 address) and the kernel has IPv6.
+ */
+export function installedTags(ipv6: boolean): Record<Family, string[]> {
+  return { 4: readSaved(iptablesSave(4)).tags, 6: ipv6 && ipv6Available() ? readSaved(iptablesSave(6)).tags : [] };
 }
 
 /**
@@ -103,16 +145,17 @@ function setSysctl(path: string, value: string): void {
 }
 
 /*
- * The record: one file per container tag in /run/thin-lxc/forwarding, holding the start that installed it, on
- * tmpfs like the rules themselves, so both are gone after a reboot. Written only under the iptables lock. The
- * rules stay the truth: the record only decides whether a start or stop may try the quick way, whose scripts
- * check the rules themselves (see quickInstallScript), and whether a stop belongs to the start that installed them.
+ * The record: one file per container tag and family in /run/thin-lxc/forwarding (IPv4) and forwarding6 (IPv6),
+ * holding the start that installed it, on tmpfs like the rules themselves, so both are gone after a reboot.
+ * Written only under the iptables lock. The rules stay the truth: the record only decides whether a start or
+ * stop may try the quick way, whose scripts check the rules themselves (see quickInstallScript), and whether
+ * a stop belongs to the start that installed them.
  */
-const RECORD_DIR = join(LOCK_DIR, 'forwarding');
+const RECORD_DIRS: Record<Family, string> = { 4: join(LOCK_DIR, 'forwarding'), 6: join(LOCK_DIR, 'forwarding6') };
 
-function recordedTags(): string[] {
+function recordedTags(family: Family): string[] {
   try {
-    return readdirSync(RECORD_DIR);
+    return readdirSync(RECORD_DIRS[family]);
   } catch {
     return [];
   }
@@ -122,27 +165,27 @@ function recordedTags(): string[] {
  * The start that installed the tag's forwarding: LXC_PID, its init's pid, which every hook of one run sees.
  * '' when unknown (installed before thin-lxc recorded it, or by a hook run without LXC); null when none is recorded.
  */
-export function recordedGeneration(tag: string): string | null {
+export function recordedGeneration(tag: string, family: Family = 4): string | null {
   try {
-    return readFileSync(join(RECORD_DIR, tag), 'utf8').trim();
+    return readFileSync(join(RECORD_DIRS[family], tag), 'utf8').trim();
   } catch {
     return null;
   }
 }
 
-function recordInstalled(tag: string, generation: string): void {
-  mkdirSync(RECORD_DIR, { recursive: true, mode: 0o700 });
-  writeFileSync(join(RECORD_DIR, tag), generation === '' ? '' : `${generation}\n`);
+function recordInstalled(family: Family, tag: string, generation: string): void {
+  mkdirSync(RECORD_DIRS[family], { recursive: true, mode: 0o700 });
+  writeFileSync(join(RECORD_DIRS[family], tag), generation === '' ? '' : `${generation}\n`);
 }
 
-function recordRemoved(tag: string): void {
-  rmSync(join(RECORD_DIR, tag), { force: true });
+function recordRemoved(family: Family, tag: string): void {
+  rmSync(join(RECORD_DIRS[family], tag), { force: true });
 }
 
 /** After a reconcile from iptables-save: exactly these tags are recorded; the ones already there keep their start. */
-function recordExactly(tags: readonly string[]): void {
+function recordExactly(family: Family, tags: readonly string[]): void {
   const keep = new Set(tags);
-  const recorded = new Set(recordedTags());
-  for (const tag of recorded) if (!keep.has(tag)) recordRemoved(tag);
-  for (const tag of tags) if (!recorded.has(tag)) recordInstalled(tag, '');
+  const recorded = new Set(recordedTags(family));
+  for (const tag of recorded) if (!keep.has(tag)) recordRemoved(family, tag);
+  for (const tag of tags) if (!recorded.has(tag)) recordInstalled(family, tag, '');
 }

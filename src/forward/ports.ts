@@ -3,7 +3,7 @@
 // DNAT rule answers before any local socket sees the packet.
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { UserError } from '../core/errors.js';
-import { formatPublish, parsePublish, type Protocol, type Publish } from '../core/validate.js';
+import { formatIPv6, formatPublish, parsePublish, type Protocol, type Publish } from '../core/validate.js';
 
 export interface Listener {
   protocol: Protocol;
@@ -34,8 +34,7 @@ function addressFromProc(hex: string): string {
   const bytes = words.flatMap((word) => (word.match(/../g) ?? []).reverse().map((byte) => parseInt(byte, 16)));
   if (bytes.length === 4) return bytes.join('.');
   if (bytes.slice(0, 10).every((byte) => byte === 0) && bytes[10] === 0xff && bytes[11] === 0xff) return `::ffff:${bytes.slice(12).join('.')}`;
-  const groups = Array.from({ length: 8 }, (_, index) => ((bytes[2 * index]! << 8) | bytes[2 * index + 1]!).toString(16));
-  return groups.join(':').replace(/(^|:)0(:0)+(:|$)/, '::');
+  return formatIPv6(bytes.reduce((value, byte) => (value << 8n) | BigInt(byte), 0n));
 }
 
 function hostListeners(): Listener[] {
@@ -61,8 +60,12 @@ function hostListeners(): Listener[] {
 export function takesFrom(publish: Publish, listener: Listener): boolean {
   if (listener.protocol !== publish.protocol || listener.port < publish.host.first || listener.port > publish.host.last) return false;
   const address = listener.address.startsWith('::ffff:') ? listener.address.slice('::ffff:'.length) : listener.address;
-  if (address === '0.0.0.0' || address === '::') return true;
-  if (address.includes(':')) return false;
+  // A socket on :: takes both families unless it is IPV6_V6ONLY, which /proc/net does not show.
+  if (address === '0.0.0.0' || address === '::') return address === '::' || publish.family !== 6;
+  // Neither family's forwarding reaches [::1]: the IPv6 rules leave it alone (see forward/rules.ts).
+  if (address === '::1') return false;
+  const family = address.includes(':') ? 6 : 4;
+  if (publish.family !== null && publish.family !== family) return false;
   return publish.hostIp === null || publish.hostIp === address;
 }
 
@@ -118,6 +121,7 @@ export function describeClash(clash: PortClash): string {
 export function checkPublishConflicts(publishes: readonly Publish[], others: readonly { name: string; publish: readonly string[] }[]): void {
   const overlaps = (a: Publish, b: Publish) =>
     a.protocol === b.protocol &&
+    (a.family === null || b.family === null || a.family === b.family) &&
     (a.hostIp === null || b.hostIp === null || a.hostIp === b.hostIp) &&
     a.host.first <= b.host.last &&
     b.host.first <= a.host.last;

@@ -1,7 +1,8 @@
-// Port forwarding as data: the iptables rules of one thin container, and the iptables-restore script that
-// installs or removes them while keeping every other container's rules as they are.
+// Port forwarding as data: the iptables (IPv4) and ip6tables (IPv6) rules of one thin container, and the
+// restore script that installs or removes them while keeping every other container's rules as they are.
+// Both families have the same chains; IPv4 alone has the localhost guard and rules.
 import { createHash } from 'node:crypto';
-import type { Publish } from '../core/validate.js';
+import type { Family, Publish } from '../core/validate.js';
 
 /**
  * Shared chains, jumped to from the built-in ones. Each thin container has its own chains, named
@@ -14,15 +15,32 @@ export const CHAINS = {
   guard: 'THIN-LXC-GUARD',
 } as const;
 
-const BASE_JUMPS = {
-  nat: [
-    { chain: 'PREROUTING', spec: `-m addrtype --dst-type LOCAL -j ${CHAINS.dnat}`, insert: false },
-    { chain: 'OUTPUT', spec: `-m addrtype --dst-type LOCAL -j ${CHAINS.dnat}`, insert: false },
-    { chain: 'POSTROUTING', spec: `-j ${CHAINS.snat}`, insert: true },
-  ],
-  filter: [{ chain: 'FORWARD', spec: `-j ${CHAINS.forward}`, insert: true }],
-  // With route_localnet on the bridge, nothing but the host itself may send to 127.0.0.0/8 (CVE-2020-8558).
-  raw: [{ chain: 'PREROUTING', spec: `-j ${CHAINS.guard}`, insert: true }],
+type Jump = { chain: string; spec: string; insert: boolean };
+
+/** The jumps from the built-in chains to the shared ones, written as iptables-save prints them back. */
+const BASE_JUMPS: Record<Family, Record<Table, Jump[]>> = {
+  4: {
+    nat: [
+      { chain: 'PREROUTING', spec: `-m addrtype --dst-type LOCAL -j ${CHAINS.dnat}`, insert: false },
+      { chain: 'OUTPUT', spec: `-m addrtype --dst-type LOCAL -j ${CHAINS.dnat}`, insert: false },
+      { chain: 'POSTROUTING', spec: `-j ${CHAINS.snat}`, insert: true },
+    ],
+    filter: [{ chain: 'FORWARD', spec: `-j ${CHAINS.forward}`, insert: true }],
+    // With route_localnet on the bridge, nothing but the host itself may send to 127.0.0.0/8 (CVE-2020-8558).
+    raw: [{ chain: 'PREROUTING', spec: `-j ${CHAINS.guard}`, insert: true }],
+  },
+  6: {
+    nat: [
+      { chain: 'PREROUTING', spec: `-m addrtype --dst-type LOCAL -j ${CHAINS.dnat}`, insert: false },
+      // The kernel drops what is DNATed from [::1] to another host (IPv6 has no route_localnet), so a
+      // connection to [::1]:PORT must not be taken: refused at once, a client goes on to 127.0.0.1.
+      { chain: 'OUTPUT', spec: `! -d ::1/128 -m addrtype --dst-type LOCAL -j ${CHAINS.dnat}`, insert: false },
+      { chain: 'POSTROUTING', spec: `-j ${CHAINS.snat}`, insert: true },
+    ],
+    filter: [{ chain: 'FORWARD', spec: `-j ${CHAINS.forward}`, insert: true }],
+    // Nothing routes ::1 off the host, so there is nothing to guard.
+    raw: [],
+  },
 };
 
 export interface ForwardTarget {
@@ -32,7 +50,15 @@ export interface ForwardTarget {
   address: string;
   /** The bridge subnet in CIDR form: its containers reach published ports through the host (hairpin). */
   subnet: string;
+  /** The container's IPv6 address and the bridge's IPv6 network, when it has one. */
+  ipv6: { address: string; subnet: string } | null;
   publish: readonly Publish[];
+}
+
+/** The families the target's ports are published on: IPv6 only for a container with an IPv6 address. */
+export function targetFamilies(target: ForwardTarget): Family[] {
+  const on = (family: Family) => target.publish.some((publish) => publish.family === null || publish.family === family);
+  return [...(on(4) ? [4 as const] : []), ...(target.ipv6 && on(6) ? [6 as const] : [])];
 }
 
 /** A stable short name for a container directory; create checks it for clashes. */
@@ -70,27 +96,32 @@ function portPairs(publish: Publish): [number, number][] {
   return pairs;
 }
 
-export function containerRules(target: ForwardTarget): ContainerRules {
-  const { tag, address } = target;
+/** The container's rules for one family: its published ports on that family, to its address in it. */
+export function containerRules(target: ForwardTarget, family: Family = 4): ContainerRules {
+  const { tag } = target;
+  const own = family === 4 ? { address: target.address, subnet: target.subnet } : target.ipv6;
+  if (!own) return { nat: [], filter: [] };
+  const host = family === 4 ? '/32' : '/128';
+  const to = (port: number) => (family === 4 ? `${own.address}:${port}` : `[${own.address}]:${port}`);
   const comment = `-m comment --comment "thin-lxc ${target.name}"`;
   const nat: string[] = [];
   const filter: string[] = [];
   const seen = new Set<string>();
-  for (const publish of target.publish) {
+  for (const publish of target.publish.filter((candidate) => candidate.family === null || candidate.family === family)) {
     const p = publish.protocol;
     for (const [hostPort, containerPort] of portPairs(publish)) {
-      const destination = publish.hostIp ? `-d ${publish.hostIp}/32 ` : '';
-      nat.push(`-A ${tag}-D ${destination}-p ${p} -m ${p} --dport ${hostPort} ${comment} -j DNAT --to-destination ${address}:${containerPort}`);
+      const destination = publish.hostIp ? `-d ${publish.hostIp}${host} ` : '';
+      nat.push(`-A ${tag}-D ${destination}-p ${p} -m ${p} --dport ${hostPort} ${comment} -j DNAT --to-destination ${to(containerPort)}`);
       const key = `${p}/${containerPort}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      const toContainer = `-d ${address}/32 -p ${p} -m ${p} --dport ${containerPort} -m conntrack --ctstate DNAT`;
+      const toContainer = `-d ${own.address}${host} -p ${p} -m ${p} --dport ${containerPort} -m conntrack --ctstate DNAT`;
       // Localhost and hairpin connections must come back through the host, so their source becomes the bridge's address.
-      nat.push(`-A ${tag}-S -s 127.0.0.0/8 ${toContainer} ${comment} -j MASQUERADE`);
-      nat.push(`-A ${tag}-S -s ${target.subnet} ${toContainer} ${comment} -j MASQUERADE`);
+      if (family === 4) nat.push(`-A ${tag}-S -s 127.0.0.0/8 ${toContainer} ${comment} -j MASQUERADE`);
+      nat.push(`-A ${tag}-S -s ${own.subnet} ${toContainer} ${comment} -j MASQUERADE`);
       // Accepted here so that forwarding works when the FORWARD policy is DROP (as Docker sets it).
       filter.push(`-A ${tag}-F ${toContainer} ${comment} -j ACCEPT`);
-      filter.push(`-A ${tag}-F -s ${address}/32 -p ${p} -m ${p} --sport ${containerPort} -m conntrack --ctstate ESTABLISHED,RELATED ${comment} -j ACCEPT`);
+      filter.push(`-A ${tag}-F -s ${own.address}${host} -p ${p} -m ${p} --sport ${containerPort} -m conntrack --ctstate ESTABLISHED,RELATED ${comment} -j ACCEPT`);
     }
   }
   return { nat, filter };
@@ -124,10 +155,10 @@ export function readSaved(save: string): SavedState {
 }
 
 /** Whether iptables has a container's forwarding whole: its own DNAT rules, and every jump that leads to its chains. */
-export function forwardingInPlace(saved: SavedState, tag: string): boolean {
+export function forwardingInPlace(saved: SavedState, tag: string, family: Family = 4): boolean {
   const has = (key: string) => (saved.rules.get(key) ?? 0) > 0;
   const ownRules = [...saved.rules.keys()].some((key) => key.startsWith(`nat ${tag}-D `));
-  const baseJumps = (['nat', 'filter'] as const).every((table) => BASE_JUMPS[table].every(({ chain, spec }) => has(`${table} ${chain} ${spec}`)));
+  const baseJumps = (['nat', 'filter'] as const).every((table) => BASE_JUMPS[family][table].every(({ chain, spec }) => has(`${table} ${chain} ${spec}`)));
   return ownRules && baseJumps && SHARED.every(({ table, chain, suffix }) => has(`${table} ${chain} -j ${tag}-${suffix}`));
 }
 
@@ -150,7 +181,7 @@ const SHARED: { table: Table; chain: string; suffix: string }[] = [
 function guardLines(saved: SavedState): string[] {
   const has = (spec: string) => (saved.rules.get(`raw ${CHAINS.guard} ${spec}`) ?? 0) > 0;
   const lines = has(GUARD_SAVED) || has(GUARD_RULE) ? [] : [`:${CHAINS.guard} - [0:0]`, `-A ${CHAINS.guard} ${GUARD_RULE}`];
-  for (const { chain, spec } of BASE_JUMPS.raw) if (!saved.rules.get(`raw ${chain} ${spec}`)) lines.push(`-I ${chain} 1 ${spec}`);
+  for (const { chain, spec } of BASE_JUMPS[4].raw) if (!saved.rules.get(`raw ${chain} ${spec}`)) lines.push(`-I ${chain} 1 ${spec}`);
   return lines;
 }
 
@@ -161,7 +192,7 @@ function guardLines(saved: SavedState): string[] {
  * A start after a crash replaces the container's chains, never stacks; missing jumps are added back.
  * Returns '' when there is nothing to change.
  */
-export function restoreScript(saved: SavedState, change: { install?: { tag: string; rules: ContainerRules }; remove?: string }): string {
+export function restoreScript(saved: SavedState, change: { install?: { tag: string; rules: ContainerRules }; remove?: string }, family: Family = 4): string {
   const has = (table: Table, chain: string) => saved.chains.has(`${table} ${chain}`);
   const count = (table: Table, chain: string, spec: string) => saved.rules.get(`${table} ${chain} ${spec}`) ?? 0;
   const hasRule = (table: Table, chain: string, spec: string) => count(table, chain, spec) > 0;
@@ -171,7 +202,7 @@ export function restoreScript(saved: SavedState, change: { install?: { tag: stri
   const installing = (table: Table, chain: string) => change.install !== undefined && chain.startsWith(`${change.install.tag}-`) && table !== 'raw';
 
   const baseJumps = (table: Table) =>
-    BASE_JUMPS[table].flatMap(({ chain, spec, insert }) => {
+    BASE_JUMPS[family][table].flatMap(({ chain, spec, insert }) => {
       const present = count(table, chain, spec);
       if (anyLeft && present === 0) return [insert ? `-I ${chain} 1 ${spec}` : `-A ${chain} ${spec}`];
       // Every copy goes (a copy left would keep the shared chain from being deleted).
@@ -180,7 +211,7 @@ export function restoreScript(saved: SavedState, change: { install?: { tag: stri
     });
 
   const sections: Record<Table, string[]> = { raw: [], nat: [], filter: [] };
-  if (anyLeft) sections.raw.push(...guardLines(saved));
+  if (anyLeft && family === 4) sections.raw.push(...guardLines(saved));
   if (change.install) {
     const { tag, rules } = change.install;
     for (const { table, chain, suffix } of SHARED) {
@@ -229,11 +260,11 @@ function formatScript(sections: Partial<Record<Table, readonly string[]>>): stri
  * of them is missing (the first container, or a firewall reload flushed or deleted them), iptables-restore
  * refuses the script, each table's changes all or nothing, and the caller reconciles from iptables-save.
  */
-export function quickInstallScript(install: { tag: string; rules: ContainerRules }): string {
+export function quickInstallScript(install: { tag: string; rules: ContainerRules }, family: Family = 4): string {
   const { tag, rules } = install;
   const checks = (table: Table) => [
-    ...(table === 'raw' ? [`-C ${CHAINS.guard} ${GUARD_RULE}`] : []),
-    ...BASE_JUMPS[table].map(({ chain, spec }) => `-C ${chain} ${spec}`),
+    ...(table === 'raw' && family === 4 ? [`-C ${CHAINS.guard} ${GUARD_RULE}`] : []),
+    ...BASE_JUMPS[family][table].map(({ chain, spec }) => `-C ${chain} ${spec}`),
   ];
   const own = (table: Table, tableRules: readonly string[]) => {
     const shared = SHARED.filter((entry) => entry.table === table);

@@ -25,6 +25,7 @@ export interface ConfigView {
   /** The published ports, for the config's comment. */
   publish: string;
   ipv4: { index: number; address: string; prefix: number; broadcast: string; gateway: string; veth: string } | null;
+  ipv6: { index: number; address: string; prefix: number; gateway: string } | null;
   /** Resource limits as config lines for the host's cgroup version. */
   limits: { key: string; value: string }[];
   /** The write layer's tmpfs size when it lives in memory. */

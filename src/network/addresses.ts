@@ -1,12 +1,13 @@
-// A thin container's addresses on the bridge: a MAC for each network device, and a static IPv4 address that
+// A thin container's addresses on the bridge: a MAC for each network device, a static IPv4 address that
 // is free, checked or chosen from what the host shows (other thin containers, dnsmasq's reservations and
-// leases, the ARP table, and LXC when needed), and claimed from a host that is gone.
+// leases, the ARP table, and LXC when needed), and claimed from a host that is gone; and, on a bridge with
+// IPv6, a static IPv6 address.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ThinContainer } from '../container/containers.js';
 import { ipNeighbourFlush } from '../core/commands.js';
 import { UserError } from '../core/errors.js';
-import { quote } from '../core/validate.js';
+import { formatIPv6, parseIPv6, quote } from '../core/validate.js';
 import type { ConfigEntry } from '../lxc/config.js';
 import { containersWithMac, runningAddresses } from '../lxc/lxcpath.js';
 import { bridgeName, readBridge, type Bridge } from './bridge.js';
@@ -23,6 +24,7 @@ import {
   type Holding,
 } from './dhcp.js';
 import { broadcastOf, contains, formatSubnet, toAddress, toNumber } from './ipv4.js';
+import { contains6, formatSubnet6, slaacAddress } from './ipv6.js';
 
 /** An address and who holds it, for the message: "thin container web1", "running container db". */
 export type AddressUse = Holding;
@@ -154,6 +156,37 @@ async function answersOnBridge(bridge: string, address: string, timeoutMs = 500)
   return false;
 }
 
+
+/**
+ * The container's IPv6 address on a bridge with IPv6: the one asked for, checked against the bridge and the
+ * other thin containers, or the one SLAAC gives its MAC (see slaacAddress), or else the lowest free. null
+ * on a bridge without IPv6, where asking for one is an error.
+ */
+export function chooseAddress6(requested: string | null, mac: string, bridge: Bridge, others: readonly ThinContainer[]): string | null {
+  const ipv6 = bridge.ipv6;
+  if (!ipv6) {
+    if (requested === null) return null;
+    throw new UserError(`${bridge.name} has no IPv6 network for --ip6 ${requested}: give it one with thin-lxc setup --ipv6, or leave --ip6 out`);
+  }
+  const taken = new Map<string, string>(others.flatMap(({ state }) => (state.ip6 ? [[state.ip6, `thin container ${state.name}`] as const] : [])));
+  taken.set(ipv6.gateway, `the gateway (${bridge.name}'s own address)`);
+  if (requested !== null) {
+    const value = parseIPv6(requested)!;
+    const subnet = formatSubnet6(ipv6.subnet);
+    if (!contains6(ipv6.subnet, value)) throw new UserError(`ip6 ${requested} is outside ${bridge.name}'s IPv6 network ${subnet}: choose one inside it`);
+    if (value === ipv6.subnet.network) throw new UserError(`ip6 ${requested} is the network address of ${subnet}: choose another`);
+    const holder = taken.get(requested);
+    if (holder) throw new UserError(`ip6 ${requested} is already used by ${holder}: choose another, or leave --ip6 out`);
+    return requested;
+  }
+  const derived = slaacAddress(ipv6.subnet, mac);
+  if (derived !== null && !taken.has(formatIPv6(derived))) return formatIPv6(derived);
+  for (let offset = 2n; offset < 65_536n; offset++) {
+    const candidate = formatIPv6(ipv6.subnet.network + offset);
+    if (!taken.has(candidate) && contains6(ipv6.subnet, ipv6.subnet.network + offset)) return candidate;
+  }
+  throw new UserError(`no free IPv6 address left in ${bridge.name}'s ${formatSubnet6(ipv6.subnet)}: give one with --ip6`);
+}
 
 /** 00:16:3e is the prefix LXC itself uses for the addresses it makes up. */
 export function randomMac(random: (size: number) => Uint8Array = randomBytes): string {

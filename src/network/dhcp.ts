@@ -194,18 +194,18 @@ export function dnsmasqReadsReservations(pid = dnsmasqPid()): boolean {
 /** The dnsmasq options thin-lxc needs: the reservations, and the names. */
 export const DNSMASQ_LINES = [`dhcp-hostsdir=${HOSTS_DIR}`, `hostsdir=${NAMES_DIR}`];
 
-export function confFileReadsReservations(path: string): boolean {
+function confFileReadsReservations(path: string): boolean {
   return missingDnsmasqLines(path).length === 0;
 }
 
-export function missingDnsmasqLines(path: string): string[] {
+export function missingDnsmasqLines(path: string, wanted: readonly string[] = DNSMASQ_LINES): string[] {
   let lines: string[];
   try {
     lines = readFileSync(path, 'utf8').split('\n').map((line) => line.trim());
   } catch {
     lines = [];
   }
-  return DNSMASQ_LINES.filter((wanted) => !lines.includes(wanted));
+  return wanted.filter((line) => !lines.includes(line));
 }
 
 function signalDnsmasq(): void {

@@ -13,7 +13,7 @@ import { giveSocat, request, rulesLeftAfterStop, rulesOf, startServers } from '.
 
 const { tests: firewall, runnable, cleanup, base, root } = await containerSuite('a firewall that lives a life', 'fbase');
 
-const target = (tag: string, address: string): ForwardTarget => ({ tag, name: tag, address, subnet: '10.0.3.0/24', publish: ['8080:80', '5353:53/udp'].map(parsePublish) });
+const target = (tag: string, address: string): ForwardTarget => ({ tag, name: tag, address, subnet: '10.0.3.0/24', ipv6: null, publish: ['8080:80', '5353:53/udp'].map(parsePublish) });
 
 /** Runs `iptables-<backend>-restore --noflush` with `script` inside the namespace; its exit code. */
 async function restoreIn(namespace: string, backend: string, script: string): Promise<number> {

@@ -10,11 +10,14 @@ export interface Namespace {
   name: string;
   /** The host's address on the veth pair: "another host" reaches the host through it. */
   hostAddress: string;
+  /** With `ipv6`: the host's and the namespace's IPv6 addresses on the pair, in a ULA /64 of the test's own. */
+  hostAddress6: string;
+  address6: string;
   remove(): Promise<void>;
 }
 
-/** A network namespace joined to the host by a veth pair, standing for another machine. */
-export async function makeNamespace(tag: string): Promise<Namespace> {
+/** A network namespace joined to the host by a veth pair, standing for another machine; with `ipv6`, on both families. */
+export async function makeNamespace(tag: string, options: { ipv6?: boolean } = {}): Promise<Namespace> {
   const name = `${tag}ns`;
   const hostSide = `${tag}h`;
   const hostAddress = '10.213.57.1';
@@ -31,7 +34,14 @@ export async function makeNamespace(tag: string): Promise<Namespace> {
   await must('ip', ['-n', name, 'addr', 'add', '10.213.57.2/30', 'dev', `${tag}n`]);
   await must('ip', ['-n', name, 'link', 'set', `${tag}n`, 'up']);
   await must('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
-  return { name, hostAddress, remove };
+  const [hostAddress6, address6] = ['fd7e:57:1::1', 'fd7e:57:1::2'];
+  if (options.ipv6) {
+    // nodad: usable at once, where duplicate address detection would take a second.
+    await must('ip', ['addr', 'add', `${hostAddress6}/64`, 'dev', hostSide, 'nodad']);
+    await must('ip', ['-n', name, 'addr', 'add', `${address6}/64`, 'dev', `${tag}n`, 'nodad']);
+    await must('ip', ['-n', name, '-6', 'route', 'add', 'default', 'via', hostAddress6]);
+  }
+  return { name, hostAddress, hostAddress6, address6, remove };
 }
 
 /** socat from the host, copied into the container's write layer before it starts (busybox has no UDP server). */
@@ -58,7 +68,9 @@ export async function request(
   port: number,
   options: { udp?: boolean; namespace?: string; attempts?: number } = {},
 ): Promise<string> {
-  const target = options.udp ? `UDP4:${address}:${port}` : `TCP4:${address}:${port}`;
+  const ipv6 = address.includes(':');
+  const at = ipv6 ? `[${address}]:${port}` : `${address}:${port}`;
+  const target = `${options.udp ? 'UDP' : 'TCP'}${ipv6 ? '6' : '4'}:${at}`;
   const command = ['socat', '-T2', '-', target];
   const argv = options.namespace ? ['ip', 'netns', 'exec', options.namespace, ...command] : command;
   for (let attempt = 0; attempt < (options.attempts ?? 3); attempt++) {
@@ -92,10 +104,10 @@ export async function waitForLease(bridge: string, mac: string, timeoutMs: numbe
  * The nat and filter lines matching `pattern` once post-stop hooks have had their turn: LXC reports a
  * container STOPPED before it runs them, so this waits (up to `timeoutMs`) for the lines to go.
  */
-export async function rulesLeftAfterStop(pattern: RegExp, timeoutMs = 15_000): Promise<string[]> {
+export async function rulesLeftAfterStop(pattern: RegExp, timeoutMs = 15_000, save = 'iptables-save'): Promise<string[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const lines = [...(await must('iptables-save', ['-t', 'nat'])).split('\n'), ...(await must('iptables-save', ['-t', 'filter'])).split('\n')];
+    const lines = [...(await must(save, ['-t', 'nat'])).split('\n'), ...(await must(save, ['-t', 'filter'])).split('\n')];
     const left = lines.filter((line) => pattern.test(line));
     if (left.length === 0 || Date.now() > deadline) return left;
     await new Promise((resolve) => setTimeout(resolve, 100));

@@ -6,12 +6,12 @@ import type { ThinState } from '../../../src/container/state.js';
 
 const state: ThinState = {
   id: 'web1', name: 'web1', base: '/var/lib/lxc/b', baseName: 'b', fs: 'overlay', layers: ['/var/lib/lxc/b/rootfs'],
-  hwaddrs: { '0': '00:16:3e:00:00:01' }, ip: '10.0.3.67', bridge: 'lxcbr0', subnet: '10.0.3.0/24', veth: 'tlx0000beef',
+  hwaddrs: { '0': '00:16:3e:00:00:01' }, ip: '10.0.3.67', bridge: 'lxcbr0', subnet: '10.0.3.0/24', ip6: null, subnet6: null, veth: 'tlx0000beef',
   publish: ['8080:80/tcp', '53:53/udp'], mounts: ['/srv:/app'], lxcpath: '/var/lib/lxc', created: '2026-11-30T00:00:00.000Z',
   autostart: false, ephemeral: false, tmpfs: null, memory: '268435456', cpus: null, template: null,
 };
 const spec: CreateSpec = {
-  name: 'web1', id: null, base: '/var/lib/lxc/b', fs: 'overlay', ip: null, publish: ['53:53/udp', '8080:80/tcp'], mounts: ['/srv:/app'],
+  name: 'web1', id: null, base: '/var/lib/lxc/b', fs: 'overlay', ip: null, ip6: null, publish: ['53:53/udp', '8080:80/tcp'], mounts: ['/srv:/app'],
   autostart: false, ephemeral: false, tmpfs: null, memory: '268435456', cpus: null, template: null,
 };
 

@@ -21,6 +21,8 @@ const state = (id: string, ip: string): ThinState => ({
   ip,
   bridge: 'lxcbr0',
   subnet: '10.0.3.0/24',
+  ip6: null,
+  subnet6: null,
   veth: 'tlx0000beef',
   publish: ['8080:80'],
   mounts: [],

@@ -21,6 +21,8 @@ const states: fc.Arbitrary<ThinState> = fc.record({
   ip: optional,
   bridge: optional,
   subnet: optional,
+  ip6: optional,
+  subnet6: optional,
   veth: optional,
   publish: fc.array(text, { maxLength: 3 }),
   mounts: fc.array(text, { maxLength: 3 }),
@@ -47,14 +49,14 @@ test('names that a bare ini value would misread round-trip, and the file stays r
   for (const name of ['true', 'false', 'null', '0x10', '1e3', 'on']) {
     const state: ThinState = {
       id: name, name, base: '/var/lib/lxc/b', baseName: 'b', fs: 'overlay', layers: ['/var/lib/lxc/b/rootfs'],
-      hwaddrs: { '0': '00:16:3e:00:00:01' }, ip: null, bridge: null, subnet: null, veth: null,
+      hwaddrs: { '0': '00:16:3e:00:00:01' }, ip: null, bridge: null, subnet: null, ip6: null, subnet6: null, veth: null,
       publish: [], mounts: [], lxcpath: '/var/lib/lxc', created: '2026-11-29T00:00:00.000Z',
       autostart: false, ephemeral: false, tmpfs: null, memory: null, cpus: null, template: null,
     };
     const written = serializeState(state);
     assert.match(written, `name = "${name}"\n`);
     assert.equal(parseState(written, 'test'), state);
-    assert.equal(Object.keys(parse(written)).sort(), ['autostart', 'base', 'baseName', 'bridge', 'cpus', 'created', 'ephemeral', 'fs', 'hwaddr', 'id', 'ip', 'layers', 'lxcpath', 'memory', 'name', 'subnet', 'template', 'tmpfs', 'veth']);
+    assert.equal(Object.keys(parse(written)).sort(), ['autostart', 'base', 'baseName', 'bridge', 'cpus', 'created', 'ephemeral', 'fs', 'hwaddr', 'id', 'ip', 'ip6', 'layers', 'lxcpath', 'memory', 'name', 'subnet', 'subnet6', 'template', 'tmpfs', 'veth']);
   }
 });
 
@@ -69,13 +71,13 @@ test('a state file from an earlier version (bare ini values) still reads', () =>
   assert.equal(state.publish, ['8080:80/tcp']);
   assert.equal(state.hwaddrs, { '0': '00:16:3e:00:00:01' });
   // Written before thin-lxc 0.3: none of its later fields, so none of their features.
-  assert.equal([state.autostart, state.ephemeral, state.tmpfs, state.memory, state.cpus, state.template], [false, false, null, null, null, null]);
+  assert.equal([state.autostart, state.ephemeral, state.tmpfs, state.memory, state.cpus, state.template, state.ip6], [false, false, null, null, null, null, null]);
 });
 
 test('a damaged state is refused, naming the field', () => {
   assert.throws(() => parseState('id = "a"\n', '/c/a/thin-lxc.ini'), /\/c\/a\/thin-lxc.ini has no valid name: the state file is damaged/);
   assert.throws(
-    () => parseState(serializeState({ id: 'a', name: 'a', base: 'b', baseName: 'b', fs: 'btrfs' as 'overlay', layers: [], hwaddrs: {}, ip: null, bridge: null, subnet: null, veth: null, publish: [], mounts: [], lxcpath: '/l', created: 'c', autostart: false, ephemeral: false, tmpfs: null, memory: null, cpus: null, template: null }), 's'),
+    () => parseState(serializeState({ id: 'a', name: 'a', base: 'b', baseName: 'b', fs: 'btrfs' as 'overlay', layers: [], hwaddrs: {}, ip: null, bridge: null, subnet: null, ip6: null, subnet6: null, veth: null, publish: [], mounts: [], lxcpath: '/l', created: 'c', autostart: false, ephemeral: false, tmpfs: null, memory: null, cpus: null, template: null }), 's'),
     /s has no valid fs/,
   );
   assert.throws(() => parseState(serializeState({ ...parseState('id="a"\nname="a"\nbase="b"\nbaseName="b"\nfs="overlay"\nlxcpath="/l"\ncreated="c"\n', 's') }).replace('ephemeral = "false"', 'ephemeral = "maybe"'), 's'), /s has no valid ephemeral/);

@@ -56,6 +56,19 @@ test('publish: the forms an LXC user writes', () => {
   assert.is(formatPublish(parsePublish('5000-5002:6000-6002/udp')), '5000-5002:6000-6002/udp');
 });
 
+test('publish on IPv6: both families without an address, one with 0.0.0.0 or [::], one address in brackets; [::1] refused', () => {
+  assert.equal([parsePublish('8080:80').family, parsePublish('8080:80').hostIp], [null, null]);
+  assert.equal([parsePublish('0.0.0.0:8080:80').family, parsePublish('0.0.0.0:8080:80').hostIp], [4, null]);
+  assert.equal([parsePublish('[::]:8080:80').family, parsePublish('[::]:8080:80').hostIp], [6, null]);
+  assert.equal([parsePublish('[2001:DB8::0001]:8080:80').family, parsePublish('[2001:DB8::0001]:8080:80').hostIp], [6, '2001:db8::1']);
+  assert.is(formatPublish(parsePublish('0.0.0.0:8080:80')), '0.0.0.0:8080:80/tcp');
+  assert.is(formatPublish(parsePublish('[::]:8080:80/udp')), '[::]:8080:80/udp');
+  assert.is(formatPublish(parsePublish('[2001:DB8::0001]:8080:80')), '[2001:db8::1]:8080:80/tcp');
+  assert.throws(() => parsePublish('[::1]:8080:80'), /the kernel cannot forward IPv6's loopback \[::1\] to another host .*: publish on 127\.0\.0\.1 instead/);
+  assert.throws(() => parsePublish('[fd42::zz]:8080:80'), /host address "fd42::zz" is not an IPv6 address/);
+  assert.throws(() => parsePublish('2001:db8::1:8080:80'), /is malformed: .* \[2001:db8::1\]:3000:3010/);
+});
+
 test('publish: bad ports are refused with the reason', () => {
   assert.match(userErrorOf(() => parsePublish('0:80')), '"0" is not a port');
   assert.match(userErrorOf(() => parsePublish('65536:80')), '"65536" is not a port');

@@ -31,7 +31,10 @@ test('a published port takes from listeners on any address, on the address it is
   assert.equal(takes('10.0.3.1:8080:80'), [], 'bound to another address');
   assert.equal(takes('127.0.0.1:8080:80'), ['127.0.0.1:8080/tcp']);
   assert.equal(takes('443:443'), [':::443/tcp'], 'IPv6 any takes IPv4 too');
-  assert.equal(takes('9000:80'), [], 'IPv6 loopback only: IPv4 forwarding does not reach it');
+  assert.equal(takes('9000:80'), [], 'IPv6 loopback only: no forwarding reaches it');
+  assert.equal(takes('0.0.0.0:443:443'), [':::443/tcp'], 'a socket on :: takes IPv4 too (unless IPV6_V6ONLY)');
+  assert.equal(takes('[::]:22:22'), [], 'IPv6 only: an IPv4 socket is not in its way');
+  assert.equal(takes('[::]:443:443'), [':::443/tcp']);
   assert.equal(takes('9001:80'), ['::ffff:127.0.0.1:9001/tcp']);
   assert.equal(takes('53:53/udp'), ['10.0.3.1:53/udp'], "lxc-net's dnsmasq: its containers' DNS would go to the container");
   assert.equal(takes('8000-8100:8000-8100'), ['127.0.0.1:8080/tcp'], 'ranges');

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { containerRules, containerTag, quickInstallScript, quickRemoveScript, readSaved, restoreScript, vethName, type ForwardTarget } from '../../../src/forward/rules.js';
+import { containerRules, containerTag, quickInstallScript, quickRemoveScript, readSaved, restoreScript, targetFamilies, vethName, type ForwardTarget } from '../../../src/forward/rules.js';
 import { parsePublish } from '../../../src/core/validate.js';
 import { fixture } from '../../helpers/paths.js';
 
@@ -9,7 +9,7 @@ const web1: ForwardTarget = {
   tag: 'TLXC-0000beef',
   name: 'web1',
   address: '10.0.3.67',
-  subnet: '10.0.3.0/24',
+  subnet: '10.0.3.0/24', ipv6: null,
   publish: ['8080:80', '127.0.0.1:5000-5001:6000-6001/udp'].map(parsePublish),
 };
 
@@ -168,6 +168,30 @@ test('veth and chain names: short, stable, salted on request; chains are named a
   assert.ok(vethName('/x').length <= 15);
   assert.is(containerTag('tlx0000beef'), 'TLXC-0000beef');
   assert.ok(`${containerTag(vethName('/x'))}-D`.length <= 28);
+});
+
+test('IPv6: each family gets the ports published on it; IPv6 has no localhost rule or guard, and its OUTPUT jump leaves [::1] alone', () => {
+  const dual: ForwardTarget = {
+    ...web1,
+    ipv6: { address: 'fd42:7a3b:1c00::a00:343', subnet: 'fd42:7a3b:1c00::/64' },
+    publish: ['8080:80', '0.0.0.0:7070:70', '[::]:9090:90', '[2001:db8::1]:6060:60'].map(parsePublish),
+  };
+  assert.equal(targetFamilies(dual), [4, 6]);
+  assert.equal(targetFamilies({ ...dual, ipv6: null }), [4], 'no IPv6 address: IPv4 only');
+  const v4 = containerRules(dual, 4).nat.filter((line) => line.includes('DNAT --to'));
+  const v6 = containerRules(dual, 6).nat.filter((line) => line.includes('DNAT --to'));
+  assert.equal(v4.map((line) => /--dport (\d+)/.exec(line)?.[1]), ['8080', '7070']);
+  assert.equal(v6.map((line) => /--dport (\d+)/.exec(line)?.[1]), ['8080', '9090', '6060']);
+  assert.match(v6[0]!, '-j DNAT --to-destination [fd42:7a3b:1c00::a00:343]:80');
+  assert.match(v6[2]!, '-A TLXC-0000beef-D -d 2001:db8::1/128 -p tcp');
+  const snat = containerRules(dual, 6).nat.filter((line) => line.includes('MASQUERADE'));
+  assert.ok(snat.every((line) => line.includes('-s fd42:7a3b:1c00::/64 -d fd42:7a3b:1c00::a00:343/128')), 'hairpin only: no 127.0.0.0/8 rule');
+  const script = restoreScript(readSaved(''), { install: { tag: dual.tag, rules: containerRules(dual, 6) } }, 6);
+  assert.not.match(script, '*raw');
+  assert.not.match(script, 'GUARD');
+  assert.match(script, '-A OUTPUT ! -d ::1/128 -m addrtype --dst-type LOCAL -j THIN-LXC-DNAT');
+  assert.match(quickInstallScript({ tag: dual.tag, rules: containerRules(dual, 6) }, 6), '-C OUTPUT ! -d ::1/128 -m addrtype --dst-type LOCAL -j THIN-LXC-DNAT');
+  assert.equal(containerRules({ ...dual, ipv6: null }, 6), { nat: [], filter: [] });
 });
 
 test.run();

@@ -33,6 +33,7 @@ function view(overrides: Partial<ConfigView> = {}): ConfigView {
     },
     publish: '',
     ipv4: null,
+    ipv6: null,
     mounts: [],
     autostart: false,
     limits: [],
@@ -117,6 +118,7 @@ test('an address, published ports, bind mounts and autostart add their config li
     hwaddrs: [{ index: 0, address: '00:16:3e:00:00:01' }],
     publish: '8080:80/tcp',
     ipv4: { index: 0, address: '10.0.3.67', prefix: 24, broadcast: '10.0.3.255', gateway: '10.0.3.1', veth: 'tlx00000001' },
+    ipv6: { index: 0, address: 'fd42:7a3b:1c00::a00:343', prefix: 64, gateway: 'fd42:7a3b:1c00::1' },
     hooks: { mount: '/n /m.js /c/w1', destroy: '/n /d.js /c/w1', clone: '/n /c.js /c/w1', portsUp: '/n /u.js /c/w1', portsDown: '/n /p.js /c/w1', ephemeral: '/n /e.js /c/w1' },
     mounts: [
       mountEntry({ host: '/srv/my app', container: '/app', readOnly: false }, true),
@@ -129,6 +131,8 @@ test('an address, published ports, bind mounts and autostart add their config li
   });
   for (const line of [
     'lxc.cgroup2.memory.max = 268435456',
+    'lxc.net.0.ipv6.address = fd42:7a3b:1c00::a00:343/64',
+    'lxc.net.0.ipv6.gateway = fd42:7a3b:1c00::1',
     'lxc.hook.post-stop = /n /e.js /c/w1',
     'lxc.net.0.ipv4.address = 10.0.3.67/24 10.0.3.255',
     'lxc.net.0.ipv4.gateway = 10.0.3.1',

@@ -1,10 +1,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { assignMacs, checkAddress, nextFreeAddress, randomMac } from '../../../src/network/addresses.js';
+import { assignMacs, checkAddress, chooseAddress6, nextFreeAddress, randomMac } from '../../../src/network/addresses.js';
+import type { ThinContainer } from '../../../src/container/containers.js';
+import { parseSubnet6 } from '../../../src/network/ipv6.js';
 import { type Bridge } from '../../../src/network/bridge.js';
 import { formatSubnet, subnetOf, toAddress, toNumber } from '../../../src/network/ipv4.js';
 
-const lxcbr0: Bridge = { name: 'lxcbr0', gateway: '10.0.3.1', subnet: subnetOf('10.0.3.1', 24) };
+const lxcbr0: Bridge = { name: 'lxcbr0', gateway: '10.0.3.1', subnet: subnetOf('10.0.3.1', 24), ipv6: null };
 const message = (fn: () => unknown) => {
   try {
     fn();
@@ -38,7 +40,7 @@ test('automatic addresses count down from the top of the subnet, skipping the on
 });
 
 test('a full subnet says so', () => {
-  const tiny: Bridge = { name: 'br9', gateway: '10.9.0.1', subnet: subnetOf('10.9.0.1', 30) };
+  const tiny: Bridge = { name: 'br9', gateway: '10.9.0.1', subnet: subnetOf('10.9.0.1', 30), ipv6: null };
   assert.is(nextFreeAddress(tiny, []), '10.9.0.2');
   assert.is(message(() => nextFreeAddress(tiny, [{ address: '10.9.0.2', holder: 'x' }])), "no free address left in br9's subnet 10.9.0.0/30: destroy a thin container or widen the subnet");
 });
@@ -48,6 +50,20 @@ test("MAC addresses use LXC's prefix and avoid the ones taken", () => {
   const values = [1, 1, 2, 3];
   const sequence = () => Uint8Array.of(0, 0, values.shift() ?? 9);
   assert.equal(assignMacs([0, 1], new Set(['00:16:3e:00:00:01']), sequence), { 0: '00:16:3e:00:00:02', 1: '00:16:3e:00:00:03' });
+});
+
+test('IPv6: the address SLAAC gives its MAC, or the one asked for, checked; none without IPv6', () => {
+  const dual: Bridge = { ...lxcbr0, ipv6: { gateway: 'fd42:7a3b:1c00::1', subnet: parseSubnet6('fd42:7a3b:1c00::/64')! } };
+  const mac = '00:16:3e:0a:0b:0c';
+  const holder = { state: { name: 'web1', ip6: 'fd42:7a3b:1c00:0:216:3eff:fe0a:b0c' } } as ThinContainer;
+  assert.is(chooseAddress6(null, mac, dual, []), 'fd42:7a3b:1c00:0:216:3eff:fe0a:b0c');
+  assert.is(chooseAddress6('fd42:7a3b:1c00::99', mac, dual, []), 'fd42:7a3b:1c00::99');
+  assert.is(chooseAddress6(null, mac, dual, [holder]), 'fd42:7a3b:1c00::2', 'taken: the lowest free instead');
+  assert.is(message(() => chooseAddress6('fd42:7a3b:1c00:0:216:3eff:fe0a:b0c', mac, dual, [holder])), 'ip6 fd42:7a3b:1c00:0:216:3eff:fe0a:b0c is already used by thin container web1: choose another, or leave --ip6 out');
+  assert.is(message(() => chooseAddress6('fd42:7a3b:1c00::1', mac, dual, [])), "ip6 fd42:7a3b:1c00::1 is already used by the gateway (lxcbr0's own address): choose another, or leave --ip6 out");
+  assert.is(message(() => chooseAddress6('fd00::5', mac, dual, [])), "ip6 fd00::5 is outside lxcbr0's IPv6 network fd42:7a3b:1c00::/64: choose one inside it");
+  assert.is(chooseAddress6(null, mac, lxcbr0, []), null);
+  assert.is(message(() => chooseAddress6('fd42::5', mac, lxcbr0, [])), 'lxcbr0 has no IPv6 network for --ip6 fd42::5: give it one with thin-lxc setup --ipv6, or leave --ip6 out');
 });
 
 test.run();
