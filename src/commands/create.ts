@@ -393,7 +393,7 @@ function applyCreate(plan: CreatePlan, settings: Settings): void {
     registered = true;
     const mac = state.hwaddrs['0'];
     if (state.ip && mac) {
-      reserve(state.name, mac, state.ip);
+      reserve(state.name, mac, state.ip, state.ip6);
       reserved = true;
     }
     // The rename is the moment the container exists: a create killed before it leaves a dot directory

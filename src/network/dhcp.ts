@@ -31,14 +31,14 @@ export function reservationLine(mac: string, address: string, name: string): str
   return host ? `${mac},${address},${host}\n` : `${mac},${address}\n`;
 }
 
-/** The address for the MAC, and the container's name for DHCP and DNS alike. */
-export function reserve(name: string, mac: string, address: string): void {
+/** The address for the MAC, and the container's name for DHCP and DNS alike (A, and AAAA with `address6`). */
+export function reserve(name: string, mac: string, address: string, address6: string | null = null): void {
   mkdirSync(HOSTS_DIR, { recursive: true, mode: 0o755 });
   writeFileAtomic(join(HOSTS_DIR, name), reservationLine(mac, address, name));
   const host = dnsName(name);
   if (host) {
     mkdirSync(NAMES_DIR, { recursive: true, mode: 0o755 });
-    writeFileAtomic(join(NAMES_DIR, name), `${address} ${host}\n`);
+    writeFileAtomic(join(NAMES_DIR, name), `${address} ${host}\n${address6 ? `${address6} ${host}\n` : ''}`);
   }
 }
 

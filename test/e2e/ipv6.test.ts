@@ -2,6 +2,7 @@
 // its init flushes eth0), published ports on both families from another host (a network namespace with a ULA
 // of its own), from the host and hairpin, a bound address, [::1], cleanup at stop, and a bridge without IPv6.
 // The suite gives lxcbr0 IPv6 and puts lxc-net's files, lxc-net and IPv6 forwarding back as they were after.
+import { Resolver } from 'node:dns/promises';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -111,6 +112,9 @@ if (runnable) {
     assert.ok(ip6 && ip6.startsWith(bridge.gateway.replace(/::1$/, ':')), `${ip6} in ${formatSubnet6(bridge.subnet)}`);
     assert.is((await show(name)).ip6, ip6);
     assert.match((await thinLxc(['list', '--root', root])).stdout, ip6);
+    const resolver = new Resolver({ timeout: 2_000, tries: 1 });
+    resolver.setServers(['10.0.3.1']);
+    assert.equal(await resolver.resolve6(name), [ip6], "lxc-net's dnsmasq answers for its name on IPv6 too (AAAA)");
     assert.is((await startContainer(name)).exitCode, 0);
     // busybox's init runs udhcpc, whose script flushes every address of eth0 (IPv6 too) before DHCP.
     assert.ok(await waitFor6(name, ip6), `eth0 has ${ip6} after its init ran: ${(await addresses6(name)).join(', ')}`);

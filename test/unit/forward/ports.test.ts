@@ -1,7 +1,7 @@
 // Which host sockets a published port would take packets from, read from /proc/net as the kernel prints it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { describeClash, parseProcNet, portClashes, takesFrom } from '../../../src/forward/ports.js';
+import { checkPublishConflicts, describeClash, parseProcNet, portClashes, takesFrom } from '../../../src/forward/ports.js';
 import { parsePublish } from '../../../src/core/validate.js';
 
 const HEADER = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n';
@@ -46,6 +46,23 @@ test('a clash names the process, its pid and where it listens', () => {
   const [clash] = portClashes([parsePublish('22:2222')], listeners);
   assert.is(describeClash(clash!), 'host port 22/tcp (of 22:2222/tcp) is in use by a socket of another namespace or the kernel (inode no-such-inode), listening on 0.0.0.0:22');
   assert.equal(portClashes([], listeners), []);
+});
+
+test('a host port is published once per family and address: IPv4-only and IPv6-only publishes of one port do not clash', () => {
+  const others = (publish: string) => [{ name: 'web1', publish: [publish] }];
+  const clash = (wanted: string, theirs: string) => {
+    try {
+      checkPublishConflicts([parsePublish(wanted)], others(theirs));
+      return false;
+    } catch {
+      return true;
+    }
+  };
+  assert.not.ok(clash('0.0.0.0:8080:80', '[::]:8080:80'));
+  assert.ok(clash('8080:80', '[::]:8080:80'), 'both families take the IPv6 one too');
+  assert.ok(clash('[2001:db8::1]:8080:80', '[::]:8080:80'));
+  assert.not.ok(clash('[2001:db8::1]:8080:80', '[2001:db8::2]:8080:80'));
+  assert.not.ok(clash('127.0.0.1:8080:80', '[2001:db8::2]:8080:80'));
 });
 
 test.run();
