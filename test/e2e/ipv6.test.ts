@@ -1,6 +1,7 @@
 // End to end for IPv6: thin-lxc setup --ipv6 on lxc-net's bridge, each container's IPv6 address (kept when
 // its init flushes eth0), published ports on both families from another host (a network namespace with a ULA
-// of its own), from the host and hairpin, a bound address, [::1], cleanup at stop, and a bridge without IPv6.
+// of its own), from the host and hairpin, a bound address, [::1], a firewall reload, cleanup at stop, and a
+// bridge without IPv6.
 // The suite gives lxcbr0 IPv6 and puts lxc-net's files, lxc-net and IPv6 forwarding back as they were after.
 import { Resolver } from 'node:dns/promises';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -133,7 +134,7 @@ if (runnable) {
     for (const made of [name, chosen]) assert.is((await thinLxc(['destroy', made, '--root', root])).exitCode, 0);
   });
 
-  ipv6('-p 8080:80 answers on IPv6 from another host with its real address, from the host and hairpin; [::1] is refused at once; nothing is left at stop', async () => {
+  ipv6('-p 8080:80 answers on IPv6 from another host with its real address, from the host and hairpin; [::1] is refused at once; reload repairs a flush; nothing is left at stop', async () => {
     const name = track(uniqueName('fwd'));
     const [tcp, udp] = [port(), port()];
     assert.is((await thinLxc(['create', name, '--base', base, '--root', root, '-p', `${tcp}:80`, '-p', `${udp}:53/udp`])).exitCode, 0);
@@ -163,6 +164,19 @@ if (runnable) {
     assert.match(await request('127.0.0.1', tcp), `tcp-${name}`);
 
     assert.ok((await sh('ip6tables-save', [])).stdout.includes(tag), 'its ip6tables rules are there while it runs');
+
+    // A firewall reload that flushes ip6tables: doctor says so, and reload puts the IPv6 forwarding back.
+    const ruleset6 = await must('ip6tables-save', []);
+    try {
+      await must('ip6tables', ['-t', 'nat', '-F']);
+      assert.is(await request(ns.hostAddress6, tcp, { namespace: ns.name, attempts: 1 }), '', 'flushed: no forwarding');
+      assert.match((await thinLxc(['doctor'])).stdout, `${name}: forwarding missing or incomplete`);
+      assert.is((await thinLxc(['reload'])).exitCode, 0);
+      assert.match(await request(ns.hostAddress6, tcp, { namespace: ns.name }), `tcp-${name}`, 'reload restored it');
+    } finally {
+      // Whatever else the flush took (lxc-net's IPv6 masquerading) comes back from the saved ruleset.
+      await execa('ip6tables-restore', [], { input: ruleset6, reject: false });
+    }
     await must('lxc-stop', ['-n', name]);
     assert.equal(await rulesLeftAfterStop(new RegExp(tag), 15_000, 'ip6tables-save'), [], 'IPv6 rules gone at stop');
     assert.equal(await rulesLeftAfterStop(new RegExp(tag)), [], 'IPv4 rules too');
