@@ -2,12 +2,11 @@
 // and names; with --ipv6, lxc-net's bridge gets IPv6.
 import { UserError } from '../core/errors.js';
 import { missingPackages } from '../core/exec.js';
-import { dnsmasqPid, dnsmasqReadsReservations, HOSTS_DIR, NAMES_DIR } from '../network/dhcp.js';
-import { existsSync, readFileSync } from 'node:fs';
 import { quote } from '../core/validate.js';
 import { bridgeIPv6 } from '../network/bridge.js';
+import { dnsmasqPid, dnsmasqReadsReservations, HOSTS_DIR, NAMES_DIR } from '../network/dhcp.js';
 import { formatSubnet6, parseSubnet6, type Subnet6 } from '../network/ipv6.js';
-import { configureDnsmasq, configureIPv6, LXC_NET_DEFAULTS, raParamLine, restartLxcNet, shellVariable } from '../network/lxc-net.js';
+import { configureDnsmasq, configureIPv6, LXC_NET_DEFAULTS, lxcNetBridge, raParamLine, restartLxcNet } from '../network/lxc-net.js';
 
 /** What thin-lxc and its hooks run, for a host where LXC was installed by hand or only partly. */
 const NEEDED = ['lxc-start', 'lxc-info', 'lxc-ls', 'dnsmasq', 'iptables', 'iptables-save', 'iptables-restore', 'ip', 'mount', 'flock'];
@@ -41,10 +40,4 @@ function ipv6Prefix(text: string): Subnet6 {
     throw new UserError(`--ipv6 ${quote(text)} is not an IPv6 /64 network: write it like fd42:7a3b:1c00::/64 (or leave it out for a ULA prefix of the host's own)`);
   }
   return subnet;
-}
-
-/** The bridge lxc-net makes: LXC_BRIDGE in its defaults, lxcbr0 unless they say otherwise. */
-function lxcNetBridge(): string {
-  const defaults = existsSync(LXC_NET_DEFAULTS) ? readFileSync(LXC_NET_DEFAULTS, 'utf8') : '';
-  return shellVariable(defaults, 'LXC_BRIDGE') ?? 'lxcbr0';
 }

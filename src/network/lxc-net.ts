@@ -45,6 +45,12 @@ export function configureDnsmasq(extra: readonly string[] = []): string[] {
   return [confFile];
 }
 
+/** The bridge lxc-net makes: LXC_BRIDGE in its defaults, lxcbr0 unless they say otherwise. */
+export function lxcNetBridge(): string {
+  const defaults = existsSync(LXC_NET_DEFAULTS) ? readFileSync(LXC_NET_DEFAULTS, 'utf8') : '';
+  return shellVariable(defaults, 'LXC_BRIDGE') ?? 'lxcbr0';
+}
+
 /**
  * Router advertisements every 10 s instead of dnsmasq's ~10 min: a container whose init flushes eth0 (busybox's
  * udhcpc script does) gets its IPv6 address back from SLAAC within seconds (see network/ipv6.ts, slaacAddress).
@@ -71,8 +77,13 @@ export function configureIPv6(bridge: string, requested: Subnet6 | null): { chan
     `LXC_IPV6_NETWORK="${formatSubnet6(subnet)}"`,
     'LXC_IPV6_NAT="true"',
   ];
-  const kept = defaults.split('\n').filter((line) => !/^\s*LXC_IPV6_(ADDR|MASK|NETWORK|NAT)=/.test(line)).join('\n').replace(/\n*$/, '\n');
-  const text = `${kept}\n# Added by thin-lxc setup --ipv6: IPv6 on lxc-net's bridge.\n${lines.join('\n')}\n`;
+  const heading = "# Added by thin-lxc setup --ipv6: IPv6 on lxc-net's bridge.";
+  const kept = defaults
+    .split('\n')
+    .filter((line) => line !== heading && !/^\s*LXC_IPV6_(ADDR|MASK|NETWORK|NAT)=/.test(line))
+    .join('\n')
+    .replace(/\n*$/, '\n');
+  const text = `${kept}\n${heading}\n${lines.join('\n')}\n`;
   if (text === defaults) return { changed: [], subnet };
   writeFileSync(LXC_NET_DEFAULTS, text);
   return { changed: [LXC_NET_DEFAULTS], subnet };
