@@ -50,6 +50,8 @@ export function installForwarding(target: ForwardTarget, bridge: string, veth: s
         applyInstall(family, { tag: target.tag, rules: containerRules(target, family) }, options.reconcile === true);
         recordInstalled(family, target.tag, generation);
       }
+      // A family it no longer publishes on (thin-lxc update took its last port there) loses its rules.
+      for (const family of [4, 6] as const) if (!families.includes(family) && recordedGeneration(target.tag, family) !== null) removeUnlocked(family, target.tag);
       // Forwarding needs ip_forward; 127.0.0.1:PORT needs route_localnet on the bridge, made safe by the guard rule just installed.
       setSysctl('/proc/sys/net/ipv4/ip_forward', '1');
       setSysctl(`/proc/sys/net/ipv4/conf/${bridge}/route_localnet`, '1');

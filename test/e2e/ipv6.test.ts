@@ -183,7 +183,7 @@ if (runnable) {
     assert.is((await thinLxc(['destroy', name, '--root', root])).exitCode, 0);
   });
 
-  ipv6('a bound IPv6 address answers alone; [::]: is IPv6 only and 0.0.0.0: IPv4 only; -p [::1]:... is refused at create', async () => {
+  ipv6('a bound IPv6 address answers alone; [::]: is IPv6 only and 0.0.0.0: IPv4 only; update can take IPv6 away; -p [::1]:... is refused at create', async () => {
     const name = track(uniqueName('bnd'));
     const [bound, only6, only4] = [port(), port(), port()];
     const created = await thinLxc(['create', name, '--base', base, '--root', root, '-p', `[${ns.hostAddress6}]:${bound}:80`, '-p', `[::]:${only6}:80`, '-p', `0.0.0.0:${only4}:80`]);
@@ -202,6 +202,12 @@ if (runnable) {
     assert.is(await request(ns.hostAddress, only6, { namespace: ns.name, attempts: 1 }), '', '[::]: is IPv6 only');
     assert.match(await request(ns.hostAddress, only4, { namespace: ns.name }), `tcp-${name}`);
     assert.is(await request(ns.hostAddress6, only4, { namespace: ns.name, attempts: 1 }), '', '0.0.0.0: is IPv4 only');
+
+    // update takes its last IPv6 ports away while it runs: its ip6tables rules go, its IPv4 port stays.
+    const updated = await thinLxc(['update', name, '--root', root, '--unpublish', `[${ns.hostAddress6}]:${bound}:80/tcp`, '--unpublish', `[::]:${only6}:80/tcp`]);
+    assert.is(updated.exitCode, 0, updated.stderr);
+    assert.not.match((await must('ip6tables-save', [])), tagOf(dir), 'no IPv6 rule of it is left');
+    assert.match(await request(ns.hostAddress, only4, { namespace: ns.name }), `tcp-${name}`);
     await must('lxc-stop', ['-n', name]);
     assert.is((await thinLxc(['destroy', name, '--root', root])).exitCode, 0);
 
