@@ -29,7 +29,7 @@ import { checkPublishConflicts, describeClash, portClashes } from '../forward/po
 import { containerRules, vethName } from '../forward/rules.js';
 import { networkIndexes } from '../lxc/config.js';
 import { planMounts } from '../lxc/config.js';
-import { checkInstallation, thinHooks, thinLxcVersion } from '../lxc/install.js';
+import { checkInstallation, hookNeeds, thinHooks, thinLxcVersion } from '../lxc/install.js';
 import { hostCgroupVersion, limitLines } from '../lxc/limits.js';
 import { isRunning, lxcContainerExists, register, registrationDir, unregister } from '../lxc/lxcpath.js';
 import { hookView, readTemplate, renderConfig, renderDefaultConfig, type ConfigView } from '../lxc/render.js';
@@ -262,6 +262,7 @@ export function planCreate(
   const takenMacs = new Set(others.flatMap((other) => Object.values(other.state.hwaddrs)));
   const hwaddrs = assignMacs(networkIndexes(base.entries), takenMacs);
   const ip6 = bridge && ip && hwaddrs['0'] ? chooseAddress6(spec.ip6, hwaddrs['0'], bridge, others) : null;
+  const subnet6 = ip6 && bridge?.ipv6 ? formatSubnet6(bridge.ipv6.subnet) : null;
   const v6Only = publishes.find((publish) => publish.family === 6);
   if (v6Only && !ip6) {
     throw new UserError(`publish ${formatPublish(v6Only)} is on IPv6, which ${bridge?.name ?? 'the bridge'} has none of: give it IPv6 with thin-lxc setup --ipv6, or publish on both families (leave the address out)`);
@@ -303,7 +304,7 @@ export function planCreate(
         : null,
     ipv6: ip6 && bridge?.ipv6 ? { index: 0, address: ip6, prefix: bridge.ipv6.subnet.prefix, gateway: bridge.ipv6.gateway } : null,
     // Only a container that publishes ports pays for the two host-side hooks.
-    hooks: hookView(thinHooks(paths.dir, { publishes: publishes.length > 0, ephemeral: spec.ephemeral })),
+    hooks: hookView(thinHooks(paths.dir, hookNeeds({ publish, ephemeral: spec.ephemeral, ip6, subnet6, hwaddrs }))),
   };
   const config =
     request.template === undefined ? renderDefaultConfig(view) : renderConfig(readTemplate(resolve(cwd, request.template)), view);
@@ -319,7 +320,7 @@ export function planCreate(
     bridge: bridge?.name ?? null,
     subnet: bridge ? formatSubnet(bridge.subnet) : null,
     ip6,
-    subnet6: ip6 && bridge?.ipv6 ? formatSubnet6(bridge.ipv6.subnet) : null,
+    subnet6,
     veth,
     publish,
     mounts,

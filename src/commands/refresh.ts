@@ -7,7 +7,7 @@ import { UserError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/files.js';
 import { quote } from '../core/validate.js';
 import { replaceEntries } from '../lxc/config.js';
-import { checkInstallation, thinHooks } from '../lxc/install.js';
+import { checkInstallation, hookNeeds, thinHooks } from '../lxc/install.js';
 import { hostCgroupVersion, isLimitOf, limitLines } from '../lxc/limits.js';
 import { withHookLines } from '../lxc/render.js';
 import type { Settings } from './settings.js';
@@ -27,7 +27,7 @@ export function refresh(names: readonly string[], settings: Settings, options: {
   const result: Refreshed = { changed: [], unchanged: [] };
   for (const { state, paths } of chosen) {
     const config = readFileSync(paths.config, 'utf8');
-    const hooks = withHookLines(config, thinHooks(paths.dir, { publishes: state.publish.length > 0, ephemeral: state.ephemeral }));
+    const hooks = withHookLines(config, thinHooks(paths.dir, hookNeeds(state)));
     // A host moved from cgroup v1 to v2 (or back) since the container was made: its limits in the host's keys.
     const updated = replaceEntries(hooks, isLimitOf(state), limitLines(state, hostCgroupVersion()), 'Resource limits, for this host\'s cgroup version (thin-lxc refresh).');
     if (updated === config) {

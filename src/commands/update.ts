@@ -13,7 +13,7 @@ import { forwardTarget, installForwarding, recordedGeneration, removeForwarding 
 import { checkPublishConflicts, describeClash, portClashes } from '../forward/ports.js';
 import { containerTag } from '../forward/rules.js';
 import { mountEntryValue, mountsBind, planMounts, replaceEntries } from '../lxc/config.js';
-import { thinHookOf, thinHooks } from '../lxc/install.js';
+import { hookNeeds, thinHookOf, thinHooks } from '../lxc/install.js';
 import { hostCgroupVersion, isLimitOf, limitLines, liveLimitWrites } from '../lxc/limits.js';
 import { withHookLines } from '../lxc/render.js';
 import type { Settings } from './settings.js';
@@ -96,7 +96,7 @@ export function planUpdate(target: string, request: UpdateRequest, settings: Set
     newEntries.map((entry) => ({ key: 'lxc.mount.entry', value: mountEntryValue(entry) })),
     'Bind mounts (thin-lxc update).',
   );
-  config = withHookLines(config, thinHooks(paths.dir, { publishes: publish.length > 0, ephemeral: after.ephemeral }), 'Port forwarding at start (thin-lxc update).');
+  config = withHookLines(config, thinHooks(paths.dir, hookNeeds(after)), 'Port forwarding at start (thin-lxc update).');
 
   const status = lxcStatuses(before.lxcpath).get(before.name);
   const running = status && status.state !== 'STOPPED' ? { pid: status.pid } : null;

@@ -136,6 +136,16 @@ export function ipNeighbourFlush(address: string, device: string): void {
 /** The tools of each family: iptables for IPv4, ip6tables for IPv6. */
 const IPTABLES: Record<Family, string> = { 4: 'iptables', 6: 'ip6tables' };
 
+/** ip -o link in a running container's network namespace (by its init's pid). */
+export function containerLinks(pid: string): string {
+  return run('nsenter', [`--net=/proc/${pid}/ns/net`, 'ip', '-o', 'link', 'show']).stdout;
+}
+
+/** ip token set: the interface identifier SLAAC uses on a container's interface. */
+export function setIPv6Token(pid: string, device: string, token: string): void {
+  run('nsenter', [`--net=/proc/${pid}/ns/net`, 'ip', 'token', 'set', token, 'dev', device]);
+}
+
 /** iptables-save (ip6tables-save): every table, as iptables-restore reads it. */
 export function iptablesSave(family: Family = 4): string {
   return run(`${IPTABLES[family]}-save`, []).stdout;

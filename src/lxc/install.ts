@@ -3,8 +3,10 @@
 import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { ThinState } from '../container/state.js';
 import { UserError } from '../core/errors.js';
 import { validatePlainPath } from '../core/validate.js';
+import { slaacToken } from '../network/ipv6.js';
 
 export const HOOK_NAMES = ['mount', 'destroy', 'clone', 'ports-up', 'ports-down', 'ephemeral'] as const;
 export type HookName = (typeof HOOK_NAMES)[number];
@@ -26,13 +28,14 @@ export function thinHookOf(value: string): HookName | null {
 }
 
 /**
- * The hook lines a thin container needs. start-host (ports-up) only when it publishes ports, since it costs
- * every start ~40 ms. post-stop (ports-down) always: LXC reads hooks once at start, so a running container
- * given ports by thin-lxc update needs it there already to remove them at stop. The ephemeral hook comes
- * after it, for ephemeral containers.
+ * The hook lines a thin container needs. start-host (ports-up) only when it publishes ports or has an IPv6
+ * address of its choosing to keep (see network/ipv6.ts, slaacToken), since it costs every start ~40 ms.
+ * post-stop (ports-down) always: LXC reads hooks once at start, so a running container given ports by
+ * thin-lxc update needs it there already to remove them at stop. The ephemeral hook comes after it, for
+ * ephemeral containers.
  */
-export function thinHooks(containerDir: string, needs: { publishes: boolean; ephemeral: boolean }): { hook: HookName; key: string; command: string }[] {
-  const wanted = (hook: HookName) => (hook === 'ports-up' ? needs.publishes : hook === 'ephemeral' ? needs.ephemeral : true);
+export function thinHooks(containerDir: string, needs: { startHost: boolean; ephemeral: boolean }): { hook: HookName; key: string; command: string }[] {
+  const wanted = (hook: HookName) => (hook === 'ports-up' ? needs.startHost : hook === 'ephemeral' ? needs.ephemeral : true);
   return HOOK_NAMES.filter(wanted).map((hook) => ({ hook, key: HOOK_KEYS[hook], command: hookCommand(hook, containerDir) }));
 }
 
@@ -44,6 +47,13 @@ export function hookLineFiles(command: string): { node: string; hook: string } |
   const words = command.trim().split(/\s+/);
   const hookAt = words.findIndex((word) => thinHookOf(word) !== null);
   return hookAt >= 1 ? { node: words[hookAt - 1]!, hook: words[hookAt]! } : null;
+}
+
+/** What decides a container's optional hooks. */
+export function hookNeeds(state: Pick<ThinState, 'publish' | 'ephemeral' | 'ip6' | 'subnet6' | 'hwaddrs'>): { startHost: boolean; ephemeral: boolean } {
+  const mac = state.hwaddrs['0'];
+  const token = state.ip6 && state.subnet6 && mac ? slaacToken(state.ip6, state.subnet6, mac) : null;
+  return { startHost: state.publish.length > 0 || token !== null, ephemeral: state.ephemeral };
 }
 
 let root: string | undefined;

@@ -5,7 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ThinContainer } from '../container/containers.js';
-import { ipNeighbourFlush } from '../core/commands.js';
+import type { ThinState } from '../container/state.js';
+import { containerLinks, ipNeighbourFlush, setIPv6Token } from '../core/commands.js';
 import { UserError } from '../core/errors.js';
 import { formatIPv6, parseIPv6, quote } from '../core/validate.js';
 import type { ConfigEntry } from '../lxc/config.js';
@@ -24,7 +25,7 @@ import {
   type Holding,
 } from './dhcp.js';
 import { broadcastOf, contains, formatSubnet, toAddress, toNumber } from './ipv4.js';
-import { contains6, formatSubnet6, slaacAddress } from './ipv6.js';
+import { contains6, formatSubnet6, linkWithMac, slaacAddress, slaacToken } from './ipv6.js';
 
 /** An address and who holds it, for the message: "thin container web1", "running container db". */
 export type AddressUse = Holding;
@@ -186,6 +187,20 @@ export function chooseAddress6(requested: string | null, mac: string, bridge: Br
     if (!taken.has(candidate) && contains6(ipv6.subnet, ipv6.subnet.network + offset)) return candidate;
   }
   throw new UserError(`no free IPv6 address left in ${bridge.name}'s ${formatSubnet6(ipv6.subnet)}: give one with --ip6`);
+}
+
+/**
+ * At start (host side, before init runs): gives the container's interface the SLAAC token that makes an
+ * address chosen with --ip6 come back, as the default one does, when its init flushes the interface (see
+ * network/ipv6.ts). Nothing for a default address, whose MAC already makes it.
+ */
+export function keepChosenIPv6(state: Pick<ThinState, 'ip6' | 'subnet6' | 'hwaddrs'>, pid: string): void {
+  const mac = state.hwaddrs['0'];
+  const token = state.ip6 && state.subnet6 && mac ? slaacToken(state.ip6, state.subnet6, mac) : null;
+  if (!token || !mac || pid === '') return;
+  const device = linkWithMac(containerLinks(pid), mac);
+  if (!device) throw new UserError(`no interface with MAC ${mac} in the container (pid ${pid}) to keep IPv6 address ${state.ip6} on: is lxc.net.0.hwaddr changed?`);
+  setIPv6Token(pid, device, token);
 }
 
 /** 00:16:3e is the prefix LXC itself uses for the addresses it makes up. */

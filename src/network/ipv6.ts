@@ -47,6 +47,26 @@ export function slaacAddress(subnet: Subnet6, mac: string): bigint | null {
   return subnet.network | eui64.reduce((value, byte) => (value << 8n) | BigInt(byte), 0n);
 }
 
+/**
+ * The interface identifier (`ip token`) that makes SLAAC give the container `address` instead of its EUI-64
+ * one: its lower 64 bits. null when SLAAC makes `address` anyway (the default address), or cannot (not a /64).
+ */
+export function slaacToken(address: string, subnet: string, mac: string): string | null {
+  const network = parseSubnet6(subnet);
+  const value = parseIPv6(address);
+  if (!network || value === null || network.prefix !== 64 || slaacAddress(network, mac) === value) return null;
+  return formatIPv6(value & ((1n << 64n) - 1n));
+}
+
+/** The interface `ip -o link` lists with this MAC (its name before any @peer), or null. */
+export function linkWithMac(ipLinkOutput: string, mac: string): string | null {
+  for (const line of ipLinkOutput.split('\n')) {
+    const name = /^\d+:\s+([^:@\s]+)/.exec(line)?.[1];
+    if (name && line.toLowerCase().includes(`link/ether ${mac.toLowerCase()} `)) return name;
+  }
+  return null;
+}
+
 /** RFC 4193: fd, a random 40-bit global ID, subnet 0: a /64 no other network is likely to have. */
 export function randomUlaPrefix(random: (size: number) => Uint8Array = randomBytes): Subnet6 {
   const id = [...random(5)].reduce((value, byte) => (value << 8n) | BigInt(byte), 0n);

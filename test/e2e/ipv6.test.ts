@@ -104,7 +104,7 @@ if (runnable) {
     assert.match(bad.stderr, 'thin-lxc: --ipv6 "fd42::/48" is not an IPv6 /64 network');
   });
 
-  ipv6('a container gets a stable IPv6 address, kept when its init flushes eth0; list, show and --json have it; --ip6 is checked', async () => {
+  ipv6('a container gets a stable IPv6 address, kept when its init flushes eth0, its default one and one given with --ip6; list, show, --json and DNS have it; --ip6 is checked', async () => {
     const name = track(uniqueName('addr'));
     const created = await thinLxc(['create', name, '--base', base, '--root', root, '--json']);
     assert.is(created.exitCode, 0, created.stderr);
@@ -127,6 +127,10 @@ if (runnable) {
     const mine = await thinLxc(['create', chosen, '--base', base, '--root', root, '--ip6', wanted.toUpperCase()]);
     assert.is(mine.exitCode, 0, mine.stderr);
     assert.is((await show(chosen)).ip6, wanted, 'given with --ip6, in canonical form');
+    assert.is((await startContainer(chosen)).exitCode, 0);
+    assert.ok(await waitFor6(chosen, wanted), `eth0 has ${wanted} after its init flushed it: ${(await addresses6(chosen)).join(', ')}`);
+    assert.equal(await addresses6(chosen), [wanted], 'made again by SLAAC from its token, instead of the MAC-made one');
+    await must('lxc-stop', ['-n', chosen]);
     const taken = await thinLxc(['create', uniqueName('x'), '--base', base, '--root', root, '--ip6', wanted]);
     assert.match(taken.stderr, `thin-lxc: ip6 ${wanted} is already used by thin container ${chosen}`);
     const outside = await thinLxc(['create', uniqueName('x'), '--base', base, '--root', root, '--ip6', 'fd00::5']);

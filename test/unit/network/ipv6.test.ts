@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { formatIPv6, parseIPv6, validateIPv6 } from '../../../src/core/validate.js';
 import { ipv6Of } from '../../../src/network/bridge.js';
-import { contains6, formatSubnet6, parseSubnet6, randomUlaPrefix, slaacAddress } from '../../../src/network/ipv6.js';
+import { contains6, formatSubnet6, linkWithMac, parseSubnet6, randomUlaPrefix, slaacAddress, slaacToken } from '../../../src/network/ipv6.js';
 
 test('parsing and the canonical text (RFC 5952)', () => {
   for (const [text, canonical] of [
@@ -54,6 +54,18 @@ test("the bridge's IPv6 network: its global address, not a link-local one, one t
   const found = ipv6Of('lxcbr0', table);
   assert.equal(found && { gateway: found.gateway, subnet: formatSubnet6(found.subnet) }, { gateway: 'fd42:7a3b:1c00::1', subnet: 'fd42:7a3b:1c00::/64' });
   assert.is(ipv6Of('br9', table), null);
+});
+
+test('the SLAAC token of an address of its own choosing, none for the MAC-made one; the interface by its MAC', () => {
+  assert.is(slaacToken('fd50:cc47:3a80::4242', 'fd50:cc47:3a80::/64', '00:16:3e:12:34:56'), '::4242');
+  assert.is(slaacToken('fd50:cc47:3a80:0:216:3eff:fe12:3456', 'fd50:cc47:3a80::/64', '00:16:3e:12:34:56'), null);
+  assert.is(slaacToken('fd42::4242', 'fd42::/112', '00:16:3e:12:34:56'), null, 'no SLAAC off a /64');
+  const links = [
+    '1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000\\    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00',
+    '2: eth0@if3285: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP mode DEFAULT group default qlen 1000\\    link/ether 00:16:3e:78:6b:dd brd ff:ff:ff:ff:ff:ff link-netnsid 0',
+  ].join('\n');
+  assert.is(linkWithMac(links, '00:16:3E:78:6B:DD'), 'eth0');
+  assert.is(linkWithMac(links, '00:16:3e:00:00:01'), null);
 });
 
 test.run();
