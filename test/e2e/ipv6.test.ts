@@ -41,8 +41,9 @@ if (runnable) {
     const shown = await must('nsenter', ['-t', pid, '-n', 'ip', '-6', '-o', 'addr', 'show', 'dev', 'eth0', 'scope', 'global']);
     return [...shown.matchAll(/inet6 ([0-9a-f:]+)\//g)].map((match) => match[1]!);
   };
+  /** Until eth0 has it: after the init's flush, the next router advertisement (~20 s at most here). */
   const waitFor6 = async (name: string, address: string) => {
-    for (let i = 0; i < 60; i++) {
+    for (let i = 0; i < 180; i++) {
       if ((await addresses6(name)).includes(address)) return true;
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
