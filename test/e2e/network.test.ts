@@ -162,6 +162,10 @@ if (runnable) {
     await must('kill', ['-9', monitor!, init]);
     for (let i = 0; i < 50 && (await sh('lxc-info', ['-n', a.name, '-s', '-H'])).stdout.trim() !== 'STOPPED'; i++) await new Promise((r) => setTimeout(r, 100));
     assert.is((await rulesOf(a.tag)).length, expected, 'post-stop did not run: the rules are stale');
+    // The kernel removes the dead container's network namespace, and its veth with it, a moment after the
+    // kill; until then its fixed veth name (lxc.net.0.veth.pair) is taken and lxc-start fails with EEXIST.
+    const veth = `/sys/class/net/tlx${a.tag.slice('TLXC-'.length)}`;
+    for (let i = 0; i < 50 && existsSync(veth); i++) await new Promise((r) => setTimeout(r, 100));
     assert.is((await startContainer(a.name)).exitCode, 0);
     assert.is((await rulesOf(a.tag)).length, expected, 'exactly one set');
     await startServers(a.name);
