@@ -6,36 +6,24 @@ import { lxcStatusLookup } from '../lxc/lxcpath.js';
 import type { ThinState } from '../container/state.js';
 import type { Settings } from './settings.js';
 
-export interface ContainerView {
-  id: string;
-  name: string;
+/** What list and show report: the state's fields a user sees, with LXC's view and the paths. */
+export type ContainerView = Pick<
+  ThinState,
+  'id' | 'name' | 'fs' | 'ip' | 'ip6' | 'bridge' | 'publish' | 'mounts' | 'layers' | 'created' | 'autostart' | 'ephemeral' | 'tmpfs' | 'memory' | 'cpus'
+> & {
+  /** LXC's state of it. */
   state: string;
   base: string;
   /** The base's own LXC state, when it is an LXC container in this lxcpath. */
   baseState: string | null;
   baseDir: string;
-  fs: string;
-  ip: string | null;
-  ip6: string | null;
   mac: string | null;
-  bridge: string | null;
-  publish: string[];
-  mounts: string[];
   dir: string;
   config: string;
   wlayer: string;
   /** Disk space the write layer uses, in bytes. */
   wlayerBytes: number | null;
-  layers: string[];
-  created: string;
-  autostart: boolean;
-  ephemeral: boolean;
-  /** The write layer's tmpfs size, when it lives in memory. */
-  tmpfs: string | null;
-  /** Memory limit in bytes; CPUs as a decimal. */
-  memory: string | null;
-  cpus: string | null;
-}
+};
 
 function view({ state, paths }: ThinContainer, lxc: string, wlayerBytes: number | null, baseState: string | null): ContainerView {
   return {
