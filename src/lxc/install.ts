@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { ThinState } from '../container/state.js';
 import { UserError } from '../core/errors.js';
 import { validatePlainPath } from '../core/validate.js';
-import { slaacToken } from '../network/ipv6.js';
+import { tokenOf } from '../network/ipv6.js';
 
 export const HOOK_NAMES = ['mount', 'destroy', 'clone', 'ports-up', 'ports-down', 'ephemeral'] as const;
 export type HookName = (typeof HOOK_NAMES)[number];
@@ -51,9 +51,7 @@ export function hookLineFiles(command: string): { node: string; hook: string } |
 
 /** What decides a container's optional hooks. */
 export function hookNeeds(state: Pick<ThinState, 'publish' | 'ephemeral' | 'ip6' | 'subnet6' | 'hwaddrs'>): { startHost: boolean; ephemeral: boolean } {
-  const mac = state.hwaddrs['0'];
-  const token = state.ip6 && state.subnet6 && mac ? slaacToken(state.ip6, state.subnet6, mac) : null;
-  return { startHost: state.publish.length > 0 || token !== null, ephemeral: state.ephemeral };
+  return { startHost: state.publish.length > 0 || tokenOf(state) !== null, ephemeral: state.ephemeral };
 }
 
 let root: string | undefined;

@@ -25,7 +25,7 @@ import {
   type Holding,
 } from './dhcp.js';
 import { broadcastOf, contains, formatSubnet, toAddress, toNumber } from './ipv4.js';
-import { contains6, formatSubnet6, linkWithMac, slaacAddress, slaacToken } from './ipv6.js';
+import { contains6, formatSubnet6, linkWithMac, slaacAddress, tokenOf } from './ipv6.js';
 
 /** An address and who holds it, for the message: "thin container web1", "running container db". */
 export type AddressUse = Holding;
@@ -195,8 +195,8 @@ export function chooseAddress6(requested: string | null, mac: string, bridge: Br
  * network/ipv6.ts). Nothing for a default address, whose MAC already makes it.
  */
 export function keepChosenIPv6(state: Pick<ThinState, 'ip6' | 'subnet6' | 'hwaddrs'>, pid: string): void {
+  const token = tokenOf(state);
   const mac = state.hwaddrs['0'];
-  const token = state.ip6 && state.subnet6 && mac ? slaacToken(state.ip6, state.subnet6, mac) : null;
   if (!token || !mac || pid === '') return;
   const device = linkWithMac(containerLinks(pid), mac);
   if (!device) throw new UserError(`no interface with MAC ${mac} in the container (pid ${pid}) to keep IPv6 address ${state.ip6} on: is lxc.net.0.hwaddr changed?`);

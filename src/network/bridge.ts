@@ -1,6 +1,7 @@
 // The LXC bridge a container's first network device attaches to, and its subnets, read from the kernel's
-// routes and local addresses in /proc (IPv6: /proc/net/if_inet6). (Asking ip instead costs a process, ~2.3 ms of a ~45 ms create, ~5%,
-// measured when this was judged again; it is the one way thin-lxc learns the bridge.)
+// routes and local addresses in /proc (IPv6: /proc/net/if_inet6). (Asking ip instead costs a process,
+// ~2.3 ms of a ~45 ms create, ~5%, measured when this was judged again; it is the one way thin-lxc learns
+// the bridge.)
 import { existsSync, readFileSync } from 'node:fs';
 import { UserError } from '../core/errors.js';
 import { lastValue, type ConfigEntry } from '../lxc/config.js';

@@ -58,6 +58,12 @@ export function slaacToken(address: string, subnet: string, mac: string): string
   return formatIPv6(value & ((1n << 64n) - 1n));
 }
 
+/** The token a container's start sets to keep its IPv6 address: for an address chosen with --ip6 only. */
+export function tokenOf(state: { ip6: string | null; subnet6: string | null; hwaddrs: Record<string, string> }): string | null {
+  const mac = state.hwaddrs['0'];
+  return state.ip6 && state.subnet6 && mac ? slaacToken(state.ip6, state.subnet6, mac) : null;
+}
+
 /** The interface `ip -o link` lists with this MAC (its name before any @peer), or null. */
 export function linkWithMac(ipLinkOutput: string, mac: string): string | null {
   for (const line of ipLinkOutput.split('\n')) {
