@@ -1,7 +1,7 @@
 // End to end for IPv6: thin-lxc setup --ipv6 on lxc-net's bridge, each container's IPv6 address (kept when
 // its init flushes eth0), published ports on both families from another host (a network namespace with a ULA
-// of its own), from the host and hairpin, a bound address, [::1], a firewall reload, cleanup at stop, and a
-// bridge without IPv6.
+// of its own), from the host and hairpin, a bound address, [::1], a firewall reload, a crash, cleanup at stop,
+// and a bridge without IPv6.
 // The suite gives lxcbr0 IPv6 and puts lxc-net's files, lxc-net and IPv6 forwarding back as they were after.
 import { Resolver } from 'node:dns/promises';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -185,6 +185,35 @@ if (runnable) {
     await must('lxc-stop', ['-n', name]);
     assert.equal(await rulesLeftAfterStop(new RegExp(tag), 15_000, 'ip6tables-save'), [], 'IPv6 rules gone at stop');
     assert.equal(await rulesLeftAfterStop(new RegExp(tag)), [], 'IPv4 rules too');
+    assert.is((await thinLxc(['destroy', name, '--root', root])).exitCode, 0);
+  });
+
+  ipv6('after a crash (monitor and init killed, no post-stop) a new start leaves exactly one set of IPv6 rules, and it forwards', async () => {
+    const name = track(uniqueName('crash'));
+    const hostPort = port();
+    assert.is((await thinLxc(['create', name, '--base', base, '--root', root, '-p', `${hostPort}:80`])).exitCode, 0);
+    const { dir, ip6 } = await show(name);
+    const tag = tagOf(dir);
+    giveSocat(dir);
+    assert.is((await startContainer(name)).exitCode, 0);
+    const rules6 = async () => (await must('ip6tables-save', [])).split('\n').filter((line) => line.includes(tag)).length;
+    const expected = await rules6();
+    assert.ok(expected > 0);
+    const init = (await must('lxc-info', ['-n', name, '-p', '-H'])).trim();
+    const monitor = (await must('ps', ['-eo', 'pid=,args='])).split('\n').find((line) => line.includes(`[lxc monitor] /var/lib/lxc ${name}`))?.trim().split(' ')[0];
+    assert.ok(monitor, 'found the monitor');
+    await must('kill', ['-9', monitor!, init]);
+    for (let i = 0; i < 50 && (await sh('lxc-info', ['-n', name, '-s', '-H'])).stdout.trim() !== 'STOPPED'; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.is(await rules6(), expected, 'post-stop did not run: the IPv6 rules are stale');
+    // Its fixed veth name is free once the kernel has removed the dead network namespace.
+    for (let i = 0; i < 50 && existsSync(`/sys/class/net/tlx${tag.slice('TLXC-'.length)}`); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.is((await startContainer(name)).exitCode, 0);
+    assert.is(await rules6(), expected, 'exactly one set');
+    assert.ok(await waitFor6(name, ip6!));
+    await serve(name);
+    assert.match(await request(ns.hostAddress6, hostPort, { namespace: ns.name }), `tcp-${name}`);
+    await must('lxc-stop', ['-n', name]);
+    assert.equal(await rulesLeftAfterStop(new RegExp(tag), 15_000, 'ip6tables-save'), []);
     assert.is((await thinLxc(['destroy', name, '--root', root])).exitCode, 0);
   });
 
