@@ -38,7 +38,6 @@ function fail(message: string): never {
   throw new Error(message);
 }
 
-
 export function doctor(settings: Settings): Check[] {
   let containers: ThinContainer[] | undefined;
   const known = () => (containers ??= knownContainers(settings.root, settings.lxcpath));

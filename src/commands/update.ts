@@ -36,7 +36,6 @@ export interface UpdatePlan {
   container: ThinContainer;
   after: ThinState;
   config: string;
-  oldConfig: string;
   running: { pid: string | null } | null;
   changed: boolean;
   /** What the user should know: what waits for the next start. */
@@ -107,14 +106,13 @@ export function planUpdate(target: string, request: UpdateRequest, settings: Set
         `stop it (lxc-stop -n ${before.name}), then run this update again`,
     );
   }
-  const changed = config !== oldConfig || serializeState({ ...after, created: '' }) !== serializeState({ ...before, created: '' });
+  const changed = config !== oldConfig || serializeState(after) !== serializeState(before);
   const notes: string[] = [];
   if (running && (goneMounts.length > 0 || newEntries.length > 0)) {
     notes.push(`mount changes take effect at ${before.name}'s next start: lxc-stop -n ${before.name} && lxc-start -n ${before.name} -d`);
   }
-  return { container, after, config, oldConfig, running, changed, notes };
+  return { container, after, config, running, changed, notes };
 }
-
 
 /** `--unpublish` takes a published spec, or its host port (`8080`, `8080/udp`). */
 function matchPublish(spec: string, state: ThinState): string {

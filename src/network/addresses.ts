@@ -157,7 +157,6 @@ async function answersOnBridge(bridge: string, address: string, timeoutMs = 500)
   return false;
 }
 
-
 /**
  * The container's IPv6 address on a bridge with IPv6: the one asked for, checked against the bridge and the
  * other thin containers, or the one SLAAC gives its MAC (see slaacAddress), or else the lowest free. null
