@@ -1,7 +1,12 @@
-// Host-wide locks between thin-lxc processes (creates choosing addresses, hooks editing iptables): flock(2)
-// on a file in /run/thin-lxc, which the kernel releases when its holder dies, so there is nothing to take over.
+// Locks between thin-lxc processes: host-wide ones (creates choosing addresses, hooks editing iptables) and one
+// per thin container (commands and hooks that touch it). flock(2) on a file in /run/thin-lxc, which the kernel
+// releases when its holder dies, so there is nothing to take over.
+//
+// Order, so that no two processes wait for each other: a container's lock first, then 'create', then 'iptables'.
+// Nobody holding a lock waits for a hook that takes the same lock.
+import { createHash } from 'node:crypto';
 import { closeSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { flockWait } from './commands.js';
 import { UserError } from './errors.js';
 
@@ -18,7 +23,7 @@ export function lockPath(name: string): string {
  * belongs to the open file description, which this process keeps after flock(1) exits, until it closes
  * the file or dies.
  */
-export function withLock<T>(name: string, work: () => T, timeoutMs = 20_000): T {
+export function withLock<T>(name: string, work: () => T, timeoutMs = 20_000, purpose = ''): T {
   mkdirSync(LOCK_DIR, { recursive: true, mode: 0o700 });
   const path = lockPath(name);
   const fd = openSync(path, 'a+', 0o600);
@@ -32,7 +37,7 @@ export function withLock<T>(name: string, work: () => T, timeoutMs = 20_000): T 
     if (taken.exitCode !== 0) throw new UserError(`cannot lock ${path}: ${taken.stderr.trim() || `flock exited ${taken.exitCode}`}`);
     // Who holds it, for the message of whoever times out waiting: information only, never acted on.
     ftruncateSync(fd, 0);
-    writeSync(fd, `${process.pid}\n`);
+    writeSync(fd, `${process.pid}${purpose ? ` ${purpose}` : ''}\n`);
     const result = work();
     // Asynchronous work keeps the lock until it settles.
     if (result instanceof Promise) {
@@ -45,11 +50,38 @@ export function withLock<T>(name: string, work: () => T, timeoutMs = 20_000): T 
   }
 }
 
+/**
+ * The lock of one thin container, named after its directory (ids repeat across roots): create's replace,
+ * update, destroy, commit, refresh and the hooks that read its state serialise on it.
+ */
+export function containerLockName(containerDir: string): string {
+  return `container-${createHash('sha256').update(resolve(containerDir)).digest('hex').slice(0, 16)}`;
+}
+
+/** `withLock` on the container's lock; `purpose` (e.g. `commit web to img`) is what a waiter that times out is told. */
+export function withContainerLock<T>(containerDir: string, purpose: string, work: () => T, timeoutMs = 20_000): T {
+  return withLock(containerLockName(containerDir), work, timeoutMs, purpose);
+}
+
+/**
+ * What the lock's last holder wrote (pid and purpose), if that process is still alive: information only, since
+ * the holder may have let go a moment ago.
+ */
+export function lockHolder(name: string): { pid: number; purpose: string } | null {
+  try {
+    const [pid, ...purpose] = readFileSync(lockPath(name), 'utf8').trim().split(' ');
+    const alive = readFileSync(`/proc/${pid}/cmdline`, 'utf8') !== '';
+    return alive ? { pid: Number(pid), purpose: purpose.join(' ') } : null;
+  } catch {
+    return null;
+  }
+}
+
 function holderOf(path: string): string {
   try {
-    const pid = readFileSync(path, 'utf8').trim();
+    const [pid, ...purpose] = readFileSync(path, 'utf8').trim().split(' ');
     const command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
-    return `pid ${pid} (${command})`;
+    return `pid ${pid} (${purpose.length > 0 ? purpose.join(' ') : command})`;
   } catch {
     return 'another process';
   }
