@@ -12,4 +12,4 @@ runHook('post-stop', import.meta.url, ({ context, container, own }) => {
   if (!own) return `${context.name} is a copy of thin container ${container.state.name}: nothing of ${container.state.name} removed`;
   if (!container.state.ephemeral) return `${container.state.name} is no longer ephemeral: kept`;
   withLock('create', () => teardown(context.containerDir, { expectedName: context.name, unregister: true }));
-});
+}, { lock: true });

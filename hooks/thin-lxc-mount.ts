@@ -23,4 +23,4 @@ runHook('pre-mount', import.meta.url, (run) => {
     const memory = memoryLayer(paths.memory, state.tmpfs);
     mountUnion({ fs: state.fs, layers: [paths.wlayer, ...state.layers], upper: memory.upper, work: memory.work, target });
   }
-});
+}, { lock: true });

@@ -13,4 +13,4 @@ runHook('post-stop', import.meta.url, ({ context, container, own }) => {
   if (removeForwarding(containerTag(veth), { generation: context.generation }) !== 'removed') {
     return `forwarding of ${name} belongs to a newer start (not LXC_PID ${context.generation}): left in place`;
   }
-});
+}, { lock: true });

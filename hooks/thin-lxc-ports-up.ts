@@ -12,4 +12,4 @@ runHook('start-host', import.meta.url, (run) => {
   keepChosenIPv6(state, run.context.generation);
   const target = forwardTarget(state);
   if (target && state.bridge) installForwarding(target, state.bridge, state.veth, run.context.generation);
-});
+}, { lock: true });

@@ -122,14 +122,13 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
     .option('--json', 'report as JSON, with changed: true|false')
     .action(async (target: string, options: Record<string, string[] | string | boolean | undefined>, command: Command) => {
       requireRoot();
-      const { planUpdate, applyUpdate, formatUpdate } = await import('../commands/update.js');
+      const { update, formatUpdate } = await import('../commands/update.js');
       const { summaryOf } = await import('../commands/list.js');
       const settings = settingsOf(command);
       // commander sets autostart to true by default once --no-autostart is declared: only an explicit flag switches it.
       const autostartSource = command.getOptionValueSource('autostart');
-      const request = { ...options, autostart: autostartSource === 'cli' ? (options.autostart as boolean) : undefined } as Parameters<typeof planUpdate>[1];
-      const plan = planUpdate(target, request, settings, cwd);
-      if (!options.dryRun) applyUpdate(plan, settings);
+      const request = { ...options, autostart: autostartSource === 'cli' ? (options.autostart as boolean) : undefined } as Parameters<typeof update>[1];
+      const plan = update(target, request, settings, cwd, options.dryRun === true);
       if (options.json) {
         return out(JSON.stringify({ changed: plan.changed, action: plan.changed ? (options.dryRun ? 'update' : 'updated') : 'unchanged', ...summaryOf(plan.after), notes: plan.notes }, null, 2));
       }

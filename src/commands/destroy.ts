@@ -3,7 +3,8 @@ import { dependentsOf, findContainer, type ThinContainer } from '../container/co
 import { teardown } from '../container/teardown.js';
 import { lxcState, lxcStopNow } from '../core/commands.js';
 import { UserError } from '../core/errors.js';
-import { withLock } from '../core/lock.js';
+import { withContainerLock, withLock } from '../core/lock.js';
+import { isRunning } from '../lxc/lxcpath.js';
 import type { Settings } from './settings.js';
 
 export interface Destroyed {
@@ -42,7 +43,15 @@ export function destroy(idOrName: string, options: { force?: boolean | undefined
     lxc = lxcState(state.name, state.lxcpath);
     if (isActive(lxc)) throw new UserError(`${state.name} is still ${lxc.toLowerCase()} after lxc-stop -k: stop it by hand first`);
   }
-  withLock('create', () => teardown(paths.dir, { expectedName: state.name, unregister: true }));
+  // Stopped outside the container's lock: lxc-stop returns after the post-stop hooks, which take it. Under it, a
+  // start that came in between is seen by its monitor's socket (asking LXC would wait for that start's hooks,
+  // which wait for this lock); a start after it finds the directory gone, and is refused by its pre-mount hook.
+  withContainerLock(paths.dir, `destroy ${state.name}`, () => {
+    if (isRunning(state.lxcpath, state.name)) {
+      throw new UserError(`${state.name} was started while destroy waited: stop it with lxc-stop -n ${state.name}, then destroy it again`);
+    }
+    withLock('create', () => teardown(paths.dir, { expectedName: state.name, unregister: true }));
+  });
   return { changed: true, name: state.name, message: `Destroyed thin container ${state.name} (id ${state.id}); base ${state.baseName} is untouched.` };
 }
 

@@ -3,8 +3,10 @@
 // host's cgroup version. Safe to repeat.
 import { readFileSync } from 'node:fs';
 import { knownContainers } from '../container/containers.js';
+import { readState } from '../container/state.js';
 import { UserError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/files.js';
+import { withContainerLock } from '../core/lock.js';
 import { quote } from '../core/validate.js';
 import { replaceEntries } from '../lxc/config.js';
 import { checkInstallation, hookNeeds, thinHooks } from '../lxc/install.js';
@@ -25,17 +27,19 @@ export function refresh(names: readonly string[], settings: Settings, options: {
   if (unknown.length > 0) throw new UserError(`no thin container ${unknown.map(quote).join(', ')} in ${settings.root} or ${settings.lxcpath}: see thin-lxc list`);
   const chosen = names.length === 0 ? known : known.filter(({ state }) => names.includes(state.name) || names.includes(state.id));
   const result: Refreshed = { changed: [], unchanged: [] };
-  for (const { state, paths } of chosen) {
-    const config = readFileSync(paths.config, 'utf8');
-    const hooks = withHookLines(config, thinHooks(paths.dir, hookNeeds(state)));
-    // A host moved from cgroup v1 to v2 (or back) since the container was made: its limits in the host's keys.
-    const updated = replaceEntries(hooks, isLimitOf(state), limitLines(state, hostCgroupVersion()), 'Resource limits, for this host\'s cgroup version (thin-lxc refresh).');
-    if (updated === config) {
-      result.unchanged.push(state.name);
-      continue;
-    }
-    if (!options.dryRun) writeFileAtomic(paths.config, updated, 0o644);
-    result.changed.push(state.name);
+  for (const { state: listed, paths } of chosen) {
+    // Read and rewritten under the container's lock, so that an update or a hook in between loses nothing.
+    const changed = withContainerLock(paths.dir, `refresh ${listed.name}`, () => {
+      const state = readState(paths.dir);
+      const config = readFileSync(paths.config, 'utf8');
+      const hooks = withHookLines(config, thinHooks(paths.dir, hookNeeds(state)));
+      // A host moved from cgroup v1 to v2 (or back) since the container was made: its limits in the host's keys.
+      const updated = replaceEntries(hooks, isLimitOf(state), limitLines(state, hostCgroupVersion()), 'Resource limits, for this host\'s cgroup version (thin-lxc refresh).');
+      if (updated === config) return false;
+      if (!options.dryRun) writeFileAtomic(paths.config, updated, 0o644);
+      return true;
+    });
+    (changed ? result.changed : result.unchanged).push(listed.name);
   }
   return result;
 }

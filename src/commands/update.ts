@@ -4,10 +4,10 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { findContainer, listContainers, refreshStateCache, type ThinContainer } from '../container/containers.js';
 import { serializeState, type ThinState } from '../container/state.js';
-import { lxcStatuses, lxcSetCgroup } from '../core/commands.js';
+import { lxcStatuses, lxcSetCgroup, type LxcStatus } from '../core/commands.js';
 import { UserError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/files.js';
-import { withLock } from '../core/lock.js';
+import { withContainerLock, withLock } from '../core/lock.js';
 import { formatMount, formatPublish, parseMount, parsePublish, quote, splitList, validateCpus, validateMemory } from '../core/validate.js';
 import { forwardTarget, installForwarding, recordedGeneration, removeForwarding } from '../forward/apply.js';
 import { checkPublishConflicts, describeClash, portClashes } from '../forward/ports.js';
@@ -15,6 +15,7 @@ import { containerTag } from '../forward/rules.js';
 import { mountEntryValue, mountsBind, planMounts, replaceEntries } from '../lxc/config.js';
 import { hookNeeds, thinHookOf, thinHooks } from '../lxc/install.js';
 import { hostCgroupVersion, isLimitOf, limitLines, liveLimitWrites } from '../lxc/limits.js';
+import { monitorSocket } from '../lxc/lxcpath.js';
 import { withHookLines } from '../lxc/render.js';
 import type { Settings } from './settings.js';
 
@@ -42,7 +43,38 @@ export interface UpdatePlan {
   notes: string[];
 }
 
-export function planUpdate(target: string, request: UpdateRequest, settings: Settings, cwd: string): UpdatePlan {
+/**
+ * Plans and applies holding the container's lock (against other commands and its hooks) and the create lock (host
+ * ports and addresses are host-wide), reading its state under them. LXC is asked whether it runs before they are
+ * taken: it answers only once a start's hooks are done, and those hooks wait for the container's lock. If the
+ * container started or stopped in between (another LXC monitor), it looks again.
+ */
+export function update(target: string, request: UpdateRequest, settings: Settings, cwd: string, dryRun: boolean): UpdatePlan {
+  const statusOf = (state: ThinState) => lxcStatuses(state.lxcpath).get(state.name);
+  if (dryRun) {
+    const { state } = findContainer(settings.root, target, settings.lxcpath);
+    return planUpdate(target, request, settings, cwd, statusOf(state));
+  }
+  for (let attempt = 1; ; attempt++) {
+    const { state, paths } = findContainer(settings.root, target, settings.lxcpath);
+    const status = statusOf(state);
+    const monitor = monitorSocket(state.lxcpath, state.name);
+    const plan = withContainerLock(paths.dir, `update ${state.name}`, () =>
+      withLock('create', () => {
+        if (monitorSocket(state.lxcpath, state.name) !== monitor) return null;
+        const plan = planUpdate(target, request, settings, cwd, status);
+        if (plan.container.paths.dir !== paths.dir) return null;
+        applyUpdate(plan, settings);
+        return plan;
+      }),
+    );
+    if (plan) return plan;
+    if (attempt === 3) throw new UserError(`${state.name} started or stopped, or was re-created, each time update looked: run the update again`);
+  }
+}
+
+/** `status`: LXC's, asked before the caller took the container's lock. */
+export function planUpdate(target: string, request: UpdateRequest, settings: Settings, cwd: string, status: LxcStatus | undefined): UpdatePlan {
   const container = findContainer(settings.root, target, settings.lxcpath);
   const { state: before, paths } = container;
   const others = listContainers(settings.root).filter((other) => other.state.id !== before.id);
@@ -97,7 +129,6 @@ export function planUpdate(target: string, request: UpdateRequest, settings: Set
   );
   config = withHookLines(config, thinHooks(paths.dir, hookNeeds(after)), 'Port forwarding at start (thin-lxc update).');
 
-  const status = lxcStatuses(before.lxcpath).get(before.name);
   const running = status && status.state !== 'STOPPED' ? { pid: status.pid } : null;
   if (running && publish.join() !== before.publish.join() && !oldConfig.split('\n').some((line) => thinHookOf(line) === 'ports-down')) {
     // LXC read the config at start: without that hook, rules added now would outlive the container.
@@ -137,15 +168,14 @@ function matchMount(spec: string, state: ThinState, cwd: string): string {
 /**
  * Writes the config and state; on a running container, replaces its forwarding in one iptables-restore (the
  * old and new rules never both missing, nothing stale) and sets its new limits through its cgroup at once.
+ * The caller holds the container's lock and the create lock.
  */
-export function applyUpdate(plan: UpdatePlan, settings: Settings): void {
+function applyUpdate(plan: UpdatePlan, settings: Settings): void {
   if (!plan.changed) return;
   const { container, after, running } = plan;
-  withLock('create', () => {
-    writeFileAtomic(container.paths.config, plan.config, 0o644);
-    writeFileAtomic(container.paths.state, serializeState(after), 0o644);
-    refreshStateCache(settings.root);
-  });
+  writeFileAtomic(container.paths.config, plan.config, 0o644);
+  writeFileAtomic(container.paths.state, serializeState(after), 0o644);
+  refreshStateCache(settings.root);
   if (!running) return;
   const before = container.state;
   if (after.publish.join() !== before.publish.join() && after.veth) {

@@ -6,6 +6,7 @@ import { basename, dirname, join } from 'node:path';
 import { containerPaths, type ContainerPaths } from '../container/containers.js';
 import { readState, type ThinState } from '../container/state.js';
 import { formatError, UserError } from '../core/errors.js';
+import { withContainerLock } from '../core/lock.js';
 import { quote } from '../core/validate.js';
 
 export type HookType = 'pre-mount' | 'destroy' | 'start-host' | 'post-stop' | 'clone';
@@ -95,17 +96,22 @@ export interface HookRun {
  * LXC captures a hook's stdout and stderr into its log at debug level only (lxc-start -l DEBUG -o FILE),
  * so a failure is also written to <container>/hook.log (the copy's own directory for a copy) and to the
  * stderr of the LXC tool that ran the hook, where a person is looking (lxc-copy, lxc-start -F).
- * `work` may return a note for LXC's log about something it chose not to do.
+ * `work` may return a note for LXC's log about something it chose not to do. With `lock`, it runs holding the
+ * container's lock, the state read under it: a command changing or removing the container waits for it, or it
+ * for the command (at most 20 s; then the hook fails, saying who holds the lock).
  */
-export function runHook(type: HookType, hookUrl: string, work: (run: HookRun) => string | void): void {
+export function runHook(type: HookType, hookUrl: string, work: (run: HookRun) => string | void, options: { lock?: boolean } = {}): void {
   const hookFile = basename(hookUrl);
   let logDir: string | undefined;
   try {
     const context = parseHookContext(process.env, process.argv.slice(2), type, hookFile);
     logDir = context.containerDir;
-    const run = hookRun(context);
-    if (!run.own) logDir = context.configFile === '' ? undefined : dirname(context.configFile);
-    const note = work(run);
+    const act = () => {
+      const run = hookRun(context);
+      if (!run.own) logDir = context.configFile === '' ? undefined : dirname(context.configFile);
+      return work(run);
+    };
+    const note = options.lock ? withContainerLock(context.containerDir, `lxc.hook.${type} of ${context.name}`, act) : act();
     if (note) process.stdout.write(`thin-lxc: ${note} (lxc.hook.${type} of ${context.name})\n`);
   } catch (error) {
     const line = `${formatError(error, process.env.THIN_LXC_DEBUG === '1')} (lxc.hook.${type} of ${process.env.LXC_NAME ?? '?'})`;

@@ -75,11 +75,22 @@ export function runningAddresses(lxcpath: string): { address: string; holder: st
  * abstract socket @LXCPATH/NAME/command, which /proc/net/unix lists.
  */
 export function isRunning(lxcpath: string, name: string): boolean {
+  return monitorSocket(lxcpath, name) !== null;
+}
+
+/**
+ * The inode of that socket, one per start, or null when the container does not run: it exists from the start
+ * of lxc-start, through its start hooks, until its stop, before the post-stop hooks. Unlike asking LXC
+ * (lxc-info, lxc-ls), which waits until a start's hooks are done, reading it never waits: what a holder of a
+ * container's lock uses, as those hooks may be waiting for that lock.
+ */
+export function monitorSocket(lxcpath: string, name: string): string | null {
   try {
     const suffix = ` @${lxcpath}/${name}/command`;
-    return readFileSync('/proc/net/unix', 'utf8').split('\n').some((line) => line.endsWith(suffix));
+    const line = readFileSync('/proc/net/unix', 'utf8').split('\n').find((entry) => entry.endsWith(suffix));
+    return line === undefined ? null : (line.trim().split(/\s+/)[6] ?? '');
   } catch {
-    return false;
+    return null;
   }
 }
 

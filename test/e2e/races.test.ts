@@ -1,0 +1,197 @@
+// Commands and hooks that touch one container serialise on it: each test forces one interleaving (a lock held
+// from a child process, a waiter of thin-lxc's own stopped at the lock) and checks that nothing is lost, nothing
+// is published twice, no write layer is removed under a start, and the host's rules are exactly those of the
+// final state of the running containers.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import * as assert from 'uvu/assert';
+import { readState } from '../../src/container/state.js';
+import { containerLockName } from '../../src/core/lock.js';
+import { containerSuite, hostMountsMentioning, must, removeLxcContainer, sh, startContainer, tagOf, thinLxc, uniqueName, type Ran } from '../helpers/host.js';
+import { eventually, holdLock, waiterOf, waitingFor } from '../helpers/locks.js';
+import { giveSocat, request, rulesLeftAfterStop, rulesOf, startServers } from '../helpers/net.js';
+import { CLI } from '../helpers/paths.js';
+
+const { tests: races, runnable, cleanup, base, root } = await containerSuite('commands and hooks serialise on a container', 'rbase');
+
+/** A thin-lxc command run in the background: its pid (to see what it waits for) and its outcome. */
+function launch(args: readonly string[]): { pid: number; done: Promise<Ran>; exited: () => boolean } {
+  const child = execa(process.execPath, [CLI, ...args], { reject: false, timeout: 60_000, stdin: 'ignore' });
+  let exited = false;
+  const done = child.then((result) => {
+    exited = true;
+    return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
+  });
+  return { pid: child.pid!, done, exited: () => exited };
+}
+
+/** Stands for a command a failed assertion kept from being launched. */
+function notLaunched(): ReturnType<typeof launch> {
+  return { pid: -1, done: Promise.resolve({ exitCode: -1, stdout: '', stderr: 'not launched' }), exited: () => true };
+}
+
+/** The host ports of the DNAT rules in a container's own chain, as `PORT/PROTO`, sorted. */
+async function forwardedPorts(tag: string): Promise<string[]> {
+  const nat = (await must('iptables-save', ['-t', 'nat'])).split('\n').filter((line) => line.startsWith(`-A ${tag}-D `) && line.includes('-j DNAT'));
+  return nat.map((line) => `${/--dport (\d+)/.exec(line)?.[1]}/${/-p (\w+)/.exec(line)?.[1]}`).sort();
+}
+
+if (runnable) {
+  let nextPort = 26_000 + Math.floor(Math.random() * 7_000);
+  const port = () => nextPort++;
+  const published = (name: string) => readState(join(root, name)).publish;
+  const make = async (name: string, args: readonly string[] = []) => {
+    cleanup.add(() => removeLxcContainer(name));
+    const created = await thinLxc(['create', name, '--base', base, '--root', root, ...args]);
+    assert.is(created.exitCode, 0, created.stderr);
+    giveSocat(join(root, name));
+    return { name, dir: join(root, name), tag: tagOf(join(root, name)) };
+  };
+  /** The rules on the host are those of the final state: a running container's ports, nothing for a stopped one. */
+  const rulesMatchState = async (made: { name: string; tag: string }, running: boolean) => {
+    if (running) {
+      const expected = published(made.name).map((spec) => `${/(\d+)(?:-\d+)?:\d+/.exec(spec)?.[1]}/${spec.endsWith('/udp') ? 'udp' : 'tcp'}`).sort();
+      assert.equal(await forwardedPorts(made.tag), expected, `${made.name}'s rules forward exactly the ports its state publishes`);
+      if (expected.length === 0) assert.equal(await rulesOf(made.tag), [], `${made.name} publishes nothing: no rules of it are left`);
+    } else {
+      assert.equal(await rulesLeftAfterStop(new RegExp(made.tag)), [], `${made.name} is stopped: no rules of it are left`);
+    }
+  };
+  const stop = async (made: { name: string; tag: string }) => {
+    await must('lxc-stop', ['-n', made.name, '-k']);
+    await rulesMatchState(made, false);
+  };
+
+  races('two updates of one running container at once: both changes are kept, and its rules forward exactly its final ports', async () => {
+    const made = await make(uniqueName('uu'), ['-p', `${port()}:80`]);
+    assert.is((await startContainer(made.name)).exitCode, 0);
+    await startServers(made.name);
+    const [first, second] = [port(), port()];
+    const held = await holdLock('create');
+    let [one, two] = [notLaunched(), notLaunched()];
+    try {
+      one = launch(['update', made.name, '--root', root, '-p', `${first}:80`]);
+      assert.ok(await eventually(() => waitingFor('create').includes(one.pid)), 'the first update waits for the create lock');
+      two = launch(['update', made.name, '--root', root, '-p', `${second}:80`]);
+      assert.ok(
+        await eventually(() => waitingFor('create').includes(two.pid) || waitingFor(containerLockName(made.dir)).includes(two.pid)),
+        'the second update waits too',
+      );
+    } finally {
+      await held.release();
+    }
+    const [a, b] = [await one.done, await two.done];
+    assert.is(a.exitCode, 0, a.stderr);
+    assert.is(b.exitCode, 0, b.stderr);
+    assert.ok(published(made.name).includes(`${first}:80/tcp`) && published(made.name).includes(`${second}:80/tcp`), `both ports are in the state: ${published(made.name).join(', ')}`);
+    await rulesMatchState(made, true);
+    assert.is(await request('127.0.0.1', second), `tcp-${made.name}`);
+    await stop(made);
+  });
+
+  races('an update racing a create never publishes one host port twice', async () => {
+    const made = await make(uniqueName('uc'), ['-p', `${port()}:80`]);
+    assert.is((await startContainer(made.name)).exitCode, 0);
+    const contested = port();
+    const other = uniqueName('uc2');
+    cleanup.add(() => removeLxcContainer(other));
+    const held = await holdLock('create');
+    let [update, create] = [notLaunched(), notLaunched()];
+    let updateWaiter: number | undefined;
+    let created: Ran;
+    try {
+      update = launch(['update', made.name, '--root', root, '-p', `${contested}:80`]);
+      assert.ok(await eventually(() => (updateWaiter = waiterOf('create', update.pid)) !== undefined), 'the update waits for the create lock');
+      create = launch(['create', other, '--base', base, '--root', root, '-p', `${contested}:80`]);
+      assert.ok(await eventually(() => waitingFor('create').includes(create.pid)), 'the create waits for it too');
+      // The create goes first: the update's wait is stopped while the lock changes hands.
+      process.kill(updateWaiter!, 'SIGSTOP');
+      await held.release();
+      created = await create.done;
+    } finally {
+      await held.release();
+      if (updateWaiter) process.kill(updateWaiter, 'SIGCONT');
+    }
+    const updated = await update.done;
+    assert.is(created.exitCode, 0, created.stderr);
+    assert.is(updated.exitCode, 2, `the update is refused, as the create took the port first: ${updated.stdout}`);
+    assert.is(updated.stderr.trim(), `thin-lxc: host port of ${contested}:80/tcp is already published by thin container ${other} (${contested}:80/tcp): choose another host port`);
+    assert.not.ok(published(made.name).includes(`${contested}:80/tcp`), 'the state does not publish it');
+    await rulesMatchState(made, true);
+    await stop(made);
+  });
+
+  races('an update --unpublish racing a start leaves no rules behind, running or stopped', async () => {
+    const hostPort = port();
+    const made = await make(uniqueName('us'), ['-p', `${hostPort}:80`]);
+    // The update has looked at the container (stopped) and waits to write; the start comes in between.
+    const held = await holdLock('create');
+    let update = notLaunched();
+    let starting: Promise<Ran> = Promise.resolve({ exitCode: -1, stdout: '', stderr: '' });
+    try {
+      update = launch(['update', made.name, '--root', root, '--unpublish', String(hostPort)]);
+      assert.ok(await eventually(() => waitingFor('create').includes(update.pid)), 'the update waits for the create lock');
+      let startExited = false;
+      starting = sh('lxc-start', ['-n', made.name, '-d']).finally(() => (startExited = true));
+      assert.ok(await eventually(() => startExited || waitingFor(containerLockName(made.dir)).length > 0), 'the start has run, or waits for the container');
+    } finally {
+      await held.release();
+    }
+    const [updated, started] = [await update.done, await starting];
+    assert.is(started.exitCode, 0, started.stderr);
+    assert.is(updated.exitCode, 0, updated.stderr);
+    assert.equal(published(made.name), [], 'the state publishes nothing');
+    await rulesMatchState(made, true);
+    await stop(made);
+  });
+
+  races('destroy racing a start: the start is refused once the container is gone, never run on a removed write layer', async () => {
+    const made = await make(uniqueName('ds'), ['-p', `${port()}:80`]);
+    const held = await holdLock('create');
+    let destroy = notLaunched();
+    let starting: Promise<Ran> = Promise.resolve({ exitCode: -1, stdout: '', stderr: '' });
+    try {
+      destroy = launch(['destroy', made.name, '--root', root]);
+      assert.ok(await eventually(() => waitingFor('create').includes(destroy.pid)), 'destroy checked the container and waits for the create lock');
+      let startExited = false;
+      starting = sh('lxc-start', ['-n', made.name, '-d']).finally(() => (startExited = true));
+      assert.ok(await eventually(() => startExited || waitingFor(containerLockName(made.dir)).length > 0), 'the start has run, or waits for the container');
+    } finally {
+      await held.release();
+    }
+    const [destroyed, started] = [await destroy.done, await starting];
+    assert.is(destroyed.exitCode, 0, destroyed.stderr);
+    assert.is.not(started.exitCode, 0, 'the start is refused: the container was being destroyed');
+    assert.is((await sh('lxc-info', ['-n', made.name, '-s', '-H'])).stdout.trim(), '', 'LXC knows no such container');
+    assert.equal(hostMountsMentioning(made.dir), [], 'nothing of it is mounted');
+    await rulesMatchState(made, false);
+  });
+
+  races('refresh waits while the container is being changed, and rewrites what the change wrote', async () => {
+    const made = await make(uniqueName('rf'));
+    const config = join(made.dir, 'image', 'config');
+    const current = readFileSync(config, 'utf8');
+    const hooksDir = /\S*\/dist\/hooks\//.exec(current)?.[0];
+    assert.ok(hooksDir, 'the config runs hooks from this installation');
+    const stale = current.replaceAll(hooksDir!, '/opt/thin-lxc-old/dist/hooks/');
+    writeFileSync(config, stale);
+    // The holder stands for a change in progress (an update): it read the config and will write it back changed.
+    const held = await holdLock(containerLockName(made.dir));
+    let refresh = notLaunched();
+    try {
+      refresh = launch(['refresh', made.name, '--root', root]);
+      assert.ok(await eventually(() => refresh.exited() || waiterOf(containerLockName(made.dir), refresh.pid) !== undefined), 'refresh has run, or waits');
+      writeFileSync(config, `${stale}# changed under the lock\n`);
+    } finally {
+      await held.release();
+    }
+    const refreshed = await refresh.done;
+    assert.is(refreshed.exitCode, 0, refreshed.stderr);
+    const after = readFileSync(config, 'utf8');
+    assert.match(after, '# changed under the lock', "the change's write is kept");
+    assert.not.match(after, '/opt/thin-lxc-old/', 'and refresh pointed its hooks at this installation');
+  });
+}
+
+races.run();
