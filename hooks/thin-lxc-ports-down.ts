@@ -1,16 +1,19 @@
 #!/usr/bin/env node
 // Removes a thin container's port forwarding when it stops (LXC runs it also after a failed start), unless a
 // newer start of the container installed it: LXC reports STOPPED before it runs this hook, so that can happen.
+// What it removes is what the record says was installed, whatever the state publishes now.
 //   lxc.hook.post-stop = /usr/bin/env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-ports-down.js /containers/ID
-import { removeForwarding } from '../src/forward/apply.js';
+import { isRecorded, removeForwarding } from '../src/forward/apply.js';
 import { containerTag } from '../src/forward/rules.js';
 import { runHook } from '../src/lxc/hooks.js';
 
 runHook('post-stop', import.meta.url, ({ context, container, own }) => {
   if (!container || !own) return `not thin container ${container?.state.name ?? context.containerDir}'s own stop: its forwarding is left alone`;
   const { publish, veth, name } = container.state;
-  if (publish.length === 0 || !veth) return;
-  if (removeForwarding(containerTag(veth), { generation: context.generation }) !== 'removed') {
+  if (!veth) return;
+  const tag = containerTag(veth);
+  if (publish.length === 0 && !isRecorded(tag)) return;
+  if (removeForwarding(tag, { generation: context.generation }) !== 'removed') {
     return `forwarding of ${name} belongs to a newer start (not LXC_PID ${context.generation}): left in place`;
   }
 }, { lock: true });

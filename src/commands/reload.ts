@@ -1,12 +1,20 @@
 // thin-lxc reload (the original's `-a reload`): re-applies the forwarding of running thin containers, e.g.
 // after a firewall reload flushed it, and removes what stopped ones left. Safe to repeat.
 import { knownContainers } from '../container/containers.js';
-import { forwardTarget, installForwarding, installedTags, removeForwarding } from '../forward/apply.js';
-import { recordedGeneration } from '../forward/apply.js';
-import { lxcStatusLookup } from '../lxc/lxcpath.js';
+import { readState, type ThinState } from '../container/state.js';
+import { withContainerLock } from '../core/lock.js';
+import { forwardTarget, installForwarding, installedTags, recordedGeneration, removeForwarding } from '../forward/apply.js';
+import { containerTag } from '../forward/rules.js';
+import { isRunning, lxcStatusLookup } from '../lxc/lxcpath.js';
 import type { Settings } from './settings.js';
 
-/** Containers in the root and those registered in the lxcpath from other roots, each asked of its own lxcpath. */
+/**
+ * Containers in the root and those registered in the lxcpath from other roots, each asked of its own lxcpath.
+ * What is removed is what iptables has of a container, whatever its state publishes now. Each container that
+ * has something to change is changed under its lock, its state read under it; LXC is asked before (it answers
+ * only once a start's hooks are done, and they wait for that lock): one that started or stopped since is left
+ * to its own hooks.
+ */
 export function reload(settings: Settings): string {
   const statusOf = lxcStatusLookup();
   const known = knownContainers(settings.root, settings.lxcpath);
@@ -14,23 +22,37 @@ export function reload(settings: Settings): string {
   const installed = new Set([...tags[4], ...tags[6]]);
   const applied: string[] = [];
   const removed: string[] = [];
-  for (const { state } of known) {
-    const target = forwardTarget(state);
-    if (!target) continue;
-    const status = statusOf(state.lxcpath, state.name);
-    if (status?.state === 'RUNNING' && state.bridge) {
-      // Still the running start's forwarding: its post-stop must remove it.
-      const generation = recordedGeneration(target.tag) || (status.pid ?? '');
-      installForwarding(target, state.bridge, state.veth, generation, { reconcile: true });
-      applied.push(state.name);
-    } else if (installed.has(target.tag)) {
-      removeForwarding(target.tag, { reconcile: true, ipv6Installed: tags[6].includes(target.tag) });
-      removed.push(state.name);
-    }
+  for (const { state: listed, paths } of known) {
+    if (!listed.veth) continue;
+    const tag = containerTag(listed.veth);
+    const status = statusOf(listed.lxcpath, listed.name);
+    const runs = status?.state === 'RUNNING';
+    if (!runs && !installed.has(tag)) continue;
+    const done = withContainerLock(paths.dir, `reload ${listed.name}`, () => {
+      if (isRunning(listed.lxcpath, listed.name) !== runs) return null;
+      let state: ThinState;
+      try {
+        state = readState(paths.dir);
+      } catch {
+        return null; // destroyed meanwhile
+      }
+      const target = forwardTarget(state);
+      if (runs && target && state.bridge) {
+        // Still the running start's forwarding: its post-stop must remove it.
+        const generation = recordedGeneration(tag) || (status?.pid ?? '');
+        installForwarding(target, state.bridge, state.veth, generation, { reconcile: true });
+        return 'applied';
+      }
+      if (!installed.has(tag)) return null;
+      removeForwarding(tag, { reconcile: true, ipv6Installed: tags[6].includes(tag) });
+      return 'removed';
+    });
+    if (done === 'applied') applied.push(listed.name);
+    if (done === 'removed') removed.push(listed.name);
   }
   return [
     `Forwarding re-applied for ${applied.length} running thin container(s)${applied.length ? `: ${applied.join(', ')}` : ''}.`,
-    ...(removed.length ? [`Stale rules removed for stopped: ${removed.join(', ')}.`] : []),
+    ...(removed.length ? [`Stale rules removed for: ${removed.join(', ')}.`] : []),
     'Union mounts need nothing: each start mounts its own.',
   ].join('\n');
 }

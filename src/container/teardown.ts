@@ -7,7 +7,7 @@ import { UserError } from '../core/errors.js';
 import { isAlive } from '../core/exec.js';
 import { withLock } from '../core/lock.js';
 import { quote } from '../core/validate.js';
-import { removeForwarding } from '../forward/apply.js';
+import { isRecorded, removeForwarding } from '../forward/apply.js';
 import { containerTag } from '../forward/rules.js';
 import { unregister } from '../lxc/lxcpath.js';
 import { readBridge } from '../network/bridge.js';
@@ -46,7 +46,8 @@ export function teardown(containerDir: string, options: { expectedName?: string;
 
 function releaseHostState(state: ThinState, containerDir: string, unregisterToo: boolean): void {
   if (unregisterToo) unregister(state.lxcpath, state.name, containerPaths(dirname(containerDir), basename(containerDir)).config);
-  if (state.publish.length > 0 && state.veth) removeForwarding(containerTag(state.veth));
+  // What its starts installed, as recorded: its state may have stopped publishing meanwhile.
+  if (state.veth && (state.publish.length > 0 || isRecorded(containerTag(state.veth)))) removeForwarding(containerTag(state.veth));
   if (state.ip) {
     releaseIfOwned(state.name, state.hwaddrs['0']);
     endLease(state);

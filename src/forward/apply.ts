@@ -163,6 +163,11 @@ function recordedTags(family: Family): string[] {
   }
 }
 
+/** Whether thin-lxc recorded forwarding of this tag as installed, on either family: what removal follows. */
+export function isRecorded(tag: string): boolean {
+  return recordedGeneration(tag) !== null || recordedGeneration(tag, 6) !== null;
+}
+
 /**
  * The start that installed the tag's forwarding: LXC_PID, its init's pid, which every hook of one run sees.
  * '' when unknown (installed before thin-lxc recorded it, or by a hook run without LXC); null when none is recorded.

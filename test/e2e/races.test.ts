@@ -8,6 +8,7 @@ import { execa } from 'execa';
 import * as assert from 'uvu/assert';
 import { readState } from '../../src/container/state.js';
 import { containerLockName } from '../../src/core/lock.js';
+import { removeForwarding } from '../../src/forward/apply.js';
 import { containerSuite, hostMountsMentioning, must, removeLxcContainer, sh, startContainer, tagOf, thinLxc, uniqueName, type Ran } from '../helpers/host.js';
 import { eventually, holdLock, waiterOf, waitingFor } from '../helpers/locks.js';
 import { giveSocat, request, rulesLeftAfterStop, rulesOf, startServers } from '../helpers/net.js';
@@ -46,7 +47,10 @@ if (runnable) {
     const created = await thinLxc(['create', name, '--base', base, '--root', root, ...args]);
     assert.is(created.exitCode, 0, created.stderr);
     giveSocat(join(root, name));
-    return { name, dir: join(root, name), tag: tagOf(join(root, name)) };
+    const tag = tagOf(join(root, name));
+    // What a failing test leaves of its own rules goes too.
+    cleanup.add(() => removeForwarding(tag, { reconcile: true }));
+    return { name, dir: join(root, name), tag };
   };
   /** The rules on the host are those of the final state: a running container's ports, nothing for a stopped one. */
   const rulesMatchState = async (made: { name: string; tag: string }, running: boolean) => {
