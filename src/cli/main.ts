@@ -78,15 +78,16 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
       const name = positional ?? (options.name as string | undefined);
       if (name === undefined) throw new UserError('create needs a name: thin-lxc create NAME --base BASE');
       const started = performance.now();
-      const { createContainer, previewCreate, describePlan } = await import('../commands/create.js');
+      const { createContainer, previewCreate, describePlan, describeReplace } = await import('../commands/create.js');
       const { summaryOf } = await import('../commands/list.js');
       const request = { ...options, name } as Parameters<typeof createContainer>[0];
       const settings = settingsOf(command);
       if (options.dryRun) {
-        const { changed, action, state, plan } = previewCreate(request, settings, cwd);
+        const { changed, action, state, plan, replacing } = previewCreate(request, settings, cwd);
         if (options.json) return out(JSON.stringify({ changed, action, ...summaryOf(state), ...(plan ? { config: plan.config } : {}) }, null, 2));
+        if (plan && replacing) return out(describeReplace(replacing, plan));
         if (plan) return out(describePlan(plan));
-        return out(changed ? `Would destroy thin container ${name} and create it anew with this spec.` : `Thin container ${name} is unchanged: it has this spec.`);
+        return out(`Thin container ${name} is unchanged: it has this spec.`);
       }
       const outcome = await createContainer(request, settings, cwd);
       if (outcome.changed) for (const warning of outcome.plan.warnings) writeErr(`thin-lxc: warning: ${warning}\n`);

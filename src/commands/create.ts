@@ -4,12 +4,13 @@ import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } fr
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { baseConfigLines, resolveBase, type Base } from '../container/base.js';
-import { containerPaths, listContainers, refreshStateCache, type ContainerPaths, type ThinContainer } from '../container/containers.js';
+import { containerPaths, dependentsOf, listContainers, refreshStateCache, type ContainerPaths, type ThinContainer } from '../container/containers.js';
 import { identityFiles, writeLayerFile, type LayerFile } from '../container/layers.js';
 import { serializeState, type ThinState } from '../container/state.js';
-import { inProgressName, sweepLeftovers } from '../container/teardown.js';
+import { inProgressName, sweepLeftovers, teardown } from '../container/teardown.js';
+import { lxcState, lxcStopNow } from '../core/commands.js';
 import { UserError } from '../core/errors.js';
-import { withLock } from '../core/lock.js';
+import { withContainerLock, withLock } from '../core/lock.js';
 import {
   formatMount,
   formatPublish,
@@ -40,7 +41,6 @@ import { HOSTS_DIR, release, reserve } from '../network/dhcp.js';
 import { broadcastOf, formatSubnet, toAddress } from '../network/ipv4.js';
 import { formatSubnet6 } from '../network/ipv6.js';
 import { UNION_FILESYSTEMS, requireKernelSupport, type UnionFs } from '../union/mount.js';
-import { destroy } from './destroy.js';
 import type { Settings } from './settings.js';
 
 export interface CreateRequest {
@@ -176,49 +176,122 @@ export type CreateOutcome =
  * Re-running the same create is a no-op ('unchanged'), as configuration management needs; the same name with
  * another spec is refused, naming the differences, unless the request says to replace it.
  */
-function existingOutcome(spec: CreateSpec, request: CreateRequest, others: readonly ThinContainer[]): { state: ThinState; replace: boolean } | null {
+function existingOutcome(spec: CreateSpec, request: CreateRequest, others: readonly ThinContainer[]): { container: ThinContainer; replace: boolean } | null {
   const existing = others.find((other) => other.state.name === spec.name);
   if (!existing) return null;
   const differences = specDifferences(spec, existing.state);
-  if (differences.length === 0) return { state: existing.state, replace: false };
-  if (request.replace) return { state: existing.state, replace: true };
+  if (differences.length === 0) return { container: existing, replace: false };
+  if (request.replace) return { container: existing, replace: true };
   throw new UserError(
     `thin container ${spec.name} exists with another spec (${differences.join('; ')}): pass --replace to destroy and re-create it, or use thin-lxc update`,
   );
 }
 
-/** --dry-run (check mode): what create would do, changing nothing. */
-export function previewCreate(request: CreateRequest, settings: Settings, cwd: string): { changed: boolean; action: 'create' | 'replace' | 'unchanged'; state: ThinState; plan: CreatePlan | null } {
+/** --dry-run (check mode): what create would do, changing nothing; a replace is planned and checked as a real one is. */
+export function previewCreate(
+  request: CreateRequest,
+  settings: Settings,
+  cwd: string,
+): { changed: boolean; action: 'create' | 'replace' | 'unchanged'; state: ThinState; plan: CreatePlan | null; replacing: Replacing | null } {
   const spec = createSpec(request, settings, cwd);
   const others = listContainers(settings.root);
   const existing = existingOutcome(spec, request, others);
-  if (existing) return { changed: existing.replace, action: existing.replace ? 'replace' : 'unchanged', state: existing.state, plan: null };
+  if (existing && !existing.replace) return { changed: false, action: 'unchanged', state: existing.container.state, plan: null, replacing: null };
+  if (existing) {
+    const replacing = checkReplaceable(existing.container);
+    const plan = planCreate(request, settings, cwd, spec, others, existing.container);
+    return { changed: true, action: 'replace', state: plan.state, plan, replacing };
+  }
   const plan = planCreate(request, settings, cwd, spec, others);
-  return { changed: true, action: 'create', state: plan.state, plan };
+  return { changed: true, action: 'create', state: plan.state, plan, replacing: null };
+}
+
+/** The container a replace destroys, and whether it must be stopped first. */
+export interface Replacing {
+  container: ThinContainer;
+  lxcState: string;
+}
+
+/** What --dry-run --replace prints: what happens to the old container, then the new one's plan. */
+export function describeReplace(replacing: Replacing, plan: CreatePlan): string {
+  const { state, paths } = replacing.container;
+  const stop = isActive(replacing.lxcState) ? `stop thin container ${state.name} (${replacing.lxcState.toLowerCase()}), destroy it` : `destroy thin container ${state.name}`;
+  const head = `# thin-lxc create --dry-run --replace: nothing was written. Would ${stop} (id ${state.id}, ${paths.dir}), and create it anew:`;
+  return [head, describePlan(plan).replace(/^# thin-lxc create --dry-run: nothing was written\. /, '# ')].join('\n');
+}
+
+function isActive(lxcState: string): boolean {
+  return lxcState !== 'STOPPED' && lxcState !== 'UNKNOWN';
+}
+
+/**
+ * What stops a replace before anything is touched: thin containers stacked on the old one, and an ephemeral one
+ * that runs (its stop destroys it, by its own post-stop hook, which needs the create lock this replace holds).
+ */
+function checkReplaceable(old: ThinContainer): Replacing {
+  const { state, paths } = old;
+  const dependents = dependentsOf(paths.dir).map((other) => other.name);
+  if (dependents.length > 0) {
+    throw new UserError(`${state.name} is the base of thin containers ${dependents.join(', ')}: destroy them first, or choose another name`);
+  }
+  const lxc = lxcState(state.name, state.lxcpath);
+  if (state.ephemeral && isActive(lxc)) {
+    throw new UserError(`${state.name} is an ephemeral container that is ${lxc.toLowerCase()}: stop it (lxc-stop -n ${state.name}, which destroys it), then create it again`);
+  }
+  return { container: old, lxcState: lxc };
 }
 
 /**
  * Plans and applies under a host-wide lock, so creates running at the same time never get the same address;
  * the root is listed once there, for the comparison with a container of the same name and for the plan.
  */
-export async function createContainer(request: CreateRequest, settings: Settings, cwd: string, replacing = false): Promise<CreateOutcome> {
+export async function createContainer(request: CreateRequest, settings: Settings, cwd: string): Promise<CreateOutcome> {
   const spec = createSpec(request, settings, cwd);
-  const result = await withLock('create', async (): Promise<CreateOutcome | { replace: ThinState }> => {
+  const result = await withLock('create', async (): Promise<CreateOutcome | { replace: ThinContainer }> => {
     sweepLeftovers(settings.root);
     const others = listContainers(settings.root);
     const existing = existingOutcome(spec, request, others);
-    if (existing?.replace) return { replace: existing.state };
-    if (existing) return { action: 'unchanged', changed: false, state: existing.state };
+    if (existing?.replace) return { replace: existing.container };
+    if (existing) return { action: 'unchanged', changed: false, state: existing.container.state };
     const plan = planCreate(request, settings, cwd, spec, others);
     if (plan.claim) await claimAddress(plan.claim.bridge, plan.claim.address, settings.lxcpath);
     applyCreate(plan, settings);
     refreshStateCache(settings.root);
-    return { action: replacing ? 'replaced' : 'created', changed: true, state: plan.state, plan };
+    return { action: 'created', changed: true, state: plan.state, plan };
   });
   if (!('replace' in result)) return result;
-  // Destroyed outside the lock: its stop runs its hooks, and an ephemeral container's hook takes that lock.
-  destroy(result.replace.id, { force: true }, settings);
-  return createContainer({ ...request, replace: false }, settings, cwd, true);
+  // The old container's lock comes before 'create' (the lock order), so the first look above let go of 'create'.
+  return withContainerLock(result.replace.paths.dir, `replace ${spec.name}`, () => withLock('create', () => replaceContainer(request, settings, cwd, spec, result.replace)));
+}
+
+/**
+ * The new container is planned and checked whole (base, template, addresses, ports, kernel, installation) with the
+ * old one's own name, address, MAC, ports and veth counting as free; only then is the old one stopped and destroyed,
+ * and the new one made. lxc-stop -k returns once the container is STOPPED, before LXC runs its post-stop hooks, so
+ * holding the locks across it waits for no hook (and a running ephemeral one, whose hook takes 'create', is refused).
+ */
+async function replaceContainer(request: CreateRequest, settings: Settings, cwd: string, spec: CreateSpec, seen: ThinContainer): Promise<CreateOutcome> {
+  const others = listContainers(settings.root);
+  const existing = existingOutcome(spec, request, others);
+  if (!existing || existing.container.paths.dir !== seen.paths.dir || existing.container.state.created !== seen.state.created) {
+    throw new UserError(`thin container ${spec.name} changed while this create waited for it: run the same create again`);
+  }
+  if (!existing.replace) return { action: 'unchanged', changed: false, state: existing.container.state };
+  const old = checkReplaceable(existing.container);
+  const plan = planCreate(request, settings, cwd, spec, others, old.container);
+  const { state } = old.container;
+  // The old container's own address is claimed once it is gone: until then it answers for it itself.
+  if (plan.claim && plan.claim.address !== state.ip) await claimAddress(plan.claim.bridge, plan.claim.address, settings.lxcpath);
+  if (isActive(old.lxcState) || isActive(lxcState(state.name, state.lxcpath))) {
+    lxcStopNow(state.name, state.lxcpath);
+    const after = lxcState(state.name, state.lxcpath);
+    if (isActive(after)) throw new UserError(`${state.name} is still ${after.toLowerCase()} after lxc-stop -k: stop it by hand, then create again`);
+  }
+  teardown(old.container.paths.dir, { expectedName: state.name, unregister: true });
+  if (plan.claim && plan.claim.address === state.ip) await claimAddress(plan.claim.bridge, plan.claim.address, settings.lxcpath);
+  applyCreate(plan, settings);
+  refreshStateCache(settings.root);
+  return { action: 'replaced', changed: true, state: plan.state, plan };
 }
 
 export function planCreate(
@@ -226,9 +299,12 @@ export function planCreate(
   settings: Settings,
   cwd: string,
   spec = createSpec(request, settings, cwd),
-  others = listContainers(settings.root),
+  everyone = listContainers(settings.root),
+  /** The container a replace destroys: its name, id, address, MAC, ports and veth are free for the new one. */
+  replacing?: ThinContainer,
 ): CreatePlan {
   const { name, fs } = spec;
+  const others = replacing ? everyone.filter((other) => other.paths.dir !== replacing.paths.dir) : everyone;
   const id = spec.id ?? name;
   const requestedIp = spec.ip;
   const publishes = spec.publish.map(parsePublish);
@@ -241,10 +317,10 @@ export function planCreate(
   if (sameName) {
     throw new UserError(`name ${quote(name)} is taken by thin container ${sameName.state.id}: choose another name`);
   }
-  if (existsSync(paths.dir)) {
+  if (existsSync(paths.dir) && paths.dir !== replacing?.paths.dir) {
     throw new UserError(`id ${quote(id)} is taken (${paths.dir} exists): choose another --id, or thin-lxc destroy ${id}`);
   }
-  if (lxcContainerExists(settings.lxcpath, name)) {
+  if (lxcContainerExists(settings.lxcpath, name) && !(replacing?.state.name === name && replacing.state.lxcpath === settings.lxcpath)) {
     throw new UserError(
       `name ${quote(name)} is already used by an LXC container (${registrationDir(settings.lxcpath, name)}): choose another name`,
     );
@@ -258,7 +334,7 @@ export function planCreate(
   checkInstallation();
 
   const bridge = networkOf(base.entries, request.base, requestedIp !== null || spec.ip6 !== null || publishes.length > 0);
-  const ip = bridge ? chooseAddress(name, requestedIp, bridge, others, settings.lxcpath) : null;
+  const ip = bridge ? chooseAddress(name, requestedIp, bridge, others, settings.lxcpath, replacing?.state) : null;
   const takenMacs = new Set(others.flatMap((other) => Object.values(other.state.hwaddrs)));
   const hwaddrs = assignMacs(networkIndexes(base.entries), takenMacs);
   const ip6 = bridge && ip && hwaddrs['0'] ? chooseAddress6(spec.ip6, hwaddrs['0'], bridge, others) : null;

@@ -73,8 +73,17 @@ export function networkOf(entries: readonly ConfigEntry[], baseSpec: string, nee
   return null;
 }
 
-export function chooseAddress(name: string, requested: string | null, bridge: Bridge, others: readonly ThinContainer[], lxcpath: string): string {
-  if (reservationExists(name)) {
+export function chooseAddress(
+  name: string,
+  requested: string | null,
+  bridge: Bridge,
+  others: readonly ThinContainer[],
+  lxcpath: string,
+  /** A container of this name that a replace destroys before making this one: its reservation and address are free. */
+  replacing?: { name: string; ip: string | null },
+): string {
+  const own = replacing?.name === name ? replacing : undefined;
+  if (reservationExists(name) && !own) {
     throw new UserError(`name ${quote(name)} already has an address reservation (another thin-lxc root?): choose another name`);
   }
   // A base whose init runs DHCP would replace a static address unless dnsmasq hands out the same one.
@@ -84,19 +93,20 @@ export function chooseAddress(name: string, requested: string | null, bridge: Br
   }
   const inUse: AddressUse[] = [
     ...others.flatMap((other) => (other.state.ip ? [{ address: other.state.ip, holder: `thin container ${other.state.name}` }] : [])),
-    ...reservedAddresses(new Set(others.flatMap((other) => (other.state.ip ? [other.state.name] : [])))),
+    ...reservedAddresses(new Set([...others.flatMap((other) => (other.state.ip ? [other.state.name] : [])), ...(own ? [own.name] : [])])),
   ];
   // Asking LXC for every running container's addresses costs a process that grows with their number, so
   // only a requested address pays for it; a chosen one avoids leases and live neighbours instead.
   // Whether a host still answers for it, or dnsmasq still leases it, is for claimAddress to find out.
-  if (requested) return checkAddress(requested, bridge, [...inUse, ...runningAddresses(lxcpath)]);
+  const running = () => runningAddresses(lxcpath).filter((use) => !(own && use.address === own.ip && use.holder === `running container ${own.name}`));
+  if (requested) return checkAddress(requested, bridge, [...inUse, ...running()]);
   try {
     return nextFreeAddress(bridge, [...inUse, ...leasedAddresses(bridge.name), ...neighbourAddresses(bridge.name)]);
   } catch (error) {
     if (!(error instanceof UserError)) throw error;
     // Leases and ARP entries outlive the containers that made them (an hour, minutes): when they fill the
     // subnet, fall back to what is exactly known to be taken. dnsmasq never gives a reserved address away.
-    return nextFreeAddress(bridge, [...inUse, ...runningAddresses(lxcpath)]);
+    return nextFreeAddress(bridge, [...inUse, ...running()]);
   }
 }
 
