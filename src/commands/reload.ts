@@ -1,5 +1,6 @@
-// thin-lxc reload (the original's `-a reload`): re-applies the forwarding of running thin containers, e.g.
-// after a firewall reload flushed it, and removes what stopped ones left. Safe to repeat.
+// thin-lxc reload (the original's `-a reload`): re-applies the forwarding of running thin containers (frozen,
+// starting and stopping ones too), e.g. after a firewall reload flushed it, and removes what stopped ones left.
+// Safe to repeat.
 import { knownContainers } from '../container/containers.js';
 import { readState, type ThinState } from '../container/state.js';
 import { withContainerLock } from '../core/lock.js';
@@ -26,7 +27,8 @@ export function reload(settings: Settings): string {
     if (!listed.veth) continue;
     const tag = containerTag(listed.veth);
     const status = statusOf(listed.lxcpath, listed.name);
-    const runs = status?.state === 'RUNNING';
+    // Frozen, starting, stopping: its init is alive and its own post-stop will remove what is installed.
+    const runs = status !== undefined && status.state !== 'STOPPED';
     if (!runs && !installed.has(tag)) continue;
     const done = withContainerLock(paths.dir, `reload ${listed.name}`, () => {
       if (isRunning(listed.lxcpath, listed.name) !== runs) return null;
