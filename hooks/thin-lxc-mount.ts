@@ -2,10 +2,11 @@
 // Mounts a thin container's union rootfs inside the container's own mount namespace, at every start:
 //   lxc.hook.pre-mount = /usr/bin/env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-mount.js /containers/ID
 // A copy made with lxc-copy or lxc-snapshot carries this line too; for it the start is refused, saying why.
+// So is a start while thin-lxc commit copies the container.
 // A --tmpfs container's write layer is a tmpfs mounted here too, so it is empty at every start and goes with the namespace.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { ownContainer, runHook } from '../src/lxc/hooks.js';
+import { ownContainer, refuseDuringCommit, runHook } from '../src/lxc/hooks.js';
 import { memoryLayer, mountUnion } from '../src/union/mount.js';
 
 runHook('pre-mount', import.meta.url, (run) => {
@@ -23,4 +24,4 @@ runHook('pre-mount', import.meta.url, (run) => {
     const memory = memoryLayer(paths.memory, state.tmpfs);
     mountUnion({ fs: state.fs, layers: [paths.wlayer, ...state.layers], upper: memory.upper, work: memory.work, target });
   }
-}, { lock: true });
+}, { lock: true, refuse: refuseDuringCommit });

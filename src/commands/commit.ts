@@ -1,7 +1,7 @@
 // thin-lxc commit: a stopped thin container's files as it sees them, copied into a standalone LXC container
 // with a config of its own and no thin-lxc hooks: a golden image to boot with lxc-start or to stack thin
 // containers on.
-import { mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { keptByThinContainer } from '../container/base.js';
 import { findContainer, listContainers, type ThinContainer } from '../container/containers.js';
@@ -9,10 +9,12 @@ import { identityFiles } from '../container/layers.js';
 import { copyMergedView, lxcState } from '../core/commands.js';
 import { UserError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/files.js';
+import { withContainerLock } from '../core/lock.js';
 import { quote, validateName, parseMount } from '../core/validate.js';
 import { type ConfigEntry, formatEntry, mountsBind, networkIndexes, parseLxcConfig } from '../lxc/config.js';
 import { isLimitOf } from '../lxc/limits.js';
-import { lxcContainerExists, registrationDir } from '../lxc/lxcpath.js';
+import { commitPurpose } from '../lxc/hooks.js';
+import { isRunning, registrationDir } from '../lxc/lxcpath.js';
 import { assignMacs } from '../network/addresses.js';
 import { readOnlyOptions } from '../union/mount.js';
 import type { Settings } from './settings.js';
@@ -25,6 +27,30 @@ export interface CommitPlan {
   /** The read-only layers copied, top first: the write layer over the base's. */
   layers: string[];
   config: string;
+  /** `dir` holds what an interrupted commit left, which this one removes first. */
+  leftover: boolean;
+}
+
+/**
+ * Written into the new container's directory before anything else, and removed after its config (written last):
+ * a directory that has it and no config is what a commit that was interrupted left, and only such a directory
+ * is ever removed to make room.
+ */
+const UNFINISHED = '.thin-lxc-commit';
+
+/** What the new container's directory holds now: nothing, an interrupted commit's leftover, or anything else (taken). */
+export function commitTarget(dir: string): 'free' | 'leftover' | 'taken' {
+  const kind = (path: string) => {
+    try {
+      const stat = lstatSync(path);
+      return stat.isDirectory() ? 'dir' : stat.isFile() ? 'file' : 'other';
+    } catch {
+      return 'none';
+    }
+  };
+  const here = kind(dir);
+  if (here === 'none') return 'free';
+  return here === 'dir' && kind(join(dir, UNFINISHED)) === 'file' && kind(join(dir, 'config')) === 'none' ? 'leftover' : 'taken';
 }
 
 export function planCommit(target: string, newName: string, settings: Settings): CommitPlan {
@@ -33,39 +59,63 @@ export function planCommit(target: string, newName: string, settings: Settings):
   const name = validateName(newName, 'name');
   const lxc = lxcState(state.name, state.lxcpath);
   if (lxc !== 'STOPPED') throw new UserError(`${state.name} is ${lxc.toLowerCase()}: stop it first (lxc-stop -n ${state.name}), so that its files hold still while they are copied`);
-  if (lxcContainerExists(settings.lxcpath, name) || listContainers(settings.root).some((other) => other.state.name === name)) {
-    throw new UserError(`name ${quote(name)} is already used by a container: choose another name for the new base`);
-  }
   const dir = registrationDir(settings.lxcpath, name);
+  const there = commitTarget(dir);
+  if (there === 'taken' || listContainers(settings.root).some((other) => other.state.name === name)) throw nameTaken(name);
   const rootfs = join(dir, 'rootfs');
   const config = committedConfig(parseLxcConfig(readFileSync(paths.config, 'utf8')), state, name, rootfs);
   // A --tmpfs container's memory layer is gone once it stopped: its disk layer is what it keeps.
-  return { source, name, dir, rootfs, layers: [paths.wlayer, ...state.layers], config };
+  return { source, name, dir, rootfs, layers: [paths.wlayer, ...state.layers], config, leftover: there === 'leftover' };
+}
+
+function nameTaken(name: string): UserError {
+  return new UserError(`name ${quote(name)} is already used by a container: choose another name for the new base`);
 }
 
 export function describeCommit(plan: CommitPlan): string {
   return [
+    ...(plan.leftover ? [`# ${plan.dir} holds what an interrupted commit left: it would be removed first.`] : []),
     `# thin-lxc commit --dry-run: nothing was written. ${plan.layers.join(' over ')} would be copied to ${plan.rootfs},`,
     `# and ${plan.dir}/config would be:`,
     plan.config.trimEnd(),
   ].join('\n');
 }
 
-/** Copies, then writes the config last: LXC sees a container only once its config exists, so a failure leaves nothing it lists. */
+/**
+ * Copies holding the container's lock, so that its start is refused meanwhile (its pre-mount hook says why),
+ * and the new directory's, so that a second commit to the same name never takes this one's copy for a leftover.
+ * Writes the config last: LXC sees a container only once its config exists, so a failure leaves nothing it lists.
+ */
 export function applyCommit(plan: CommitPlan, options: { progress: boolean }): { name: string; dir: string; ms: number } {
   const started = performance.now();
   const { source, dir, rootfs, name } = plan;
-  mkdirSync(dirname(dir), { recursive: true });
-  mkdirSync(dir, { mode: 0o755 }); // EEXIST if a container of that name appeared meanwhile
-  try {
-    mkdirSync(rootfs, { mode: 0o755 });
-    copyMergedView(source.state.fs, readOnlyOptions(source.state.fs, plan.layers), source.paths.rootfs, rootfs, options.progress ? 2 : undefined);
-    for (const file of identityFiles([rootfs], name)) writeInside(rootfs, file.path, file.content);
-    writeFileAtomic(join(dir, 'config'), plan.config, 0o640);
-  } catch (error) {
-    rmSync(dir, { recursive: true, force: true });
-    throw error;
-  }
+  const { state } = source;
+  const purpose = commitPurpose(state.name, name);
+  withContainerLock(source.paths.dir, purpose, () => {
+    // A start that came in between is seen by its monitor's socket: asking LXC would wait for that start's
+    // hooks, which wait for this lock.
+    if (isRunning(state.lxcpath, state.name)) {
+      throw new UserError(`${state.name} was started while commit waited: stop it (lxc-stop -n ${state.name}), then commit again`);
+    }
+    withContainerLock(dir, purpose, () => {
+      const target = commitTarget(dir);
+      if (target === 'taken') throw nameTaken(name);
+      if (target === 'leftover') rmSync(dir, { recursive: true, force: true });
+      mkdirSync(dirname(dir), { recursive: true });
+      mkdirSync(dir, { mode: 0o755 });
+      try {
+        writeFileSync(join(dir, UNFINISHED), `Left by thin-lxc ${purpose} (pid ${process.pid}), which did not finish: the same commit again removes this directory.\n`);
+        mkdirSync(rootfs, { mode: 0o755 });
+        copyMergedView(state.fs, readOnlyOptions(state.fs, plan.layers), source.paths.rootfs, rootfs, options.progress ? 2 : undefined);
+        for (const file of identityFiles([rootfs], name)) writeInside(rootfs, file.path, file.content);
+        writeFileAtomic(join(dir, 'config'), plan.config, 0o640);
+      } catch (error) {
+        rmSync(dir, { recursive: true, force: true });
+        throw error;
+      }
+      rmSync(join(dir, UNFINISHED));
+    }, 1000);
+  });
   return { name, dir, ms: Math.round(performance.now() - started) };
 }
 

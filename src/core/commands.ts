@@ -84,11 +84,15 @@ export function mount(type: string, options: string, source: string, target: str
  * (the host never sees the mount, and it goes with the process whatever happens), and rsyncs it to `dest`
  * keeping owners (numerically), modes, hard links, ACLs, xattrs, device nodes and sparse files.
  * With `progressFd`, rsync's overall progress goes there.
+ * The copy dies with its caller, even one killed with SIGKILL: unshare gets SIGKILL when its parent dies
+ * (setpriv's parent-death signal), its child does when unshare dies (--kill-child), and that child is the
+ * first process of a pid namespace of its own, whose end the kernel takes every rsync process with.
  */
 export function copyMergedView(type: string, options: string, mountPoint: string, dest: string, progressFd?: number): void {
   const script = 'mount -t "$1" -o "$2" thin-lxc "$3" && shift 3 && exec rsync "$@"';
   const rsync = ['-aHAXS', '--numeric-ids', ...(progressFd === undefined ? [] : ['--info=progress2']), `${mountPoint}/`, `${dest}/`];
-  run('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', type, options, mountPoint, ...rsync], {
+  const unshare = ['unshare', '--mount', '--propagation', 'private', '--pid', '--kill-child', '--'];
+  run('setpriv', ['--pdeathsig', 'KILL', '--', ...unshare, 'sh', '-c', script, 'sh', type, options, mountPoint, ...rsync], {
     timeoutMs: 6 * 3600_000,
     ...(progressFd === undefined ? {} : { stdoutTo: progressFd }),
   });

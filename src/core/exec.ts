@@ -41,6 +41,7 @@ const PACKAGE_OF: Record<string, string> = {
   systemctl: 'systemd',
   flock: 'util-linux',
   unshare: 'util-linux',
+  setpriv: 'util-linux',
   nsenter: 'util-linux',
   rsync: 'rsync',
   'lxc-cgroup': 'lxc',

@@ -6,7 +6,7 @@ import { basename, dirname, join } from 'node:path';
 import { containerPaths, type ContainerPaths } from '../container/containers.js';
 import { readState, type ThinState } from '../container/state.js';
 import { formatError, UserError } from '../core/errors.js';
-import { withContainerLock } from '../core/lock.js';
+import { containerLockName, lockHolder, withContainerLock } from '../core/lock.js';
 import { quote } from '../core/validate.js';
 
 export type HookType = 'pre-mount' | 'destroy' | 'start-host' | 'post-stop' | 'clone';
@@ -98,9 +98,15 @@ export interface HookRun {
  * stderr of the LXC tool that ran the hook, where a person is looking (lxc-copy, lxc-start -F).
  * `work` may return a note for LXC's log about something it chose not to do. With `lock`, it runs holding the
  * container's lock, the state read under it: a command changing or removing the container waits for it, or it
- * for the command (at most 20 s; then the hook fails, saying who holds the lock).
+ * for the command (at most 20 s; then the hook fails, saying who holds the lock). `refuse` runs before that
+ * wait, to fail at once where waiting cannot help.
  */
-export function runHook(type: HookType, hookUrl: string, work: (run: HookRun) => string | void, options: { lock?: boolean } = {}): void {
+export function runHook(
+  type: HookType,
+  hookUrl: string,
+  work: (run: HookRun) => string | void,
+  options: { lock?: boolean; refuse?: (context: HookContext) => void } = {},
+): void {
   const hookFile = basename(hookUrl);
   let logDir: string | undefined;
   try {
@@ -111,6 +117,7 @@ export function runHook(type: HookType, hookUrl: string, work: (run: HookRun) =>
       if (!run.own) logDir = context.configFile === '' ? undefined : dirname(context.configFile);
       return work(run);
     };
+    options.refuse?.(context);
     const note = options.lock ? withContainerLock(context.containerDir, `lxc.hook.${type} of ${context.name}`, act) : act();
     if (note) process.stdout.write(`thin-lxc: ${note} (lxc.hook.${type} of ${context.name})\n`);
   } catch (error) {
@@ -120,6 +127,21 @@ export function runHook(type: HookType, hookUrl: string, work: (run: HookRun) =>
     if (logDir) appendHookLog(logDir, line);
     process.exitCode = 1;
   }
+}
+
+/** What `thin-lxc commit` writes as its purpose on the container's lock while it copies. */
+export function commitPurpose(name: string, newBase: string): string {
+  return `commit ${name} to ${newBase}`;
+}
+
+/**
+ * Refuses a start while `thin-lxc commit` copies the container (for minutes): waiting for the lock would only
+ * time out, and a start must not change the files being copied.
+ */
+export function refuseDuringCommit(context: HookContext): void {
+  const holder = lockHolder(containerLockName(context.containerDir));
+  const commit = holder === null ? null : /^commit (\S+) to (\S+)$/.exec(holder.purpose);
+  if (holder && commit) throw new UserError(`${commit[1]} is being committed to ${commit[2]} by pid ${holder.pid}: wait for it or stop it`);
 }
 
 function hookRun(context: HookContext): HookRun {

@@ -1,13 +1,43 @@
 // End to end for thin-lxc commit: a stopped thin container's merged view becomes a standalone LXC container
 // (owners, modes, hard links, device nodes, sparse files, xattrs and deletions intact) that lxc-start boots
 // and that thin containers stack on.
-import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import * as assert from 'uvu/assert';
-import { attach, containerSuite, hostMountsMentioning, must, removeLxcContainer, sh, startContainer, thinLxc, uniqueName } from '../helpers/host.js';
+import { containerLockName } from '../../src/core/lock.js';
+import { attach, containerSuite, hostMountsMentioning, must, removeLxcContainer, sh, startContainer, thinLxc, uniqueName, type Ran } from '../helpers/host.js';
+import { eventually, holdLock, waiterOf } from '../helpers/locks.js';
 import { CLI } from '../helpers/paths.js';
 
 const { tests: commits, runnable, cleanup, base, root } = await containerSuite('thin-lxc commit with real LXC', 'mbase');
+
+/** A thin-lxc command run in the background: its pid (to kill it, or see what it waits for) and its outcome. */
+function launch(args: readonly string[]): { pid: number; done: Promise<Ran> } {
+  const child = execa(process.execPath, [CLI, ...args], { reject: false, timeout: 120_000, stdin: 'ignore' });
+  const done = child.then((result) => ({ exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) }));
+  return { pid: child.pid!, done };
+}
+
+/** The processes whose command line mentions `text` (a commit's target directory): pid and program. */
+function processesMentioning(text: string): { pid: number; program: string }[] {
+  const found: { pid: number; program: string }[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (argv.some((arg) => arg.includes(text))) found.push({ pid: Number(entry), program: argv[0] ?? '' });
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return found;
+}
+
+/** The apparent size of what is under a directory (not its blocks, which the filesystem allocates later). */
+async function bytesUnder(dir: string): Promise<number> {
+  return Number((await must('du', ['-s', '--bytes', dir])).split('\t')[0]);
+}
 
 if (runnable) {
   const track = (name: string) => {
@@ -90,6 +120,130 @@ if (runnable) {
     const piped = await thinLxc(['commit', thin, spare, '--root', root, '--json']);
     assert.is((JSON.parse(piped.stdout) as { name: string }).name, spare);
     assert.not.match(piped.stdout + piped.stderr, '%', 'no progress where no one watches');
+    assert.is((await thinLxc(['destroy', thin, '--root', root])).exitCode, 0);
+  });
+}
+
+if (runnable) {
+  const track = (name: string) => {
+    cleanup.add(() => removeLxcContainer(name));
+    return name;
+  };
+  /** A stopped thin container with a big file in its write layer, so that its commit copies for a while. */
+  const bigContainer = async (label: string) => {
+    const thin = track(uniqueName(label));
+    assert.is((await thinLxc(['create', thin, '--base', base, '--root', root])).exitCode, 0);
+    await must('dd', ['if=/dev/urandom', `of=${join(root, thin, 'wlayer/big')}`, 'bs=1M', 'count=300', 'status=none'], 120_000);
+    return thin;
+  };
+  /**
+   * Stops the rsync processes of a commit into `image` once they copy (SIGSTOP, so that the copy is held half
+   * way), and returns them; the cleanup kills whichever of them is still there.
+   */
+  const holdCopy = async (image: string) => {
+    const target = `/var/lib/lxc/${image}/rootfs/`;
+    const rsyncs = () => processesMentioning(target).filter((found) => found.program.endsWith('rsync'));
+    assert.ok(await eventually(() => rsyncs().length > 0, 60_000), 'rsync started copying');
+    const held = rsyncs().map((found) => found.pid);
+    for (const pid of held) process.kill(pid, 'SIGSTOP');
+    cleanup.add(() => {
+      for (const found of processesMentioning(target)) process.kill(found.pid, 'SIGKILL');
+    });
+    return { target, held };
+  };
+
+  commits('a commit killed with SIGKILL takes its copy with it; the same commit again removes what it left and works', async () => {
+    const thin = await bigContainer('kil');
+    const image = track(uniqueName('kim'));
+    const commit = launch(['commit', thin, image, '--root', root]);
+    const { target } = await holdCopy(image);
+    process.kill(commit.pid, 'SIGKILL');
+    await commit.done;
+    // Held still, the copy cannot finish on its own meanwhile: only dying with its commit ends it.
+    const gone = await eventually(() => processesMentioning(target).length === 0, 10_000);
+    assert.ok(gone, `no process of the killed commit is left: ${JSON.stringify(processesMentioning(target))}`);
+    const size = await bytesUnder(join('/var/lib/lxc', image));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.is(await bytesUnder(join('/var/lib/lxc', image)), size, 'nothing writes into the new container any more');
+    assert.not.ok(existsSync(join('/var/lib/lxc', image, 'config')), 'the interrupted copy is no container');
+
+    const again = await thinLxc(['commit', thin, image, '--root', root]);
+    assert.is(again.exitCode, 0, again.stderr);
+    assert.match(again.stdout, `Committed ${thin} to LXC container ${image}`);
+    assert.is(statSync(join('/var/lib/lxc', image, 'rootfs/big')).size, 300 * 2 ** 20, 'the copy is whole');
+    assert.equal(readdirSync(join('/var/lib/lxc', image)).sort(), ['config', 'rootfs'], 'no marker of an unfinished commit is left');
+    assert.is((await startContainer(image)).exitCode, 0, 'lxc-start boots it');
+    await must('lxc-stop', ['-n', image, '-k']);
+    assert.is((await thinLxc(['destroy', thin, '--root', root])).exitCode, 0);
+  });
+
+  commits("a directory thin-lxc did not make is never taken for an interrupted commit's", async () => {
+    const thin = track(uniqueName('own'));
+    const other = track(uniqueName('oth'));
+    assert.is((await thinLxc(['create', thin, '--base', base, '--root', root])).exitCode, 0);
+    mkdirSync(join('/var/lib/lxc', other, 'rootfs'), { recursive: true });
+    writeFileSync(join('/var/lib/lxc', other, 'rootfs/keep'), 'data\n');
+    const refused = await thinLxc(['commit', thin, other, '--root', root]);
+    assert.is(refused.exitCode, 2);
+    assert.is(refused.stderr.trim(), `thin-lxc: name "${other}" is already used by a container: choose another name for the new base`);
+    assert.is(readFileSync(join('/var/lib/lxc', other, 'rootfs/keep'), 'utf8'), 'data\n', 'the directory is untouched');
+    assert.is((await thinLxc(['destroy', thin, '--root', root])).exitCode, 0);
+  });
+
+  commits('a start during a commit is refused, saying why, and the commit completes', async () => {
+    const thin = await bigContainer('hld');
+    const image = track(uniqueName('him'));
+    const commit = launch(['commit', thin, image, '--root', root]);
+    const { held } = await holdCopy(image);
+    let started: Ran;
+    try {
+      started = await sh('lxc-start', ['-n', thin, '-d']);
+    } finally {
+      for (const pid of held) process.kill(pid, 'SIGCONT');
+    }
+    assert.is.not(started.exitCode, 0, 'the start is refused while the commit copies');
+    const log = existsSync(join(root, thin, 'hook.log')) ? readFileSync(join(root, thin, 'hook.log'), 'utf8') : '';
+    assert.match(log, `${thin} is being committed to ${image} by pid ${commit.pid}: wait for it or stop it (lxc.hook.pre-mount of ${thin})`);
+    const committed = await commit.done;
+    assert.is(committed.exitCode, 0, committed.stderr);
+    assert.is(statSync(join('/var/lib/lxc', image, 'rootfs/big')).size, 300 * 2 ** 20, 'the copy is whole');
+    assert.is((await startContainer(thin)).exitCode, 0, 'once the commit is done the container starts');
+    await must('lxc-stop', ['-n', thin, '-k']);
+    assert.is((await thinLxc(['destroy', thin, '--root', root])).exitCode, 0);
+  });
+
+  commits('a commit that waited for the container while a start took it refuses, and copies nothing', async () => {
+    const thin = track(uniqueName('wai'));
+    const image = track(uniqueName('wim'));
+    assert.is((await thinLxc(['create', thin, '--base', base, '--root', root])).exitCode, 0);
+    const lock = containerLockName(join(root, thin));
+    const holder = await holdLock(lock);
+    let commit: ReturnType<typeof launch> | undefined;
+    let starting: Promise<Ran> | undefined;
+    try {
+      commit = launch(['commit', thin, image, '--root', root]);
+      const commitWaits = await eventually(() => waiterOf(lock, commit!.pid) !== undefined);
+      assert.ok(commitWaits, "the commit waits for the container's lock");
+      // The commit's wait is held still, so that the start's pre-mount hook takes the lock first.
+      const waiter = waiterOf(lock, commit.pid)!;
+      process.kill(waiter, 'SIGSTOP');
+      try {
+        starting = sh('lxc-start', ['-n', thin, '-d']);
+        assert.ok(await eventually(() => waiterOf(lock, join(root, thin)) !== undefined), "the start's hook waits for the container's lock");
+        await holder.release();
+        assert.is((await starting).exitCode, 0, 'the start took the lock first, and ran');
+      } finally {
+        process.kill(waiter, 'SIGCONT');
+      }
+    } finally {
+      await holder.release();
+      await starting;
+    }
+    const committed = await commit.done;
+    assert.is(committed.exitCode, 2);
+    assert.is(committed.stderr.trim(), `thin-lxc: ${thin} was started while commit waited: stop it (lxc-stop -n ${thin}), then commit again`);
+    assert.not.ok(existsSync(join('/var/lib/lxc', image)), 'nothing was copied');
+    await must('lxc-stop', ['-n', thin, '-k']);
     assert.is((await thinLxc(['destroy', thin, '--root', root])).exitCode, 0);
   });
 }
