@@ -8,7 +8,7 @@ import { findContainer, listContainers, type ThinContainer } from '../container/
 import { identityFiles } from '../container/layers.js';
 import { copyMergedView, lxcState } from '../core/commands.js';
 import { UserError } from '../core/errors.js';
-import { writeFileAtomic } from '../core/files.js';
+import { removeTreeOnDevice, writeFileAtomic } from '../core/files.js';
 import { withContainerLock } from '../core/lock.js';
 import { quote, validateName, parseMount } from '../core/validate.js';
 import { type ConfigEntry, formatEntry, mountsBind, networkIndexes, parseLxcConfig } from '../lxc/config.js';
@@ -100,7 +100,7 @@ export function applyCommit(plan: CommitPlan, options: { progress: boolean }): {
     withContainerLock(dir, purpose, () => {
       const target = commitTarget(dir);
       if (target === 'taken') throw nameTaken(name);
-      if (target === 'leftover') rmSync(dir, { recursive: true, force: true });
+      if (target === 'leftover') removeTreeOnDevice(dir, `the unfinished commit ${dir}`);
       mkdirSync(dirname(dir), { recursive: true });
       mkdirSync(dir, { mode: 0o755 });
       try {
@@ -110,7 +110,7 @@ export function applyCommit(plan: CommitPlan, options: { progress: boolean }): {
         for (const file of identityFiles([rootfs], name)) writeInside(rootfs, file.path, file.content);
         writeFileAtomic(join(dir, 'config'), plan.config, 0o640);
       } catch (error) {
-        rmSync(dir, { recursive: true, force: true });
+        removeTreeOnDevice(dir, `the half-made container ${name}`);
         throw error;
       }
       rmSync(join(dir, UNFINISHED));

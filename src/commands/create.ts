@@ -1,6 +1,6 @@
 // thin-lxc create: plans a thin container as plain data, then writes it in one place.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { baseConfigLines, resolveBase, type Base } from '../container/base.js';
@@ -10,6 +10,7 @@ import { serializeState, type ThinState } from '../container/state.js';
 import { inProgressName, sweepLeftovers, teardown } from '../container/teardown.js';
 import { lxcState, lxcStopNow } from '../core/commands.js';
 import { UserError } from '../core/errors.js';
+import { removeTreeOnDevice } from '../core/files.js';
 import { withContainerLock, withLock } from '../core/lock.js';
 import {
   formatMount,
@@ -483,7 +484,7 @@ function applyCreate(plan: CreatePlan, settings: Settings): void {
   } catch (error) {
     if (reserved) release(state.name);
     if (registered) unregister(settings.lxcpath, state.name, paths.config);
-    rmSync(staging, { recursive: true, force: true });
+    removeTreeOnDevice(staging, `the half-made thin container ${state.name}`);
     throw error;
   }
 }

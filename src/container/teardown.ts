@@ -5,11 +5,12 @@ import { existsSync, renameSync, rmdirSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { UserError } from '../core/errors.js';
 import { isAlive } from '../core/exec.js';
+import { refuseMountsUnder, removeTreeOnDevice } from '../core/files.js';
 import { withLock } from '../core/lock.js';
 import { quote } from '../core/validate.js';
 import { isRecorded, removeForwarding } from '../forward/apply.js';
 import { containerTag } from '../forward/rules.js';
-import { unregister } from '../lxc/lxcpath.js';
+import { registrationDir, unregister } from '../lxc/lxcpath.js';
 import { readBridge } from '../network/bridge.js';
 import { releaseIfOwned, releaseLease } from '../network/dhcp.js';
 import { containerPaths, dependentsOf, entriesOf, isRealDirectory, refreshStateCache, STARTED_DIR } from './containers.js';
@@ -25,7 +26,7 @@ export function inProgressName(kind: 'creating' | 'removing', id: string): strin
 /**
  * The directory is first renamed to a dot name, the moment the container stops existing for list;
  * then its registration (unless LXC removes it itself), rules left by a crash and address reservation
- * go, then the files. rmSync unlinks symlinks instead of following them. Removing what is gone succeeds.
+ * go, then the files, never across a mount and never through a symlink. Removing what is gone succeeds.
  */
 export function teardown(containerDir: string, options: { expectedName?: string; unregister: boolean }): void {
   if (!existsSync(containerDir)) return;
@@ -36,11 +37,14 @@ export function teardown(containerDir: string, options: { expectedName?: string;
   }
   const dependents = dependentsOf(containerDir).map((other) => other.name);
   if (dependents.length > 0) throw new UserError(`${state.name} is the base of thin containers ${dependents.join(', ')}: destroy them first`);
+  // A user's bind mount under it would have its source's files removed: refused before anything changes.
+  refuseMountsUnder(containerDir, `thin container ${state.name}'s directory`);
+  if (options.unregister) refuseMountsUnder(registrationDir(state.lxcpath, state.name), `thin container ${state.name}'s registration`);
   const doomed = join(dirname(containerDir), inProgressName('removing', basename(containerDir)));
   renameSync(containerDir, doomed);
   forgetStart(containerPaths(dirname(containerDir), basename(containerDir)).started);
   releaseHostState(state, containerDir, options.unregister);
-  rmSync(doomed, { recursive: true, force: true });
+  removeTreeOnDevice(doomed, `thin container ${state.name}'s directory`);
   refreshStateCache(dirname(containerDir));
 }
 
@@ -87,7 +91,12 @@ export function sweepLeftovers(root: string): void {
     } catch {
       // Killed before its state was written: there is nothing of it outside this directory.
     }
-    rmSync(leftover, { recursive: true, force: true });
+    try {
+      removeTreeOnDevice(leftover, `${leftover}, left by a killed create or destroy,`);
+    } catch (error) {
+      // Someone mounted something inside it: kept (list ignores dot directories) rather than fail this command.
+      if (!(error instanceof UserError)) throw error;
+    }
   }
 }
 

@@ -1,6 +1,8 @@
-// Writes a file so that a reader sees the old content or the new, never half of it.
-import { readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+// Writing files so that a reader sees the old content or the new, never half of it, and removing trees without
+// ever crossing into another mount.
+import { lstatSync, readdirSync, readFileSync, realpathSync, renameSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { UserError } from './errors.js';
 import { isAlive } from './exec.js';
 
 /**
@@ -24,5 +26,93 @@ export function removeStaleTemporaries(path: string): void {
   }
   for (const entry of entries) {
     if (entry.startsWith(prefix) && !isAlive(Number(entry.slice(prefix.length)))) rmSync(join(dirname(path), entry), { force: true });
+  }
+}
+
+/** Mount points at or below `dir` (as the kernel names them, after symlinks in `dir` are resolved), from /proc/self/mountinfo. */
+export function mountPointsUnder(dir: string): string[] {
+  let top: string;
+  try {
+    top = realpathSync(dir);
+  } catch {
+    return [];
+  }
+  const prefix = top === '/' ? '/' : `${top}/`;
+  // Field 5 is the mount point, with space, tab, newline and backslash written as octal escapes.
+  const points = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[4])
+    .filter((field): field is string => field !== undefined)
+    .map((field) => field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))));
+  return [...new Set(points.filter((point) => point === top || point.startsWith(prefix)))].sort();
+}
+
+/**
+ * Removes `path` and everything below it the way LXC's lxc_rmdir_onedev does, but refusing up front: it never
+ * descends into another filesystem or a mount point (a bind mount of the same filesystem has the same device, so
+ * the mount table is read too), and never follows a symlink (it is unlinked). A mount point below it refuses the
+ * removal before anything goes, naming it; one that appears meanwhile is left in place, and the error names it.
+ * `what` says whose directory it is, for the message.
+ */
+export function removeTreeOnDevice(path: string, what: string): void {
+  let top;
+  try {
+    top = lstatSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  }
+  if (!top.isDirectory()) {
+    unlinkSync(path);
+    return;
+  }
+  refuseMountsUnder(path, what);
+  const skipped: string[] = [];
+  removeBelow(path, top.dev, skipped);
+  if (skipped.length > 0) {
+    throw new UserError(`${skipped.join(', ')} became a mount point while ${what} was being removed: it and its folders are left; unmount it (umount ${skipped.join(' ')}) and remove ${path}`);
+  }
+}
+
+/** Refuses, before anything is removed, a tree that has a mount point in it (or is one). */
+export function refuseMountsUnder(path: string, what: string): void {
+  const mounts = mountPointsUnder(path);
+  if (mounts.length === 0) return;
+  const one = mounts.length === 1;
+  throw new UserError(
+    `${mounts.join(', ')} ${one ? 'is a mount point' : 'are mount points'} inside ${what}, which thin-lxc never removes across: ` +
+      `unmount ${one ? 'it' : 'them'} (umount ${mounts.join(' ')}), then try again; nothing was removed`,
+  );
+}
+
+function removeBelow(path: string, device: number, skipped: string[]): void {
+  let stat;
+  try {
+    stat = lstatSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  }
+  if (!stat.isDirectory()) {
+    unlinkSync(path);
+    return;
+  }
+  if (stat.dev !== device) {
+    skipped.push(path);
+    return;
+  }
+  for (const entry of readdirSync(path)) removeBelow(join(path, entry), device, skipped);
+  try {
+    rmdirSync(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return;
+    // A bind mount of the same filesystem that appeared after the mount table was read: busy, and left alone.
+    if (code === 'EBUSY') {
+      skipped.push(path);
+      return;
+    }
+    if (code === 'ENOTEMPTY' && skipped.some((inner) => inner.startsWith(`${path}/`))) return;
+    throw error;
   }
 }

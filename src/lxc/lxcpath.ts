@@ -1,9 +1,9 @@
 // What an lxcpath holds: the registrations that let plain LXC tools find thin containers, which
 // containers run, and which own a MAC address.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { lxcRunningAddresses, lxcStatuses, type LxcStatus } from '../core/commands.js';
-import { writeFileAtomic } from '../core/files.js';
+import { removeTreeOnDevice, writeFileAtomic } from '../core/files.js';
 import { parseLxcConfig } from './config.js';
 
 /** A container's status in any lxcpath, asking LXC once per lxcpath: thin containers may be registered in several. */
@@ -52,13 +52,29 @@ function isOurRegistration(lxcpath: string, name: string, imageConfig: string): 
 }
 
 /**
- * Removes the registration (and LXC's logs beside it) if it is ours, or if it has no config at all: the
- * name claimed by a create killed before it wrote one. Quietly does nothing otherwise.
+ * A directory that only a create killed between `register`'s mkdir and its config's rename can have left: a real
+ * directory, empty but for that config's temporary file. Anything else in it is someone else's.
+ */
+function isOurUnfinishedRegistration(dir: string): boolean {
+  try {
+    if (!lstatSync(dir).isDirectory()) return false;
+    return readdirSync(dir).every((entry) => /^\.config\.tmp-\d+$/.test(entry));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Removes the registration (and LXC's logs beside it) if it is ours, or if it is the empty directory a create
+ * killed before it wrote the config left. Quietly does nothing otherwise: a directory of that name with files of
+ * someone else's, and no config, is theirs.
  */
 export function unregister(lxcpath: string, name: string, imageConfig: string): void {
   const dir = registrationDir(lxcpath, name);
   if (!existsSync(dir)) return;
-  if (isOurRegistration(lxcpath, name, imageConfig) || !existsSync(join(dir, 'config'))) rmSync(dir, { recursive: true, force: true });
+  if (isOurRegistration(lxcpath, name, imageConfig) || isOurUnfinishedRegistration(dir)) {
+    removeTreeOnDevice(dir, `the registration ${dir}`);
+  }
 }
 
 export function lxcContainerExists(lxcpath: string, name: string): boolean {
