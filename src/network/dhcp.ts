@@ -173,10 +173,14 @@ export function leasedAddresses(bridge: string): Holding[] {
     .map((fields) => ({ address: fields[2]!, holder: `a DHCP lease of ${fields[1]} (${fields[3] ?? '?'})` }));
 }
 
-export function dnsmasqPid(): number | null {
+/**
+ * The pid of the dnsmasq lxc-net started, if it runs: the pid file outlives a dnsmasq that died, and its pid may
+ * since name another process, which must never be sent dnsmasq's signals.
+ */
+export function dnsmasqPid(pidFile = DNSMASQ_PID_FILE): number | null {
   try {
-    const pid = Number(readFileSync(DNSMASQ_PID_FILE, 'utf8').trim());
-    return isAlive(pid) ? pid : null;
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    return isAlive(pid) && readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'dnsmasq' ? pid : null;
   } catch {
     return null;
   }
@@ -208,8 +212,8 @@ export function missingDnsmasqLines(path: string, wanted: readonly string[] = DN
   return wanted.filter((line) => !lines.includes(line));
 }
 
-function signalDnsmasq(): void {
-  const pid = dnsmasqPid();
+export function signalDnsmasq(pidFile = DNSMASQ_PID_FILE): void {
+  const pid = dnsmasqPid(pidFile);
   if (pid === null) return;
   try {
     process.kill(pid, 'SIGHUP');

@@ -1,7 +1,11 @@
 // The DHCPRELEASE thin-lxc sends dnsmasq to end a lease, byte by byte (RFC 2131).
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { dhcpReleasePacket, reservationLine } from '../../../src/network/dhcp.js';
+import { dhcpReleasePacket, dnsmasqPid, reservationLine, signalDnsmasq } from '../../../src/network/dhcp.js';
 
 test('a DHCPRELEASE from the MAC for the address, to the server, with nothing else in it', () => {
   const packet = dhcpReleasePacket('10.0.3.67', '00:16:3e:0a:0b:0c', '10.0.3.1', 0x01020304);
@@ -20,6 +24,25 @@ test("a reservation names the container for DHCP and DNS, unless its name is no 
   assert.is(reservationLine('00:16:3e:0a:0b:0c', '10.0.3.67', 'web_1'), '00:16:3e:0a:0b:0c,10.0.3.67\n');
   assert.is(reservationLine('00:16:3e:0a:0b:0c', '10.0.3.67', 'web.1'), '00:16:3e:0a:0b:0c,10.0.3.67\n', 'a dot would make it a domain');
   assert.is(reservationLine('00:16:3e:0a:0b:0c', '10.0.3.67', 'web-'), '00:16:3e:0a:0b:0c,10.0.3.67\n');
+});
+
+test("a pid file naming a live process that is not dnsmasq (its pid reused) is no dnsmasq: it gets no SIGHUP", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'thin-lxc-dnsmasq-'));
+  const sleeper = spawn('sleep', ['60'], { stdio: 'ignore' });
+  const ended = new Promise<NodeJS.Signals | null>((resolve) => sleeper.on('exit', (_code, signal) => resolve(signal)));
+  let found: number | null;
+  try {
+    const pidFile = join(dir, 'dnsmasq.pid');
+    writeFileSync(pidFile, `${sleeper.pid}\n`);
+    signalDnsmasq(pidFile);
+    found = dnsmasqPid(pidFile);
+  } finally {
+    // Pending signals are delivered lowest first: had it been sent, SIGHUP (1) ends it rather than SIGTERM (15).
+    sleeper.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.is(await ended, 'SIGTERM', 'the sleep was not sent SIGHUP');
+  assert.is(found, null, 'no dnsmasq runs');
 });
 
 test.run();
