@@ -229,13 +229,12 @@ function isActive(lxcState: string): boolean {
  * What stops a replace before anything is touched: thin containers stacked on the old one, and an ephemeral one
  * that runs (its stop destroys it, by its own post-stop hook, which needs the create lock this replace holds).
  */
-function checkReplaceable(old: ThinContainer): Replacing {
+function checkReplaceable(old: ThinContainer, lxc = lxcState(old.state.name, old.state.lxcpath)): Replacing {
   const { state, paths } = old;
   const dependents = dependentsOf(paths.dir).map((other) => other.name);
   if (dependents.length > 0) {
     throw new UserError(`${state.name} is the base of thin containers ${dependents.join(', ')}: destroy them first, or choose another name`);
   }
-  const lxc = lxcState(state.name, state.lxcpath);
   if (state.ephemeral && isActive(lxc)) {
     throw new UserError(`${state.name} is an ephemeral container that is ${lxc.toLowerCase()}: stop it (lxc-stop -n ${state.name}, which destroys it), then create it again`);
   }
@@ -262,32 +261,39 @@ export async function createContainer(request: CreateRequest, settings: Settings
   });
   if (!('replace' in result)) return result;
   // The old container's lock comes before 'create' (the lock order), so the first look above let go of 'create'.
-  return withContainerLock(result.replace.paths.dir, `replace ${spec.name}`, () => withLock('create', () => replaceContainer(request, settings, cwd, spec, result.replace)));
+  const { state } = result.replace;
+  const replace = () => withContainerLock(result.replace.paths.dir, `replace ${spec.name}`, () => withLock('create', () => replaceContainer(request, settings, cwd, spec, result.replace)));
+  const outcome = await replace();
+  if (outcome !== 'stop first') return outcome;
+  // lxc-stop returns only once LXC has run the container's post-stop hooks, which take its lock: it is stopped
+  // holding no lock, now that the new spec checked out whole, and everything is checked again after.
+  lxcStopNow(state.name, state.lxcpath);
+  const again = await replace();
+  if (again === 'stop first') throw new UserError(`${state.name} was started again while create --replace stopped it: stop it with lxc-stop -n ${state.name}, then create again`);
+  return again;
 }
 
 /**
  * The new container is planned and checked whole (base, template, addresses, ports, kernel, installation) with the
- * old one's own name, address, MAC, ports and veth counting as free; only then is the old one stopped and destroyed,
- * and the new one made. lxc-stop -k returns once the container is STOPPED, before LXC runs its post-stop hooks, so
- * holding the locks across it waits for no hook (and a running ephemeral one, whose hook takes 'create', is refused).
+ * old one's own name, address, MAC, ports and veth counting as free; only then is the old one destroyed, and the
+ * new one made. If it runs, 'stop first': the caller stops it holding no lock and comes back (lxc-stop waits for
+ * the post-stop hooks, which take the container's lock; a running ephemeral one, whose hook removes it, is refused).
+ * Whether it runs is read from its monitor's socket: LXC's own answer waits for a start's hooks, which wait for
+ * this lock.
  */
-async function replaceContainer(request: CreateRequest, settings: Settings, cwd: string, spec: CreateSpec, seen: ThinContainer): Promise<CreateOutcome> {
+async function replaceContainer(request: CreateRequest, settings: Settings, cwd: string, spec: CreateSpec, seen: ThinContainer): Promise<CreateOutcome | 'stop first'> {
   const others = listContainers(settings.root);
   const existing = existingOutcome(spec, request, others);
   if (!existing || existing.container.paths.dir !== seen.paths.dir || existing.container.state.created !== seen.state.created) {
     throw new UserError(`thin container ${spec.name} changed while this create waited for it: run the same create again`);
   }
   if (!existing.replace) return { action: 'unchanged', changed: false, state: existing.container.state };
-  const old = checkReplaceable(existing.container);
+  const old = checkReplaceable(existing.container, isRunning(seen.state.lxcpath, seen.state.name) ? 'RUNNING' : 'STOPPED');
   const plan = planCreate(request, settings, cwd, spec, others, old.container);
   const { state } = old.container;
   // The old container's own address is claimed once it is gone: until then it answers for it itself.
   if (plan.claim && plan.claim.address !== state.ip) await claimAddress(plan.claim.bridge, plan.claim.address, settings.lxcpath);
-  if (isActive(old.lxcState) || isActive(lxcState(state.name, state.lxcpath))) {
-    lxcStopNow(state.name, state.lxcpath);
-    const after = lxcState(state.name, state.lxcpath);
-    if (isActive(after)) throw new UserError(`${state.name} is still ${after.toLowerCase()} after lxc-stop -k: stop it by hand, then create again`);
-  }
+  if (isActive(old.lxcState)) return 'stop first';
   teardown(old.container.paths.dir, { expectedName: state.name, unregister: true });
   if (plan.claim && plan.claim.address === state.ip) await claimAddress(plan.claim.bridge, plan.claim.address, settings.lxcpath);
   applyCreate(plan, settings);

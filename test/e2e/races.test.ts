@@ -172,6 +172,18 @@ if (runnable) {
     await rulesMatchState(made, false);
   });
 
+  races("create --replace of a running container: its post-stop hooks run, none waits out the container's lock", async () => {
+    const made = await make(uniqueName('rp'), ['-p', `${port()}:80`]);
+    const log = join(root, `${made.name}.lxc.log`);
+    assert.is((await startContainer(made.name, ['-l', 'DEBUG', '-o', log])).exitCode, 0);
+    const replaced = await thinLxc(['create', made.name, '--base', base, '--root', root, '-p', `${port()}:80`, '--replace']);
+    assert.is(replaced.exitCode, 0, replaced.stderr);
+    const hookLines = readFileSync(log, 'utf8').split('\n').filter((line) => /thin-lxc|post-stop/.test(line));
+    assert.equal(hookLines.filter((line) => /timed out|Failed to run lxc\.hook\.post-stop/.test(line)), [], 'no post-stop hook failed');
+    assert.ok(hookLines.some((line) => line.includes('thin-lxc-ports-down.js')), 'its forwarding hook ran at the stop');
+    await rulesMatchState(made, false);
+  });
+
   races('refresh waits while the container is being changed, and rewrites what the change wrote', async () => {
     const made = await make(uniqueName('rf'));
     const config = join(made.dir, 'image', 'config');
