@@ -3,6 +3,7 @@
 // init killed): its registration, address reservation, lease and directory. LXC runs it after ports-down.
 //   lxc.hook.post-stop = /usr/bin/env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-ephemeral.js /containers/ID
 // A stop that runs no hook (the host lost power, lxc-start was killed) is finished by the next thin-lxc command.
+// A reboot from inside keeps it, as LXC's own ephemeral containers are kept: LXC starts it again after this hook.
 import { teardown } from '../src/container/teardown.js';
 import { withLock } from '../src/core/lock.js';
 import { runHook } from '../src/lxc/hooks.js';
@@ -11,5 +12,6 @@ runHook('post-stop', import.meta.url, ({ context, container, own }) => {
   if (!container) return;
   if (!own) return `${context.name} is a copy of thin container ${container.state.name}: nothing of ${container.state.name} removed`;
   if (!container.state.ephemeral) return `${container.state.name} is no longer ephemeral: kept`;
+  if (context.rebooting) return `${container.state.name} is rebooting: kept`;
   withLock('create', () => teardown(context.containerDir, { expectedName: context.name, unregister: true }));
 }, { lock: true });

@@ -22,6 +22,11 @@ export interface HookContext {
   generation: string;
   /** The thin container's directory, given as the hook's one argument in the config. */
   containerDir: string;
+  /**
+   * LXC_TARGET=reboot at post-stop: LXC starts the container again once its post-stop hooks are done (a later
+   * start's hooks inherit the value, so it means something only at post-stop).
+   */
+  rebooting: boolean;
 }
 
 export function parseHookContext(
@@ -48,6 +53,7 @@ export function parseHookContext(
     rootfsPath: env.LXC_ROOTFS_PATH ?? '',
     generation: env.LXC_PID ?? '',
     containerDir,
+    rebooting: expected === 'post-stop' && env.LXC_TARGET === 'reboot',
   };
 }
 

@@ -13,7 +13,17 @@ test("reads LXC's hook environment and the container directory argument", () => 
     rootfsPath: '/c/w1/image/rootfs',
     generation: '4242',
     containerDir: '/c/w1',
+    rebooting: false,
   });
+});
+
+test('a reboot is LXC_TARGET=reboot at post-stop only: the next start\'s hooks inherit the stale value', () => {
+  const at = (type: 'post-stop' | 'pre-mount' | 'start-host', target: string) =>
+    parseHookContext({ ...env, LXC_HOOK_TYPE: type, LXC_TARGET: target }, ['/c/w1'], type, 'h.js').rebooting;
+  assert.ok(at('post-stop', 'reboot'));
+  assert.not.ok(at('post-stop', 'stop'));
+  assert.not.ok(at('pre-mount', 'reboot'));
+  assert.not.ok(at('start-host', 'reboot'));
 });
 
 test('a hook runs for its own container from its registration or its own config, not for a copy under another name or config', () => {
