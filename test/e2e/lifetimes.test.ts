@@ -103,6 +103,7 @@ if (runnable) {
     assert.is(await request('127.0.0.1', hostPort), `tcp-${name}`);
     const firstInit = await initPid(name);
     assert.ok(firstInit, 'the first start has an init');
+    const rulesBefore = (await rulesOf(tag)).sort();
 
     await sh('lxc-attach', ['-n', name, '--', 'reboot']);
     // busybox's init takes a few seconds to go down; LXC then runs the post-stop hooks (LXC_TARGET=reboot) and starts it again.
@@ -113,6 +114,8 @@ if (runnable) {
     assert.ok(restarted, `${name} is RUNNING again with a new init (${await lxcState(name)}, init ${await initPid(name)}; it was ${firstInit}): ${readIfAny(join(dir, 'hook.log'))}`);
     assert.ok(existsSync(join(dir, 'image', 'config')), 'the container still exists');
     assert.ok(existsSync(join(root, STARTED_DIR, name)), "the restart marks it started again, so a crash after it is still cleaned up");
+    // ports-down removed the first run's rules (its LXC_PID), and the restart's start-host put them back: one set.
+    assert.equal((await rulesOf(tag)).sort(), rulesBefore, 'the same rules as before the reboot, once');
     await startServers(name);
     assert.is(await request('127.0.0.1', hostPort), `tcp-${name}`, 'its port forwards again');
     assert.is(await attach(name, 'cat /data/hello.txt'), 'from the host', 'its mount is there again');
