@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { baseConfigLines, resolveBase, type Base } from '../container/base.js';
-import { containerPaths, dependentsOf, listContainers, refreshStateCache, type ContainerPaths, type ThinContainer } from '../container/containers.js';
+import { containerPaths, dependentsOf, knownContainers, listContainers, refreshStateCache, type ContainerPaths, type ThinContainer } from '../container/containers.js';
 import { identityFiles, writeLayerFile, type LayerFile } from '../container/layers.js';
 import { serializeState, type ThinState } from '../container/state.js';
 import { inProgressName, sweepLeftovers, teardown } from '../container/teardown.js';
@@ -350,7 +350,9 @@ export function planCreate(
   if (v6Only && !ip6) {
     throw new UserError(`publish ${formatPublish(v6Only)} is on IPv6, which ${bridge?.name ?? 'the bridge'} has none of: give it IPv6 with thin-lxc setup --ipv6, or publish on both families (leave the address out)`);
   }
-  checkPublishConflicts(publishes, others.map((other) => other.state));
+  // Host ports are the host's: thin containers of other roots registered in the lxcpath publish on them too.
+  const publishers = publishes.length === 0 ? [] : knownContainers(settings.root, settings.lxcpath).filter((other) => other.paths.dir !== replacing?.paths.dir);
+  checkPublishConflicts(publishes, publishers.map((other) => other.state));
   const clash = request.force ? undefined : portClashes(publishes)[0];
   if (clash) {
     throw new UserError(`${describeClash(clash)}: publishing it would take it away from them; choose another host port, or pass --force to publish it anyway`);

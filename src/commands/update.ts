@@ -2,7 +2,7 @@
 // Ports change at once on a running container, in one iptables-restore; the rest from its next start.
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { findContainer, listContainers, refreshStateCache, type ThinContainer } from '../container/containers.js';
+import { findContainer, knownContainers, refreshStateCache, type ThinContainer } from '../container/containers.js';
 import { serializeState, type ThinState } from '../container/state.js';
 import { lxcStatuses, lxcSetCgroup, type LxcStatus } from '../core/commands.js';
 import { UserError } from '../core/errors.js';
@@ -77,7 +77,6 @@ export function update(target: string, request: UpdateRequest, settings: Setting
 export function planUpdate(target: string, request: UpdateRequest, settings: Settings, cwd: string, status: LxcStatus | undefined): UpdatePlan {
   const container = findContainer(settings.root, target, settings.lxcpath);
   const { state: before, paths } = container;
-  const others = listContainers(settings.root).filter((other) => other.state.id !== before.id);
 
   const added = splitList(request.publish).map(parsePublish);
   const removed = splitList(request.unpublish).map((spec) => matchPublish(spec, before));
@@ -92,6 +91,8 @@ export function planUpdate(target: string, request: UpdateRequest, settings: Set
   if (v6Only && !before.ip6) {
     throw new UserError(`publish ${formatPublish(v6Only)} is on IPv6, and ${before.name} has no IPv6 address (its bridge had none when it was made): re-create it with create --replace`);
   }
+  // Host ports are the host's: thin containers of other roots registered in the lxcpath publish on them too.
+  const others = knownContainers(settings.root, settings.lxcpath).filter((other) => other.paths.dir !== paths.dir);
   checkPublishConflicts(publish.map(parsePublish), others.map((other) => other.state));
   const clash = request.force ? undefined : portClashes(newPublishes)[0];
   if (clash) throw new UserError(`${describeClash(clash)}: publishing it would take it away from them; choose another host port, or pass --force`);

@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
+import { readState } from '../../src/container/state.js';
 import { hostCgroupVersion } from '../../src/lxc/limits.js';
 import { attach, containerSuite, must, removeLxcContainer, sh, startContainer, tagOf, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
 import { giveSocat, request, rulesLeftAfterStop, rulesOf, startServers } from '../helpers/net.js';
@@ -236,6 +237,26 @@ if (runnable) {
     assert.is(await changed(destroy, false), true);
     assert.is(await changed(destroy, false), false, 'already gone');
     assert.is((await thinLxc(['destroy', web, '--root', root])).exitCode, 0);
+  });
+
+  changes('a host port a thin container of another root publishes is refused to create and update in this root, naming it', async () => {
+    const elsewhere = temporaryRoot();
+    cleanup.add(() => sh('rm', ['-rf', elsewhere]));
+    const [theirs, mine, refused] = [track(uniqueName('ort')), track(uniqueName('mrt')), track(uniqueName('nrt'))];
+    const contested = port();
+    assert.is((await thinLxc(['create', theirs, '--base', base, '--root', elsewhere, '-p', `${contested}:80`])).exitCode, 0);
+    const message = `thin-lxc: host port of ${contested}:80/tcp is already published by thin container ${theirs} (${contested}:80/tcp): choose another host port`;
+    const created = await thinLxc(['create', refused, '--base', base, '--root', root, '-p', `${contested}:80`]);
+    assert.is(created.stderr.trim(), message);
+    assert.is(created.exitCode, 2);
+    assert.not.ok(existsSync(join(root, refused)), 'the refused create made nothing');
+    assert.is((await thinLxc(['create', mine, '--base', base, '--root', root])).exitCode, 0);
+    const updated = await thinLxc(['update', mine, '--root', root, '-p', `${contested}:80`]);
+    assert.is(updated.stderr.trim(), message);
+    assert.is(updated.exitCode, 2);
+    assert.equal(readState(join(root, mine)).publish, [], 'the refused update changed nothing');
+    assert.is((await thinLxc(['destroy', mine, '--root', root])).exitCode, 0);
+    assert.is((await thinLxc(['destroy', theirs, '--root', elsewhere])).exitCode, 0);
   });
 }
 
