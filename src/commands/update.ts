@@ -167,27 +167,64 @@ function matchMount(spec: string, state: ThinState, cwd: string): string {
 }
 
 /**
- * Writes the config and state; on a running container, replaces its forwarding in one iptables-restore (the
- * old and new rules never both missing, nothing stale) and sets its new limits through its cgroup at once.
- * The caller holds the container's lock and the create lock.
+ * On a running container, first replaces its forwarding in one iptables-restore (the old and new rules never
+ * both missing, nothing stale) and sets its new limits through its cgroup; then writes the config and state.
+ * All or nothing: if a live change fails, what was applied is put back and the files are left as they were, so
+ * the same update again tries again instead of finding it "unchanged"; an update killed between the two left
+ * the files as they were too. The caller holds the container's lock and the create lock.
  */
 function applyUpdate(plan: UpdatePlan, settings: Settings): void {
   if (!plan.changed) return;
   const { container, after, running } = plan;
+  if (running) applyLive(container.state, after, running);
   writeFileAtomic(container.paths.config, plan.config, 0o644);
   writeFileAtomic(container.paths.state, serializeState(after), 0o644);
   refreshStateCache(settings.root);
-  if (!running) return;
-  const before = container.state;
-  if (after.publish.join() !== before.publish.join() && after.veth) {
-    const target = forwardTarget(after);
-    const tag = containerTag(after.veth);
-    if (target && after.bridge) installForwarding(target, after.bridge, after.veth, recordedGeneration(tag) ?? running.pid ?? '', { reconcile: true });
-    else removeForwarding(tag, { reconcile: true });
+}
+
+function applyLive(before: ThinState, after: ThinState, running: { pid: string | null }): void {
+  const undo: (() => void)[] = [];
+  try {
+    if (after.publish.join() !== before.publish.join() && after.veth) {
+      forwardAs(after, running);
+      undo.push(() => forwardAs(before, running));
+    }
+    if (after.memory !== before.memory || after.cpus !== before.cpus) {
+      const version = hostCgroupVersion();
+      undo.push(() => {
+        for (const { file, value } of liveLimitWrites(after, before, version)) lxcSetCgroup(after.name, after.lxcpath, file, value);
+      });
+      for (const { file, value } of liveLimitWrites(before, after, version)) {
+        try {
+          lxcSetCgroup(after.name, after.lxcpath, file, value);
+        } catch (error) {
+          throw new UserError(
+            `the kernel refused ${file} = ${value} for ${after.name}, which runs (on cgroup v1 a memory limit below what it uses now is refused): ` +
+              `nothing was changed; lower its use, choose another value, or stop it and run this update again`,
+            { cause: error },
+          );
+        }
+      }
+    }
+  } catch (error) {
+    for (const step of undo.reverse()) {
+      try {
+        step();
+      } catch {
+        // The original failure says what to do; the next start applies the files, which are unchanged.
+      }
+    }
+    throw error;
   }
-  if (after.memory !== before.memory || after.cpus !== before.cpus) {
-    for (const { file, value } of liveLimitWrites(before, after, hostCgroupVersion())) lxcSetCgroup(after.name, after.lxcpath, file, value);
-  }
+}
+
+/** The forwarding `state` asks for, on its running container, recorded as the running start's. */
+function forwardAs(state: ThinState, running: { pid: string | null }): void {
+  if (!state.veth) return;
+  const target = forwardTarget(state);
+  const tag = containerTag(state.veth);
+  if (target && state.bridge) installForwarding(target, state.bridge, state.veth, recordedGeneration(tag) ?? running.pid ?? '', { reconcile: true });
+  else removeForwarding(tag, { reconcile: true });
 }
 
 export function formatUpdate(plan: UpdatePlan, dryRun: boolean): string {

@@ -1,0 +1,68 @@
+// update is all or nothing: when a live change fails (cgroup v1 refuses a memory limit below what the container
+// uses, with EBUSY), its forwarding, limits, config and state stay as they were, and the same update again is
+// tried again, never "unchanged".
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as assert from 'uvu/assert';
+import { removeForwarding } from '../../src/forward/apply.js';
+import { hostCgroupVersion } from '../../src/lxc/limits.js';
+import { attach, containerSuite, must, removeLxcContainer, startContainer, tagOf, thinLxc, uniqueName } from '../helpers/host.js';
+import { giveSocat, request, rulesLeftAfterStop, startServers } from '../helpers/net.js';
+import { skipUnless } from '../helpers/skip.js';
+
+const { tests: transaction, runnable, cleanup, base, root } = await containerSuite('update is all or nothing', 'tbase');
+
+/** The host ports of the DNAT rules in a container's own chain, sorted. */
+async function forwardedPorts(tag: string): Promise<string[]> {
+  const nat = (await must('iptables-save', ['-t', 'nat'])).split('\n').filter((line) => line.startsWith(`-A ${tag}-D `) && line.includes('-j DNAT'));
+  return nat.map((line) => /--dport (\d+)/.exec(line)?.[1] ?? '').sort();
+}
+
+// On cgroup v2 memory.max below usage reclaims or OOM-kills instead of failing: the refusal is v1's.
+if (runnable && skipUnless(transaction, 'a live limit the kernel refuses', hostCgroupVersion() === 1, 'the host is on cgroup v2, where memory.max never refuses')) {
+  transaction('a memory limit below usage is refused: ports, limits, config and state unchanged; the same update again tries again, and applies once it can', async () => {
+    const name = uniqueName('mem');
+    cleanup.add(() => removeLxcContainer(name));
+    const [kept, added] = [30_000 + Math.floor(Math.random() * 4_000), 34_500 + Math.floor(Math.random() * 4_000)];
+    const created = await thinLxc(['create', name, '--base', base, '--root', root, '-p', `${kept}:80`, '--memory', '256M']);
+    assert.is(created.exitCode, 0, created.stderr);
+    const dir = join(root, name);
+    giveSocat(dir);
+    const tag = tagOf(dir);
+    cleanup.add(() => removeForwarding(tag, { reconcile: true }));
+    const files = () => [readFileSync(join(dir, 'thin-lxc.ini'), 'utf8'), readFileSync(join(dir, 'image', 'config'), 'utf8')];
+    const limit = async () => (await must('lxc-cgroup', ['-n', name, 'memory.limit_in_bytes'])).trim();
+    assert.is((await startContainer(name)).exitCode, 0);
+    await startServers(name);
+    // 100 MB in a tmpfs inside: charged to the container, and with no swap not reclaimable.
+    await attach(name, 'mkdir -p /tmp/fill && mount -t tmpfs -o size=200M none /tmp/fill && dd if=/dev/zero of=/tmp/fill/data bs=1M count=100 2>/dev/null');
+    const before = files();
+
+    const update = ['update', name, '--root', root, '--memory', '50M', '-p', `${added}:80`];
+    for (const attempt of ['first', 'second']) {
+      const refused = await thinLxc(update);
+      assert.is(refused.exitCode, 2, `${attempt}: refused as the user's problem: ${refused.stdout}${refused.stderr}`);
+      assert.match(refused.stderr, /^thin-lxc: .*memory/, `${attempt}: one line saying why`);
+      assert.is(refused.stderr.trim().split('\n').length, 1, `${attempt}: one line`);
+      assert.equal(files(), before, `${attempt}: state and config as they were`);
+      assert.is(await limit(), '268435456', `${attempt}: the limit in force as it was`);
+      assert.equal(await forwardedPorts(tag), [String(kept)], `${attempt}: the forwarding as it was`);
+    }
+    assert.is(await request('127.0.0.1', kept), `tcp-${name}`, 'the old port still answers');
+
+    await attach(name, 'rm /tmp/fill/data');
+    const applied = await thinLxc(update);
+    assert.is(applied.exitCode, 0, applied.stderr);
+    assert.match(applied.stdout, 'memory: 52428800');
+    assert.is(await limit(), '52428800', 'in force now');
+    assert.equal(await forwardedPorts(tag), [String(kept), String(added)].sort());
+    assert.is(await request('127.0.0.1', added), `tcp-${name}`, 'the new port answers');
+    const again = await thinLxc([...update, '--json']);
+    assert.is(JSON.parse(again.stdout).changed, false, 'and only now is the same update unchanged');
+
+    await must('lxc-stop', ['-n', name, '-k']);
+    assert.equal(await rulesLeftAfterStop(new RegExp(tag)), []);
+  });
+}
+
+transaction.run();
