@@ -34,7 +34,7 @@ export function resolveBase(spec: string, lxcpath: string, cwd: string): Base {
   const rootfsPath = lastValue(entries, 'lxc.rootfs.path');
   if (!rootfsPath) throw new UserError(`base ${quote(spec)} has no lxc.rootfs.path in ${configPath}: it cannot be a base`);
 
-  const layers = thinLayers(rootfsPath) ?? rootfsLayers(rootfsPath, configPath);
+  const layers = thinLayers(rootfsPath, spec) ?? rootfsLayers(rootfsPath, configPath);
   for (const layer of layers) {
     validatePlainPath(layer, 'base layer', 'move the base to a plain path, e.g. with lxc-copy');
     if (!isDirectory(layer)) {
@@ -59,12 +59,21 @@ function isThinImageConfig(path: string): boolean {
   return basename(path) === 'config' && existsSync(join(dirname(dirname(path)), STATE_FILE));
 }
 
-/** A thin container as base: its write layer on top of its own layers. */
-function thinLayers(rootfsPath: string): string[] | undefined {
+/**
+ * A thin container as base: its write layer on top of its own layers. Not an ephemeral one: its stop would
+ * remove layers its thin containers stand on.
+ */
+function thinLayers(rootfsPath: string, spec: string): string[] | undefined {
   const path = rootfsPath.replace(/^dir:/, '');
   const containerDir = dirname(dirname(path));
   if (basename(path) !== 'rootfs' || !existsSync(join(containerDir, STATE_FILE))) return undefined;
   const state = readState(containerDir);
+  if (state.ephemeral) {
+    throw new UserError(
+      `base ${quote(spec)} is an ephemeral thin container (destroyed when it stops), which cannot be a base: ` +
+        `stack on its base ${state.baseName} instead, or make one without --ephemeral`,
+    );
+  }
   return [join(containerDir, 'wlayer'), ...state.layers];
 }
 

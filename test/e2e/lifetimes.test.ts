@@ -153,6 +153,23 @@ if (runnable) {
     assert.is((await thinLxc(['destroy', idle, '--root', root])).exitCode, 0);
   });
 
+  lifetimes('an ephemeral container cannot be a base: create and create --dry-run on it are refused with one line, and leave nothing', async () => {
+    const ephemeral = track(uniqueName('ebs'));
+    const created = await thinLxc(['create', ephemeral, '--base', base, '--root', root, '--ephemeral']);
+    assert.is(created.exitCode, 0, created.stderr);
+    const before = readdirSync(root).sort();
+    const expected = `thin-lxc: base "${ephemeral}" is an ephemeral thin container (destroyed when it stops), which cannot be a base: stack on its base ${base} instead, or make one without --ephemeral`;
+    for (const dryRun of [[], ['--dry-run']]) {
+      const child = track(uniqueName('ech'));
+      const refused = await thinLxc(['create', child, '--base', ephemeral, '--root', root, ...dryRun]);
+      assert.is(refused.stderr.trim(), expected, `create ${dryRun.join(' ')}`);
+      assert.is(refused.exitCode, 2);
+      assert.equal(readdirSync(root).sort(), before, 'nothing made in the root');
+      assert.not.ok(existsSync(join('/var/lib/lxc', child)), 'nor registered');
+    }
+    assert.is((await thinLxc(['destroy', ephemeral, '--root', root])).exitCode, 0);
+  });
+
   lifetimes('--ephemeral with --autostart is refused, and leaves nothing', async () => {
     const before = readdirSync(root).sort();
     const refused = await thinLxc(['create', uniqueName('x'), '--base', base, '--root', root, '--ephemeral', '--autostart']);
