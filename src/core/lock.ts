@@ -69,7 +69,9 @@ export function withContainerLock<T>(containerDir: string, purpose: string, work
  */
 export function lockHolder(name: string): { pid: number; purpose: string } | null {
   try {
-    const [pid, ...purpose] = readFileSync(lockPath(name), 'utf8').trim().split(' ');
+    const [pid = '', ...purpose] = readFileSync(lockPath(name), 'utf8').trim().split(' ');
+    // An empty file (a lock taken by hand with flock(1)) names no pid: /proc//cmdline would be the kernel's.
+    if (!/^\d+$/.test(pid)) return null;
     const alive = readFileSync(`/proc/${pid}/cmdline`, 'utf8') !== '';
     return alive ? { pid: Number(pid), purpose: purpose.join(' ') } : null;
   } catch {
@@ -79,7 +81,8 @@ export function lockHolder(name: string): { pid: number; purpose: string } | nul
 
 function holderOf(path: string): string {
   try {
-    const [pid, ...purpose] = readFileSync(path, 'utf8').trim().split(' ');
+    const [pid = '', ...purpose] = readFileSync(path, 'utf8').trim().split(' ');
+    if (!/^\d+$/.test(pid)) return 'another process';
     const command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
     return `pid ${pid} (${purpose.length > 0 ? purpose.join(' ') : command})`;
   } catch {

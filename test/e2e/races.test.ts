@@ -184,6 +184,25 @@ if (runnable) {
     await rulesMatchState(made, false);
   });
 
+  races("a start waits for the container's lock at most 20 s, then fails saying who holds it", async () => {
+    const made = await make(uniqueName('to'));
+    // Held by flock(1), which writes no pid or purpose into the lock's file.
+    const held = await holdLock(containerLockName(made.dir));
+    let started: Ran;
+    try {
+      started = await sh('lxc-start', ['-n', made.name, '-d'], 90_000);
+    } finally {
+      await held.release();
+    }
+    assert.is.not(started.exitCode, 0, 'the start failed');
+    const reason = readFileSync(join(made.dir, 'hook.log'), 'utf8').trim().split('\n');
+    assert.is(reason.length, 1, 'one line in hook.log');
+    assert.match(reason[0]!, /thin-lxc: timed out after 20 s waiting for \/run\/thin-lxc\/container-[0-9a-f]+\.flock, held by another process: if it hangs, stop it \(lxc\.hook\.pre-mount of /, reason[0]);
+    assert.is((await must('lxc-info', ['-n', made.name, '-s', '-H'])).trim(), 'STOPPED');
+    assert.is((await startContainer(made.name)).exitCode, 0, 'once the lock is free the container starts');
+    await stop(made);
+  });
+
   races('refresh waits while the container is being changed, and rewrites what the change wrote', async () => {
     const made = await make(uniqueName('rf'));
     const config = join(made.dir, 'image', 'config');

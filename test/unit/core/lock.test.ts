@@ -1,9 +1,9 @@
 // The host-wide lock: held across processes, released by the kernel when its holder dies, never taken over.
 import { spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { lockPath, withLock } from '../../../src/core/lock.js';
+import { lockHolder, lockPath, withLock } from '../../../src/core/lock.js';
 import { skipUnless } from '../../helpers/skip.js';
 
 const name = `unit-${process.pid}`;
@@ -35,6 +35,17 @@ if (runnable) {
       const started = Date.now();
       assert.throws(() => withLock(name, () => 'taken', 300), new RegExp(`timed out after 0.3 s waiting for ${lockPath(name)}, held by `));
       assert.ok(Date.now() - started >= 250, 'it waited');
+    } finally {
+      await held.kill();
+    }
+  });
+
+  test('a lock held by hand (flock(1), an empty file) is "held by another process", never the kernel command line', async () => {
+    const held = await holder();
+    try {
+      writeFileSync(lockPath(name), '');
+      assert.throws(() => withLock(name, () => 'taken', 100), new RegExp(`waiting for ${lockPath(name)}, held by another process: if it hangs, stop it$`));
+      assert.is(lockHolder(name), null);
     } finally {
       await held.kill();
     }
