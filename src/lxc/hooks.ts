@@ -158,8 +158,9 @@ function hookRun(context: HookContext): HookRun {
 }
 
 /**
- * The LXC tool that runs a hook is its parent (sh execs the hook line's command): a terminal or a pipe there
- * is where the person or script that ran lxc-copy or lxc-start -F reads. A daemonised lxc-start has /dev/null.
+ * The LXC tool that runs a hook is its parent (sh execs the hook line's command): a terminal, a pipe or a file
+ * (`2>log`, appended to) there is where the person or script that ran lxc-copy or lxc-start -F reads. A
+ * daemonised lxc-start has /dev/null. A socket (a systemd service's journal) cannot be opened through /proc.
  */
 function tellCaller(text: string): void {
   try {
@@ -168,7 +169,7 @@ function tellCaller(text: string): void {
     const fd = openSync(`/proc/${process.ppid}/fd/2`, constants.O_WRONLY | constants.O_APPEND | constants.O_NOCTTY);
     try {
       const stat = fstatSync(fd);
-      if (stat.isFIFO() || stat.isCharacterDevice()) writeSync(fd, text);
+      if (stat.isFIFO() || stat.isCharacterDevice() || stat.isFile()) writeSync(fd, text);
     } finally {
       closeSync(fd);
     }

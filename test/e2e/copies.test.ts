@@ -106,6 +106,16 @@ if (runnable) {
     cleanup.add(() => removeLxcContainer(again));
     assert.is.not((await sh('lxc-copy', ['-n', original, '--allowrunning', '-N', again])).exitCode, 0, 'and lxc-copy is refused again');
   });
+
+  copies("lxc-copy's refusal reaches its stderr when that is a file", async () => {
+    const copy = uniqueName('file');
+    cleanup.add(() => removeLxcContainer(copy));
+    const log = join(root, `${copy}.stderr`);
+    const ran = await sh('sh', ['-c', 'lxc-copy -n "$1" --allowrunning -N "$2" 2>"$3"', 'sh', original, copy, log]);
+    assert.is.not(ran.exitCode, 0, 'lxc-copy is refused');
+    assert.is(readFileSync(log, 'utf8'), `${refusal(copy)} (lxc.hook.clone of ${copy})\n`, 'the file holds the refusal');
+    assert.not.ok(existsSync(join('/var/lib/lxc', copy)), 'LXC removed the half-made copy');
+  });
 }
 
 copies.run();
