@@ -4,6 +4,7 @@
 //   lxc.hook.post-stop = /usr/bin/env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-ephemeral.js /containers/ID
 // A stop that runs no hook (the host lost power, lxc-start was killed) is finished by the next thin-lxc command.
 // A reboot from inside keeps it, as LXC's own ephemeral containers are kept: LXC starts it again after this hook.
+import { dependentsOf } from '../src/container/containers.js';
 import { teardown } from '../src/container/teardown.js';
 import { withLock } from '../src/core/lock.js';
 import { runHook } from '../src/lxc/hooks.js';
@@ -13,5 +14,8 @@ runHook('post-stop', import.meta.url, ({ context, container, own }) => {
   if (!own) return `${context.name} is a copy of thin container ${container.state.name}: nothing of ${container.state.name} removed`;
   if (!container.state.ephemeral) return `${container.state.name} is no longer ephemeral: kept`;
   if (context.rebooting) return `${container.state.name} is rebooting: kept`;
+  // Only an older thin-lxc let an ephemeral container become a base: the sweep of a later command removes it once that ends.
+  const dependents = dependentsOf(context.containerDir).map((state) => state.name);
+  if (dependents.length > 0) return `${container.state.name} is the base of thin containers ${dependents.join(', ')}: kept until they are destroyed`;
   withLock('create', () => teardown(context.containerDir, { expectedName: context.name, unregister: true }));
 }, { lock: true });

@@ -261,8 +261,10 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
     const { sweepCrashedEphemeral } = await import('../container/teardown.js');
     const { lxcStatusLookup } = await import('../lxc/lxcpath.js');
     const statusOf = lxcStatusLookup();
-    const swept = sweepCrashedEphemeral(settingsOf(action).root, (lxcpath, name) => statusOf(lxcpath, name)?.state);
+    const { swept, failed } = sweepCrashedEphemeral(settingsOf(action).root, (lxcpath, name) => statusOf(lxcpath, name)?.state);
     if (swept.length > 0 && debug) writeErr(`thin-lxc: removed ephemeral containers that stopped without their hook: ${swept.join(', ')}\n`);
+    // Housekeeping never fails the command the user asked for: said once, left for a later command.
+    for (const { name, reason } of failed) writeErr(`thin-lxc: warning: ephemeral container ${name} stopped without its hook and could not be removed: ${reason}\n`);
   });
 
   try {

@@ -3,14 +3,14 @@
 // other read commands leave leftovers to them), and every command's sweep of crashed ephemeral containers.
 import { existsSync, renameSync, rmdirSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { UserError } from '../core/errors.js';
+import { oneLine, UserError } from '../core/errors.js';
 import { isAlive } from '../core/exec.js';
 import { refuseMountsUnder, removeTreeOnDevice } from '../core/files.js';
-import { withLock } from '../core/lock.js';
+import { withContainerLock, withLock } from '../core/lock.js';
 import { quote } from '../core/validate.js';
 import { isRecorded, removeForwarding } from '../forward/apply.js';
 import { containerTag } from '../forward/rules.js';
-import { registrationDir, unregister } from '../lxc/lxcpath.js';
+import { isRunning, registrationDir, unregister } from '../lxc/lxcpath.js';
 import { readBridge } from '../network/bridge.js';
 import { releaseIfOwned, releaseLease } from '../network/dhcp.js';
 import { containerPaths, dependentsOf, entriesOf, isRealDirectory, refreshStateCache, STARTED_DIR } from './containers.js';
@@ -104,10 +104,15 @@ export function sweepLeftovers(root: string): void {
  * Removes ephemeral containers whose last run ended without their post-stop hook (lxc-start killed, the host
  * lost power): started once, and not running now. Run before each thin-lxc command, so that a crashed
  * ephemeral container is gone once the next one has run; reads one folder, and asks LXC only when there is
- * such a candidate.
+ * such a candidate. Housekeeping: a container it cannot remove is left, with the reason in `failed`, and the
+ * command goes on; a base of thin containers is left alone until they are gone.
  */
-export function sweepCrashedEphemeral(root: string, statusOf: (lxcpath: string, name: string) => string | undefined): string[] {
+export function sweepCrashedEphemeral(
+  root: string,
+  statusOf: (lxcpath: string, name: string) => string | undefined,
+): { swept: string[]; failed: { name: string; reason: string }[] } {
   const swept: string[] = [];
+  const failed: { name: string; reason: string }[] = [];
   for (const id of entriesOf(join(root, STARTED_DIR))) {
     const paths = containerPaths(root, id);
     let state: ThinState;
@@ -117,12 +122,28 @@ export function sweepCrashedEphemeral(root: string, statusOf: (lxcpath: string, 
       forgetStart(paths.started); // its container is gone
       continue;
     }
-    if (!state.ephemeral || (statusOf(state.lxcpath, state.name) ?? 'STOPPED') !== 'STOPPED') continue;
-    withLock('create', () => teardown(paths.dir, { expectedName: state.name, unregister: true }));
-    swept.push(state.name);
+    if (!state.ephemeral) continue;
+    try {
+      // A live monitor: running, starting, or rebooting. LXC keeps its socket through a reboot's post-stop hooks,
+      // while asking LXC then waits for them.
+      if (isRunning(state.lxcpath, state.name)) continue;
+      if ((statusOf(state.lxcpath, state.name) ?? 'STOPPED') !== 'STOPPED') continue;
+      if (dependentsOf(paths.dir).length > 0) continue;
+      // Under its lock, like destroy: a start that came in between is seen, and one after it is refused by its pre-mount hook.
+      withContainerLock(paths.dir, `remove crashed ephemeral ${state.name}`, () => {
+        if (isRunning(state.lxcpath, state.name)) return;
+        withLock('create', () => teardown(paths.dir, { expectedName: state.name, unregister: true }));
+        swept.push(state.name);
+      }, SWEEP_LOCK_WAIT_MS);
+    } catch (error) {
+      failed.push({ name: state.name, reason: oneLine((error as Error).message) });
+    }
   }
-  return swept;
+  return { swept, failed };
 }
+
+/** Every command sweeps: one that someone else is working on is left to the next command, not waited for long. */
+const SWEEP_LOCK_WAIT_MS = 2_000;
 
 /** The folder goes with its last file, so that a root is left as empty as it was found. */
 function forgetStart(path: string): void {

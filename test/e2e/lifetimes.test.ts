@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { STARTED_DIR } from '../../src/container/containers.js';
+import { STATE_FILE } from '../../src/container/state.js';
 import { HOSTS_DIR, NAMES_DIR } from '../../src/network/dhcp.js';
 import { attach, containerSuite, hostMountsMentioning, must, removeLxcContainer, sh, startContainer, tagOf, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
 import { giveSocat, request, rulesOf, startServers } from '../helpers/net.js';
@@ -168,6 +169,75 @@ if (runnable) {
       assert.not.ok(existsSync(join('/var/lib/lxc', child)), 'nor registered');
     }
     assert.is((await thinLxc(['destroy', ephemeral, '--root', root])).exitCode, 0);
+  });
+
+  lifetimes('an ephemeral base (made before that refusal) that stopped fails no command: list, doctor and destroy of its child work, and it goes after its child', async () => {
+    const old = track(uniqueName('eold'));
+    const child = track(uniqueName('echd'));
+    assert.is((await thinLxc(['create', old, '--base', base, '--root', root, '-p', `${port()}:80`])).exitCode, 0);
+    const made = await thinLxc(['create', child, '--base', old, '--root', root]);
+    assert.is(made.exitCode, 0, made.stderr);
+    // What an older thin-lxc let one make: a base that is ephemeral, with the hook that removes it at its stop.
+    const stateFile = join(root, old, STATE_FILE);
+    writeFileSync(stateFile, readFileSync(stateFile, 'utf8').replace('ephemeral = "false"', 'ephemeral = "true"'));
+    assert.is((await thinLxc(['refresh', old, '--root', root])).exitCode, 0);
+    const tag = tagOf(join(root, old));
+    assert.is((await startContainer(old)).exitCode, 0);
+    await must('lxc-stop', ['-n', old]); // returns after its post-stop hooks
+    assert.ok(existsSync(join(root, old, 'image', 'config')), 'its hook left the base of a thin container in place');
+    assert.ok(existsSync(join(root, STARTED_DIR, old)), 'stopped with its start marked: what the sweep looks for');
+
+    const listed = await thinLxc(['list', '--root', root]);
+    assert.is(listed.stderr, '', 'list says nothing about it');
+    assert.is(listed.exitCode, 0);
+    assert.match(listed.stdout, old, 'the sweep leaves a base alone');
+    assert.match(listed.stdout, child);
+    const doctor = await thinLxc(['doctor', '--root', root]);
+    assert.not.match(doctor.stderr + doctor.stdout, 'is the base of', 'doctor is not stopped by the sweep');
+    assert.match(doctor.stdout, /root directory +\S/, 'doctor ran its checks');
+    const destroyed = await thinLxc(['destroy', child, '--root', root]);
+    assert.is(destroyed.stderr, '');
+    assert.is(destroyed.exitCode, 0, 'its child can be destroyed');
+
+    const after = await thinLxc(['list', '--root', root]);
+    assert.is(after.exitCode, 0, after.stderr);
+    assert.not.match(after.stdout, old, 'with no thin container on it any more, the next command removes it');
+    assert.equal(await traces(old, tag), none);
+  });
+
+  lifetimes('a crashed ephemeral container the sweep cannot remove (a mount under it) fails no command: one warning, and it goes once it can', async () => {
+    const crashed = track(uniqueName('emt'));
+    assert.is((await thinLxc(['create', crashed, '--base', base, '--root', root, '--ephemeral', '-p', `${port()}:80`])).exitCode, 0);
+    const tag = tagOf(join(root, crashed));
+    assert.is((await startContainer(crashed)).exitCode, 0);
+    await must('pkill', ['-KILL', '-f', `^\\[lxc monitor\\] /var/lib/lxc ${crashed}$`]);
+    await must('lxc-wait', ['-n', crashed, '-s', 'STOPPED', '-t', '10']);
+    // A user's bind mount under its directory: removal never crosses it, so the sweep's removal fails.
+    const source = join(host, 'kept');
+    mkdirSync(source, { recursive: true });
+    writeFileSync(join(source, 'precious'), 'mine\n');
+    const target = join(root, crashed, 'wlayer', 'mnt-user');
+    mkdirSync(target, { recursive: true });
+    await must('mount', ['--bind', source, target]);
+    cleanup.add(() => sh('umount', [target]));
+
+    const other = track(uniqueName('eok'));
+    for (const args of [['list'], ['create', other, '--base', base], ['destroy', other]]) {
+      const ran = await thinLxc([...args, '--root', root]);
+      assert.is(ran.exitCode, 0, `${args[0]} works: ${ran.stderr}`);
+      const warnings = ran.stderr.trim().split('\n');
+      assert.is(warnings.length, 1, `one line on stderr: ${ran.stderr}`);
+      assert.match(warnings[0]!, `thin-lxc: warning: ephemeral container ${crashed} stopped without its hook and could not be removed: ${target} is a mount point`);
+    }
+    assert.is(readFileSync(join(source, 'precious'), 'utf8'), 'mine\n', "the mount's source is untouched");
+    assert.ok(existsSync(join(root, crashed, 'image', 'config')), 'the container is left whole');
+
+    await must('umount', [target]);
+    const listed = await thinLxc(['list', '--root', root]);
+    assert.is(listed.exitCode, 0, listed.stderr);
+    assert.is(listed.stderr, '');
+    assert.equal(await traces(crashed, tag), none);
+    assert.is(readFileSync(join(source, 'precious'), 'utf8'), 'mine\n');
   });
 
   lifetimes('--ephemeral with --autostart is refused, and leaves nothing', async () => {
