@@ -258,6 +258,25 @@ if (runnable) {
     assert.is((await thinLxc(['destroy', mine, '--root', root])).exitCode, 0);
     assert.is((await thinLxc(['destroy', theirs, '--root', elsewhere])).exitCode, 0);
   });
+
+  changes('idempotent create: a relative -m run from another directory is the same spec when it names the same host path, another when not', async () => {
+    const name = track(uniqueName('rel'));
+    for (const dir of ['a/data', 'a/sub', 'b/data']) mkdirSync(join(host, dir), { recursive: true });
+    const create = (mount: string, cwd: string) => thinLxc(['create', name, '--base', base, '--root', root, '-m', `${mount}:/data`, '--json'], { cwd });
+    const first = await create('data', join(host, 'a'));
+    assert.is(first.exitCode, 0, first.stderr);
+    assert.equal(readState(join(root, name)).mounts, [`${join(host, 'a/data')}:/data`], 'the state holds the absolute host path');
+    const same = await create('../data', join(host, 'a/sub'));
+    assert.is(same.exitCode, 0, same.stderr);
+    assert.is(json(same.stdout).action, 'unchanged', 'the same host path from another directory is the same spec');
+    const other = await create('data', join(host, 'b'));
+    assert.is(other.exitCode, 2);
+    assert.is(
+      other.stderr.trim(),
+      `thin-lxc: thin container ${name} exists with another spec (mount is ${join(host, 'a/data')}:/data, asked ${join(host, 'b/data')}:/data): pass --replace to destroy and re-create it, or use thin-lxc update`,
+    );
+    assert.is((await thinLxc(['destroy', name, '--root', root])).exitCode, 0);
+  });
 }
 
 changes.run();
