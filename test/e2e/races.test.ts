@@ -172,17 +172,24 @@ if (runnable) {
     await rulesMatchState(made, false);
   });
 
-  races("create --replace of a running container: its post-stop hooks run, none waits out the container's lock", async () => {
-    const made = await make(uniqueName('rp'), ['-p', `${port()}:80`]);
-    const log = join(root, `${made.name}.lxc.log`);
-    assert.is((await startContainer(made.name, ['-l', 'DEBUG', '-o', log])).exitCode, 0);
-    const replaced = await thinLxc(['create', made.name, '--base', base, '--root', root, '-p', `${port()}:80`, '--replace']);
-    assert.is(replaced.exitCode, 0, replaced.stderr);
-    const hookLines = readFileSync(log, 'utf8').split('\n').filter((line) => /thin-lxc|post-stop/.test(line));
-    assert.equal(hookLines.filter((line) => /timed out|Failed to run lxc\.hook\.post-stop/.test(line)), [], 'no post-stop hook failed');
-    assert.ok(hookLines.some((line) => line.includes('thin-lxc-ports-down.js')), 'its forwarding hook ran at the stop');
-    await rulesMatchState(made, false);
-  });
+  // lxc-stop returns only once LXC has run the post-stop hooks, which take the container's lock: whoever stops a
+  // container must not hold that lock meanwhile, or the hook waits it out and fails.
+  for (const [what, args] of [
+    ['create --replace', (made: { name: string }) => ['create', made.name, '--base', base, '--root', root, '-p', `${port()}:80`, '--replace']],
+    ['destroy --force', (made: { name: string }) => ['destroy', made.name, '--root', root, '--force']],
+  ] as const) {
+    races(`${what} of a running container: its post-stop hooks run, none waits out the container's lock`, async () => {
+      const made = await make(uniqueName('rp'), ['-p', `${port()}:80`]);
+      const log = join(root, `${made.name}.lxc.log`);
+      assert.is((await startContainer(made.name, ['-l', 'DEBUG', '-o', log])).exitCode, 0);
+      const ran = await thinLxc(args(made));
+      assert.is(ran.exitCode, 0, ran.stderr);
+      const hookLines = readFileSync(log, 'utf8').split('\n').filter((line) => /thin-lxc|post-stop/.test(line));
+      assert.equal(hookLines.filter((line) => /timed out|Failed to run lxc\.hook\.post-stop/.test(line)), [], 'no post-stop hook failed');
+      assert.ok(hookLines.some((line) => line.includes('thin-lxc-ports-down.js')), 'its forwarding hook ran at the stop');
+      await rulesMatchState(made, false);
+    });
+  }
 
   races("a start waits for the container's lock at most 20 s, then fails saying who holds it", async () => {
     const made = await make(uniqueName('to'));
