@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { baseConfigLines, resolveBase, type Base } from '../container/base.js';
-import { containerPaths, dependentsOf, knownContainers, listContainers, refreshStateCache, type ContainerPaths, type ThinContainer } from '../container/containers.js';
+import { containerPaths, dependentNames, knownContainers, listContainers, refreshStateCache, type ContainerPaths, type ThinContainer } from '../container/containers.js';
 import { identityFiles, writeLayerFile, type LayerFile } from '../container/layers.js';
 import { serializeState, type ThinState } from '../container/state.js';
 import { inProgressName, sweepLeftovers, teardown } from '../container/teardown.js';
@@ -35,6 +35,7 @@ import { checkInstallation, hookNeeds, thinHooks, thinLxcVersion } from '../lxc/
 import { hostCgroupVersion, limitLines } from '../lxc/limits.js';
 import { isRunning, lxcContainerExists, register, registrationDir, unregister } from '../lxc/lxcpath.js';
 import { hookView, readTemplate, renderConfig, renderDefaultConfig, type ConfigView } from '../lxc/render.js';
+import { addDependent, removeDependent } from '../lxc/snapshots.js';
 import { chooseAddress, chooseAddress6, claimAddress, networkOf } from '../network/addresses.js';
 import { assignMacs } from '../network/addresses.js';
 import type { Bridge } from '../network/bridge.js';
@@ -231,7 +232,7 @@ function isActive(lxcState: string): boolean {
  */
 function checkReplaceable(old: ThinContainer, lxc = lxcState(old.state.name, old.state.lxcpath)): Replacing {
   const { state, paths } = old;
-  const dependents = dependentsOf(paths.dir).map((other) => other.name);
+  const dependents = dependentNames(paths.dir, state);
   if (dependents.length > 0) {
     throw new UserError(`${state.name} is the base of thin containers ${dependents.join(', ')}: destroy them first, or choose another name`);
   }
@@ -463,6 +464,7 @@ function applyCreate(plan: CreatePlan, settings: Settings): void {
   const { state, paths } = plan;
   const staging = join(settings.root, inProgressName('creating', state.id));
   let registered = false;
+  let listed = false;
   let reserved = false;
   try {
     for (const dir of ['image/rootfs', 'wlayer', 'work']) mkdirSync(join(staging, dir), { recursive: true, mode: 0o755 });
@@ -477,6 +479,9 @@ function applyCreate(plan: CreatePlan, settings: Settings): void {
         : error;
     }
     registered = true;
+    // Listed in the base's lxc_snapshots, as LXC lists its own overlay snapshots: lxc-destroy of the base refuses.
+    addDependent(state.base, { lxcpath: settings.lxcpath, name: state.name });
+    listed = true;
     const mac = state.hwaddrs['0'];
     if (state.ip && mac) {
       reserve(state.name, mac, state.ip, state.ip6);
@@ -491,6 +496,7 @@ function applyCreate(plan: CreatePlan, settings: Settings): void {
     }
   } catch (error) {
     if (reserved) release(state.name);
+    if (listed) removeDependent(state.base, { lxcpath: settings.lxcpath, name: state.name });
     if (registered) unregister(settings.lxcpath, state.name, paths.config);
     removeTreeOnDevice(staging, `the half-made thin container ${state.name}`);
     throw error;

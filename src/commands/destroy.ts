@@ -1,5 +1,5 @@
 // thin-lxc destroy: stops (with --force), unregisters from LXC and removes a thin container; never touches its base.
-import { dependentsOf, findContainer, type ThinContainer } from '../container/containers.js';
+import { dependentNames, findContainer, type ThinContainer } from '../container/containers.js';
 import { teardown } from '../container/teardown.js';
 import { lxcState, lxcStopNow } from '../core/commands.js';
 import { UserError } from '../core/errors.js';
@@ -27,7 +27,7 @@ export function destroy(idOrName: string, options: { force?: boolean | undefined
   }
   const { state, paths } = found;
   // Checked before stopping anything; teardown checks again before it removes anything.
-  const dependents = dependentsOf(paths.dir).map((other) => other.name);
+  const dependents = dependentNames(paths.dir, state);
   if (dependents.length > 0) {
     throw new UserError(`${state.name} is the base of thin containers ${dependents.join(', ')}: destroy them first`);
   }

@@ -1,6 +1,6 @@
 // thin-lxc doctor: checks what thin-lxc needs from the host and, for each problem, prints the command that fixes it.
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { knownContainers, type ThinContainer } from '../container/containers.js';
 import { iptablesSave, iptablesVersion, lxcVersion } from '../core/commands.js';
 import { type Family, parsePublish } from '../core/validate.js';
@@ -11,12 +11,13 @@ import { forwardingInPlace, readSaved, type SavedState, targetFamilies } from '.
 import { lastValue, parseLxcConfig } from '../lxc/config.js';
 import { checkInstallation, HOOK_NAMES, hookFile, hookLineFiles, thinHookOf } from '../lxc/install.js';
 import { lxcStatusLookup } from '../lxc/lxcpath.js';
+import { isListed, snapshotsFile } from '../lxc/snapshots.js';
 import { bridgeIPv6, readBridge } from '../network/bridge.js';
 import { dnsmasqPid, dnsmasqReadsReservations, HOSTS_DIR, NAMES_DIR } from '../network/dhcp.js';
 import { formatSubnet } from '../network/ipv4.js';
 import { formatSubnet6 } from '../network/ipv6.js';
 import { readKernelSupport } from '../union/mount.js';
-import { listViews } from './list.js';
+import { baseIsGone, listViews } from './list.js';
 import type { Settings } from './settings.js';
 
 export interface Check {
@@ -94,6 +95,16 @@ export function doctor(settings: Settings): Check[] {
       if (missing.length > 0) fail(`missing ${missing.join(', ')}: npm run build`);
       checkInstallation();
       return `built, owned by root, run by ${process.execPath}`;
+    }),
+    check('bases', () => {
+      const problems = known().flatMap(({ state }) => {
+        if (baseIsGone(state)) return [`${state.name}: its base ${state.base} is gone, so it cannot start: restore the base, or thin-lxc destroy ${state.name}`];
+        if (isListed(state.base, { lxcpath: state.lxcpath, name: state.name })) return [];
+        const destroy = dirname(state.base) === settings.lxcpath ? `lxc-destroy -n ${basename(state.base)}` : `lxc-destroy -P ${dirname(state.base)} -n ${basename(state.base)}`;
+        return [`${state.name}: not in ${snapshotsFile(state.base)}, so ${destroy} would not refuse (made before thin-lxc registered there): thin-lxc refresh`];
+      });
+      if (problems.length > 0) fail(problems.join('; '));
+      return `${known().length} thin container(s) listed in their bases' lxc_snapshots`;
     }),
     check("containers' hooks", () => {
       const problems = known().flatMap(({ state, paths }) => {

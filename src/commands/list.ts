@@ -1,5 +1,6 @@
 // thin-lxc list and show: the thin containers in a root, with their LXC state.
-import { basename, dirname } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { findContainer, listContainers, type ThinContainer } from '../container/containers.js';
 import { diskUsage, lxcState } from '../core/commands.js';
 import { lxcStatusLookup } from '../lxc/lxcpath.js';
@@ -17,6 +18,8 @@ export type ContainerView = Pick<
   /** The base's own LXC state, when it is an LXC container in this lxcpath. */
   baseState: string | null;
   baseDir: string;
+  /** The base (its config or one of its layers) is gone: removed by hand, so this container cannot start. */
+  baseGone: boolean;
   mac: string | null;
   dir: string;
   config: string;
@@ -33,6 +36,7 @@ function view({ state, paths }: ThinContainer, lxc: string, wlayerBytes: number 
     base: state.baseName,
     baseState,
     baseDir: state.base,
+    baseGone: baseIsGone(state),
     fs: state.fs,
     ip: state.ip,
     ip6: state.ip6,
@@ -52,6 +56,11 @@ function view({ state, paths }: ThinContainer, lxc: string, wlayerBytes: number 
     memory: state.memory,
     cpus: state.cpus,
   };
+}
+
+/** A base removed by hand (`rm -rf`, or lxc-destroy of one made before thin-lxc listed its containers in lxc_snapshots). */
+export function baseIsGone(state: ThinState): boolean {
+  return !existsSync(join(state.base, 'config')) || state.layers.some((layer) => !existsSync(layer));
 }
 
 /** Reads only: what a killed create or destroy left is swept by the next create or destroy. */
@@ -92,6 +101,9 @@ function formatBasesInUse(views: readonly ContainerView[]): string {
   const lines = [...byBase].map(([baseDir, names]) => `  ${baseDir}: ${names.join(', ')}`);
   const running = views.filter((v) => v.baseState === 'RUNNING' || v.baseState === 'FROZEN').map((v) => v.base);
   const warnings = [...new Set(running)].map((base) => `Warning: base ${base} is running: its thin containers see its files change under them (lxc-stop -n ${base}).`);
+  for (const v of views.filter((view) => view.baseGone)) {
+    warnings.push(`Warning: base ${v.base} of ${v.name} is gone (${v.baseDir}): ${v.name} cannot start; restore the base, or thin-lxc destroy ${v.name}`);
+  }
   return ['Bases in use (do not destroy them while thin containers use them):', ...lines, ...warnings].join('\n');
 }
 

@@ -1,7 +1,7 @@
 // thin-lxc refresh: points existing thin containers' hook lines at this installation (node and thin-lxc),
 // after node moved or was upgraded, or thin-lxc was reinstalled elsewhere or upgraded, and their limits at the
 // host's cgroup version. Safe to repeat.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { knownContainers } from '../container/containers.js';
 import { readState } from '../container/state.js';
 import { UserError } from '../core/errors.js';
@@ -12,6 +12,7 @@ import { replaceEntries } from '../lxc/config.js';
 import { checkInstallation, hookNeeds, thinHooks } from '../lxc/install.js';
 import { hostCgroupVersion, isLimitOf, limitLines } from '../lxc/limits.js';
 import { withHookLines } from '../lxc/render.js';
+import { addDependent, isListed } from '../lxc/snapshots.js';
 import type { Settings } from './settings.js';
 
 export interface Refreshed {
@@ -35,7 +36,11 @@ export function refresh(names: readonly string[], settings: Settings, options: {
       const hooks = withHookLines(config, thinHooks(paths.dir, hookNeeds(state)));
       // A host moved from cgroup v1 to v2 (or back) since the container was made: its limits in the host's keys.
       const updated = replaceEntries(hooks, isLimitOf(state), limitLines(state, hostCgroupVersion()), 'Resource limits, for this host\'s cgroup version (thin-lxc refresh).');
-      if (updated === config) return false;
+      // A container made before thin-lxc listed its containers in their base's lxc_snapshots is listed now.
+      const dependent = { lxcpath: state.lxcpath, name: state.name };
+      const unlisted = existsSync(state.base) && !isListed(state.base, dependent);
+      if (unlisted && !options.dryRun) addDependent(state.base, dependent);
+      if (updated === config) return unlisted;
       if (!options.dryRun) writeFileAtomic(paths.config, updated, 0o644);
       return true;
     });

@@ -1,9 +1,11 @@
 // Where thin containers are: the on-disk layout of one, and finding them in a root or through their LXC
 // registrations.
-import { lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { UserError } from '../core/errors.js';
 import { quote } from '../core/validate.js';
+import { registrationDir } from '../lxc/lxcpath.js';
+import { listedDependents } from '../lxc/snapshots.js';
 import { readState, STATE_FILE, stateReader, type ThinState } from './state.js';
 
 export interface ContainerPaths {
@@ -157,6 +159,20 @@ export function isRealDirectory(path: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * What stands on this thin container, for the refusal to destroy it: thin containers of its root stacked on it (by
+ * their layers), and anything its registration's lxc_snapshots lists that is still registered (thin containers of
+ * other roots, named with where they are registered).
+ */
+export function dependentNames(containerDir: string, state: ThinState): string[] {
+  const here = dependentsOf(containerDir);
+  const elsewhere = listedDependents(registrationDir(state.lxcpath, state.name))
+    .filter((entry) => !here.some((other) => other.name === entry.name && other.lxcpath === entry.lxcpath))
+    .filter((entry) => existsSync(join(entry.lxcpath, entry.name, 'config')))
+    .map((entry) => `${entry.name} (${join(entry.lxcpath, entry.name)})`);
+  return [...here.map((other) => other.name), ...elsewhere];
 }
 
 /** Thin containers stacked on this one (it is their base). */

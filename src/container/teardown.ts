@@ -10,10 +10,11 @@ import { withContainerLock, withLock } from '../core/lock.js';
 import { quote } from '../core/validate.js';
 import { isRecorded, removeForwarding } from '../forward/apply.js';
 import { containerTag } from '../forward/rules.js';
-import { isRunning, registrationDir, unregister } from '../lxc/lxcpath.js';
+import { isOurRegistration, isRunning, lxcContainerExists, registrationDir, unregister } from '../lxc/lxcpath.js';
+import { removeDependent } from '../lxc/snapshots.js';
 import { readBridge } from '../network/bridge.js';
 import { releaseIfOwned, releaseLease } from '../network/dhcp.js';
-import { containerPaths, dependentsOf, entriesOf, isRealDirectory, refreshStateCache, STARTED_DIR } from './containers.js';
+import { containerPaths, dependentNames, entriesOf, isRealDirectory, refreshStateCache, STARTED_DIR } from './containers.js';
 import { readState, type ThinState } from './state.js';
 
 /** Directories being built or removed: `.creating-ID-PID`, `.removing-ID-PID`. */
@@ -35,7 +36,7 @@ export function teardown(containerDir: string, options: { expectedName?: string;
   if (options.expectedName !== undefined && state.name !== options.expectedName) {
     throw new UserError(`${containerDir} belongs to thin container ${quote(state.name)}, not ${quote(options.expectedName)}: nothing removed`);
   }
-  const dependents = dependentsOf(containerDir).map((other) => other.name);
+  const dependents = dependentNames(containerDir, state);
   if (dependents.length > 0) throw new UserError(`${state.name} is the base of thin containers ${dependents.join(', ')}: destroy them first`);
   // A user's bind mount under it would have its source's files removed: refused before anything changes.
   refuseMountsUnder(containerDir, `thin container ${state.name}'s directory`);
@@ -49,7 +50,12 @@ export function teardown(containerDir: string, options: { expectedName?: string;
 }
 
 function releaseHostState(state: ThinState, containerDir: string, unregisterToo: boolean): void {
-  if (unregisterToo) unregister(state.lxcpath, state.name, containerPaths(dirname(containerDir), basename(containerDir)).config);
+  const imageConfig = containerPaths(dirname(containerDir), basename(containerDir)).config;
+  // Its entry in its base's lxc_snapshots, unless the name is registered again by someone else (whose entry it is).
+  if (!lxcContainerExists(state.lxcpath, state.name) || isOurRegistration(state.lxcpath, state.name, imageConfig)) {
+    removeDependent(state.base, { lxcpath: state.lxcpath, name: state.name });
+  }
+  if (unregisterToo) unregister(state.lxcpath, state.name, imageConfig);
   // What its starts installed, as recorded: its state may have stopped publishing meanwhile.
   if (state.veth && (state.publish.length > 0 || isRecorded(containerTag(state.veth)))) removeForwarding(containerTag(state.veth));
   if (state.ip) {
@@ -128,7 +134,7 @@ export function sweepCrashedEphemeral(
       // while asking LXC then waits for them.
       if (isRunning(state.lxcpath, state.name)) continue;
       if ((statusOf(state.lxcpath, state.name) ?? 'STOPPED') !== 'STOPPED') continue;
-      if (dependentsOf(paths.dir).length > 0) continue;
+      if (dependentNames(paths.dir, state).length > 0) continue;
       // Under its lock, like destroy: a start that came in between is seen, and one after it is refused by its pre-mount hook.
       withContainerLock(paths.dir, `remove crashed ephemeral ${state.name}`, () => {
         if (isRunning(state.lxcpath, state.name)) return;

@@ -130,6 +130,21 @@ export function flockWait(fd: number, seconds: string, timedOutExitCode: number)
   return run('flock', ['--exclusive', '--conflict-exit-code', String(timedOutExitCode), '--wait', seconds, '3'], { allowFailure: true, fds: [fd] });
 }
 
+/**
+ * What LXC holds while it changes a container's files (its lxc_snapshots among them): an open file description lock
+ * (fcntl F_OFD_SETLKW, write, whole file), taken by perl on our open file passed as descriptor 3. Like flock's, it
+ * belongs to the open file description, which the caller keeps after perl exits; Node has no fcntl. perl is part of
+ * every Debian and Ubuntu system (perl-base). The struct flock is packed as 64-bit Linux lays it out: null elsewhere.
+ */
+export function ofdLockWait(fd: number, seconds: number, timedOutExitCode: number): CommandResult | null {
+  if (!['x64', 'arm64', 'ppc64', 's390x', 'riscv64', 'loong64'].includes(process.arch)) return null;
+  const script =
+    `$SIG{ALRM} = sub { exit ${timedOutExitCode} }; open(my $fh, '+<&=', 3) or exit 2; ` +
+    `my $lock = pack('s s x4 q q i x4', 1, 0, 0, 0, 0); alarm(${Math.max(1, Math.ceil(seconds))}); ` +
+    `fcntl($fh, 38, $lock) or exit($!{EINTR} ? ${timedOutExitCode} : 1);`;
+  return run('perl', ['-e', script], { allowFailure: true, fds: [fd] });
+}
+
 // --- Network ------------------------------------------------------------------------------------------
 
 /** ip neigh flush: forgets what the kernel knows of an address's link-layer address (permanent entries stay). */

@@ -42,7 +42,7 @@ export function register(lxcpath: string, name: string, id: string, imageConfig:
 }
 
 /** True when `lxcpath/name` is thin-lxc's registration of this very container, and nobody else's. */
-function isOurRegistration(lxcpath: string, name: string, imageConfig: string): boolean {
+export function isOurRegistration(lxcpath: string, name: string, imageConfig: string): boolean {
   try {
     const text = readFileSync(join(registrationDir(lxcpath, name), 'config'), 'utf8');
     return text.split('\n').some((line) => line.trim() === `lxc.include = ${imageConfig}`);

@@ -1,0 +1,150 @@
+// End to end for the base's lxc_snapshots registration: a thin container is listed in its base's lxc_snapshots in
+// LXC's own format, so lxc-destroy of the base refuses ("has clones") as it does for LXC's overlay snapshots;
+// thin-lxc destroy refuses while another root's thin container stacks on a thin base; a base removed by hand is named
+// by list and doctor.
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import * as assert from 'uvu/assert';
+import { BUSYBOX, containerSuite, must, removeLxcContainer, sh, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
+
+const { tests: registration, runnable, cleanup, base, root } = await containerSuite("bases' lxc_snapshots registration with real LXC", 'sbase');
+
+if (runnable) {
+  const LXCPATH = '/var/lib/lxc';
+  const track = (name: string) => {
+    cleanup.add(() => removeLxcContainer(name));
+    return name;
+  };
+  const snapshotsOf = (dir: string) => join(dir, 'lxc_snapshots');
+  const read = (path: string) => (existsSync(path) ? readFileSync(path, 'utf8') : '(none)');
+  /** A base of the test's own, which it may destroy. */
+  const ownBase = async (label: string) => {
+    const name = track(uniqueName(label));
+    await must('lxc-create', ['-n', name, ...BUSYBOX], 300_000);
+    return name;
+  };
+  const create = async (name: string, baseName: string, at = root) => {
+    const made = await thinLxc(['create', track(name), '--base', baseName, '--root', at]);
+    assert.is(made.exitCode, 0, made.stderr);
+  };
+
+  registration('lxc-destroy of a base refuses while a thin container stacks on it, in LXC\'s format; it works once thin-lxc destroyed the thin one', async () => {
+    const plain = await ownBase('plain');
+    const thin = uniqueName('on');
+    await create(thin, plain);
+    assert.is(read(snapshotsOf(join(LXCPATH, plain))), `${LXCPATH}\n${thin}\n`, 'one entry: the lxcpath and name LXC would find it by');
+
+    const refused = await sh('lxc-destroy', ['-n', plain]);
+    assert.is.not(refused.exitCode, 0);
+    assert.match(refused.stderr, `${plain} has clones`);
+    assert.ok(existsSync(join(LXCPATH, plain, 'config')), 'the base is still there');
+
+    assert.is((await thinLxc(['destroy', thin, '--root', root])).exitCode, 0);
+    assert.not.ok(existsSync(snapshotsOf(join(LXCPATH, plain))), 'the last entry gone, the file goes, as LXC does');
+    assert.is((await sh('lxc-destroy', ['-n', plain])).exitCode, 0);
+    assert.not.ok(existsSync(join(LXCPATH, plain)));
+  });
+
+  registration("thin on thin: lxc-destroy of the thin base refuses while one stacks on it; lxc-destroy of each in turn works and unregisters it from its base", async () => {
+    const [lower, upper] = [uniqueName('lower'), uniqueName('upper')];
+    await create(lower, base);
+    await create(upper, lower);
+    assert.is(read(snapshotsOf(join(LXCPATH, lower))), `${LXCPATH}\n${upper}\n`);
+    assert.match(read(snapshotsOf(join(LXCPATH, base))), `${LXCPATH}\n${lower}\n`);
+
+    const refused = await sh('lxc-destroy', ['-n', lower]);
+    assert.is.not(refused.exitCode, 0);
+    assert.match(refused.stderr, `${lower} has clones`);
+    assert.ok(existsSync(join(root, lower, 'thin-lxc.ini')), 'the thin base is whole');
+
+    assert.is((await sh('lxc-destroy', ['-n', upper])).exitCode, 0);
+    const destroyed = await sh('lxc-destroy', ['-n', lower]);
+    assert.is(destroyed.exitCode, 0, destroyed.stderr);
+    assert.not.ok(read(snapshotsOf(join(LXCPATH, base))).includes(`\n${lower}\n`), "the thin base left its base's file");
+  });
+
+  registration('thin-lxc destroy of a thin base refuses while a thin container of another root stacks on it', async () => {
+    const other = temporaryRoot();
+    cleanup.add(() => sh('rm', ['-rf', other]));
+    const [lower, upper] = [uniqueName('tbase'), uniqueName('elsewhere')];
+    await create(lower, base);
+    await create(upper, lower, other);
+
+    const refused = await thinLxc(['destroy', lower, '--root', root]);
+    assert.is(refused.exitCode, 2, refused.stderr);
+    assert.is(refused.stderr.trim(), `thin-lxc: ${lower} is the base of thin containers ${upper} (${LXCPATH}/${upper}): destroy them first`);
+    assert.ok(existsSync(join(root, lower, 'thin-lxc.ini')));
+
+    assert.is((await thinLxc(['destroy', upper, '--root', other])).exitCode, 0);
+    assert.is((await thinLxc(['destroy', lower, '--root', root])).exitCode, 0);
+  });
+
+  registration('a base removed by hand is named by list and doctor, with what to do; a container made before the registration is found by doctor and registered by refresh', async () => {
+    const doomed = await ownBase('gone');
+    const orphan = uniqueName('orphan');
+    await create(orphan, doomed);
+    // A container from before thin-lxc registered in lxc_snapshots: its base's file has no entry for it.
+    const old = uniqueName('old');
+    await create(old, base);
+    const baseFile = snapshotsOf(join(LXCPATH, base));
+    writeFileSync(baseFile, read(baseFile).replace(`${LXCPATH}\n${old}\n`, ''));
+
+    const doctor = await thinLxc(['doctor', '--root', root]);
+    assert.match(doctor.stdout, `${old}: not in ${baseFile}, so lxc-destroy -n ${base} would not refuse (made before thin-lxc registered there): thin-lxc refresh`);
+    const refreshed = await thinLxc(['refresh', old, '--root', root]);
+    assert.is(refreshed.exitCode, 0, refreshed.stderr);
+    assert.match(read(baseFile), `${LXCPATH}\n${old}\n`);
+
+    rmSync(join(LXCPATH, doomed), { recursive: true, force: true });
+    const list = await thinLxc(['list', '--root', root]);
+    assert.is(list.exitCode, 0, list.stderr);
+    assert.match(list.stdout, `Warning: base ${doomed} of ${orphan} is gone (${LXCPATH}/${doomed}): ${orphan} cannot start; restore the base, or thin-lxc destroy ${orphan}`);
+    const after = await thinLxc(['doctor', '--root', root]);
+    assert.is(after.exitCode, 1);
+    assert.match(after.stdout, `${orphan}: its base ${LXCPATH}/${doomed} is gone, so it cannot start: restore the base, or thin-lxc destroy ${orphan}`);
+    assert.is((await thinLxc(['destroy', orphan, '--root', root])).exitCode, 0, 'a container whose base is gone can still be destroyed');
+  });
+
+  registration("creates at the same time as lxc-copy -s each get their entry; thin-lxc waits for LXC's own lock on the base", async () => {
+    const shared = await ownBase('shared');
+    const snapshot = track(uniqueName('snap'));
+    const names = [0, 1, 2, 3].map(() => track(uniqueName('par')));
+    const runs = await Promise.all([
+      ...names.map((name) => thinLxc(['create', name, '--base', shared, '--root', root])),
+      sh('lxc-copy', ['-n', shared, '-N', snapshot, '-s', '-B', 'overlay']),
+    ]);
+    for (const ran of runs) assert.is(ran.exitCode, 0, ran.stderr);
+    const entries = read(snapshotsOf(join(LXCPATH, shared)));
+    for (const name of [...names, snapshot]) assert.match(entries, `${LXCPATH}\n${name}\n`);
+    assert.is(entries.split('\n').length, 2 * 5 + 1, 'five entries, each once');
+
+    // LXC's own lock on the base, held by a process of the test (an open file description lock, as LXC takes it).
+    const lock = join('/run/lxc/lock', LXCPATH, `.${shared}`);
+    const holder = execa('perl', ['-e', `open(my $fh, '+<', '${lock}') or die; my $l = pack('s s x4 q q i x4', 1, 0, 0, 0, 0); fcntl($fh, 38, $l) or die; print "held\\n"; $| = 1; sleep 60;`], { reject: false, buffer: false });
+    cleanup.add(() => holder.kill('SIGKILL'));
+    await new Promise<void>((done) => holder.stdout!.once('data', () => done()));
+    const late = track(uniqueName('late'));
+    const waiting = thinLxc(['create', late, '--base', shared, '--root', root]);
+    let finished = false;
+    void waiting.finally(() => (finished = true));
+    // The kernel lists a process blocked on an OFD lock as a "->" line for the lock file's inode (bounded wait).
+    const inode = statSync(lock).ino;
+    const blocked = () => readFileSync('/proc/locks', 'utf8').split('\n').some((line) => line.includes('-> OFDLCK') && line.includes(`:${inode} `));
+    for (let tries = 0; tries < 100 && !blocked() && !finished; tries++) await new Promise((done) => setTimeout(done, 100));
+    assert.ok(blocked(), 'the create waits for LXC\'s lock on the base');
+    assert.not.ok(finished);
+    assert.not.ok(read(snapshotsOf(join(LXCPATH, shared))).includes(`\n${late}\n`));
+    holder.kill('SIGKILL');
+    const done = await waiting;
+    assert.is(done.exitCode, 0, done.stderr);
+    assert.match(read(snapshotsOf(join(LXCPATH, shared))), `${LXCPATH}\n${late}\n`);
+
+    // LXC's removal of its snapshot leaves thin-lxc's entries, and thin-lxc's removals leave LXC's.
+    assert.is((await sh('lxc-destroy', ['-n', snapshot])).exitCode, 0);
+    for (const name of [...names, late]) assert.is((await thinLxc(['destroy', name, '--root', root])).exitCode, 0);
+    assert.not.ok(existsSync(snapshotsOf(join(LXCPATH, shared))));
+  });
+}
+
+registration.run();
