@@ -2,7 +2,7 @@
 // LXC's own format, so lxc-destroy of the base refuses ("has clones") as it does for LXC's overlay snapshots;
 // thin-lxc destroy refuses while another root's thin container stacks on a thin base; a base removed by hand is named
 // by list and doctor.
-import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
@@ -144,6 +144,50 @@ if (runnable) {
     assert.is((await sh('lxc-destroy', ['-n', snapshot])).exitCode, 0);
     for (const name of [...names, late]) assert.is((await thinLxc(['destroy', name, '--root', root])).exitCode, 0);
     assert.not.ok(existsSync(snapshotsOf(join(LXCPATH, shared))));
+  });
+
+  registration('a base in another lxcpath, given by path: lxc-destroy -P of it refuses; ephemeral, swept and destroyed containers all leave its file', async () => {
+    const lxcpath = temporaryRoot();
+    const other = uniqueName('far');
+    cleanup.add(async () => {
+      await sh('lxc-destroy', ['-P', lxcpath, '-n', other, '-f']);
+      await sh('rm', ['-rf', lxcpath]);
+    });
+    await must('lxc-create', ['-P', lxcpath, '-n', other, ...BUSYBOX], 300_000);
+    const baseDir = join(lxcpath, other);
+    const [kept, ephemeral] = [uniqueName('kept'), uniqueName('eph')];
+    await create(kept, baseDir);
+    const made = await thinLxc(['create', track(ephemeral), '--base', baseDir, '--root', root, '--ephemeral']);
+    assert.is(made.exitCode, 0, made.stderr);
+    assert.is(read(snapshotsOf(baseDir)), `${LXCPATH}\n${kept}\n${LXCPATH}\n${ephemeral}\n`);
+    const refused = await sh('lxc-destroy', ['-P', lxcpath, '-n', other]);
+    assert.is.not(refused.exitCode, 0);
+    assert.match(refused.stderr, `${other} has clones`);
+
+    // The ephemeral one's stop destroys it, and its entry goes with it.
+    assert.is((await sh('lxc-start', ['-n', ephemeral, '-d'])).exitCode, 0);
+    await must('lxc-wait', ['-n', ephemeral, '-s', 'RUNNING', '-t', '20']);
+    await must('lxc-stop', ['-n', ephemeral, '-k']);
+    for (let tries = 0; tries < 100 && existsSync(join(root, ephemeral)); tries++) await new Promise((done) => setTimeout(done, 100));
+    assert.is(read(snapshotsOf(baseDir)), `${LXCPATH}\n${kept}\n`);
+
+    // A create killed after it listed itself: the next create's sweep removes its entry with the rest of it.
+    const killed = uniqueName('killed');
+    const state = readFileSync(join(root, kept, 'thin-lxc.ini'), 'utf8')
+      .replace(/^ip = .*$/m, 'ip = ""')
+      .replace(/^veth = .*$/m, 'veth = ""')
+      .replace(/^name = .*$/m, `name = ${JSON.stringify(killed)}`)
+      .replace(/^id = .*$/m, `id = ${JSON.stringify(killed)}`);
+    const leftover = join(root, `.creating-${killed}-4194400`);
+    mkdirSync(leftover);
+    writeFileSync(join(leftover, 'thin-lxc.ini'), state);
+    writeFileSync(snapshotsOf(baseDir), `${read(snapshotsOf(baseDir))}${LXCPATH}\n${killed}\n`);
+    await create(uniqueName('sweeper'), base);
+    assert.is(read(snapshotsOf(baseDir)), `${LXCPATH}\n${kept}\n`);
+
+    assert.is((await thinLxc(['destroy', kept, '--root', root])).exitCode, 0);
+    assert.not.ok(existsSync(snapshotsOf(baseDir)));
+    assert.is((await sh('lxc-destroy', ['-P', lxcpath, '-n', other])).exitCode, 0);
   });
 }
 
