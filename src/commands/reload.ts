@@ -3,11 +3,26 @@
 // Safe to repeat.
 import { knownContainers } from '../container/containers.js';
 import { readState, type ThinState } from '../container/state.js';
+import type { LxcState } from '../core/commands.js';
 import { withContainerLock } from '../core/lock.js';
 import { forwardTarget, installForwarding, installedTags, recordedGeneration, removeForwarding } from '../forward/apply.js';
 import { containerTag } from '../forward/rules.js';
 import { isRunning, lxcStatusLookup } from '../lxc/lxcpath.js';
 import type { Settings } from './settings.js';
+
+/**
+ * What reload does for one container: re-apply its forwarding while its init is alive (any state but STOPPED:
+ * frozen, starting and stopping too, whose own post-stop removes it) and it has ports to forward; otherwise
+ * remove what iptables has of it, whatever its state publishes now.
+ */
+export function reloadAction(lxc: LxcState | undefined, forwards: boolean, installed: boolean): 'apply' | 'remove' | 'none' {
+  if (alive(lxc) && forwards) return 'apply';
+  return installed ? 'remove' : 'none';
+}
+
+function alive(lxc: LxcState | undefined): boolean {
+  return lxc !== undefined && lxc !== 'STOPPED';
+}
 
 /**
  * Containers in the root and those registered in the lxcpath from other roots, each asked of its own lxcpath.
@@ -27,8 +42,7 @@ export function reload(settings: Settings): string {
     if (!listed.veth) continue;
     const tag = containerTag(listed.veth);
     const status = statusOf(listed.lxcpath, listed.name);
-    // Frozen, starting, stopping: its init is alive and its own post-stop will remove what is installed.
-    const runs = status !== undefined && status.state !== 'STOPPED';
+    const runs = alive(status?.state);
     if (!runs && !installed.has(tag)) continue;
     const done = withContainerLock(paths.dir, `reload ${listed.name}`, () => {
       if (isRunning(listed.lxcpath, listed.name) !== runs) return null;
@@ -39,13 +53,14 @@ export function reload(settings: Settings): string {
         return null; // destroyed meanwhile
       }
       const target = forwardTarget(state);
-      if (runs && target && state.bridge) {
+      const action = reloadAction(status?.state, target !== null && state.bridge !== null, installed.has(tag));
+      if (action === 'apply' && target && state.bridge) {
         // Still the running start's forwarding: its post-stop must remove it.
         const generation = recordedGeneration(tag) || (status?.pid ?? '');
         installForwarding(target, state.bridge, state.veth, generation, { reconcile: true });
         return 'applied';
       }
-      if (!installed.has(tag)) return null;
+      if (action !== 'remove') return null;
       removeForwarding(tag, { reconcile: true, ipv6Installed: tags[6].includes(tag) });
       return 'removed';
     });

@@ -39,4 +39,14 @@ test('live changes: the new limits, and "no limit" for a lifted one', () => {
   ]);
 });
 
+test("a live change is undone by the writes from the new limits back to the old: update's rollback", () => {
+  const before = { memory: '268435456', cpus: null };
+  const after = { memory: '52428800', cpus: '1' };
+  assert.equal(liveLimitWrites(after, before, 1), [
+    { file: 'memory.limit_in_bytes', value: '268435456' },
+    { file: 'cpu.cfs_quota_us', value: '-1' },
+  ]);
+  assert.equal(liveLimitWrites({ memory: '52428800', cpus: null }, { memory: null, cpus: null }, 2), [{ file: 'memory.max', value: 'max' }]);
+});
+
 test.run();
