@@ -38,13 +38,17 @@ export function mountPointsUnder(dir: string): string[] {
     return [];
   }
   const prefix = top === '/' ? '/' : `${top}/`;
-  // Field 5 is the mount point, with space, tab, newline and backslash written as octal escapes.
-  const points = readFileSync('/proc/self/mountinfo', 'utf8')
+  const points = parseMountPoints(readFileSync('/proc/self/mountinfo', 'utf8'));
+  return [...new Set(points.filter((point) => point === top || point.startsWith(prefix)))].sort();
+}
+
+/** The mount points of a mountinfo text: field 5, with space, tab, newline and backslash written as octal escapes. */
+export function parseMountPoints(mountinfo: string): string[] {
+  return mountinfo
     .split('\n')
     .map((line) => line.split(' ')[4])
     .filter((field): field is string => field !== undefined)
     .map((field) => field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))));
-  return [...new Set(points.filter((point) => point === top || point.startsWith(prefix)))].sort();
 }
 
 /**
