@@ -3,7 +3,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { knownContainers, type ThinContainer } from '../container/containers.js';
 import { iptablesSave, iptablesVersion, lxcVersion } from '../core/commands.js';
-import { type Family, parsePublish } from '../core/validate.js';
+import { type Family, parseIPv6, parsePublish } from '../core/validate.js';
 import type { ThinState } from '../container/state.js';
 import { forwardTarget } from '../forward/apply.js';
 import { describeClash, portClashes } from '../forward/ports.js';
@@ -15,7 +15,7 @@ import { isListed, snapshotsFile } from '../lxc/snapshots.js';
 import { bridgeIPv6, readBridge } from '../network/bridge.js';
 import { dnsmasqPid, dnsmasqReadsReservations, HOSTS_DIR, NAMES_DIR } from '../network/dhcp.js';
 import { formatSubnet } from '../network/ipv4.js';
-import { formatSubnet6 } from '../network/ipv6.js';
+import { contains6, formatSubnet6 } from '../network/ipv6.js';
 import { readKernelSupport } from '../union/mount.js';
 import { baseIsGone, listViews } from './list.js';
 import type { Settings } from './settings.js';
@@ -118,6 +118,20 @@ export function doctor(settings: Settings): Check[] {
       const clashes = known().flatMap(({ state }) => portClashes(state.publish.map(parsePublish)).map((clash) => `${state.name}: ${describeClash(clash)}`));
       if (clashes.length > 0) fail(`${clashes.join('; ')}: stop that service, or re-create the container with another host port`);
       return 'no host process listens on a published port';
+    }),
+    check('IPv6 addresses', () => {
+      // setup --ipv6 with another prefix moves the bridge's network; the containers made before keep the old one.
+      const bridges = new Map<string, ReturnType<typeof bridgeIPv6>>();
+      const networkOf = (bridge: string) => (bridges.has(bridge) ? bridges.get(bridge)! : bridges.set(bridge, bridgeIPv6(bridge)).get(bridge)!);
+      const outside = known().flatMap(({ state }) => {
+        const network = state.ip6 && state.bridge ? networkOf(state.bridge) : null;
+        const value = state.ip6 ? parseIPv6(state.ip6) : null;
+        return network && value !== null && !contains6(network.subnet, value)
+          ? [`${state.name} (${state.ip6}) outside ${state.bridge}'s IPv6 network ${formatSubnet6(network.subnet)}`]
+          : [];
+      });
+      if (outside.length > 0) fail(`${outside.join('; ')} (setup --ipv6 changed the prefix since): thin-lxc refresh re-addresses them`);
+      return 'every thin container\'s IPv6 address is in its bridge\'s network';
     }),
     check('forwarding', () => {
       const statusOf = lxcStatusLookup();

@@ -199,6 +199,24 @@ export function chooseAddress6(requested: string | null, mac: string, bridge: Br
 }
 
 /**
+ * A container's IPv6 address once its bridge's network changed (setup --ipv6 with another prefix): its interface
+ * identifier (lower 64 bits) under the new prefix, so that a default address is still its MAC's SLAAC one and a
+ * chosen one keeps its token; another free one when that is taken. null when the address is inside the bridge's
+ * network, or the container or the bridge has none.
+ */
+export function readdress6(state: Pick<ThinState, 'ip6' | 'hwaddrs'>, bridge: Bridge, others: readonly ThinContainer[]): string | null {
+  const value = state.ip6 === null ? null : parseIPv6(state.ip6);
+  const mac = state.hwaddrs['0'];
+  if (value === null || !bridge.ipv6 || !mac || contains6(bridge.ipv6.subnet, value)) return null;
+  const kept = formatIPv6(bridge.ipv6.subnet.network | (value & ((1n << 64n) - 1n)));
+  try {
+    return chooseAddress6(kept, mac, bridge, others);
+  } catch {
+    return chooseAddress6(null, mac, bridge, others);
+  }
+}
+
+/**
  * At start (host side, before init runs): gives the container's interface the SLAAC token that makes an
  * address chosen with --ip6 come back, as the default one does, when its init flushes the interface (see
  * network/ipv6.ts). Nothing for a default address, whose MAC already makes it.

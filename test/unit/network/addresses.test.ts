@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { assignMacs, checkAddress, chooseAddress6, nextFreeAddress, randomMac } from '../../../src/network/addresses.js';
+import { assignMacs, checkAddress, chooseAddress6, nextFreeAddress, randomMac, readdress6 } from '../../../src/network/addresses.js';
 import type { ThinContainer } from '../../../src/container/containers.js';
 import { parseSubnet6 } from '../../../src/network/ipv6.js';
 import { type Bridge } from '../../../src/network/bridge.js';
@@ -64,6 +64,19 @@ test('IPv6: the address SLAAC gives its MAC, or the one asked for, checked; none
   assert.is(message(() => chooseAddress6('fd00::5', mac, dual, [])), "ip6 fd00::5 is outside lxcbr0's IPv6 network fd42:7a3b:1c00::/64: choose one inside it");
   assert.is(chooseAddress6(null, mac, lxcbr0, []), null);
   assert.is(message(() => chooseAddress6('fd42::5', mac, lxcbr0, [])), 'lxcbr0 has no IPv6 network for --ip6 fd42::5: give it one with thin-lxc setup --ipv6, or leave --ip6 out');
+});
+
+test("IPv6 after the bridge's prefix changed: the same interface identifier in the new network, another if taken; nothing inside or without IPv6", () => {
+  const moved: Bridge = { ...lxcbr0, ipv6: { gateway: 'fd99:1:2::1', subnet: parseSubnet6('fd99:1:2::/64')! } };
+  const hwaddrs = { 0: '00:16:3e:0a:0b:0c' };
+  assert.is(readdress6({ ip6: 'fd42:7a3b:1c00:0:216:3eff:fe0a:b0c', hwaddrs }, moved, []), 'fd99:1:2:0:216:3eff:fe0a:b0c', 'still its SLAAC address');
+  assert.is(readdress6({ ip6: 'fd42:7a3b:1c00::99', hwaddrs }, moved, []), 'fd99:1:2::99', 'a chosen one keeps its token');
+  const holder = { state: { name: 'web1', ip6: 'fd99:1:2::99' } } as ThinContainer;
+  assert.is(readdress6({ ip6: 'fd42:7a3b:1c00::99', hwaddrs }, moved, [holder]), 'fd99:1:2:0:216:3eff:fe0a:b0c', 'taken: its SLAAC one instead');
+  assert.is(readdress6({ ip6: 'fd42:7a3b:1c00::1', hwaddrs }, moved, []), 'fd99:1:2:0:216:3eff:fe0a:b0c', 'never the gateway');
+  assert.is(readdress6({ ip6: 'fd99:1:2::7', hwaddrs }, moved, []), null, 'inside: nothing to do');
+  assert.is(readdress6({ ip6: null, hwaddrs }, moved, []), null);
+  assert.is(readdress6({ ip6: 'fd42:7a3b:1c00::99', hwaddrs }, lxcbr0, []), null, 'a bridge without IPv6 has no network to move it into');
 });
 
 test.run();
