@@ -11,6 +11,16 @@ import { attach, containerSuite, must, removeLxcContainer, sh, startContainer, t
 import { giveSocat, request, rulesLeftAfterStop, rulesOf, startServers } from '../helpers/net.js';
 import { CLI, REPO } from '../helpers/paths.js';
 
+/** Whether a process runs: it exists and has not exited (a zombie has, and only waits to be reaped). */
+function processRuns(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
 const { tests: changes, runnable, cleanup, base, root } = await containerSuite('changing containers and idempotent runs with real LXC', 'cbase');
 
 if (runnable) {
@@ -41,21 +51,34 @@ if (runnable) {
     await startServers(name);
     assert.is(await request('127.0.0.1', oldPort), `tcp-${name}`);
 
-    // Sample the nat table while the update runs: each sample must hold the old DNAT or the new one.
+    // Sample the container's own lines of nat and filter while the update runs: each sample must hold a DNAT rule
+    // (the old port's or the new one's) with its jump, and the filter rule that lets the forwarded traffic through.
+    const updateStarted = performance.now();
     const update = execa(process.execPath, [CLI, 'update', name, '--root', root, '--unpublish', String(oldPort), '-p', `${newPort}:80`], { reject: false });
     let running = true;
     void update.finally(() => (running = false));
-    const samples: string[][] = [];
+    const own = (table: string) => async () => (await must('iptables-save', ['-t', table])).split('\n').filter((line) => line.includes(tag));
+    const samples: { started: number; during: boolean; nat: string[]; filter: string[] }[] = [];
     const deadline = Date.now() + 20_000;
     while (running && Date.now() < deadline) {
-      const nat = (await must('iptables-save', ['-t', 'nat'])).split('\n').filter((line) => line.startsWith(`-A ${tag}`) && line.includes('DNAT'));
-      samples.push(nat);
+      const started = performance.now();
+      const [nat, filter] = [await own('nat')(), await own('filter')()];
+      // The update still ran when this sample was complete: its process is there and not a zombie.
+      samples.push({ started, during: processRuns(update.pid!), nat, filter });
     }
     const result = await update;
     assert.is(result.exitCode, 0, String(result.stderr));
     assert.match(String(result.stdout), `ports: ${newPort}:80/tcp (in effect now)`);
-    assert.ok(samples.length > 0, 'the table was sampled during the update');
-    assert.equal(samples.filter((lines) => lines.length === 0), [], 'no sample without a DNAT rule');
+    const whileItRan = samples.filter((sample) => sample.started >= updateStarted && sample.during);
+    assert.ok(whileItRan.length > 0, `a sample started after the update started and was complete before it exited (${samples.length} samples)`);
+    const dnat = (lines: string[]) =>
+      lines.includes(`-A THIN-LXC-DNAT -j ${tag}-D`) && lines.some((line) => line.startsWith(`-A ${tag}-D `) && /--dport (\d+) .*-j DNAT/.test(line));
+    const forward = (lines: string[]) =>
+      lines.includes(`-A THIN-LXC-FWD -j ${tag}-F`) && lines.some((line) => line.startsWith(`-A ${tag}-F `) && line.includes('--dport 80 ') && line.endsWith('-j ACCEPT'));
+    assert.equal(samples.filter((sample) => !dnat(sample.nat)), [], 'no sample without its DNAT rule (and the jump to its chain)');
+    assert.equal(samples.filter((sample) => !forward(sample.filter)), [], 'no sample without its filter FWD rule (and the jump to its chain)');
+    const ports = new Set(samples.flatMap((sample) => sample.nat.flatMap((line) => /-j DNAT/.test(line) ? [/--dport (\d+)/.exec(line)?.[1]] : [])));
+    process.stdout.write(`  [atomicity] ${samples.length} samples, ${whileItRan.length} while the update ran; DNAT ports seen: ${[...ports].join(', ')}\n`);
 
     assert.is(await request('127.0.0.1', newPort), `tcp-${name}`);
     assert.is(await request('127.0.0.1', oldPort, { attempts: 1 }), '', 'the old port no longer answers');
