@@ -5,10 +5,10 @@ import { knownContainers, type ThinContainer } from '../container/containers.js'
 import { iptablesSave, iptablesVersion, lxcVersion } from '../core/commands.js';
 import { type Family, parseIPv6, parsePublish } from '../core/validate.js';
 import type { ThinState } from '../container/state.js';
-import { forwardTarget } from '../forward/apply.js';
+import { forwardTarget, unguardedLocalnet } from '../forward/apply.js';
 import { describeClash, portClashes } from '../forward/ports.js';
-import { forwardingInPlace, readSaved, type SavedState, targetFamilies } from '../forward/rules.js';
-import { lastValue, parseLxcConfig } from '../lxc/config.js';
+import { CHAINS, forwardingInPlace, readSaved, type SavedState, targetFamilies } from '../forward/rules.js';
+import { defaultBridge, parseLxcConfig } from '../lxc/config.js';
 import { checkInstallation, HOOK_NAMES, hookFile, hookLineFiles, thinHookOf } from '../lxc/install.js';
 import { lxcStatusLookup } from '../lxc/lxcpath.js';
 import { isListed, snapshotsFile } from '../lxc/snapshots.js';
@@ -42,7 +42,7 @@ function fail(message: string): never {
 export function doctor(settings: Settings): Check[] {
   let containers: ThinContainer[] | undefined;
   const known = () => (containers ??= knownContainers(settings.root, settings.lxcpath));
-  const defaultBridge = lastValue(parseLxcConfig(readIfPresent('/etc/lxc/default.conf')), 'lxc.net.0.link') ?? 'lxcbr0';
+  const defaultBridgeName = defaultBridge();
   return [
     check('root', () => (process.getuid?.() === 0 ? 'running as root' : fail('not root: run thin-lxc with sudo'))),
     check('LXC', () => {
@@ -58,7 +58,7 @@ export function doctor(settings: Settings): Check[] {
     }),
     check('bridge', () => {
       try {
-        const bridge = readBridge(defaultBridge);
+        const bridge = readBridge(defaultBridgeName);
         const ipv6 = bridge.ipv6 ? `IPv6 ${bridge.ipv6.gateway}, ${formatSubnet6(bridge.ipv6.subnet)}` : 'no IPv6 (thin-lxc setup --ipv6 gives it one)';
         return `${bridge.name} ${bridge.gateway}, subnet ${formatSubnet(bridge.subnet)}; ${ipv6}`;
       } catch (error) {
@@ -146,6 +146,18 @@ export function doctor(settings: Settings): Check[] {
         .map(({ state }) => state.name);
       if (broken.length > 0) fail(`${broken.join(', ')}: forwarding missing or incomplete (was the firewall reloaded?): thin-lxc reload`);
       return `in place for ${running.length} running thin container(s)`;
+    }),
+    check('localhost guard', () => {
+      const bridges = [...new Set([defaultBridgeName, ...known().flatMap(({ state }) => (state.bridge ? [state.bridge] : []))])];
+      const saved = readSaved(iptablesSave(4));
+      const open = bridges.filter((bridge) => unguardedLocalnet(bridge, saved));
+      if (open.length > 0) {
+        fail(
+          `route_localnet is on for ${open.join(', ')} but the raw table has no ${CHAINS.guard}, so containers can reach the host's 127.0.0.1 services ` +
+            '(was the firewall reloaded?): thin-lxc reload',
+        );
+      }
+      return `route_localnet only with ${CHAINS.guard} in place`;
     }),
   ];
 }

@@ -5,8 +5,9 @@ import { knownContainers } from '../container/containers.js';
 import { readState, type ThinState } from '../container/state.js';
 import type { LxcState } from '../core/commands.js';
 import { withContainerLock } from '../core/lock.js';
-import { forwardTarget, installForwarding, installedTags, recordedGeneration, removeForwarding } from '../forward/apply.js';
+import { forwardTarget, guardLocalnet, installForwarding, installedTags, recordedGeneration, removeForwarding } from '../forward/apply.js';
 import { containerTag } from '../forward/rules.js';
+import { defaultBridge } from '../lxc/config.js';
 import { isRunning, lxcStatusLookup } from '../lxc/lxcpath.js';
 import type { Settings } from './settings.js';
 
@@ -67,9 +68,12 @@ export function reload(settings: Settings): string {
     if (done === 'applied') applied.push(listed.name);
     if (done === 'removed') removed.push(listed.name);
   }
+  // After the containers' own: a bridge left with route_localnet on and no running IPv4 forward gets its guard too.
+  const guarded = guardLocalnet([defaultBridge(), ...known.flatMap(({ state }) => (state.bridge ? [state.bridge] : []))]);
   return [
     `Forwarding re-applied for ${applied.length} running thin container(s)${applied.length ? `: ${applied.join(', ')}` : ''}.`,
     ...(removed.length ? [`Stale rules removed for: ${removed.join(', ')}.`] : []),
+    ...guarded.map((change) => `${change[0]!.toUpperCase()}${change.slice(1)}.`),
     'Union mounts need nothing: each start mounts its own.',
   ].join('\n');
 }

@@ -12,10 +12,13 @@ import {
   type ContainerRules,
   containerTag,
   type ForwardTarget,
+  guardInPlace,
+  guardScript,
   quickInstallScript,
   quickRemoveScript,
   readSaved,
   restoreScript,
+  type SavedState,
   targetFamilies,
 } from './rules.js';
 
@@ -52,9 +55,10 @@ export function installForwarding(target: ForwardTarget, bridge: string, veth: s
       }
       // A family it no longer publishes on (thin-lxc update took its last port there) loses its rules.
       for (const family of [4, 6] as const) if (!families.includes(family) && recordedGeneration(target.tag, family) !== null) removeUnlocked(family, target.tag);
-      // Forwarding needs ip_forward; 127.0.0.1:PORT needs route_localnet on the bridge, made safe by the guard rule just installed.
       setSysctl('/proc/sys/net/ipv4/ip_forward', '1');
-      setSysctl(`/proc/sys/net/ipv4/conf/${bridge}/route_localnet`, '1');
+      // 127.0.0.1:PORT needs route_localnet on the bridge, and only an IPv4 forward has it. Its restore script
+      // just installed the localhost guard, or checked (-C) that it is there: never the sysctl without the guard.
+      if (families.includes(4)) setSysctl(routeLocalnet(bridge), '1');
       // lxc-net sets it too when it gives the bridge IPv6; a bridge of the user's own may not have it.
       if (families.includes(6)) setSysctl('/proc/sys/net/ipv6/conf/all/forwarding', '1');
       if (veth) allowHairpin(veth);
@@ -66,9 +70,62 @@ export function installForwarding(target: ForwardTarget, bridge: string, veth: s
           // iptables itself is failing: the original error says why, and post-stop will try again.
         }
       }
+      disarmUnguarded(bridge);
       throw error;
     }
   });
+}
+
+function routeLocalnet(bridge: string): string {
+  return `/proc/sys/net/ipv4/conf/${bridge}/route_localnet`;
+}
+
+/** Whether route_localnet is on for the bridge and the raw table lacks the localhost guard: the CVE-2020-8558 hole. */
+export function unguardedLocalnet(bridge: string, saved: SavedState): boolean {
+  return readIfPresent(routeLocalnet(bridge)).trim() === '1' && !guardInPlace(saved);
+}
+
+/**
+ * A guard that cannot be installed (or was taken since, and cannot be put back) turns route_localnet off:
+ * connections to 127.0.0.1:PORT stop being forwarded, which is safe, instead of host services on 127.0.0.1
+ * becoming reachable from the bridge. Called under the iptables lock.
+ */
+function disarmUnguarded(bridge: string): void {
+  try {
+    if (unguardedLocalnet(bridge, readSaved(iptablesSave(4)))) setSysctl(routeLocalnet(bridge), '0');
+  } catch {
+    // iptables-save itself fails: nothing here can tell whether the guard is there, so the sysctl goes off.
+    if (readIfPresent(routeLocalnet(bridge)).trim() === '1') setSysctl(routeLocalnet(bridge), '0');
+  }
+}
+
+/**
+ * For each bridge with route_localnet on: the localhost guard put back where a firewall reload took it, or,
+ * when iptables refuses it, route_localnet turned off. Returns what it changed, for reload to say.
+ */
+export function guardLocalnet(bridges: readonly string[]): string[] {
+  return withLock('iptables', () => {
+    const changed: string[] = [];
+    for (const bridge of new Set(bridges)) {
+      const saved = readSaved(iptablesSave(4));
+      if (!unguardedLocalnet(bridge, saved)) continue;
+      if (tryIptablesRestore(guardScript(saved), 4) && guardInPlace(readSaved(iptablesSave(4)))) {
+        changed.push(`localhost guard put back for ${bridge}`);
+      } else {
+        setSysctl(routeLocalnet(bridge), '0');
+        changed.push(`route_localnet turned off on ${bridge} (iptables refused the localhost guard)`);
+      }
+    }
+    return changed;
+  });
+}
+
+function readIfPresent(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 /**

@@ -185,6 +185,16 @@ function guardLines(saved: SavedState): string[] {
   return lines;
 }
 
+/** Whether the raw table has the localhost guard and the jump to it: what makes route_localnet=1 safe. */
+export function guardInPlace(saved: SavedState): boolean {
+  return guardLines(saved).length === 0;
+}
+
+/** The iptables-restore script that puts the guard back where it is missing; '' when it is in place. */
+export function guardScript(saved: SavedState): string {
+  return formatScript({ raw: guardLines(saved) });
+}
+
 /**
  * One iptables-restore --noflush script that installs `install` (or removes `remove`), changing nothing
  * that is already right: on nf_tables every flushed or deleted rule makes the kernel wait a grace

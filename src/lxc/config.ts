@@ -1,6 +1,6 @@
 // LXC config text (lxc.container.conf(5)): reading `key = value` lines, and the lxc.mount.entry lines
 // thin-lxc writes for bind mounts of host files and folders.
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { UserError } from '../core/errors.js';
 import { type BindMount, formatMount, parseMount, quote } from '../core/validate.js';
 
@@ -52,6 +52,17 @@ function unquote(value: string): string {
 /** LXC keeps the last value of a single-valued key. */
 export function lastValue(entries: readonly ConfigEntry[], key: string): string | undefined {
   return entries.findLast((entry) => entry.key === key)?.value;
+}
+
+/** The bridge LXC's default config (/etc/lxc/default.conf) puts new containers on; lxcbr0 when it names none. */
+export function defaultBridge(): string {
+  let text = '';
+  try {
+    text = readFileSync('/etc/lxc/default.conf', 'utf8');
+  } catch {
+    // No default config: LXC's packaged one uses lxc-net's bridge.
+  }
+  return lastValue(parseLxcConfig(text), 'lxc.net.0.link') ?? 'lxcbr0';
 }
 
 export function formatEntry(entry: ConfigEntry): string {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { containerRules, containerTag, quickInstallScript, quickRemoveScript, readSaved, restoreScript, targetFamilies, vethName, type ForwardTarget } from '../../../src/forward/rules.js';
+import { containerRules, containerTag, guardInPlace, guardScript, quickInstallScript, quickRemoveScript, readSaved, restoreScript, targetFamilies, vethName, type ForwardTarget } from '../../../src/forward/rules.js';
 import { parsePublish } from '../../../src/core/validate.js';
 import { fixture } from '../../helpers/paths.js';
 
@@ -195,3 +195,15 @@ test('IPv6: each family gets the ports published on it; IPv6 has no localhost ru
 });
 
 test.run();
+
+test('the localhost guard: in place with its rule and jump; what is missing of it, and only that, is put back', () => {
+  assert.ok(guardInPlace(readSaved(SAVED_WEB1)));
+  assert.is(guardScript(readSaved(SAVED_WEB1)), '');
+  const flushed = SAVED_WEB1.replace('-A PREROUTING -j THIN-LXC-GUARD\n', '').replace('-A THIN-LXC-GUARD -d 127.0.0.0/8 ! -i lo -j DROP\n', '');
+  assert.not.ok(guardInPlace(readSaved(flushed)));
+  assert.is(guardScript(readSaved(flushed)), '*raw\n:THIN-LXC-GUARD - [0:0]\n-A THIN-LXC-GUARD ! -i lo -d 127.0.0.0/8 -j DROP\n-I PREROUTING 1 -j THIN-LXC-GUARD\nCOMMIT\n');
+  const noJump = SAVED_WEB1.replace('-A PREROUTING -j THIN-LXC-GUARD\n', '');
+  assert.not.ok(guardInPlace(readSaved(noJump)), 'a guard nothing jumps to guards nothing');
+  assert.is(guardScript(readSaved(noJump)), '*raw\n-I PREROUTING 1 -j THIN-LXC-GUARD\nCOMMIT\n');
+  assert.not.ok(guardInPlace(readSaved('')), 'an empty ruleset has none');
+});
