@@ -90,7 +90,8 @@ if (runnable) {
     assert.match(found.stdout, /FAIL\s+localhost guard\s+route_localnet is on for lxcbr0 but the raw table has no THIN-LXC-GUARD.*: thin-lxc reload/);
     const reloaded = await thinLxc(['reload']);
     assert.is(reloaded.exitCode, 0, reloaded.stderr);
-    assert.match(reloaded.stdout, 'Localhost guard put back for lxcbr0.');
+    // Said only when no running container's own IPv4 forwarding put it back first (another thin container may run).
+    if (!/Forwarding re-applied for [1-9]/.test(reloaded.stdout)) assert.match(reloaded.stdout, 'Localhost guard put back for lxcbr0.');
     assert.ok(await guardPresent(), 'the guard and its jump are back');
     assert.match((await thinLxc(['doctor'])).stdout, /ok\s+localhost guard/);
   });
