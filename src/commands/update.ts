@@ -186,8 +186,9 @@ function applyLive(before: ThinState, after: ThinState, running: { pid: string |
   const undo: (() => void)[] = [];
   try {
     if (after.publish.join() !== before.publish.join() && after.veth) {
-      forwardAs(after, running);
+      // Put back also when it fails: a failed install leaves none of the container's rules.
       undo.push(() => forwardAs(before, running));
+      forwardAs(after, running);
     }
     if (after.memory !== before.memory || after.cpus !== before.cpus) {
       const version = hostCgroupVersion();

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { removeForwarding } from '../../src/forward/apply.js';
 import { hostCgroupVersion } from '../../src/lxc/limits.js';
-import { attach, containerSuite, must, removeLxcContainer, startContainer, tagOf, thinLxc, uniqueName } from '../helpers/host.js';
+import { attach, containerSuite, must, removeLxcContainer, sh, startContainer, tagOf, thinLxc, uniqueName } from '../helpers/host.js';
 import { giveSocat, request, rulesLeftAfterStop, startServers } from '../helpers/net.js';
 import { skipUnless } from '../helpers/skip.js';
 
@@ -60,6 +60,51 @@ if (runnable && skipUnless(transaction, 'a live limit the kernel refuses', hostC
     const again = await thinLxc([...update, '--json']);
     assert.is(JSON.parse(again.stdout).changed, false, 'and only now is the same update unchanged');
 
+    await must('lxc-stop', ['-n', name, '-k']);
+    assert.equal(await rulesLeftAfterStop(new RegExp(tag)), []);
+  });
+}
+
+if (runnable) {
+  transaction("applying the forwarding fails (a rule of the host's own still jumps to the container's chain): config and state unchanged, the old port answers, the same update again applies once it can", async () => {
+    const name = uniqueName('fwd');
+    cleanup.add(() => removeLxcContainer(name));
+    const hostPort = 30_000 + Math.floor(Math.random() * 8_000);
+    const created = await thinLxc(['create', name, '--base', base, '--root', root, '-p', `${hostPort}:80`]);
+    assert.is(created.exitCode, 0, created.stderr);
+    const dir = join(root, name);
+    giveSocat(dir);
+    const tag = tagOf(dir);
+    cleanup.add(() => removeForwarding(tag, { reconcile: true }));
+    assert.is((await startContainer(name)).exitCode, 0);
+    await startServers(name);
+    // A chain of the test's own that jumps to the container's: iptables refuses to delete a chain still referenced.
+    const chain = `H4REF${process.pid.toString(36)}`.slice(0, 28);
+    const dropReference = async () => {
+      await sh('iptables', ['-t', 'nat', '-F', chain]);
+      await sh('iptables', ['-t', 'nat', '-X', chain]);
+    };
+    cleanup.add(dropReference);
+    await must('iptables', ['-t', 'nat', '-N', chain]);
+    await must('iptables', ['-t', 'nat', '-A', chain, '-j', `${tag}-D`]);
+    const files = () => [readFileSync(join(dir, 'thin-lxc.ini'), 'utf8'), readFileSync(join(dir, 'image', 'config'), 'utf8')];
+    const before = files();
+
+    const update = ['update', name, '--root', root, '--unpublish', String(hostPort)];
+    for (const attempt of ['first', 'second']) {
+      const refused = await thinLxc(update);
+      assert.is.not(refused.exitCode, 0, `${attempt}: the update failed: ${refused.stdout}`);
+      assert.is(refused.stderr.trim().split('\n').length, 1, `${attempt}: one line: ${refused.stderr}`);
+      assert.equal(files(), before, `${attempt}: state and config as they were`);
+      assert.equal(await forwardedPorts(tag), [String(hostPort)], `${attempt}: the forwarding as it was`);
+      assert.is(await request('127.0.0.1', hostPort), `tcp-${name}`, `${attempt}: the port still answers`);
+    }
+
+    await dropReference();
+    const applied = await thinLxc(update);
+    assert.is(applied.exitCode, 0, applied.stderr);
+    assert.equal(await forwardedPorts(tag), [], 'no port forwarded now');
+    assert.is(JSON.parse((await thinLxc([...update.slice(0, 2), '--root', root, '--json'])).stdout).changed, false);
     await must('lxc-stop', ['-n', name, '-k']);
     assert.equal(await rulesLeftAfterStop(new RegExp(tag)), []);
   });
