@@ -101,6 +101,8 @@ function removeBelow(path: string, device: number, skipped: string[]): void {
     unlinkSync(path);
     return;
   }
+  // Another filesystem. A bind mount of this same one made after the mount table was read has this device too, and
+  // is only caught at its rmdir (EBUSY), after its files: the table is read once, not per directory, for speed.
   if (stat.dev !== device) {
     skipped.push(path);
     return;
