@@ -16,6 +16,7 @@ export function setup(options: { ipv6?: string | boolean | undefined } = {}): st
   const missing = missingPackages(NEEDED);
   if (missing.length > 0) throw new UserError(`thin-lxc needs packages this host lacks: apt-get install ${missing.join(' ')}`);
   const requested = typeof options.ipv6 === 'string' ? ipv6Prefix(options.ipv6) : null;
+  const previous = options.ipv6 ? bridgeIPv6(lxcNetBridge()) : null;
   const changed = configureDnsmasq(options.ipv6 ? [raParamLine(lxcNetBridge())] : []);
   const ipv6 = options.ipv6 ? configureIPv6(lxcNetBridge(), requested) : null;
   if (ipv6) changed.push(...ipv6.changed);
@@ -29,6 +30,9 @@ export function setup(options: { ipv6?: string | boolean | undefined } = {}): st
     const now = bridgeIPv6(lxcNetBridge());
     if (!now) throw new UserError(`lxc-net restarted but ${lxcNetBridge()} has no IPv6 address: check LXC_IPV6_* in ${LXC_NET_DEFAULTS} and that IPv6 is enabled (sysctl net.ipv6.conf.all.disable_ipv6)`);
     lines.push(`${lxcNetBridge()} has IPv6 ${now.gateway} in ${formatSubnet6(now.subnet)}: thin containers made from now on get an IPv6 address, and their published ports answer on IPv6 too.`);
+    if (previous && formatSubnet6(previous.subnet) !== formatSubnet6(now.subnet)) {
+      lines.push(`Its IPv6 network was ${formatSubnet6(previous.subnet)}: thin containers made before have addresses there; thin-lxc refresh moves them into the new one (thin-lxc doctor names them).`);
+    }
   }
   return lines.join('\n');
 }

@@ -76,6 +76,7 @@ if (runnable) {
 
     const moved = await thinLxc(['setup', '--ipv6', formatSubnet6(second)]);
     assert.is(moved.exitCode, 0, moved.stderr);
+    assert.match(moved.stdout, `Its IPv6 network was ${formatSubnet6(first)}: thin containers made before have addresses there; thin-lxc refresh moves them`);
     const bridge = bridgeIPv6('lxcbr0')!;
     assert.is(formatSubnet6(bridge.subnet), formatSubnet6(second), 'lxcbr0 is in the new network');
     const found = await doctorLine();
