@@ -5,8 +5,10 @@ import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { STARTED_DIR } from '../../src/container/containers.js';
 import { STATE_FILE } from '../../src/container/state.js';
+import { containerLockName } from '../../src/core/lock.js';
 import { HOSTS_DIR, NAMES_DIR } from '../../src/network/dhcp.js';
-import { attach, containerSuite, hostMountsMentioning, must, removeLxcContainer, sh, startContainer, tagOf, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
+import { attach, containerSuite, hostMountsMentioning, must, removeLxcContainer, sh, startContainer, tagOf, temporaryRoot, thinLxc, uniqueName, type Ran } from '../helpers/host.js';
+import { holdLock, waiterOf } from '../helpers/locks.js';
 import { giveSocat, request, rulesOf, startServers } from '../helpers/net.js';
 
 const { tests: lifetimes, runnable, cleanup, base, root } = await containerSuite('ephemeral and tmpfs containers with real LXC', 'lbase');
@@ -127,6 +129,41 @@ if (runnable) {
     await must('lxc-stop', ['-n', name]);
     assert.ok(await eventually(() => !existsSync(dir)), 'a later stop removes it');
     assert.equal(await traces(name, tag), none);
+  });
+
+  lifetimes("ephemeral: a command run while a reboot's post-stop hooks wait neither waits for them nor removes the container", async () => {
+    const name = track(uniqueName('erw'));
+    const other = track(uniqueName('eot'));
+    for (const made of [name, other]) {
+      const created = await thinLxc(['create', made, '--base', base, '--root', root, '--ephemeral', '-p', `${port()}:80`]);
+      assert.is(created.exitCode, 0, created.stderr);
+    }
+    const dir = join(root, name);
+    assert.is((await startContainer(name)).exitCode, 0);
+    const firstInit = await initPid(name);
+    // The container's lock, held here, holds its reboot's post-stop hooks back (ports-down takes it first).
+    const held = await holdLock(containerLockName(dir));
+    cleanup.add(() => held.release());
+    let destroyed: Ran | undefined;
+    let hookStillWaited = false;
+    try {
+      await sh('lxc-attach', ['-n', name, '--', 'reboot']);
+      assert.ok(await eventually(() => waiterOf(containerLockName(dir), dir) !== undefined, 60_000), "the reboot's post-stop hook waits for the lock");
+      // A command about another container (list would ask LXC about this one too, and LXC answers no state until the hooks are done).
+      destroyed = await thinLxc(['destroy', other, '--root', root]);
+      hookStillWaited = waiterOf(containerLockName(dir), dir) !== undefined;
+    } finally {
+      await held.release();
+    }
+    assert.is(destroyed?.exitCode, 0, destroyed?.stderr);
+    assert.ok(hookStillWaited, "destroy was done while the hook still waited: its sweep did not wait for the rebooting container's hooks");
+    const restarted = await eventually(async () => {
+      const pid = await initPid(name);
+      return pid !== null && pid !== firstInit && (await lxcState(name)) === 'RUNNING';
+    }, 60_000);
+    assert.ok(restarted, `${name} is RUNNING again with a new init, not removed by the sweep: ${readIfAny(join(dir, 'hook.log'))}`);
+    await must('lxc-stop', ['-n', name]);
+    assert.ok(await eventually(() => !existsSync(dir)), 'a later stop removes it');
   });
 
   lifetimes('ephemeral: a crash (lxc-start killed) runs no hook; the next thin-lxc command removes it; one never started is kept', async () => {
