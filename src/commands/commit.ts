@@ -1,11 +1,12 @@
 // thin-lxc commit: a stopped thin container's files as it sees them, copied into a standalone LXC container
 // with a config of its own and no thin-lxc hooks: a golden image to boot with lxc-start or to stack thin
 // containers on.
-import { lstatSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { keptByThinContainer } from '../container/base.js';
 import { findContainer, listContainers, type ThinContainer } from '../container/containers.js';
 import { identityFiles } from '../container/layers.js';
+import { BlockedPath, writeFileBeneath } from '../core/beneath.js';
 import { copyMergedView, lxcState } from '../core/commands.js';
 import { UserError } from '../core/errors.js';
 import { removeTreeOnDevice, writeFileAtomic } from '../core/files.js';
@@ -120,10 +121,13 @@ export function applyCommit(plan: CommitPlan, options: { progress: boolean }): {
 }
 
 /** Writes a file of the new rootfs, refusing a path whose folders lead out of it through a symlink (the container's own /etc could). */
+/** The rootfs is a copy of what root in the container made: a symlink or device there is never written through. */
 function writeInside(rootfs: string, path: string, content: string): void {
-  const full = join(rootfs, path);
-  if (!`${realpathSync(dirname(full))}/`.startsWith(`${realpathSync(rootfs)}/`)) return;
-  writeFileSync(full, content);
+  try {
+    writeFileBeneath(rootfs, path, content);
+  } catch (error) {
+    if (!(error instanceof BlockedPath)) throw error;
+  }
 }
 
 /**

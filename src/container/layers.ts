@@ -1,7 +1,8 @@
 // A thin container's layers as files: what create writes into the write layer so the container has its own
 // hostname, and what the write layer holds compared with the base (thin-lxc diff).
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, type Stats, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { BlockedPath, type EntryBeneath, listBeneath, lstatBeneath, readFileBeneath } from '../core/beneath.js';
 
 export interface LayerFile {
   /** Relative to the rootfs, e.g. etc/hostname. */
@@ -9,16 +10,21 @@ export interface LayerFile {
   content: string;
 }
 
-/** The file as the container would see it before any write: the top layer that has it. */
+/**
+ * The file as the container would see it before any write: the top layer that has it. Layers are read
+ * without following any symlink (root in a base container can make its etc a symlink to the host's /etc):
+ * a symlink on the way, or a non-file, hides what is below and gives nothing.
+ */
 function readFromLayers(layers: readonly string[], path: string): string | undefined {
   for (const layer of layers) {
-    const full = join(layer, path);
     try {
-      const stat = lstatSync(full);
-      if (stat.isCharacterDevice()) return undefined; // an overlayfs whiteout: deleted in that layer
-      if (stat.isFile()) return readFileSync(full, 'utf8');
-    } catch {
-      // Not in this layer: look below.
+      const stat = lstatBeneath(layer, path);
+      if (stat === null) continue; // not in this layer: look below
+      if (!stat.isFile()) return undefined; // an overlayfs whiteout (deleted in that layer), a symlink, a directory
+      return readFileBeneath(layer, path) ?? undefined;
+    } catch (error) {
+      if (error instanceof BlockedPath) return undefined;
+      throw error;
     }
   }
   return undefined;
@@ -62,12 +68,20 @@ export interface LayerView {
  */
 export function layerChanges(view: LayerView): Change[] {
   const changes: Change[] = [];
-  const inBase = (path: string, hidden: boolean) => !hidden && view.layers.some((layer) => existsSync(join(layer, path)));
+  const inBase = (path: string, hidden: boolean) => !hidden && view.layers.some((layer) => existsBeneath(layer, path));
+  // Read through directory descriptors, never a path: a container that runs can swap a directory for a
+  // symlink to the host's between two looks, and what is then listed is nothing of the host's.
   const walk = (relative: string, hidden: boolean) => {
-    for (const entry of readdirSync(join(view.wlayer, relative)).sort()) {
-      const path = relative === '' ? entry : `${relative}/${entry}`;
+    let entries: EntryBeneath[] | null;
+    try {
+      entries = listBeneath(view.wlayer, relative);
+    } catch (error) {
+      if (error instanceof BlockedPath) return; // made a symlink since it was seen as a directory
+      throw error;
+    }
+    for (const { name, stat } of entries ?? []) {
+      const path = relative === '' ? name : `${relative}/${name}`;
       if (view.mountPoints.has(path)) continue;
-      const stat = lstatSync(join(view.wlayer, path));
       const shown = `/${path}`;
       if (stat.isCharacterDevice() && stat.rdev === 0) {
         changes.push({ kind: 'D', path: shown });
@@ -86,6 +100,11 @@ export function layerChanges(view: LayerView): Change[] {
   return changes;
 }
 
+/** Whether a layer has the path, not following symlinks (one on the way counts as not there). */
+function existsBeneath(layer: string, path: string): boolean {
+  return lstatOrNull(layer, path) !== null;
+}
+
 export function formatChanges(changes: readonly Change[]): string {
   return changes.map((change) => `${change.kind} ${change.path}`).join('\n');
 }
@@ -98,12 +117,20 @@ export function writeLayerFile(wlayer: string, layers: readonly string[], file: 
     const dir = join(wlayer, relative);
     if (existsSync(dir)) continue;
     mkdirSync(dir, { mode: 0o755 });
-    const below = layers.map((layer) => join(layer, relative)).find((path) => existsSync(path));
-    if (below) {
-      const stat = statSync(below);
+    const stat = layers.map((layer) => lstatOrNull(layer, relative)).find((found) => found?.isDirectory());
+    if (stat) {
       chmodSync(dir, stat.mode & 0o7777);
       chownSync(dir, stat.uid, stat.gid);
     }
   }
   writeFileSync(join(wlayer, file.path), file.content, { mode: 0o644 });
+}
+
+function lstatOrNull(layer: string, path: string): Stats | null {
+  try {
+    return lstatBeneath(layer, path);
+  } catch (error) {
+    if (error instanceof BlockedPath) return null;
+    throw error;
+  }
 }
