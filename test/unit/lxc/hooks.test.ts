@@ -1,7 +1,10 @@
 // What a hook reads from LXC, and whether LXC runs it for its own container or for a copy.
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { copyRefusal, isOwnRun, parseHookContext } from '../../../src/lxc/hooks.js';
+import { containerLockName, LOCK_DIR, lockPath } from '../../../src/core/lock.js';
+import { commitPurpose, copyRefusal, isOwnRun, parseHookContext, refuseDuringCommit } from '../../../src/lxc/hooks.js';
+import { skipUnless } from '../../helpers/skip.js';
 
 const env = { LXC_HOOK_VERSION: '1', LXC_HOOK_TYPE: 'pre-mount', LXC_NAME: 'web1', LXC_CONFIG_FILE: '/var/lib/lxc/web1/config', LXC_ROOTFS_PATH: '/c/w1/image/rootfs', LXC_PID: '4242' };
 
@@ -49,6 +52,30 @@ test('refuses the wrong hook type, old-style hooks and a missing argument', () =
   assert.throws(() => parseHookContext({ ...env, LXC_HOOK_TYPE: 'mount' }, ['/c'], 'pre-mount', 'm.js'), /m.js is a pre-mount hook, not mount: use it as lxc.hook.pre-mount/);
   assert.throws(() => parseHookContext({ ...env, LXC_HOOK_VERSION: '0' }, ['/c'], 'pre-mount', 'm.js'), /needs lxc.hook.version = 1/);
   assert.throws(() => parseHookContext(env, [], 'pre-mount', 'm.js'), /takes one argument/);
+});
+
+const refusalTitle = 'a start is refused at once while a live commit holds the container, and only then';
+if (skipUnless(test, refusalTitle, process.getuid?.() === 0, 'needs root to write /run/thin-lxc')) test(refusalTitle, () => {
+  const containerDir = `/tmp/thin-lxc-unit-${process.pid}/web1`;
+  const context = parseHookContext(env, [containerDir], 'pre-mount', 'thin-lxc-mount.js');
+  const file = lockPath(containerLockName(containerDir));
+  const refusal = (holder: string) => {
+    writeFileSync(file, holder);
+    try {
+      refuseDuringCommit(context);
+      return 'started';
+    } catch (error) {
+      return (error as Error).message;
+    }
+  };
+  mkdirSync(LOCK_DIR, { recursive: true, mode: 0o700 });
+  try {
+    assert.is(refusal(`${process.pid} ${commitPurpose('web1', 'img')}\n`), `web1 is being committed to img by pid ${process.pid}: wait for it or stop it`);
+    assert.is(refusal(`${process.pid} update web1\n`), 'started', 'another purpose: the hook waits for the lock as usual');
+    assert.is(refusal(`2147483646 ${commitPurpose('web1', 'img')}\n`), 'started', 'a commit that is gone holds nothing');
+  } finally {
+    rmSync(file, { force: true });
+  }
 });
 
 test.run();
