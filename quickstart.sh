@@ -18,8 +18,8 @@ fi
 bash scripts/setup-host.sh
 npm ci --no-audit --no-fund --loglevel=error
 npm run build --silent
-ln -sf "$PWD/dist/bin/cli.js" /usr/local/bin/thin-lxc
-echo "quickstart: thin-lxc $(thin-lxc --version) is /usr/local/bin/thin-lxc"
+# Root runs thin containers' hooks from the installation: a root-owned copy outside this clone.
+bash scripts/install.sh
 thin-lxc setup
 
 if ! lxc-info -n "$BASE" >/dev/null 2>&1; then

@@ -13,7 +13,7 @@ import { forwardTarget, installForwarding, recordedGeneration, removeForwarding 
 import { checkPublishConflicts, describeClash, portClashes } from '../forward/ports.js';
 import { containerTag } from '../forward/rules.js';
 import { mountEntryValue, mountsBind, planMounts, replaceEntries } from '../lxc/config.js';
-import { hookNeeds, thinHookOf, thinHooks } from '../lxc/install.js';
+import { checkInstallation, hookNeeds, thinHookOf, thinHooks } from '../lxc/install.js';
 import { hostCgroupVersion, isLimitOf, limitLines, liveLimitWrites } from '../lxc/limits.js';
 import { monitorSocket } from '../lxc/lxcpath.js';
 import { withHookLines } from '../lxc/render.js';
@@ -75,6 +75,8 @@ export function update(target: string, request: UpdateRequest, settings: Setting
 
 /** `status`: LXC's, asked before the caller took the container's lock. */
 export function planUpdate(target: string, request: UpdateRequest, settings: Settings, cwd: string, status: LxcStatus | undefined): UpdatePlan {
+  // Its hook lines name this installation and node, which LXC runs as root.
+  checkInstallation();
   const container = findContainer(settings.root, target, settings.lxcpath);
   const { state: before, paths } = container;
 

@@ -1,6 +1,6 @@
 // This installation of thin-lxc: where it keeps its hooks and templates, the hook lines LXC runs them with,
 // and whether the installation may be run as root.
-import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ThinState } from '../container/state.js';
@@ -108,21 +108,81 @@ export function thinLxcVersion(): string {
   return (JSON.parse(readFileSync(installationPath('package.json'), 'utf8')) as { version: string }).version;
 }
 
+/** What decides whether someone other than root can change a path: its owner, mode and type (from lstat). */
+export interface Ownership {
+  uid: number;
+  mode: number;
+  isDirectory: boolean;
+  isSymbolicLink: boolean;
+}
+
 /**
- * Hooks run as root at every start: if anyone but root could change a hook (each is one self-contained
- * bundle in dist/hooks), they could run code as root. Refuse to reference such an installation.
+ * Why someone other than root could change the path (or, for a directory, what is in it), or null. A symlink's
+ * own mode means nothing: its directory decides who may replace it. `parent`: a root-owned sticky directory
+ * (/tmp) is accepted, since others can neither rename nor remove root's entries in it, and the entry below is
+ * checked in turn; thin-lxc's own files get no such leave.
+ */
+export function whoElseCanChange(stat: Ownership, parent: boolean): string | null {
+  if (stat.uid !== 0) return `owned by uid ${stat.uid}, not root`;
+  if (stat.isSymbolicLink || (stat.mode & 0o022) === 0) return null;
+  if (parent && stat.isDirectory && (stat.mode & 0o1000) !== 0) return null;
+  const by = [...((stat.mode & 0o020) !== 0 ? ['its group'] : []), ...((stat.mode & 0o002) !== 0 ? ['others'] : [])];
+  return `writable by ${by.join(' and ')}`;
+}
+
+function ownershipOf(stat: Stats): Ownership {
+  return { uid: stat.uid, mode: stat.mode, isDirectory: stat.isDirectory(), isSymbolicLink: stat.isSymbolicLink() };
+}
+
+/** The path and each directory above it, up to /. */
+export function pathAndParents(path: string): string[] {
+  const chain = [path];
+  while (dirname(chain.at(-1)!) !== chain.at(-1)) chain.push(dirname(chain.at(-1)!));
+  return chain;
+}
+
+/** The first of the path and its parents (as given, and as resolved through symlinks) that root does not alone control. */
+function firstUnsafe(path: string): { path: string; problem: string } | null {
+  for (const chain of [pathAndParents(path), pathAndParents(realpathSync(path))]) {
+    for (const [index, candidate] of chain.entries()) {
+      const problem = whoElseCanChange(ownershipOf(lstatSync(candidate)), index > 0);
+      if (problem) return { path: candidate, problem };
+    }
+  }
+  return null;
+}
+
+/**
+ * Hooks run as root at every start, with the node binary and the installation that wrote their lines: if
+ * anyone but root could change the node binary, the installation (its hooks, package.json, templates) or any
+ * directory above them, they could run code as root. Refuse to reference such an installation or node.
  */
 export function checkInstallation(): void {
-  const dist = installationPath('dist', 'hooks');
-  const walk = (path: string) => {
+  const install = installationPath();
+  const fixInstall = 'or install thin-lxc owned by root: sudo ./quickstart.sh (it copies it to /usr/local/lib/thin-lxc), or npm install -g';
+  const unsafeInstall = firstUnsafe(install);
+  if (unsafeInstall) {
+    throw new UserError(
+      `${unsafeInstall.path} is ${unsafeInstall.problem}, and thin-lxc's hooks in ${install} run as root: ` +
+        `chown root:root ${unsafeInstall.path} && chmod go-w ${unsafeInstall.path}, ${fixInstall}`,
+    );
+  }
+  const node = process.execPath;
+  const unsafeNode = firstUnsafe(node);
+  if (unsafeNode) {
+    throw new UserError(
+      `${unsafeNode.path} is ${unsafeNode.problem}, and thin-lxc's hooks run ${node} as root: ` +
+        `chown root:root ${unsafeNode.path} && chmod go-w ${unsafeNode.path}, or run thin-lxc with a node installed by root (such as /usr/bin/node)`,
+    );
+  }
+  const walk = (path: string, tree: string) => {
     const stat = lstatSync(path);
-    if (stat.uid !== 0 || (stat.mode & 0o022) !== 0) {
-      throw new UserError(
-        `${path} is ${stat.uid !== 0 ? 'not owned by root' : 'writable by group or others'}, and thin-lxc's hooks run it as root: ` +
-          `chown -R root:root ${dist} && chmod -R go-w ${dist}`,
-      );
-    }
-    if (stat.isDirectory()) for (const entry of readdirSync(path)) walk(join(path, entry));
+    const problem = whoElseCanChange(ownershipOf(stat), false);
+    if (problem) throw new UserError(`${path} is ${problem}, and thin-lxc's hooks run it as root: chown -R root:root ${tree} && chmod -R go-w ${tree}, ${fixInstall}`);
+    if (stat.isDirectory()) for (const entry of readdirSync(path)) walk(join(path, entry), tree);
   };
-  walk(dist);
+  for (const part of ['package.json', 'dist', 'templates']) {
+    const path = installationPath(part);
+    if (existsSync(path)) walk(path, path);
+  }
 }

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the built thin-lxc (dist, package.json, templates) as a root-owned copy in /usr/local/lib/thin-lxc and
+# links /usr/local/bin/thin-lxc to it. Thin containers' hooks run as root from the installation that made them,
+# so it must not be the user's own clone, which its owner could change.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PREFIX=${PREFIX:-/usr/local}
+INSTALL="$PREFIX/lib/thin-lxc"
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install: run as root: sudo scripts/install.sh" >&2
+  exit 1
+fi
+if [ ! -f dist/bin/cli.js ] || [ ! -d dist/hooks ]; then
+  echo "install: nothing built here: npm ci && npm run build" >&2
+  exit 1
+fi
+
+# Made beside it and moved into place, so a failed copy leaves the installed one as it was.
+rm -rf "$INSTALL.new"
+mkdir -p "$INSTALL.new"
+cp -R dist package.json templates "$INSTALL.new/"
+chown -R root:root "$INSTALL.new"
+chmod -R u+rwX,go+rX,go-w "$INSTALL.new"
+rm -rf "$INSTALL.old"
+if [ -e "$INSTALL" ]; then mv "$INSTALL" "$INSTALL.old"; fi
+mv "$INSTALL.new" "$INSTALL"
+rm -rf "$INSTALL.old"
+mkdir -p "$PREFIX/bin"
+ln -sfn "$INSTALL/dist/bin/cli.js" "$PREFIX/bin/thin-lxc"
+echo "install: thin-lxc $("$PREFIX/bin/thin-lxc" --version) is $PREFIX/bin/thin-lxc, installed in $INSTALL"
