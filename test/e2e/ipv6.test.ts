@@ -10,21 +10,16 @@ import { execa } from 'execa';
 import * as assert from 'uvu/assert';
 import { formatIPv6, parseIPv6 } from '../../src/core/validate.js';
 import { bridgeIPv6 } from '../../src/network/bridge.js';
-import { LXC_NET_DEFAULTS, shellVariable, THIN_DNSMASQ_CONF } from '../../src/network/lxc-net.js';
 import { formatSubnet6 } from '../../src/network/ipv6.js';
+import { LXC_NET_DEFAULTS, shellVariable } from '../../src/network/lxc-net.js';
 import { attach, containerSuite, must, removeLxcContainer, sh, startContainer, tagOf, thinLxc, uniqueName } from '../helpers/host.js';
+import { addresses6, keepLxcNetAsItWas, lxcNet, waitFor6 } from '../helpers/lxc-net.js';
 import { giveSocat, makeNamespace, request, rulesLeftAfterStop, type Namespace } from '../helpers/net.js';
 import { CLI } from '../helpers/paths.js';
 
 const { tests: ipv6, runnable, cleanup, base, root } = await containerSuite('IPv6: addresses and published ports on both families', 'v6base');
 
-const LXC_NET = ['/usr/libexec/lxc/lxc-net', '/usr/lib/x86_64-linux-gnu/lxc/lxc-net', '/usr/lib/lxc/lxc-net'].find((path) => existsSync(path)) ?? '/usr/libexec/lxc/lxc-net';
-const lxcNet = (action: 'start' | 'stop') => execa(LXC_NET, [action], { reject: false, env: { ...process.env, USE_LXC_BRIDGE: 'true' } });
-const FORWARDING = '/proc/sys/net/ipv6/conf/all/forwarding';
 
-/** A file's text, or null when it does not exist: what to put back. */
-const snapshot = (path: string) => (existsSync(path) ? readFileSync(path, 'utf8') : null);
-const putBack = (path: string, text: string | null) => (text === null ? rmSync(path, { force: true }) : writeFileSync(path, text));
 
 if (runnable) {
   let nextPort = 41_000 + Math.floor(Math.random() * 8_000);
@@ -35,20 +30,6 @@ if (runnable) {
     return name;
   };
   const show = async (name: string) => JSON.parse((await thinLxc(['show', name, '--root', root, '--json'])).stdout) as { ip: string; ip6: string | null; dir: string };
-  /** The container's global IPv6 addresses on eth0, read from its network namespace. */
-  const addresses6 = async (name: string) => {
-    const pid = (await must('lxc-info', ['-n', name, '-p', '-H'])).trim();
-    const shown = await must('nsenter', ['-t', pid, '-n', 'ip', '-6', '-o', 'addr', 'show', 'dev', 'eth0', 'scope', 'global']);
-    return [...shown.matchAll(/inet6 ([0-9a-f:]+)\//g)].map((match) => match[1]!);
-  };
-  /** Until eth0 has it: after the init's flush, the next router advertisement (~20 s at most here). */
-  const waitFor6 = async (name: string, address: string) => {
-    for (let i = 0; i < 180; i++) {
-      if ((await addresses6(name)).includes(address)) return true;
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
-    return false;
-  };
   /** TCP and UDP servers on both families that answer with the container's name and the client's address. */
   const serve = (name: string) =>
     attach(
@@ -66,18 +47,7 @@ if (runnable) {
   };
 
   ipv6.before(async () => {
-    const defaults = snapshot(LXC_NET_DEFAULTS);
-    const confFile = shellVariable(defaults ?? '', 'LXC_DHCP_CONFILE') ?? THIN_DNSMASQ_CONF;
-    const conf = snapshot(confFile);
-    const forwarding = readFileSync(FORWARDING, 'utf8').trim();
-    // Put back after: lxc-net stopped with the IPv6 settings (so it removes its IPv6 masquerading), the files, lxc-net started.
-    cleanup.add(async () => {
-      await lxcNet('stop');
-      putBack(LXC_NET_DEFAULTS, defaults);
-      putBack(confFile, conf);
-      await lxcNet('start');
-      writeFileSync(FORWARDING, forwarding);
-    });
+    keepLxcNetAsItWas(cleanup);
     ns = await makeNamespace(`tl6${process.pid.toString(36)}`, { ipv6: true });
     cleanup.add(() => ns.remove());
   });

@@ -3,21 +3,16 @@
 // IPv6, and doctor and reload after a firewall reload flushed the raw table.
 // The suite changes the host's firewall and lxc-net: run it under the exclusive e2e lock. It puts back the raw
 // table, route_localnet, lxc-net's files and the bridge's IPv6 as they were.
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
-import { LXC_NET_DEFAULTS, shellVariable, THIN_DNSMASQ_CONF } from '../../src/network/lxc-net.js';
 import { containerSuite, must, removeLxcContainer, sh, startContainer, tagOf, thinLxc, uniqueName } from '../helpers/host.js';
+import { keepLxcNetAsItWas, lxcNet } from '../helpers/lxc-net.js';
 
 const { tests: localnet, runnable, cleanup, base, root } = await containerSuite('route_localnet goes with the localhost guard', 'lnbase');
 
-const LXC_NET = ['/usr/libexec/lxc/lxc-net', '/usr/lib/x86_64-linux-gnu/lxc/lxc-net', '/usr/lib/lxc/lxc-net'].find((path) => existsSync(path)) ?? '/usr/libexec/lxc/lxc-net';
-const lxcNet = (action: 'start' | 'stop') => execa(LXC_NET, [action], { reject: false, env: { ...process.env, USE_LXC_BRIDGE: 'true' } });
 const ROUTE_LOCALNET = '/proc/sys/net/ipv4/conf/lxcbr0/route_localnet';
-const FORWARDING = '/proc/sys/net/ipv6/conf/all/forwarding';
 
-const snapshot = (path: string) => (existsSync(path) ? readFileSync(path, 'utf8') : null);
-const putBack = (path: string, text: string | null) => (text === null ? rmSync(path, { force: true }) : writeFileSync(path, text));
 
 /** Whether the raw table jumps to THIN-LXC-GUARD and the guard drops 127.0.0.0/8 from anywhere but lo. */
 async function guardPresent(): Promise<boolean> {
@@ -47,20 +42,10 @@ if (runnable) {
   const dirOf = async (name: string) => (JSON.parse((await thinLxc(['show', name, '--root', root, '--json'])).stdout) as { dir: string }).dir;
 
   localnet.before(async () => {
-    const defaults = snapshot(LXC_NET_DEFAULTS);
-    const confFile = shellVariable(defaults ?? '', 'LXC_DHCP_CONFILE') ?? THIN_DNSMASQ_CONF;
-    const conf = snapshot(confFile);
-    const forwarding = readFileSync(FORWARDING, 'utf8').trim();
     const routeLocalnet = readFileSync(ROUTE_LOCALNET, 'utf8').trim();
     const raw = await must('iptables-save', ['-t', 'raw']);
     // Put back after, newest first: the raw table and route_localnet, then lxc-net as the IPv6 suite does.
-    cleanup.add(async () => {
-      await lxcNet('stop');
-      putBack(LXC_NET_DEFAULTS, defaults);
-      putBack(confFile, conf);
-      await lxcNet('start');
-      writeFileSync(FORWARDING, forwarding);
-    });
+    keepLxcNetAsItWas(cleanup);
     cleanup.add(async () => {
       await execa('iptables-restore', ['-w', '-T', 'raw'], { input: raw, reject: false });
       writeFileSync(ROUTE_LOCALNET, routeLocalnet);
