@@ -28,6 +28,7 @@ export function withLock<T>(name: string, work: () => T, timeoutMs = 20_000, pur
   const path = lockPath(name);
   const fd = openSync(path, 'a+', 0o600);
   let settles = false;
+  let held = false;
   try {
     const seconds = String(Math.max(timeoutMs / 1000, 0.001));
     const taken = flockWait(fd, seconds, TIMED_OUT);
@@ -35,6 +36,7 @@ export function withLock<T>(name: string, work: () => T, timeoutMs = 20_000, pur
       throw new UserError(`timed out after ${seconds} s waiting for ${path}, held by ${holderOf(path)}: if it hangs, stop it`);
     }
     if (taken.exitCode !== 0) throw new UserError(`cannot lock ${path}: ${taken.stderr.trim() || `flock exited ${taken.exitCode}`}`);
+    held = true;
     // Who holds it, for the message of whoever times out waiting: information only, never acted on.
     ftruncateSync(fd, 0);
     writeSync(fd, `${process.pid}${purpose ? ` ${purpose}` : ''}\n`);
@@ -42,11 +44,24 @@ export function withLock<T>(name: string, work: () => T, timeoutMs = 20_000, pur
     // Asynchronous work keeps the lock until it settles.
     if (result instanceof Promise) {
       settles = true;
-      return result.finally(() => closeSync(fd)) as T;
+      return result.finally(() => release(fd, held)) as T;
     }
     return result;
   } finally {
-    if (!settles) closeSync(fd);
+    if (!settles) release(fd, held);
+  }
+}
+
+/**
+ * Empties the file while still holding the lock, then lets go: a holder's pid left in it would name whoever
+ * reuses that pid later, and a stale "commit" holder would make every start refuse.
+ */
+function release(fd: number, held: boolean): void {
+  try {
+    // A waiter that timed out never held it: the file names the holder.
+    if (held) ftruncateSync(fd, 0);
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -59,6 +59,15 @@ if (runnable) {
     assert.ok(Date.now() - started < 1_000, 'no waiting for a dead holder, whatever its pid');
   });
 
+  test('once withLock returns, the lock names no holder, though its holder (this process) lives on', async () => {
+    withLock(name, () => assert.is(lockHolder(name)?.pid, process.pid, 'named while held'), 100, 'commit web1 to img');
+    assert.is(lockHolder(name), null, 'sync work released');
+    await withLock(name, async () => undefined, 100, 'commit web1 to img');
+    assert.is(lockHolder(name), null, 'async work released');
+    assert.throws(() => withLock(name, () => { throw new Error('boom'); }, 100, 'commit web1 to img'), /boom/);
+    assert.is(lockHolder(name), null, 'work that threw released');
+  });
+
   test('the lock is released when work throws, and work runs once', () => {
     let runs = 0;
     assert.throws(() => withLock(name, () => { runs++; throw new Error('boom'); }), /boom/);

@@ -2,7 +2,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { containerLockName, LOCK_DIR, lockPath } from '../../../src/core/lock.js';
+import { containerLockName, LOCK_DIR, lockPath, withContainerLock } from '../../../src/core/lock.js';
 import { commitPurpose, copyRefusal, isOwnRun, parseHookContext, refuseDuringCommit } from '../../../src/lxc/hooks.js';
 import { skipUnless } from '../../helpers/skip.js';
 
@@ -73,6 +73,8 @@ if (skipUnless(test, refusalTitle, process.getuid?.() === 0, 'needs root to writ
     assert.is(refusal(`${process.pid} ${commitPurpose('web1', 'img')}\n`), `web1 is being committed to img by pid ${process.pid}: wait for it or stop it`);
     assert.is(refusal(`${process.pid} update web1\n`), 'started', 'another purpose: the hook waits for the lock as usual');
     assert.is(refusal(`2147483646 ${commitPurpose('web1', 'img')}\n`), 'started', 'a commit that is gone holds nothing');
+    withContainerLock(containerDir, commitPurpose('web1', 'img'), () => undefined, 100);
+    assert.not.throws(() => refuseDuringCommit(context), 'a commit that released the lock refuses nothing, though its pid (this process) lives');
   } finally {
     rmSync(file, { force: true });
   }
