@@ -17,10 +17,18 @@ if [ ! -f dist/bin/cli.js ] || [ ! -d dist/hooks ]; then
   exit 1
 fi
 
+# The build makes no symlinks: one would be copied as a root-owned link to a file its owner can still change.
+LINK=$(find dist package.json templates -type l -print -quit)
+if [ -n "$LINK" ]; then
+  echo "install: $LINK is a symlink, which thin-lxc's build never makes: remove it and rebuild with npm ci && npm run build" >&2
+  exit 1
+fi
+
 # Made beside it and moved into place, so a failed copy leaves the installed one as it was.
 rm -rf "$INSTALL.new"
 mkdir -p "$INSTALL.new"
-cp -R dist package.json templates "$INSTALL.new/"
+# -L: a link put in after the check above is copied as the file it names, not kept as a link.
+cp -RL dist package.json templates "$INSTALL.new/"
 chown -R root:root "$INSTALL.new"
 chmod -R u+rwX,go+rX,go-w "$INSTALL.new"
 rm -rf "$INSTALL.old"

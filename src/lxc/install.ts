@@ -175,14 +175,26 @@ export function checkInstallation(): void {
         `chown root:root ${unsafeNode.path} && chmod go-w ${unsafeNode.path}, or run thin-lxc with a node installed by root (such as /usr/bin/node)`,
     );
   }
-  const walk = (path: string, tree: string) => {
-    const stat = lstatSync(path);
-    const problem = whoElseCanChange(ownershipOf(stat), false);
-    if (problem) throw new UserError(`${path} is ${problem}, and thin-lxc's hooks run it as root: chown -R root:root ${tree} && chmod -R go-w ${tree}, ${fixInstall}`);
-    if (stat.isDirectory()) for (const entry of readdirSync(path)) walk(join(path, entry), tree);
-  };
   for (const part of ['package.json', 'dist', 'templates']) {
-    const path = installationPath(part);
-    if (existsSync(path)) walk(path, path);
+    const tree = installationPath(part);
+    const unsafe = existsSync(tree) ? firstUnsafeIn(tree) : null;
+    if (unsafe) throw new UserError(`${unsafe.path} is ${unsafe.problem}, and thin-lxc's hooks run it as root: chown -R root:root ${tree} && chmod -R go-w ${tree}, ${fixInstall}`);
   }
+}
+
+/** The first file or directory in the tree at `path` (itself included) that root does not alone control. */
+export function firstUnsafeIn(path: string): { path: string; problem: string } | null {
+  const stat = lstatSync(path);
+  // A root-owned symlink passes whoElseCanChange, but what it points at (anyone's file) is what root would run.
+  // The build makes no symlinks, so one here was put there: refuse it rather than check where it leads.
+  if (stat.isSymbolicLink()) return { path, problem: 'a symlink, which thin-lxc never installs' };
+  const problem = whoElseCanChange(ownershipOf(stat), false);
+  if (problem) return { path, problem };
+  if (stat.isDirectory()) {
+    for (const entry of readdirSync(path)) {
+      const unsafe = firstUnsafeIn(join(path, entry));
+      if (unsafe) return unsafe;
+    }
+  }
+  return null;
 }

@@ -2,7 +2,7 @@
 // A copy of the built installation (dist, package.json, templates) whose parent directory its group may write,
 // or a user owns, and a node binary in a user's directory, are refused by create, update and refresh, with one
 // line naming the path and the fix, and nothing is left behind.
-import { chmodSync, chownSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, cpSync, existsSync, lchownSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
@@ -86,6 +86,42 @@ if (runnable) {
     } finally {
       chownSync(parent, 0, 0);
     }
+  });
+
+  /** A file nobody (uid 65534) owns and may change, to point a root-owned symlink at. */
+  const nobodysFile = () => {
+    const evil = join(work, 'evil.js');
+    writeFileSync(evil, "require('node:fs').writeFileSync('/tmp/thin-lxc-evil-ran', '');\n", { mode: 0o644 });
+    chownSync(evil, 65534, 65534);
+    return evil;
+  };
+
+  installation("an installation whose hook is a root-owned symlink to a file another user owns is refused by create, update and refresh", async () => {
+    const hook = join(copy, 'dist/hooks/thin-lxc-mount.js');
+    renameSync(hook, `${hook}.real`);
+    symlinkSync(nobodysFile(), hook);
+    lchownSync(hook, 0, 0);
+    try {
+      await refusedEverywhere(process.execPath, join(copy, 'dist/bin/cli.js'), `thin-lxc: ${hook} is a symlink, which thin-lxc never installs, and thin-lxc's hooks run it as root`);
+    } finally {
+      rmSync(hook, { force: true });
+      renameSync(`${hook}.real`, hook);
+    }
+  });
+
+  installation('scripts/install.sh refuses a clone whose dist holds a symlink, and installs nothing', async () => {
+    const clone = join(work, 'clone');
+    mkdirSync(clone, { mode: 0o755 });
+    for (const part of ['dist', 'package.json', 'templates', 'scripts']) cpSync(join(REPO, part), join(clone, part), { recursive: true });
+    const hook = join(clone, 'dist/hooks/thin-lxc-mount.js');
+    rmSync(hook);
+    symlinkSync(nobodysFile(), hook);
+    const prefix = join(work, 'prefix-linked');
+    const installed = await execa('bash', [join(clone, 'scripts/install.sh')], { reject: false, env: { ...process.env, PREFIX: prefix } });
+    assert.is(installed.exitCode, 1, `${installed.stdout}${installed.stderr}`);
+    assert.is(String(installed.stderr).trim().split('\n').length, 1, 'one line');
+    assert.match(String(installed.stderr), 'install: dist/hooks/thin-lxc-mount.js is a symlink');
+    assert.not.ok(existsSync(join(prefix, 'lib/thin-lxc')), 'nothing installed');
   });
 
   installation("a node binary in a user's directory is refused by create, update and refresh", async () => {

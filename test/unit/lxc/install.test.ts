@@ -1,8 +1,9 @@
 // This installation: thin-lxc's hook lines as LXC runs them, and where the installation's files are.
-import { existsSync } from 'node:fs';
+import { chownSync, existsSync, lchownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { hookLineFiles, installationPath, pathAndParents, thinHookOf, whoElseCanChange } from '../../../src/lxc/install.js';
+import { firstUnsafeIn, hookLineFiles, installationPath, pathAndParents, thinHookOf, whoElseCanChange } from '../../../src/lxc/install.js';
 import { REPO } from '../../helpers/paths.js';
 
 test("a hook line's node binary and hook file; thin-lxc's hooks told apart from anybody else's", () => {
@@ -38,6 +39,22 @@ test('whoElseCanChange: root-owned and not group/other-writable, or a root-owned
 test('pathAndParents: the path, then each directory above it, up to /', () => {
   assert.equal(pathAndParents('/usr/local/lib/thin-lxc'), ['/usr/local/lib/thin-lxc', '/usr/local/lib', '/usr/local', '/usr', '/']);
   assert.equal(pathAndParents('/'), ['/']);
+});
+
+test("firstUnsafeIn: a root-owned symlink inside the installation is refused, whatever it points at", () => {
+  const dir = mkdtempSync('/tmp/thin-lxc-unit-');
+  try {
+    mkdirSync(join(dir, 'hooks'), { mode: 0o755 });
+    const evil = join(dir, 'evil.js');
+    writeFileSync(evil, '', { mode: 0o644 });
+    chownSync(evil, 65534, 65534);
+    const link = join(dir, 'hooks', 'thin-lxc-mount.js');
+    symlinkSync(evil, link);
+    lchownSync(link, 0, 0);
+    assert.equal(firstUnsafeIn(join(dir, 'hooks')), { path: link, problem: 'a symlink, which thin-lxc never installs' });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();
