@@ -3,6 +3,8 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
+import { containerLockName } from '../../src/core/lock.js';
+import { eventually, holdLock, waiterOf } from '../helpers/locks.js';
 import { attach, containerSuite, hostMountsMentioning, must, removeLxcContainer, sh, startContainer, temporaryRoot, thinLxc, treeDigest, uniqueName } from '../helpers/host.js';
 
 const LXCPATH = '/var/lib/lxc';
@@ -98,6 +100,25 @@ if (runnable) {
     assert.not.ok(existsSync(join(root, name)));
     assert.not.ok(existsSync(join(LXCPATH, name)));
     assert.not.ok((await must('lxc-ls', ['-1'])).split('\n').includes(name));
+  });
+
+  e2e("lxc-destroy waits for the container's lock (a thin-lxc command working on it), then removes it", async () => {
+    const name = track(uniqueName('lxcdl'));
+    assert.is((await create(name)).exitCode, 0);
+    const dir = join(root, name);
+    const held = await holdLock(containerLockName(dir));
+    try {
+      const destroying = sh('lxc-destroy', ['-n', name]);
+      assert.ok(await eventually(() => waiterOf(containerLockName(dir), dir) !== undefined), "lxc-destroy's hook waits for the container's lock");
+      assert.ok(existsSync(join(dir, 'thin-lxc.ini')), 'nothing removed while the lock is held');
+      await held.release();
+      const destroyed = await destroying;
+      assert.is(destroyed.exitCode, 0, destroyed.stderr);
+    } finally {
+      await held.release();
+    }
+    assert.not.ok(existsSync(dir));
+    assert.not.ok(existsSync(join(LXCPATH, name)));
   });
 
   e2e('destroy refuses a running container; --force stops it first', async () => {
