@@ -31,18 +31,6 @@ export function lxcStatuses(lxcpath: string): Map<string, LxcStatus> {
   return statuses;
 }
 
-/** lxc-ls: the IPv4 addresses of running containers. */
-export function lxcRunningAddresses(lxcpath: string): { name: string; address: string }[] {
-  const result = run('lxc-ls', ['-P', lxcpath, '-f', '-F', 'NAME,IPV4', '--running'], { allowFailure: true });
-  return result.stdout
-    .split('\n')
-    .slice(1)
-    .flatMap((line) => {
-      const [name = '', ...rest] = line.trim().split(/[\s,]+/);
-      return rest.filter((token) => /^\d+\.\d+\.\d+\.\d+$/.test(token)).map((address) => ({ name, address }));
-    });
-}
-
 /** lxc-stop -k: stops a container at once. */
 export function lxcStopNow(name: string, lxcpath: string): void {
   run('lxc-stop', ['-P', lxcpath, '-n', name, '-k'], { allowFailure: true });

@@ -1,8 +1,8 @@
 // What an lxcpath holds: the registrations that let plain LXC tools find thin containers, which
 // containers run, and which own a MAC address.
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { lxcRunningAddresses, lxcStatuses, type LxcStatus } from '../core/commands.js';
+import { lxcStatuses, type LxcStatus } from '../core/commands.js';
 import { removeTreeOnDevice, writeFileAtomic } from '../core/files.js';
 import { parseLxcConfig } from './config.js';
 
@@ -81,9 +81,78 @@ export function lxcContainerExists(lxcpath: string, name: string): boolean {
   return existsSync(registrationDir(lxcpath, name));
 }
 
-/** IPv4 addresses of running containers in `lxcpath`, so a new static address never takes a live one. */
+/**
+ * IPv4 addresses of running containers in `lxcpath`, so a new static address never takes a live one. Read from
+ * /proc, not asked of LXC: lxc-ls answers only once a starting container's hooks are done, and those wait for
+ * that container's lock, which the caller (create, under 'create' or a replaced container's lock) may hold or
+ * wait behind. Each container's monitor ("[lxc monitor] LXCPATH NAME") has its init as a child, in the
+ * container's network namespace, whose local addresses /proc/PID/net/fib_trie lists.
+ */
 export function runningAddresses(lxcpath: string): { address: string; holder: string }[] {
-  return lxcRunningAddresses(lxcpath).map(({ name, address }) => ({ address, holder: `running container ${name}` }));
+  const processes = readdirSafe('/proc').filter((entry) => /^\d+$/.test(entry));
+  const monitors = new Map<string, string>();
+  const parents = new Map<string, string>();
+  for (const pid of processes) {
+    const name = monitorName(readSafe(`/proc/${pid}/cmdline`), lxcpath);
+    if (name !== null) monitors.set(pid, name);
+    const stat = readSafe(`/proc/${pid}/stat`);
+    const ppid = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1];
+    if (ppid) parents.set(pid, ppid);
+  }
+  if (monitors.size === 0) return [];
+  const hostNet = linkSafe('/proc/self/ns/net');
+  const uses: { address: string; holder: string }[] = [];
+  for (const [pid, ppid] of parents) {
+    const name = monitors.get(ppid);
+    if (name === undefined || linkSafe(`/proc/${pid}/ns/net`) === hostNet) continue;
+    for (const address of localAddresses(readSafe(`/proc/${pid}/net/fib_trie`))) uses.push({ address, holder: `running container ${name}` });
+  }
+  return uses;
+}
+
+/** The container whose monitor has this command line, if it is one of `lxcpath`'s. */
+export function monitorName(cmdline: string, lxcpath: string): string | null {
+  const prefix = `[lxc monitor] ${lxcpath} `;
+  if (!cmdline.startsWith(prefix)) return null;
+  const name = cmdline.slice(prefix.length).split('\0')[0]!.trim();
+  return name === '' ? null : name;
+}
+
+/** The IPv4 addresses a network namespace holds (its fib_trie's "/32 host LOCAL" entries), loopback left out. */
+export function localAddresses(fibTrie: string): string[] {
+  const found = new Set<string>();
+  let last = '';
+  for (const line of fibTrie.split('\n')) {
+    const leaf = /\|-- (\d+\.\d+\.\d+\.\d+)$/.exec(line.trimEnd());
+    if (leaf) last = leaf[1]!;
+    else if (/^\s*\/32 host LOCAL/.test(line) && last !== '' && !last.startsWith('127.')) found.add(last);
+  }
+  return [...found];
+}
+
+function readdirSafe(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+/** A /proc file's text, or '' for a process gone meanwhile. */
+function readSafe(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+function linkSafe(path: string): string {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return '';
+  }
 }
 
 /**

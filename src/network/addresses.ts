@@ -95,7 +95,7 @@ export function chooseAddress(
     ...others.flatMap((other) => (other.state.ip ? [{ address: other.state.ip, holder: `thin container ${other.state.name}` }] : [])),
     ...reservedAddresses(new Set([...others.flatMap((other) => (other.state.ip ? [other.state.name] : [])), ...(own ? [own.name] : [])])),
   ];
-  // Asking LXC for every running container's addresses costs a process that grows with their number, so
+  // Reading every running container's addresses costs a scan of /proc that grows with their number, so
   // only a requested address pays for it; a chosen one avoids leases and live neighbours instead.
   // Whether a host still answers for it, or dnsmasq still leases it, is for claimAddress to find out.
   const running = () => runningAddresses(lxcpath).filter((use) => !(own && use.address === own.ip && use.holder === `running container ${own.name}`));

@@ -210,6 +210,70 @@ if (runnable) {
     await stop(made);
   });
 
+  /** An address of the bridge that no container has: a thin container's, given back by destroying it. */
+  const freeAddress = async () => {
+    const made = await make(uniqueName('fa'));
+    const ip = readState(made.dir).ip!;
+    assert.is((await thinLxc(['destroy', made.name, '--root', root])).exitCode, 0);
+    return ip;
+  };
+
+  races("create --ip never waits for LXC's answer about other containers: it finishes while another container's start waits in its hook for that container's lock", async () => {
+    const held = await make(uniqueName('hs'));
+    const ip = await freeAddress();
+    const other = uniqueName('ip');
+    cleanup.add(() => removeLxcContainer(other));
+    const lock = await holdLock(containerLockName(held.dir));
+    let starting: Promise<Ran> = Promise.resolve({ exitCode: 0, stdout: '', stderr: '' });
+    let created: Ran;
+    let startStillWaits = false;
+    try {
+      // Until its pre-mount hook has the lock, LXC answers nobody about the lxcpath's containers (lxc-ls waits).
+      starting = sh('lxc-start', ['-n', held.name, '-d'], 90_000);
+      assert.ok(await eventually(() => waiterOf(containerLockName(held.dir), held.dir) !== undefined), "the start waits in its hook for the container's lock");
+      created = await thinLxc(['create', other, '--base', base, '--root', root, '--ip', ip]);
+      startStillWaits = waiterOf(containerLockName(held.dir), held.dir) !== undefined;
+    } finally {
+      await lock.release();
+    }
+    assert.is(created.exitCode, 0, created.stderr);
+    assert.is(readState(join(root, other)).ip, ip, 'the new container has the requested address');
+    assert.ok(startStillWaits, "the create finished while the start still waited for the lock (it did not wait out the hook's 20 s)");
+    assert.is((await starting).exitCode, 0, 'the start went on once the lock was free');
+    await stop(held);
+  });
+
+  races("create --replace --ip of a container whose start waits for its lock: holding that lock the replace never waits for LXC, so the start's hook never times out", async () => {
+    const made = await make(uniqueName('rs'));
+    const ip = await freeAddress();
+    const lockName = containerLockName(made.dir);
+    // Outside the container's directory, which the replace removes.
+    const log = join(root, `${made.name}.lxc.log`);
+    const lock = await holdLock(lockName);
+    let starting: Promise<Ran> = Promise.resolve({ exitCode: 0, stdout: '', stderr: '' });
+    let replace = notLaunched();
+    let hookWaiter: number | undefined;
+    try {
+      starting = sh('lxc-start', ['-n', made.name, '-d', '-l', 'DEBUG', '-o', log], 90_000);
+      assert.ok(await eventually(() => (hookWaiter = waiterOf(lockName, made.dir)) !== undefined), "the start waits in its pre-mount hook for the container's lock");
+      // The hook's wait is stopped while the lock changes hands, so that the replace takes it first.
+      process.kill(hookWaiter!, 'SIGSTOP');
+      replace = launch(['create', made.name, '--base', base, '--root', root, '--ip', ip, '--replace']);
+      assert.ok(await eventually(() => waiterOf(lockName, replace.pid) !== undefined), "the replace waits for the container's lock");
+      await lock.release();
+      assert.ok(await eventually(() => replace.exited() || waiterOf(lockName, replace.pid) === undefined), "the replace took the container's lock");
+    } finally {
+      await lock.release();
+      if (hookWaiter) process.kill(hookWaiter, 'SIGCONT');
+    }
+    const replaced = await replace.done;
+    await starting;
+    const failed = readFileSync(log, 'utf8').split('\n').filter((line) => /timed out|Failed to run lxc\.hook/.test(line));
+    assert.equal(failed, [], "no hook of the start waited out the container's lock");
+    assert.is(replaced.exitCode, 0, replaced.stderr);
+    assert.is(readState(made.dir).ip, ip, 'the new container has the requested address');
+  });
+
   races('refresh waits while the container is being changed, and rewrites what the change wrote', async () => {
     const made = await make(uniqueName('rf'));
     const config = join(made.dir, 'image', 'config');
