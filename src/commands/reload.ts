@@ -8,7 +8,7 @@ import { withContainerLock } from '../core/lock.js';
 import { forwardTarget, guardLocalnet, installForwarding, installedTags, recordedGeneration, removeForwarding } from '../forward/apply.js';
 import { containerTag } from '../forward/rules.js';
 import { defaultBridge } from '../lxc/config.js';
-import { isRunning, lxcStatusLookup } from '../lxc/lxcpath.js';
+import { lxcStatusLookup, monitorSocket } from '../lxc/lxcpath.js';
 import type { Settings } from './settings.js';
 
 /**
@@ -29,12 +29,14 @@ function alive(lxc: LxcState | undefined): boolean {
  * Containers in the root and those registered in the lxcpath from other roots, each asked of its own lxcpath.
  * What is removed is what iptables has of a container, whatever its state publishes now. Each container that
  * has something to change is changed under its lock, its state read under it; LXC is asked before (it answers
- * only once a start's hooks are done, and they wait for that lock): one that started or stopped since is left
- * to its own hooks.
+ * only once a start's hooks are done, and they wait for that lock): one that started, stopped or restarted since
+ * (its monitor's socket, one per start, read before LXC was asked, is another now) is left to its own hooks.
  */
 export function reload(settings: Settings): string {
   const statusOf = lxcStatusLookup();
   const known = knownContainers(settings.root, settings.lxcpath);
+  // Before LXC is asked: a start after this read shows in the comparison under the lock, whatever LXC said.
+  const monitors = new Map(known.map(({ state, paths }) => [paths.dir, monitorSocket(state.lxcpath, state.name)]));
   const tags = installedTags(known.some(({ state }) => state.ip6 !== null));
   const installed = new Set([...tags[4], ...tags[6]]);
   const applied: string[] = [];
@@ -46,7 +48,8 @@ export function reload(settings: Settings): string {
     const runs = alive(status?.state);
     if (!runs && !installed.has(tag)) continue;
     const done = withContainerLock(paths.dir, `reload ${listed.name}`, () => {
-      if (isRunning(listed.lxcpath, listed.name) !== runs) return null;
+      const monitor = monitorSocket(listed.lxcpath, listed.name);
+      if (monitor !== monitors.get(paths.dir) || (monitor !== null) !== runs) return null;
       let state: ThinState;
       try {
         state = readState(paths.dir);
@@ -56,8 +59,9 @@ export function reload(settings: Settings): string {
       const target = forwardTarget(state);
       const action = reloadAction(status?.state, target !== null && state.bridge !== null, installed.has(tag));
       if (action === 'apply' && target && state.bridge) {
-        // Still the running start's forwarding: its post-stop must remove it.
-        const generation = recordedGeneration(tag) || (status?.pid ?? '');
+        // Still the running start's forwarding: its post-stop must remove it. With no record, the start is
+        // recorded as unknown (''), which its post-stop removes: no generation is made up from LXC's answer.
+        const generation = recordedGeneration(tag) ?? recordedGeneration(tag, 6) ?? '';
         installForwarding(target, state.bridge, state.veth, generation, { reconcile: true });
         return 'applied';
       }

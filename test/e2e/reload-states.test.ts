@@ -1,11 +1,12 @@
 // reload keeps the forwarding of a container that is not RUNNING but alive: frozen, or still starting.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
+import { containerLockName, LOCK_DIR } from '../../src/core/lock.js';
 import { removeForwarding } from '../../src/forward/apply.js';
 import { containerSuite, must, removeLxcContainer, sh, startContainer, tagOf, thinLxc, uniqueName } from '../helpers/host.js';
-import { eventually } from '../helpers/locks.js';
+import { eventually, holdLock, waiterOf } from '../helpers/locks.js';
 import { giveSocat, request, rulesLeftAfterStop, startServers } from '../helpers/net.js';
 import { CLI } from '../helpers/paths.js';
 
@@ -49,7 +50,48 @@ if (runnable) {
     assert.equal(await rulesLeftAfterStop(new RegExp(made.tag)), [], 'and its stop removes its rules');
   });
 
-  states('reload while a start is held after its forwarding hook: the started container forwards', async () => {
+  states('reload leaves a container that restarted while it waited for its lock to that start\'s own hooks', async () => {
+    const made = await make('rst');
+    assert.is((await startContainer(made.name)).exitCode, 0);
+    const lockName = containerLockName(made.dir);
+    const held = await holdLock(lockName);
+    const reload = execa(process.execPath, [CLI, 'reload', '--root', root], { reject: false, timeout: 60_000 });
+    let waiter: number | undefined;
+    try {
+      // reload asked LXC (the first start runs), then waits for the lock; its wait is stopped while the container restarts.
+      assert.ok(await eventually(() => (waiter = waiterOf(lockName, reload.pid!)) !== undefined), 'reload waits for the container\'s lock');
+      process.kill(waiter!, 'SIGSTOP');
+      await held.release();
+      await must('lxc-stop', ['-n', made.name, '-k']);
+      assert.is((await startContainer(made.name)).exitCode, 0, 'the container started again');
+    } finally {
+      await held.release();
+      if (waiter) process.kill(waiter, 'SIGCONT');
+    }
+    const reloaded = await reload;
+    assert.is(reloaded.exitCode, 0, String(reloaded.stderr));
+    assert.not.match(String(reloaded.stdout), made.name, 'reload did not re-apply the second start\'s forwarding as the first one\'s');
+    await startServers(made.name);
+    assert.is(await request('127.0.0.1', made.hostPort), `tcp-${made.name}`, 'its port answers, forwarded by its own start');
+    await must('lxc-stop', ['-n', made.name, '-k']);
+    assert.equal(await rulesLeftAfterStop(new RegExp(made.tag)), [], 'and its stop removes its rules');
+  });
+
+  states('reload of a running container whose forwarding has no record of its start records none it made up, and the stop removes it', async () => {
+    const made = await make('rec');
+    assert.is((await startContainer(made.name)).exitCode, 0);
+    const record = join(LOCK_DIR, 'forwarding', made.tag);
+    assert.ok(existsSync(record), 'the start recorded its forwarding');
+    rmSync(record);
+    const reloaded = await thinLxc(['reload', '--root', root]);
+    assert.is(reloaded.exitCode, 0, reloaded.stderr);
+    assert.match(reloaded.stdout, made.name, 'reload re-applied its forwarding');
+    assert.is(readFileSync(record, 'utf8'), '', 'the start that installed it is recorded as unknown, not as a pid LXC gave');
+    await must('lxc-stop', ['-n', made.name, '-k']);
+    assert.equal(await rulesLeftAfterStop(new RegExp(made.tag)), [], 'and its stop removes its rules');
+  });
+
+  states('reload during a start held after its forwarding hook waits for LXC, then re-applies that start\'s forwarding: the started container forwards', async () => {
     const made = await make('sta');
     // One more start-host hook after thin-lxc's, which waits on a fifo: the start stays STARTING meanwhile.
     const fifo = join(root, `${made.name}.fifo`);
@@ -65,11 +107,12 @@ if (runnable) {
       const reload = execa(process.execPath, [CLI, 'reload', '--root', root], { reject: false, timeout: 60_000 });
       let reloadExited = false;
       void reload.finally(() => (reloadExited = true));
-      // LXC answers lxc-ls about a starting container only once its start hooks are done: reload may wait for it.
-      assert.ok(await eventually(() => reloadExited || childNamed(reload.pid!, 'lxc-ls')), 'reload has run, or waits for LXC');
+      // LXC answers lxc-ls about a starting container only once its start hooks are done: reload waits for it.
+      assert.ok(await eventually(() => !reloadExited && childNamed(reload.pid!, 'lxc-ls')), 'reload waits for LXC while the start is held');
       await release();
       const reloaded = await reload;
       assert.is(reloaded.exitCode, 0, String(reloaded.stderr));
+      assert.match(String(reloaded.stdout), made.name, `reload re-applied the forwarding of the start LXC then reported: ${String(reloaded.stdout)}`);
     } finally {
       if (!startExited) await release();
     }
