@@ -130,7 +130,9 @@ export function ofdLockWait(fd: number, seconds: number, timedOutExitCode: numbe
     `$SIG{ALRM} = sub { exit ${timedOutExitCode} }; open(my $fh, '+<&=', 3) or exit 2; ` +
     `my $lock = pack('s s x4 q q i x4', 1, 0, 0, 0, 0); alarm(${Math.max(1, Math.ceil(seconds))}); ` +
     `fcntl($fh, 38, $lock) or exit($!{EINTR} ? ${timedOutExitCode} : 1);`;
-  return run('perl', ['-e', script], { allowFailure: true, fds: [fd] });
+  // Root's perl by absolute path with only PATH: the caller's PERL5OPT, PERL5LIB (or a perl earlier on PATH) would
+  // load their code into this root process, and hooks (ephemeral teardown) inherit lxc-start's environment.
+  return run('/usr/bin/perl', ['-e', script], { allowFailure: true, fds: [fd], cleanEnv: true });
 }
 
 // --- Network ------------------------------------------------------------------------------------------

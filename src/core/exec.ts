@@ -21,6 +21,8 @@ export interface RunOptions {
   fds?: readonly number[];
   /** Let the command's stdout through to this descriptor (a progress display) instead of capturing it. */
   stdoutTo?: number;
+  /** Run with only PATH (the sbin-extended fallback), not the caller's environment. */
+  cleanEnv?: boolean;
 }
 
 /** LXC runs hooks with whatever environment lxc-start had; make sure the sbin folders are searched. */
@@ -40,6 +42,7 @@ const PACKAGE_OF: Record<string, string> = {
   du: 'coreutils',
   systemctl: 'systemd',
   flock: 'util-linux',
+  '/usr/bin/perl': 'perl-base',
   unshare: 'util-linux',
   setpriv: 'util-linux',
   nsenter: 'util-linux',
@@ -57,7 +60,7 @@ export function setCommandTrace(on: boolean): void {
 
 export function run(file: string, args: readonly string[], options: RunOptions = {}): CommandResult {
   if (traceCommands) process.stderr.write(`+ ${[file, ...args].join(' ')}\n`);
-  const env = { ...process.env, PATH: withSbin(process.env.PATH) };
+  const env = options.cleanEnv ? { PATH: FALLBACK_PATH } : { ...process.env, PATH: withSbin(process.env.PATH) };
   const result = spawnSync(file, args, {
     encoding: 'utf8',
     env,

@@ -64,6 +64,26 @@ if (runnable) {
     assert.not.ok(read(snapshotsOf(join(LXCPATH, base))).includes(`\n${lower}\n`), "the thin base left its base's file");
   });
 
+  registration("the caller's PERL5OPT and PERL5LIB load nothing into the perl that takes LXC's lock, at create and destroy", async () => {
+    const modules = temporaryRoot();
+    cleanup.add(() => sh('rm', ['-rf', modules]));
+    const marker = join(modules, 'loaded');
+    writeFileSync(join(modules, 'ThinLxcMarker.pm'), `package ThinLxcMarker; open(my $f, '>', '${marker}'); 1;\n`);
+    // The module works: a plain perl with these variables loads it.
+    const env = { PERL5LIB: modules, PERL5OPT: '-MThinLxcMarker' };
+    assert.is((await execa('perl', ['-e', '1'], { reject: false, env })).exitCode, 0);
+    assert.ok(existsSync(marker), 'the module writes its marker when perl loads it');
+    rmSync(marker);
+
+    const name = track(uniqueName('perl'));
+    const made = await thinLxc(['create', name, '--base', base, '--root', root], { env });
+    assert.is(made.exitCode, 0, made.stderr);
+    assert.ok(read(snapshotsOf(join(LXCPATH, base))).includes(`\n${name}\n`), 'registered, so the lock was taken');
+    const destroyed = await thinLxc(['destroy', name, '--root', root], { env });
+    assert.is(destroyed.exitCode, 0, destroyed.stderr);
+    assert.not.ok(existsSync(marker), 'perl never loaded the caller\'s module');
+  });
+
   registration('thin-lxc destroy of a thin base refuses while a thin container of another root stacks on it', async () => {
     const other = temporaryRoot();
     cleanup.add(() => sh('rm', ['-rf', other]));
