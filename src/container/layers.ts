@@ -38,8 +38,9 @@ export function identityFiles(layers: readonly string[], name: string): LayerFil
   const oldName = hostname.trim();
   const hosts = readFromLayers(layers, 'etc/hosts');
   if (hosts !== undefined && oldName !== '' && oldName !== name) {
-    const word = new RegExp(`(?<=\\s)${oldName.replace(/[.]/g, '\\.')}(?=\\s|$)`, 'gm');
-    if (word.test(hosts)) files.push({ path: 'etc/hosts', content: hosts.replace(word, name) });
+    // The base's hostname is anyone's text: every regex character escaped, so it matches only itself (and cannot hang).
+    const word = new RegExp(`(?<=\\s)${oldName.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}(?=\\s|$)`, 'gm');
+    if (word.test(hosts)) files.push({ path: 'etc/hosts', content: hosts.replace(word, () => name) });
   }
   return files;
 }

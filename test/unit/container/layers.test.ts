@@ -38,4 +38,22 @@ test('a base without /etc/hostname (busybox) gets nothing written', () => {
   }
 });
 
+test("a base hostname with regex characters is matched as it is written, never as a pattern", () => {
+  const paren = layer({ 'etc/hostname': 'h(\n', 'etc/hosts': '127.0.1.1 h(\n' });
+  const plus = layer({ 'etc/hostname': 'a+\n', 'etc/hosts': '127.0.1.1 a+\n10.0.0.9 aa\n' });
+  try {
+    assert.equal(identityFiles([paren], 'web1'), [
+      { path: 'etc/hostname', content: 'web1\n' },
+      { path: 'etc/hosts', content: '127.0.1.1 web1\n' },
+    ]);
+    assert.equal(identityFiles([plus], 'web1'), [
+      { path: 'etc/hostname', content: 'web1\n' },
+      { path: 'etc/hosts', content: '127.0.1.1 web1\n10.0.0.9 aa\n' },
+    ], 'aa is another host');
+  } finally {
+    rmSync(paren, { recursive: true });
+    rmSync(plus, { recursive: true });
+  }
+});
+
 test.run();
