@@ -5,7 +5,7 @@
 // Order, so that no two processes wait for each other: a container's lock first, then 'create', then 'iptables'.
 // Nobody holding a lock waits for a hook that takes the same lock.
 import { createHash } from 'node:crypto';
-import { closeSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdirSync, openSync, readFileSync, readlinkSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { flockWait } from './commands.js';
 import { UserError } from './errors.js';
@@ -39,7 +39,7 @@ export function withLock<T>(name: string, work: () => T, timeoutMs = 20_000, pur
     held = true;
     // Who holds it, for the message of whoever times out waiting: information only, never acted on.
     ftruncateSync(fd, 0);
-    writeSync(fd, `${process.pid}${purpose ? ` ${purpose}` : ''}\n`);
+    writeSync(fd, `${hostPid()}${purpose ? ` ${purpose}` : ''}\n`);
     const result = work();
     // Asynchronous work keeps the lock until it settles.
     if (result instanceof Promise) {
@@ -49,6 +49,19 @@ export function withLock<T>(name: string, work: () => T, timeoutMs = 20_000, pur
     return result;
   } finally {
     if (!settles) release(fd, held);
+  }
+}
+
+/**
+ * Our pid as the host's /proc knows it, which lockHolder and holderOf read. LXC runs the pre-mount hook in the
+ * container's new pid namespace (process.pid is small there, another process's pid on the host), but with the
+ * host's /proc still mounted, where /proc/self names us by our host pid.
+ */
+function hostPid(): string {
+  try {
+    return readlinkSync('/proc/self');
+  } catch {
+    return String(process.pid);
   }
 }
 

@@ -1,6 +1,6 @@
 // The host-wide lock: held across processes, released by the kernel when its holder dies, never taken over.
 import { spawn } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { lockHolder, lockPath, withLock } from '../../../src/core/lock.js';
@@ -66,6 +66,28 @@ if (runnable) {
     assert.is(lockHolder(name), null, 'async work released');
     assert.throws(() => withLock(name, () => { throw new Error('boom'); }, 100, 'commit web1 to img'), /boom/);
     assert.is(lockHolder(name), null, 'work that threw released');
+  });
+
+  test("a holder in a new pid namespace (LXC's pre-mount hook) is named by its host pid, the one /proc here knows", async () => {
+    const lock = new URL('../../../src/core/lock.js', import.meta.url).pathname;
+    const script = `const { withLock } = await import(${JSON.stringify(lock)}); ` +
+      `await withLock(${JSON.stringify(name)}, () => new Promise((done) => { process.stdin.on('end', done).resume(); process.stdout.write('held\\n'); }), 2000, 'mount');`;
+    const child = spawn('unshare', ['--pid', '--fork', process.execPath, '--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    try {
+      await new Promise<void>((resolve) => child.stdout.on('data', () => resolve()).on('end', () => resolve()));
+      const holder = lockHolder(name);
+      assert.ok(holder, 'a holder is named');
+      // Its host pid's status shows the namespace pid 1 last: the process that holds the lock, not the host's init.
+      assert.is.not(holder.pid, 1, 'not its pid inside the namespace');
+      assert.match(readFileSync(`/proc/${holder.pid}/status`, 'utf8'), new RegExp(`\\nNSpid:\\t${holder.pid}\\t1\\n`));
+      assert.is(holder.purpose, 'mount');
+    } finally {
+      child.stdin.end();
+      await exited;
+      clearTimeout(timer);
+    }
   });
 
   test('the lock is released when work throws, and work runs once', () => {
