@@ -1,11 +1,12 @@
 // thin-lxc commit: a stopped thin container's files as it sees them, copied into a standalone LXC container
 // with a config of its own and no thin-lxc hooks: a golden image to boot with lxc-start or to stack thin
 // containers on.
-import { lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { keptByThinContainer } from '../container/base.js';
 import { findContainer, listContainers, type ThinContainer } from '../container/containers.js';
 import { identityFiles } from '../container/layers.js';
+import { readState, type ThinState } from '../container/state.js';
 import { BlockedPath, writeFileBeneath } from '../core/beneath.js';
 import { copyMergedView, lxcState } from '../core/commands.js';
 import { UserError } from '../core/errors.js';
@@ -93,6 +94,10 @@ export function applyCommit(plan: CommitPlan, options: { progress: boolean }): {
   const { state } = source;
   const purpose = commitPurpose(state.name, name);
   withContainerLock(source.paths.dir, purpose, () => {
+    // The plan was made before the wait: a replace or destroy meanwhile makes it another container's.
+    if (!existsSync(source.paths.dir) || !sameContainer(readState(source.paths.dir), state)) {
+      throw new UserError(`${state.name} changed while commit waited for it: run the same commit again`);
+    }
     // A start that came in between is seen by its monitor's socket: asking LXC would wait for that start's
     // hooks, which wait for this lock.
     if (isRunning(state.lxcpath, state.name)) {
@@ -118,6 +123,10 @@ export function applyCommit(plan: CommitPlan, options: { progress: boolean }): {
     }, 1000);
   });
   return { name, dir, ms: Math.round(performance.now() - started) };
+}
+
+function sameContainer(now: ThinState, planned: ThinState): boolean {
+  return now.created === planned.created && now.layers.join('\n') === planned.layers.join('\n');
 }
 
 /** Writes a file of the new rootfs, refusing a path whose folders lead out of it through a symlink (the container's own /etc could). */

@@ -246,6 +246,40 @@ if (runnable) {
     await must('lxc-stop', ['-n', thin, '-k']);
     assert.is((await thinLxc(['destroy', thin, '--root', root])).exitCode, 0);
   });
+
+  commits('a commit that waited for the container while it was replaced refuses, and copies nothing', async () => {
+    const thin = track(uniqueName('rep'));
+    const image = track(uniqueName('rim'));
+    assert.is((await thinLxc(['create', thin, '--base', base, '--root', root])).exitCode, 0);
+    const lock = containerLockName(join(root, thin));
+    const holder = await holdLock(lock);
+    let commit: ReturnType<typeof launch> | undefined;
+    let replacing: ReturnType<typeof launch> | undefined;
+    try {
+      commit = launch(['commit', thin, image, '--root', root]);
+      assert.ok(await eventually(() => waiterOf(lock, commit!.pid) !== undefined), "the commit waits for the container's lock");
+      // The commit's wait is held still, so that the replace takes the lock first.
+      const waiter = waiterOf(lock, commit.pid)!;
+      process.kill(waiter, 'SIGSTOP');
+      try {
+        replacing = launch(['create', thin, '--base', base, '--root', root, '--memory', '256M', '--replace']);
+        assert.ok(await eventually(() => waiterOf(lock, replacing!.pid) !== undefined), "the replace waits for the container's lock");
+        await holder.release();
+        const replaced = await replacing.done;
+        assert.is(replaced.exitCode, 0, replaced.stderr);
+      } finally {
+        process.kill(waiter, 'SIGCONT');
+      }
+    } finally {
+      await holder.release();
+      await replacing?.done;
+    }
+    const committed = await commit.done;
+    assert.is(committed.stderr.trim(), `thin-lxc: ${thin} changed while commit waited for it: run the same commit again`);
+    assert.is(committed.exitCode, 2);
+    assert.not.ok(existsSync(join('/var/lib/lxc', image)), 'nothing was copied');
+    assert.is((await thinLxc(['destroy', thin, '--root', root])).exitCode, 0);
+  });
 }
 
 commits.run();
