@@ -149,13 +149,16 @@ if (runnable) {
     try {
       await sh('lxc-attach', ['-n', name, '--', 'reboot']);
       assert.ok(await eventually(() => waiterOf(containerLockName(dir), dir) !== undefined, 60_000), "the reboot's post-stop hook waits for the lock");
-      // A command about another container (list would ask LXC about this one too, and LXC answers no state until the hooks are done).
-      destroyed = await thinLxc(['destroy', other, '--root', root]);
+      // A command about another container (list would ask LXC about this one too, and LXC answers no state until the
+      // hooks are done) that runs the sweep and takes no host-wide lock, which other commands may hold for seconds:
+      // the hold lasts only as long as its own work, well within the hook's 20 s wait.
+      destroyed = await thinLxc(['destroy', other, '--root', root, '--dry-run']);
       hookStillWaited = waiterOf(containerLockName(dir), dir) !== undefined;
     } finally {
       await held.release();
     }
     assert.is(destroyed?.exitCode, 0, destroyed?.stderr);
+    assert.match(destroyed?.stdout ?? '', `Would destroy thin container ${other}`);
     assert.ok(hookStillWaited, "destroy was done while the hook still waited: its sweep did not wait for the rebooting container's hooks");
     const restarted = await eventually(async () => {
       const pid = await initPid(name);
