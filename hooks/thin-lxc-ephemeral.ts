@@ -7,7 +7,7 @@
 import { dependentsOf } from '../src/container/containers.js';
 import { teardown } from '../src/container/teardown.js';
 import { withLock } from '../src/core/lock.js';
-import { runHook } from '../src/lxc/hooks.js';
+import { runHook, skipDuringCommit } from '../src/lxc/hooks.js';
 
 runHook('post-stop', import.meta.url, ({ context, container, own }) => {
   if (!container) return;
@@ -18,4 +18,4 @@ runHook('post-stop', import.meta.url, ({ context, container, own }) => {
   const dependents = dependentsOf(context.containerDir).map((state) => state.name);
   if (dependents.length > 0) return `${container.state.name} is the base of thin containers ${dependents.join(', ')}: kept until they are destroyed`;
   withLock('create', () => teardown(context.containerDir, { expectedName: context.name, unregister: true }));
-}, { lock: true });
+}, { lock: true, skip: skipDuringCommit });

@@ -5,7 +5,7 @@
 //   lxc.hook.post-stop = /usr/bin/env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-ports-down.js /containers/ID
 import { isRecorded, removeForwarding } from '../src/forward/apply.js';
 import { containerTag } from '../src/forward/rules.js';
-import { runHook } from '../src/lxc/hooks.js';
+import { runHook, skipDuringCommit } from '../src/lxc/hooks.js';
 
 runHook('post-stop', import.meta.url, ({ context, container, own }) => {
   if (!container || !own) return `not thin container ${container?.state.name ?? context.containerDir}'s own stop: its forwarding is left alone`;
@@ -16,4 +16,4 @@ runHook('post-stop', import.meta.url, ({ context, container, own }) => {
   if (removeForwarding(tag, { generation: context.generation }) !== 'removed') {
     return `forwarding of ${name} belongs to a newer start (not LXC_PID ${context.generation}): left in place`;
   }
-}, { lock: true });
+}, { lock: true, skip: skipDuringCommit });

@@ -105,13 +105,13 @@ export interface HookRun {
  * `work` may return a note for LXC's log about something it chose not to do. With `lock`, it runs holding the
  * container's lock, the state read under it: a command changing or removing the container waits for it, or it
  * for the command (at most 20 s; then the hook fails, saying who holds the lock). `refuse` runs before that
- * wait, to fail at once where waiting cannot help.
+ * wait, to fail at once where waiting cannot help; `skip`, to do nothing (its note says why) where it need not.
  */
 export function runHook(
   type: HookType,
   hookUrl: string,
   work: (run: HookRun) => string | void,
-  options: { lock?: boolean; refuse?: (context: HookContext) => void } = {},
+  options: { lock?: boolean; refuse?: (context: HookContext) => void; skip?: (context: HookContext) => string | undefined } = {},
 ): void {
   const hookFile = basename(hookUrl);
   let logDir: string | undefined;
@@ -124,7 +124,8 @@ export function runHook(
       return work(run);
     };
     options.refuse?.(context);
-    const note = options.lock ? withContainerLock(context.containerDir, `lxc.hook.${type} of ${context.name}`, act) : act();
+    const skipped = options.skip?.(context);
+    const note = skipped ?? (options.lock ? withContainerLock(context.containerDir, `lxc.hook.${type} of ${context.name}`, act) : act());
     if (note) process.stdout.write(`thin-lxc: ${note} (lxc.hook.${type} of ${context.name})\n`);
   } catch (error) {
     const line = `${formatError(error, process.env.THIN_LXC_DEBUG === '1')} (lxc.hook.${type} of ${process.env.LXC_NAME ?? '?'})`;
@@ -145,9 +146,23 @@ export function commitPurpose(name: string, newBase: string): string {
  * time out, and a start must not change the files being copied.
  */
 export function refuseDuringCommit(context: HookContext): void {
+  const commit = liveCommit(context);
+  if (commit) throw new UserError(`${commit.name} is being committed to ${commit.image} by pid ${commit.pid}: wait for it or stop it`);
+}
+
+/**
+ * A post-stop hook while `thin-lxc commit` holds the lock has nothing to undo: a commit holds it only while the
+ * container is stopped, so this stop ends a start the pre-mount hook refused. Waiting would only time out.
+ */
+export function skipDuringCommit(context: HookContext): string | undefined {
+  const commit = liveCommit(context);
+  return commit ? `${commit.name} is being committed to ${commit.image} by pid ${commit.pid}: this refused start left nothing to undo` : undefined;
+}
+
+function liveCommit(context: HookContext): { name: string; image: string; pid: number } | null {
   const holder = lockHolder(containerLockName(context.containerDir));
   const commit = holder === null ? null : /^commit (\S+) to (\S+)$/.exec(holder.purpose);
-  if (holder && commit) throw new UserError(`${commit[1]} is being committed to ${commit[2]} by pid ${holder.pid}: wait for it or stop it`);
+  return holder && commit ? { name: commit[1]!, image: commit[2]!, pid: holder.pid } : null;
 }
 
 function hookRun(context: HookContext): HookRun {

@@ -130,9 +130,9 @@ if (runnable) {
     return name;
   };
   /** A stopped thin container with a big file in its write layer, so that its commit copies for a while. */
-  const bigContainer = async (label: string) => {
+  const bigContainer = async (label: string, ...extra: string[]) => {
     const thin = track(uniqueName(label));
-    assert.is((await thinLxc(['create', thin, '--base', base, '--root', root])).exitCode, 0);
+    assert.is((await thinLxc(['create', thin, '--base', base, '--root', root, ...extra])).exitCode, 0);
     await must('dd', ['if=/dev/urandom', `of=${join(root, thin, 'wlayer/big')}`, 'bs=1M', 'count=300', 'status=none'], 120_000);
     return thin;
   };
@@ -190,20 +190,32 @@ if (runnable) {
     assert.is((await thinLxc(['destroy', thin, '--root', root])).exitCode, 0);
   });
 
-  commits('a start during a commit is refused, saying why, and the commit completes', async () => {
-    const thin = await bigContainer('hld');
+  commits('a start during a commit is refused at once, saying why, its post-stop hooks wait for nothing, and the commit completes', async () => {
+    // Publishing a port gives the failed start a post-stop hook (ports-down) that would wait for the lock.
+    const thin = await bigContainer('hld', '-p', `${49_500 + Math.floor(Math.random() * 5_000)}:80`);
     const image = track(uniqueName('him'));
     const commit = launch(['commit', thin, image, '--root', root]);
     const { held } = await holdCopy(image);
     let started: Ran;
+    let startMs: number;
     try {
+      const before = Date.now();
       started = await sh('lxc-start', ['-n', thin, '-d']);
+      // lxc-start -d returns once LXC reports STOPPED, before the post-stop hooks: its monitor runs them, then exits.
+      const monitor = `[lxc monitor] /var/lib/lxc ${thin}`;
+      const busy = () => processesMentioning(monitor).length > 0 || processesMentioning(join(root, thin)).some((found) => found.program.endsWith('node'));
+      assert.ok(await eventually(() => !busy(), 60_000), "the failed start's monitor and hooks end");
+      startMs = Date.now() - before;
+      const log = existsSync(join(root, thin, 'hook.log')) ? readFileSync(join(root, thin, 'hook.log'), 'utf8') : '';
+      assert.not.match(log, 'timed out', `no hook waited out the commit's lock: ${log}`);
     } finally {
       for (const pid of held) process.kill(pid, 'SIGCONT');
     }
     assert.is.not(started.exitCode, 0, 'the start is refused while the commit copies');
     const log = existsSync(join(root, thin, 'hook.log')) ? readFileSync(join(root, thin, 'hook.log'), 'utf8') : '';
     assert.match(log, `${thin} is being committed to ${image} by pid ${commit.pid}: wait for it or stop it (lxc.hook.pre-mount of ${thin})`);
+    // Generous: waiting out the lock takes 20 s.
+    assert.ok(startMs < 15_000, `the refused start and its hooks ended in ${startMs} ms`);
     const committed = await commit.done;
     assert.is(committed.exitCode, 0, committed.stderr);
     assert.is(statSync(join('/var/lib/lxc', image, 'rootfs/big')).size, 300 * 2 ** 20, 'the copy is whole');
