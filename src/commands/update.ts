@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { findContainer, knownContainers, refreshStateCache, type ThinContainer } from '../container/containers.js';
 import { serializeState, type ThinState } from '../container/state.js';
-import { lxcStatuses, lxcSetCgroup, type LxcStatus } from '../core/commands.js';
+import { lxcStatuses, lxcSetCgroup, MONITOR_ANSWER_MS, type LxcStatus } from '../core/commands.js';
 import { UserError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/files.js';
 import { withContainerLock, withLock } from '../core/lock.js';
@@ -198,13 +198,19 @@ function applyLive(before: ThinState, after: ThinState, running: { pid: string |
         for (const { file, value } of liveLimitWrites(after, before, version)) lxcSetCgroup(after.name, after.lxcpath, file, value);
       });
       for (const { file, value } of liveLimitWrites(before, after, version)) {
+        let answer: 'set' | 'busy';
         try {
-          lxcSetCgroup(after.name, after.lxcpath, file, value);
+          answer = lxcSetCgroup(after.name, after.lxcpath, file, value);
         } catch (error) {
           throw new UserError(
             `the kernel refused ${file} = ${value} for ${after.name}, which runs (on cgroup v1 a memory limit below what it uses now is refused): ` +
               `nothing was changed; lower its use, choose another value, or stop it and run this update again`,
             { cause: error },
+          );
+        }
+        if (answer === 'busy') {
+          throw new UserError(
+            `LXC did not answer for ${after.name} within ${MONITOR_ANSWER_MS / 1000} s (it is starting, stopping or rebooting, its hooks running): nothing was changed; run this update again`,
           );
         }
       }

@@ -36,10 +36,25 @@ export function lxcStopNow(name: string, lxcpath: string): void {
   run('lxc-stop', ['-P', lxcpath, '-n', name, '-k'], { allowFailure: true });
 }
 
-/** lxc-cgroup: sets one cgroup file of a running container (memory.max, cpu.cfs_quota_us, ...). */
-export function lxcSetCgroup(name: string, lxcpath: string, file: string, value: string): void {
-  // After --: v1's "no limit" is -1, which would read as an option.
-  run('lxc-cgroup', ['-P', lxcpath, '-n', name, '--', file, value]);
+/**
+ * How long lxc-cgroup may wait for a container's monitor, which answers only between its hooks: a caller that holds
+ * the container's lock (update) must not wait out a hook that waits for that lock (a reboot's post-stop).
+ */
+export const MONITOR_ANSWER_MS = 5_000;
+
+/**
+ * lxc-cgroup: sets one cgroup file of a running container (memory.max, cpu.cfs_quota_us, ...). 'busy' when its
+ * monitor did not answer in time (the container is starting, stopping or rebooting); a refusal throws.
+ */
+export function lxcSetCgroup(name: string, lxcpath: string, file: string, value: string): 'set' | 'busy' {
+  try {
+    // After --: v1's "no limit" is -1, which would read as an option.
+    run('lxc-cgroup', ['-P', lxcpath, '-n', name, '--', file, value], { timeoutMs: MONITOR_ANSWER_MS });
+    return 'set';
+  } catch (error) {
+    if (((error as Error).cause as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT') return 'busy';
+    throw error;
+  }
 }
 
 /** lxc-start --version, or null when LXC is not installed. */

@@ -1,12 +1,14 @@
 // update is all or nothing: when a live change fails (cgroup v1 refuses a memory limit below what the container
 // uses, with EBUSY), its forwarding, limits, config and state stay as they were, and the same update again is
 // tried again, never "unchanged".
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
+import { containerLockName } from '../../src/core/lock.js';
 import { removeForwarding } from '../../src/forward/apply.js';
 import { hostCgroupVersion } from '../../src/lxc/limits.js';
 import { attach, containerSuite, must, removeLxcContainer, sh, startContainer, tagOf, thinLxc, uniqueName } from '../helpers/host.js';
+import { eventually, holdLock, waitingFor } from '../helpers/locks.js';
 import { giveSocat, request, rulesLeftAfterStop, startServers } from '../helpers/net.js';
 import { skipUnless } from '../helpers/skip.js';
 
@@ -105,6 +107,48 @@ if (runnable) {
     assert.is(applied.exitCode, 0, applied.stderr);
     assert.equal(await forwardedPorts(tag), [], 'no port forwarded now');
     assert.is(JSON.parse((await thinLxc([...update.slice(0, 2), '--root', root, '--json'])).stdout).changed, false);
+    await must('lxc-stop', ['-n', name, '-k']);
+    assert.equal(await rulesLeftAfterStop(new RegExp(tag)), []);
+  });
+}
+
+
+if (runnable) {
+  transaction('update --memory while the container reboots (its post-stop hook waiting for the lock update holds): update gives up in one line, and the reboot goes on', async () => {
+    const name = uniqueName('rbt');
+    cleanup.add(() => removeLxcContainer(name));
+    const port = 39_000 + Math.floor(Math.random() * 900);
+    const created = await thinLxc(['create', name, '--base', base, '--root', root, '-p', `${port}:80`, '--memory', '256M']);
+    assert.is(created.exitCode, 0, created.stderr);
+    const dir = join(root, name);
+    const tag = tagOf(dir);
+    cleanup.add(() => removeForwarding(tag, { reconcile: true }));
+    assert.is((await startContainer(name)).exitCode, 0);
+    const pid = async () => (await sh('lxc-info', ['-n', name, '-p', '-H'])).stdout.trim();
+    const firstInit = await pid();
+    const state = readFileSync(join(dir, 'thin-lxc.ini'), 'utf8');
+
+    // update takes the container's lock, then waits for 'create', which the test holds.
+    const create = await holdLock('create');
+    let update: ReturnType<typeof thinLxc> | undefined;
+    try {
+      update = thinLxc(['update', name, '--root', root, '--memory', '128M']);
+      assert.ok(await eventually(() => waitingFor('create').length > 0), 'update waits for the create lock, holding the container');
+      // The reboot's post-stop hook now waits for the container's lock, and LXC's monitor with it.
+      await sh('lxc-attach', ['-n', name, '--', 'reboot']);
+      assert.ok(await eventually(() => waitingFor(containerLockName(dir)).length > 0), "the reboot's post-stop hook waits for the container's lock");
+    } finally {
+      await create.release();
+    }
+    const updated = await update!;
+    assert.is(updated.exitCode, 2, `update is refused as busy: ${updated.stdout}${updated.stderr}`);
+    assert.match(updated.stderr, /^thin-lxc: LXC did not answer for .* within \d+ s/, updated.stderr);
+    assert.is(updated.stderr.trim().split('\n').length, 1, 'one line');
+    assert.is(readFileSync(join(dir, 'thin-lxc.ini'), 'utf8'), state, 'state as it was');
+    assert.ok(await eventually(async () => (await sh('lxc-info', ['-n', name, '-s', '-H'])).stdout.trim() === 'RUNNING' && (await pid()) !== firstInit, 60_000), 'the reboot went on: RUNNING with a new init');
+    assert.not.ok(existsSync(join(dir, 'hook.log')) && readFileSync(join(dir, 'hook.log'), 'utf8').includes('timed out'), 'no hook waited out the lock');
+    const again = await thinLxc(['update', name, '--root', root, '--memory', '128M']);
+    assert.is(again.exitCode, 0, again.stderr);
     await must('lxc-stop', ['-n', name, '-k']);
     assert.equal(await rulesLeftAfterStop(new RegExp(tag)), []);
   });
