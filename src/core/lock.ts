@@ -33,7 +33,7 @@ export function withLock<T>(name: string, work: () => T, timeoutMs = 20_000, pur
     const seconds = String(Math.max(timeoutMs / 1000, 0.001));
     const taken = flockWait(fd, seconds, TIMED_OUT);
     if (taken.exitCode === TIMED_OUT) {
-      throw new UserError(`timed out after ${seconds} s waiting for ${path}, held by ${holderOf(path)}: if it hangs, stop it`);
+      throw new UserError(`timed out after ${seconds} s waiting for ${path}, held by ${holderOf(name)}: if it hangs, stop it`);
     }
     if (taken.exitCode !== 0) throw new UserError(`cannot lock ${path}: ${taken.stderr.trim() || `flock exited ${taken.exitCode}`}`);
     held = true;
@@ -107,12 +107,13 @@ export function lockHolder(name: string): { pid: number; purpose: string } | nul
   }
 }
 
-function holderOf(path: string): string {
+/** Who holds the lock, for a waiter's timeout message: its purpose, or its command line. */
+function holderOf(name: string): string {
+  const holder = lockHolder(name);
+  if (!holder) return 'another process';
+  if (holder.purpose) return `pid ${holder.pid} (${holder.purpose})`;
   try {
-    const [pid = '', ...purpose] = readFileSync(path, 'utf8').trim().split(' ');
-    if (!/^\d+$/.test(pid)) return 'another process';
-    const command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
-    return `pid ${pid} (${purpose.length > 0 ? purpose.join(' ') : command})`;
+    return `pid ${holder.pid} (${readFileSync(`/proc/${holder.pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ')})`;
   } catch {
     return 'another process';
   }
