@@ -150,6 +150,15 @@ export function ofdLockWait(fd: number, seconds: number, timedOutExitCode: numbe
   return run('/usr/bin/perl', ['-e', script], { allowFailure: true, fds: [fd], cleanEnv: true });
 }
 
+/**
+ * A perl program of thin-lxc's own, by root's perl with only PATH (as for the OFD lock above): how thin-lxc makes
+ * the syscalls Node has no binding for. perl-base is on every Debian and Ubuntu system; its builtin syscall()
+ * passes strings as pointers.
+ */
+export function perlProgram(script: string, args: readonly string[], timeoutMs: number): CommandResult {
+  return run('/usr/bin/perl', ['-e', script, '--', ...args], { allowFailure: true, cleanEnv: true, timeoutMs });
+}
+
 // --- Network ------------------------------------------------------------------------------------------
 
 /** ip neigh flush: forgets what the kernel knows of an address's link-layer address (permanent entries stay). */
