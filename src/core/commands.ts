@@ -1,7 +1,7 @@
 // Every system command thin-lxc runs, each behind one named wrapper: what a module asks of the host's
 // tools is a function call here, and no other module starts a process.
 import { existsSync } from 'node:fs';
-import { run, type CommandResult } from './exec.js';
+import { FALLBACK_PATH, run, type CommandResult } from './exec.js';
 import type { Family } from './validate.js';
 
 // --- LXC ----------------------------------------------------------------------------------------------
@@ -86,16 +86,22 @@ export function mount(type: string, options: string, source: string, target: str
  * Copies a union's merged view: mounts it read-only at `mountPoint` in a private mount namespace of its own
  * (the host never sees the mount, and it goes with the process whatever happens), and rsyncs it to `dest`
  * keeping owners (numerically), modes, hard links, ACLs, xattrs, device nodes and sparse files.
- * With `progressFd`, rsync's overall progress goes there.
+ * With `progressFd`, rsync's overall progress goes there. `before`, when given, is a command run in that
+ * namespace before the union is mounted (the mounts it makes, such as a layer's idmapped clone, go with it too);
+ * the namespace's /proc shows its own pid namespace, so that a program there finds its children in it.
  * The copy dies with its caller, even one killed with SIGKILL: unshare gets SIGKILL when its parent dies
  * (setpriv's parent-death signal), its child does when unshare dies (--kill-child), and that child is the
  * first process of a pid namespace of its own, whose end the kernel takes every rsync process with.
  */
-export function copyMergedView(type: string, options: string, mountPoint: string, dest: string, progressFd?: number): void {
-  const script = 'mount -t "$1" -o "$2" thin-lxc "$3" && shift 3 && exec rsync "$@"';
+export function copyMergedView(type: string, options: string, mountPoint: string, dest: string, progressFd?: number, before: readonly string[] = []): void {
+  // The first $4 arguments after the mount's are `before`: a subshell keeps only those ("$@" has no slices in sh).
+  const script =
+    't=$1 o=$2 m=$3 n=$4 && shift 4 && ' +
+    'if [ "$n" -gt 0 ]; then (c=0; for a; do c=$((c + 1)); [ "$c" -le "$n" ] && set -- "$@" "$a"; done; shift "$c"; exec "$@") && shift "$n" || exit 1; fi && ' +
+    'mount -t "$t" -o "$o" thin-lxc "$m" && exec rsync "$@"';
   const rsync = ['-aHAXS', '--numeric-ids', ...(progressFd === undefined ? [] : ['--info=progress2']), `${mountPoint}/`, `${dest}/`];
-  const unshare = ['unshare', '--mount', '--propagation', 'private', '--pid', '--kill-child', '--'];
-  run('setpriv', ['--pdeathsig', 'KILL', '--', ...unshare, 'sh', '-c', script, 'sh', type, options, mountPoint, ...rsync], {
+  const unshare = ['unshare', '--mount', '--propagation', 'private', '--pid', '--mount-proc', '--kill-child', '--'];
+  run('setpriv', ['--pdeathsig', 'KILL', '--', ...unshare, 'sh', '-c', script, 'sh', type, options, mountPoint, String(before.length), ...before, ...rsync], {
     timeoutMs: 6 * 3600_000,
     ...(progressFd === undefined ? {} : { stdoutTo: progressFd }),
   });
@@ -157,6 +163,11 @@ export function ofdLockWait(fd: number, seconds: number, timedOutExitCode: numbe
  */
 export function perlProgram(script: string, args: readonly string[], timeoutMs: number): CommandResult {
   return run('/usr/bin/perl', ['-e', script, '--', ...args], { allowFailure: true, cleanEnv: true, timeoutMs });
+}
+
+/** The same, as a command line for a caller that runs it elsewhere (copyMergedView's `before`), also with only PATH. */
+export function perlCommand(script: string, args: readonly string[]): string[] {
+  return ['/usr/bin/env', '-i', `PATH=${FALLBACK_PATH}`, '/usr/bin/perl', '-e', script, '--', ...args];
 }
 
 // --- Network ------------------------------------------------------------------------------------------

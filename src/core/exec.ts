@@ -26,7 +26,7 @@ export interface RunOptions {
 }
 
 /** LXC runs hooks with whatever environment lxc-start had; make sure the sbin folders are searched. */
-const FALLBACK_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+export const FALLBACK_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** Which Debian package brings a command, for the "how to fix it" half of a message. */
 const PACKAGE_OF: Record<string, string> = {

@@ -1,6 +1,6 @@
 // Idmapped mounts: a directory shown with its owners shifted, so that an unprivileged container's root (a
 // high uid on the host) owns what host root owns on disk, without copying or chowning a file.
-import { perlProgram } from '../core/commands.js';
+import { perlCommand, perlProgram } from '../core/commands.js';
 import { UserError } from '../core/errors.js';
 
 /** An unprivileged container's map: its uid and gid 0 is `host` on the host, and `range` ids follow. */
@@ -95,8 +95,12 @@ while (@paths) {
 }
 `;
 
+function programArgs(line: MapLine, mode: 'check' | 'mount', paths: readonly string[]): string[] {
+  return [String(line.inside), String(line.outside), String(line.count), mode, ...paths];
+}
+
 function runProgram(line: MapLine, mode: 'check' | 'mount', paths: readonly string[]) {
-  return perlProgram(PROGRAM, [String(line.inside), String(line.outside), String(line.count), mode, ...paths], 10_000);
+  return perlProgram(PROGRAM, programArgs(line, mode, paths), 10_000);
 }
 
 /**
@@ -107,6 +111,14 @@ export function mountIdmapped(line: MapLine, pairs: readonly { source: string; t
   if (pairs.length === 0) return;
   const result = runProgram(line, 'mount', pairs.flatMap(({ source, target }) => [source, target]));
   if (result.exitCode !== 0) throw new UserError(`cannot make an idmapped mount: ${idmapFailure(result.stderr)}`);
+}
+
+/**
+ * mountIdmapped as a command line, for a mount namespace other than the caller's: commit's private one, which the
+ * host never sees and which goes with the copy however it ends. It exits non-zero, saying why on stderr, on failure.
+ */
+export function idmapMountCommand(line: MapLine, pairs: readonly { source: string; target: string }[]): string[] {
+  return perlCommand(PROGRAM, programArgs(line, 'mount', pairs.flatMap(({ source, target }) => [source, target])));
 }
 
 /** Why the kernel cannot show these directories through `line` (nothing is mounted to find out), or null. */
