@@ -2,8 +2,9 @@
 # Prepares a Debian/Ubuntu host for thin-lxc: LXC and the tools its containers and tests use, and the lxcbr0 bridge.
 set -euo pipefail
 
-# rsync: commit (and lxc-copy); procps: pkill in the tests; attr: xattrs in diff and the tests.
-PACKAGES=(lxc busybox-static iptables dnsmasq-base debootstrap iproute2 rsync socat attr procps)
+# rsync: commit (and lxc-copy); procps: pkill in the tests; attr: xattrs in diff and the tests;
+# e2fsprogs: --disk's images (mkfs.ext4 -d, resize2fs) and quota projects (chattr -p); quota: setquota/repquota.
+PACKAGES=(lxc busybox-static iptables dnsmasq-base debootstrap iproute2 rsync socat attr procps e2fsprogs quota)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup-host: run as root (sudo)" >&2

@@ -69,6 +69,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
     .option('--tmpfs [size]', 'keep the write layer in memory, empty at every start: --tmpfs or --tmpfs=512M (default 50% of RAM)')
     .option('--memory <size>', 'memory limit, e.g. 512M or 2G')
     .option('--cpus <n>', 'CPU limit in CPUs, e.g. 1.5')
+    .option('--disk <size>', 'limit the write layer on disk, e.g. 2G (a project quota where the filesystem has them, else a disk image)')
     .option('--force', 'publish host ports even where a host process listens on them')
     .option('--replace', 'if a container of this name exists with another spec, destroy it and create this one')
     .option('--dry-run', 'print the config, mounts and rules it would make, and change nothing (check mode)')

@@ -1,6 +1,6 @@
 // thin-lxc create: plans a thin container as plain data, then writes it in one place.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { baseConfigLines, resolveBase, type Base } from '../container/base.js';
@@ -20,6 +20,7 @@ import {
   quote,
   splitList,
   validateCpus,
+  validateDisk,
   validateIPv4,
   validateIPv6,
   validateMemory,
@@ -42,6 +43,7 @@ import type { Bridge } from '../network/bridge.js';
 import { HOSTS_DIR, release, reserve } from '../network/dhcp.js';
 import { broadcastOf, formatSubnet, toAddress } from '../network/ipv4.js';
 import { formatSubnet6 } from '../network/ipv6.js';
+import { chooseProject, clearProject, imageLayer, limitProject, makeImage, projectsInUse, readDiskMechanism, removeStaged } from '../union/disk.js';
 import { UNION_FILESYSTEMS, requireKernelSupport, type UnionFs } from '../union/mount.js';
 import type { Settings } from './settings.js';
 
@@ -65,6 +67,8 @@ export interface CreateRequest {
   tmpfs?: boolean | string | undefined;
   memory?: string | undefined;
   cpus?: string | undefined;
+  /** The write layer's limit on disk, e.g. 2G. */
+  disk?: string | undefined;
   /** Replace a container of the same name whose spec differs, instead of refusing. */
   replace?: boolean | undefined;
 }
@@ -73,7 +77,7 @@ export interface CreateRequest {
  * What the request asks for, normalised so that the same command gives the same spec: the state's fields a
  * user chooses, with the id and address null when left to create.
  */
-export type CreateSpec = Pick<ThinState, 'name' | 'base' | 'fs' | 'ip' | 'ip6' | 'publish' | 'mounts' | 'autostart' | 'ephemeral' | 'tmpfs' | 'memory' | 'cpus' | 'template'> & {
+export type CreateSpec = Pick<ThinState, 'name' | 'base' | 'fs' | 'ip' | 'ip6' | 'publish' | 'mounts' | 'autostart' | 'ephemeral' | 'tmpfs' | 'memory' | 'cpus' | 'template' | 'disk'> & {
   id: string | null;
 };
 
@@ -87,6 +91,9 @@ function createSpec(request: CreateRequest, settings: Settings, cwd: string): Cr
   const autostart = request.autostart === true;
   if (ephemeral && autostart) {
     throw new UserError('--ephemeral and --autostart contradict each other (an ephemeral container is gone after its first stop): choose one');
+  }
+  if (request.disk !== undefined && request.tmpfs !== undefined && request.tmpfs !== false) {
+    throw new UserError('--disk and --tmpfs do not go together (a tmpfs write layer is already limited by its size, --tmpfs=512M): choose one');
   }
   return {
     name,
@@ -103,6 +110,7 @@ function createSpec(request: CreateRequest, settings: Settings, cwd: string): Cr
     memory: request.memory === undefined ? null : validateMemory(request.memory),
     cpus: request.cpus === undefined ? null : validateCpus(request.cpus, availableParallelism()),
     template: request.template === undefined ? null : templateDigest(readTemplate(resolve(cwd, request.template))),
+    disk: request.disk === undefined ? null : validateDisk(request.disk),
   };
 }
 
@@ -132,6 +140,7 @@ export function specDifferences(spec: CreateSpec, state: ThinState): string[] {
     ['memory', state.memory, spec.memory, spec.memory === state.memory],
     ['cpus', state.cpus, spec.cpus, spec.cpus === state.cpus],
     ['template', state.template, spec.template, spec.template === state.template],
+    ['disk', state.disk, spec.disk, spec.disk === state.disk],
   ];
   return fields
     .filter(([, , , equal]) => !equal)
@@ -165,6 +174,7 @@ export function describePlan(plan: CreatePlan): string {
     `# Address: ${state.ip && mac ? `${state.ip}, reserved for ${mac} in ${HOSTS_DIR}/${state.name}` : 'none'}`,
     ...(plan.claim ? [`# (create checks that no live host answers for ${plan.claim.address} and ends a stale DHCP lease of it)`] : []),
     `# Bind mounts: ${state.mounts.join(', ') || 'none'}`,
+    `# Disk limit: ${describeDisk(state, paths)}`,
     rules ? '# Forwarding rules installed at each start (iptables-restore --noflush), removed at stop:' : '# Forwarding rules: none',
     ...(rules ? ['*nat', ...rules.nat, '*filter', ...rules.filter] : []),
   ].join('\n');
@@ -212,6 +222,12 @@ export function previewCreate(
 export interface Replacing {
   container: ThinContainer;
   lxcState: string;
+}
+
+function describeDisk(state: ThinState, paths: ContainerPaths): string {
+  if (state.disk === null) return 'none (the write layer can grow until its filesystem is full)';
+  if (state.diskMode === 'quota') return `${state.disk} bytes, project quota ${state.diskProject} on ${state.diskMount} for wlayer and work`;
+  return `${state.disk} bytes, a sparse ext4 image ${paths.diskImage} holding the write layer, mounted with -o loop at each start`;
 }
 
 /** What --dry-run --replace prints: what happens to the old container, then the new one's plan. */
@@ -394,6 +410,7 @@ export function planCreate(
   };
   const config =
     request.template === undefined ? renderDefaultConfig(view) : renderConfig(readTemplate(resolve(cwd, request.template)), view);
+  const disk = spec.disk === null ? null : planDisk(settings.root, paths.dir, others);
   const state: ThinState = {
     id,
     name,
@@ -418,6 +435,10 @@ export function planCreate(
     memory: spec.memory,
     cpus: spec.cpus,
     template: spec.template,
+    disk: spec.disk,
+    diskMode: disk?.mode ?? null,
+    diskProject: disk?.mode === 'quota' ? String(disk.project) : null,
+    diskMount: disk?.mode === 'quota' ? disk.mountPoint : null,
   };
   return {
     state,
@@ -427,6 +448,20 @@ export function planCreate(
     warnings: baseWarnings(base, settings.lxcpath),
     claim: bridge && ip && requestedIp ? { bridge, address: ip } : null,
   };
+}
+
+/**
+ * How --disk is kept in this root: a project quota where its filesystem enforces them, with an id no one uses on
+ * that filesystem (repquota) and no other thin container recorded; an image elsewhere.
+ */
+function planDisk(root: string, dir: string, others: readonly ThinContainer[]): { mode: 'quota'; mountPoint: string; project: number } | { mode: 'image' } {
+  const mechanism = readDiskMechanism(root, readFileSync('/proc/self/mountinfo', 'utf8'));
+  if (mechanism.mode === 'image') return mechanism;
+  const taken = new Set([
+    ...projectsInUse(mechanism.mountPoint).keys(),
+    ...others.filter((other) => other.state.diskMode === 'quota').map((other) => Number(other.state.diskProject)),
+  ]);
+  return { ...mechanism, project: chooseProject(dir, taken) };
 }
 
 /** The host-side veth, which also names the container's iptables chains: unique among thin containers and host interfaces. */
@@ -466,11 +501,28 @@ function applyCreate(plan: CreatePlan, settings: Settings): void {
   let registered = false;
   let listed = false;
   let reserved = false;
+  let limited = false;
   try {
-    for (const dir of ['image/rootfs', 'wlayer', 'work']) mkdirSync(join(staging, dir), { recursive: true, mode: 0o755 });
+    mkdirSync(join(staging, 'image/rootfs'), { recursive: true, mode: 0o755 });
     writeFileSync(join(staging, 'image', 'config'), plan.config, { mode: 0o644 });
     writeFileSync(join(staging, 'thin-lxc.ini'), serializeState(state), { mode: 0o644 });
-    for (const file of plan.layerFiles) writeLayerFile(join(staging, 'wlayer'), state.layers, file);
+    if (state.diskMode === 'image') {
+      // The image is made whole from a staged upper and work: create mounts nothing.
+      const source = join(staging, 'disk-source');
+      const layer = imageLayer(source);
+      for (const dir of [layer.upper, layer.work]) mkdirSync(dir, { recursive: true, mode: 0o755 });
+      for (const file of plan.layerFiles) writeLayerFile(layer.upper, state.layers, file);
+      makeImage(join(staging, basename(paths.diskImage)), Number(state.disk), source);
+      removeStaged(source);
+    } else {
+      for (const dir of ['wlayer', 'work']) mkdirSync(join(staging, dir), { mode: 0o755 });
+      if (state.diskMode === 'quota') {
+        // Before anything is written in them, which then counts against the limit: what is made inside inherits the project.
+        limited = true;
+        limitProject([join(staging, 'wlayer'), join(staging, 'work')], state.diskMount!, Number(state.diskProject), Number(state.disk));
+      }
+      for (const file of plan.layerFiles) writeLayerFile(join(staging, 'wlayer'), state.layers, file);
+    }
     try {
       register(settings.lxcpath, state.name, state.id, paths.config);
     } catch (error) {
@@ -495,6 +547,7 @@ function applyCreate(plan: CreatePlan, settings: Settings): void {
       throw alreadyExists(error) ? new UserError(`id ${quote(state.id)} was taken while creating: choose another --id`) : error;
     }
   } catch (error) {
+    if (limited) clearProject(state.diskMount!, Number(state.diskProject));
     if (reserved) release(state.name);
     if (listed) removeDependent(state.base, { lxcpath: settings.lxcpath, name: state.name });
     if (registered) unregister(settings.lxcpath, state.name, paths.config);

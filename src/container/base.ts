@@ -74,6 +74,12 @@ function thinLayers(rootfsPath: string, spec: string): string[] | undefined {
         `stack on its base ${state.baseName} instead, or make one without --ephemeral`,
     );
   }
+  if (state.diskMode === 'image') {
+    throw new UserError(
+      `base ${quote(spec)} keeps its write layer in a disk image (--disk), which only its own start mounts: ` +
+        `commit it (thin-lxc commit ${state.name} NEW) and stack on NEW`,
+    );
+  }
   return [join(containerDir, 'wlayer'), ...state.layers];
 }
 

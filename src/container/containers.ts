@@ -19,6 +19,9 @@ export interface ContainerPaths {
   hookLog: string;
   /** Where a --tmpfs container's write layer is mounted, inside its own mount namespace only. */
   memory: string;
+  /** A --disk container's sparse ext4 image (upper and work inside), and where it is mounted inside its namespace. */
+  diskImage: string;
+  disk: string;
   /**
    * Written by an ephemeral container's start, one file per container in one folder of the root, so that
    * every command can look for crashed ones by reading one (usually absent) folder.
@@ -41,6 +44,8 @@ export function containerPaths(root: string, id: string): ContainerPaths {
     state: `${dir}/${STATE_FILE}`,
     hookLog: `${dir}/hook.log`,
     memory: `${dir}/memory`,
+    diskImage: `${dir}/disk.img`,
+    disk: `${dir}/disk`,
     started: `${root}/${STARTED_DIR}/${id}`,
   };
 }

@@ -4,6 +4,7 @@ import { lstatSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { parse } from 'ini';
 import { UserError } from '../core/errors.js';
+import type { DiskMode } from '../union/disk.js';
 import type { UnionFs } from '../union/mount.js';
 
 export const STATE_FILE = 'thin-lxc.ini';
@@ -43,6 +44,12 @@ export interface ThinState {
   cpus: string | null;
   /** sha256 of the template given with --template; null for the default template. */
   template: string | null;
+  /** --disk: the write layer's limit in bytes, and how it is kept (what removal undoes); all null without one. */
+  disk: string | null;
+  diskMode: DiskMode | null;
+  /** quota: the project id given to wlayer and work, and the mount point of the filesystem the limit is on. */
+  diskProject: string | null;
+  diskMount: string | null;
 }
 
 /**
@@ -135,7 +142,19 @@ export function parseState(text: string, source: string): ThinState {
     memory: optional('memory'),
     cpus: optional('cpus'),
     template: optional('template'),
+    ...diskOf(optional('disk'), optional('diskMode'), optional('diskProject'), optional('diskMount'), damaged),
   };
+}
+
+/** A limit comes with its mode, and a quota with its project and filesystem: anything else is damage. */
+function diskOf(disk: string | null, mode: string | null, project: string | null, mount: string | null, damaged: (key: string) => Error): Pick<ThinState, 'disk' | 'diskMode' | 'diskProject' | 'diskMount'> {
+  if (disk === null && mode === null && project === null && mount === null) return { disk, diskMode: null, diskProject: null, diskMount: null };
+  if (disk === null || !/^\d+$/.test(disk)) throw damaged('disk');
+  if (mode === 'image' && project === null && mount === null) return { disk, diskMode: 'image', diskProject: null, diskMount: null };
+  if (mode !== 'quota') throw damaged('diskMode');
+  if (project === null || !/^\d+$/.test(project)) throw damaged('diskProject');
+  if (mount === null || !mount.startsWith('/')) throw damaged('diskMount');
+  return { disk, diskMode: 'quota', diskProject: project, diskMount: mount };
 }
 
 export function readState(dir: string): ThinState {
@@ -152,7 +171,7 @@ export function readState(dir: string): ThinState {
  */
 const CACHE_FILE = '.thin-lxc-states.json';
 /** Bump when ThinState or parseState changes: a cache of another format is ignored. */
-const FORMAT = 4;
+const FORMAT = 5;
 
 type StateCache = Map<string, { identity: string; state: ThinState }>;
 

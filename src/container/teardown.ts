@@ -13,6 +13,7 @@ import { containerTag } from '../forward/rules.js';
 import { isOurRegistration, isRunning, lxcContainerExists, registrationDir, unregister } from '../lxc/lxcpath.js';
 import { removeDependent } from '../lxc/snapshots.js';
 import { readBridge } from '../network/bridge.js';
+import { clearProject } from '../union/disk.js';
 import { releaseIfOwned, releaseLease } from '../network/dhcp.js';
 import { containerPaths, dependentNames, entriesOf, isRealDirectory, refreshStateCache, STARTED_DIR } from './containers.js';
 import { readState, type ThinState } from './state.js';
@@ -62,6 +63,8 @@ function releaseHostState(state: ThinState, containerDir: string, unregisterToo:
     releaseIfOwned(state.name, state.hwaddrs['0']);
     endLease(state);
   }
+  // A quota's limit is the filesystem's, not the directory's: it goes by the recorded project. An image goes with the directory.
+  if (state.diskMode === 'quota' && state.diskMount && state.diskProject) clearProject(state.diskMount, Number(state.diskProject));
 }
 
 /**

@@ -107,6 +107,50 @@ export function copyMergedView(type: string, options: string, mountPoint: string
   });
 }
 
+/**
+ * mkfs.ext4 -d: an ext4 filesystem in the (sparse) file `image`, filled from the directory `from` (owners, modes,
+ * xattrs kept), made without mounting anything. lazy_journal_init: the journal is not zeroed, so the file stays
+ * sparse (a file's holes read as zeros already); no blocks are reserved for root, the whole size is the limit.
+ */
+export function makeExt4Image(image: string, from: string): CommandResult {
+  return run('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', 'lazy_journal_init=1', '-d', from, image], { allowFailure: true });
+}
+
+/** e2fsck -f -p then resize2fs: grows an unmounted ext4 image to fill its file (resize2fs wants a checked filesystem). */
+export function growExt4Image(image: string): CommandResult {
+  const check = run('e2fsck', ['-f', '-p', image], { allowFailure: true });
+  // 1: errors corrected, which is fine; 2 and up: reboot needed, uncorrected or failed.
+  if (check.exitCode > 1) return check;
+  return run('resize2fs', [image], { allowFailure: true });
+}
+
+/** dumpe2fs -h: an ext4 filesystem's superblock, as text (block size, counts, state). */
+export function ext4Superblock(image: string): string | null {
+  const result = run('dumpe2fs', ['-h', image], { allowFailure: true });
+  return result.exitCode === 0 ? result.stdout : null;
+}
+
+/** modprobe loop: where the loop driver is a module not loaded yet (right after a boot), the first mount needs it. */
+export function loadLoopDriver(): void {
+  run('modprobe', ['loop'], { allowFailure: true });
+}
+
+/** chattr -p ID +P: puts paths (with -R, what is below them too) in a quota project, which what is made inside inherits. */
+export function setQuotaProject(paths: readonly string[], project: number, recursive = false): CommandResult {
+  return run('chattr', [...(recursive ? ['-R'] : []), '-p', String(project), '+P', '--', ...paths], { allowFailure: true });
+}
+
+/** setquota -P: a project's block hard limit, in KiB, on the filesystem mounted at `mountPoint` (0: no limit). */
+export function setProjectLimit(mountPoint: string, project: number, hardKiB: number): CommandResult {
+  return run('setquota', ['-P', String(project), '0', String(hardKiB), '0', '0', mountPoint], { allowFailure: true });
+}
+
+/** repquota -P -n -v: every project with use or limits on a filesystem, by number; null when it has no project quota on. */
+export function projectQuotaReport(mountPoint: string): string | null {
+  const result = run('repquota', ['-P', '-n', '-p', '-v', mountPoint], { allowFailure: true });
+  return result.exitCode === 0 ? result.stdout : null;
+}
+
 /** du -s: bytes used under each path, in one call. */
 export function diskUsage(paths: readonly string[]): Map<string, number> {
   const sizes = new Map<string, number>();

@@ -49,6 +49,14 @@ const PACKAGE_OF: Record<string, string> = {
   rsync: 'rsync',
   'lxc-cgroup': 'lxc',
   dnsmasq: 'dnsmasq-base',
+  'mkfs.ext4': 'e2fsprogs',
+  e2fsck: 'e2fsprogs',
+  resize2fs: 'e2fsprogs',
+  dumpe2fs: 'e2fsprogs',
+  chattr: 'e2fsprogs',
+  setquota: 'quota',
+  repquota: 'quota',
+  modprobe: 'kmod',
 };
 
 let traceCommands = false;

@@ -240,3 +240,13 @@ export function validateTmpfsSize(value: string): string {
   if (/^([1-9]\d?|100)%$/.test(value)) return value;
   return String(parseSize(value, 'tmpfs size'));
 }
+
+/** The smallest --disk: ext4's own metadata (journal, inode tables) takes a few MiB of a small image. */
+const MIN_DISK = 16 * 2 ** 20;
+
+/** --disk SIZE: bytes the write layer may use. */
+export function validateDisk(value: string): string {
+  const bytes = parseSize(value, 'disk');
+  if (bytes < MIN_DISK) throw new UserError(`disk ${quote(value)} is too small for a write layer: give at least 16M`);
+  return String(bytes);
+}

@@ -34,6 +34,10 @@ const state = (id: string, ip: string): ThinState => ({
   memory: null,
   cpus: null,
   template: null,
+  disk: null,
+  diskMode: null,
+  diskProject: null,
+  diskMount: null,
 });
 
 function rootWith(...states: ThinState[]): string {

@@ -34,7 +34,15 @@ const states: fc.Arbitrary<ThinState> = fc.record({
   memory: optional,
   cpus: optional,
   template: optional,
-}, { noNullPrototype: true });
+}, { noNullPrototype: true }).chain((state) => disks.map((disk) => ({ ...state, ...disk })));
+
+/** A --disk limit comes whole: none, an image, or a quota project on a filesystem. */
+const digits = fc.bigInt({ min: 1n, max: 2n ** 62n }).map(String);
+const disks = fc.oneof(
+  fc.constant({ disk: null, diskMode: null, diskProject: null, diskMount: null }),
+  digits.map((disk) => ({ disk, diskMode: 'image' as const, diskProject: null, diskMount: null })),
+  fc.tuple(digits, digits, text).map(([disk, project, mount]) => ({ disk, diskMode: 'quota' as const, diskProject: project, diskMount: `/${mount}` })),
+);
 
 test('every state, whatever its values, reads back exactly as it was written', () => {
   fc.assert(
@@ -52,11 +60,12 @@ test('names that a bare ini value would misread round-trip, and the file stays r
       hwaddrs: { '0': '00:16:3e:00:00:01' }, ip: null, bridge: null, subnet: null, ip6: null, subnet6: null, veth: null,
       publish: [], mounts: [], lxcpath: '/var/lib/lxc', created: '2026-11-29T00:00:00.000Z',
       autostart: false, ephemeral: false, tmpfs: null, memory: null, cpus: null, template: null,
+      disk: null, diskMode: null, diskProject: null, diskMount: null,
     };
     const written = serializeState(state);
     assert.match(written, `name = "${name}"\n`);
     assert.equal(parseState(written, 'test'), state);
-    assert.equal(Object.keys(parse(written)).sort(), ['autostart', 'base', 'baseName', 'bridge', 'cpus', 'created', 'ephemeral', 'fs', 'hwaddr', 'id', 'ip', 'ip6', 'layers', 'lxcpath', 'memory', 'name', 'subnet', 'subnet6', 'template', 'tmpfs', 'veth']);
+    assert.equal(Object.keys(parse(written)).sort(), ['autostart', 'base', 'baseName', 'bridge', 'cpus', 'created', 'ephemeral', 'fs', 'hwaddr', 'id', 'ip', 'ip6', 'layers', 'lxcpath', 'memory', 'name', 'subnet', 'subnet6', 'template', 'tmpfs', 'veth', 'disk', 'diskMode', 'diskProject', 'diskMount'].sort());
   }
 });
 
@@ -77,10 +86,22 @@ test('a state file from an earlier version (bare ini values) still reads', () =>
 test('a damaged state is refused, naming the field', () => {
   assert.throws(() => parseState('id = "a"\n', '/c/a/thin-lxc.ini'), /\/c\/a\/thin-lxc.ini has no valid name: the state file is damaged/);
   assert.throws(
-    () => parseState(serializeState({ id: 'a', name: 'a', base: 'b', baseName: 'b', fs: 'btrfs' as 'overlay', layers: [], hwaddrs: {}, ip: null, bridge: null, subnet: null, ip6: null, subnet6: null, veth: null, publish: [], mounts: [], lxcpath: '/l', created: 'c', autostart: false, ephemeral: false, tmpfs: null, memory: null, cpus: null, template: null }), 's'),
+    () => parseState(serializeState({ id: 'a', name: 'a', base: 'b', baseName: 'b', fs: 'btrfs' as 'overlay', layers: [], hwaddrs: {}, ip: null, bridge: null, subnet: null, ip6: null, subnet6: null, veth: null, publish: [], mounts: [], lxcpath: '/l', created: 'c', autostart: false, ephemeral: false, tmpfs: null, memory: null, cpus: null, template: null, disk: null, diskMode: null, diskProject: null, diskMount: null }), 's'),
     /s has no valid fs/,
   );
   assert.throws(() => parseState(serializeState({ ...parseState('id="a"\nname="a"\nbase="b"\nbaseName="b"\nfs="overlay"\nlxcpath="/l"\ncreated="c"\n', 's') }).replace('ephemeral = "false"', 'ephemeral = "maybe"'), 's'), /s has no valid ephemeral/);
+});
+
+test('a --disk limit without its mechanism, or a quota without its project, is damage: removal would not know what to undo', () => {
+  const plain = 'id="a"\nname="a"\nbase="b"\nbaseName="b"\nfs="overlay"\nlxcpath="/l"\ncreated="c"\n';
+  assert.throws(() => parseState(`${plain}disk="1073741824"\n`, 's'), /s has no valid diskMode/);
+  assert.throws(() => parseState(`${plain}disk="1073741824"\ndiskMode="quota"\ndiskMount="/"\n`, 's'), /s has no valid diskProject/);
+  assert.throws(() => parseState(`${plain}diskMode="image"\n`, 's'), /s has no valid disk/);
+  assert.throws(() => parseState(`${plain}disk="1G"\ndiskMode="image"\n`, 's'), /s has no valid disk/);
+  assert.equal(
+    parseState(`${plain}disk="1073741824"\ndiskMode="quota"\ndiskProject="1000000042"\ndiskMount="/srv"\n`, 's').diskProject,
+    '1000000042',
+  );
 });
 
 test.run();

@@ -4,6 +4,7 @@ import { UserError } from '../../../src/core/errors.js';
 import {
   parseSize,
   validateCpus,
+  validateDisk,
   validateMemory,
   validateTmpfsSize,
   formatPublish,
@@ -117,6 +118,9 @@ test('sizes: binary units as Docker and the kernel read them; anything else refu
   assert.is(validateTmpfsSize('64M'), '67108864');
   assert.is(validateTmpfsSize('50%'), '50%');
   assert.throws(() => validateTmpfsSize('150%'), /tmpfs size "150%" is not a size/);
+  assert.is(validateDisk('2G'), String(2 * 2 ** 30));
+  assert.throws(() => validateDisk('8M'), /disk "8M" is too small for a write layer: give at least 16M/);
+  assert.throws(() => validateDisk('50%'), /disk "50%" is not a size: write it like 512M or 2G/);
 });
 
 test("cpus: a decimal from 0.01 to the host's CPUs, like Docker's --cpus", () => {

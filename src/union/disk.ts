@@ -1,0 +1,237 @@
+// A write layer that cannot grow past its size (--disk): a project quota where the root's filesystem has them,
+// a sparse ext4 image per container elsewhere. Chosen and planned as plain data; made at create, mounted by
+// the mount hook, grown by update, undone at removal as the state records it.
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, realpathSync, rmSync, statfsSync } from 'node:fs';
+import { dirname } from 'node:path';
+import {
+  ext4Superblock,
+  growExt4Image,
+  loadLoopDriver,
+  makeExt4Image,
+  mount as runMount,
+  projectQuotaReport,
+  setProjectLimit,
+  setQuotaProject,
+} from '../core/commands.js';
+import { UserError } from '../core/errors.js';
+
+export type DiskMode = 'quota' | 'image';
+
+/** How a root's containers get their limit: a project quota on the filesystem mounted at mountPoint, or an image each. */
+export type DiskMechanism = { mode: 'quota'; mountPoint: string } | { mode: 'image' };
+
+export interface MountInfo {
+  mountPoint: string;
+  fstype: string;
+  /** The filesystem's own options (the super options after ' - '), where quotas show. */
+  superOptions: string[];
+}
+
+/** /proc/self/mountinfo's lines: `ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [TAGS...] - FSTYPE SOURCE SUPEROPTS`. */
+export function parseMountInfo(text: string): MountInfo[] {
+  const unescape = (value: string) => value.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+  return text.split('\n').flatMap((line) => {
+    const [left, right] = line.split(' - ');
+    const fields = left?.split(' ') ?? [];
+    const tail = right?.split(' ') ?? [];
+    if (fields.length < 5 || tail.length < 3) return [];
+    return [{ mountPoint: unescape(fields[4]!), fstype: tail[0]!, superOptions: tail[2]!.split(',') }];
+  });
+}
+
+/** The mount `path` lives on: the last mounted (it covers the earlier ones) of those with the longest mount point over it. */
+export function mountOf(mounts: readonly MountInfo[], path: string): MountInfo | undefined {
+  const over = (point: string) => point === '/' || path === point || path.startsWith(`${point}/`);
+  let found: MountInfo | undefined;
+  for (const mount of mounts) {
+    if (over(mount.mountPoint) && (!found || mount.mountPoint.length >= found.mountPoint.length)) found = mount;
+  }
+  return found;
+}
+
+/**
+ * Project quota where the filesystem enforces it: ext4 mounted with prjquota, xfs with prjquota/pquota
+ * (pqnoenforce only counts). Anything else gets an image.
+ */
+export function diskMechanism(mounts: readonly MountInfo[], path: string): DiskMechanism {
+  const mount = mountOf(mounts, path);
+  if (!mount) return { mode: 'image' };
+  const enforced = mount.fstype === 'ext4' ? ['prjquota'] : mount.fstype === 'xfs' ? ['prjquota', 'pquota'] : [];
+  return mount.superOptions.some((option) => enforced.includes(option)) ? { mode: 'quota', mountPoint: mount.mountPoint } : { mode: 'image' };
+}
+
+/** The mechanism for a root that may not exist yet: judged on its nearest existing folder, symlinks resolved. */
+export function readDiskMechanism(root: string, mountinfo: string): DiskMechanism {
+  let path = root;
+  while (!existsSync(path) && dirname(path) !== path) path = dirname(path);
+  return diskMechanism(parseMountInfo(mountinfo), realpathSync(path));
+}
+
+/** Project ids thin-lxc picks from: high, away from the small ids people number their own projects with. */
+const PROJECT_BASE = 1_000_000_000;
+const PROJECT_SPAN = 1_000_000_000;
+
+/**
+ * A project id no one uses on the filesystem (repquota lists every id with use or limits) and no thin container
+ * recorded: the first free one from a point that the container's directory gives, so that ids spread out.
+ */
+export function chooseProject(seed: string, taken: ReadonlySet<number>): number {
+  const start = createHash('sha256').update(seed).digest().readUInt32BE(0) % PROJECT_SPAN;
+  for (let step = 0; step < 1000; step++) {
+    const id = PROJECT_BASE + ((start + step) % PROJECT_SPAN);
+    if (!taken.has(id)) return id;
+  }
+  throw new UserError(`no free quota project id near ${PROJECT_BASE + start}: clear unused project quotas (repquota -P)`);
+}
+
+export interface ProjectUse {
+  usedBytes: number;
+  /** 0: no hard limit. */
+  hardBytes: number;
+}
+
+/** repquota -P -n -p lines: `#ID  --  USED SOFT HARD GRACE  FILES ...`, blocks in KiB. */
+export function parseRepquota(text: string): Map<number, ProjectUse> {
+  const projects = new Map<number, ProjectUse>();
+  for (const line of text.split('\n')) {
+    const match = /^#(\d+)\s+[-+]{2}\s+(\d+)\s+(\d+)\s+(\d+)\b/.exec(line.trim());
+    if (match) projects.set(Number(match[1]), { usedBytes: Number(match[2]) * 1024, hardBytes: Number(match[4]) * 1024 });
+  }
+  return projects;
+}
+
+/** The ids in use on the filesystem at mountPoint; refuses one that has no project quota on. */
+export function projectsInUse(mountPoint: string): Map<number, ProjectUse> {
+  const report = projectQuotaReport(mountPoint);
+  if (report === null) {
+    throw new UserError(`the filesystem at ${mountPoint} is mounted with project quota, but repquota -P cannot read it: is the quota package installed (apt-get install quota)?`);
+  }
+  return parseRepquota(report);
+}
+
+/** KiB for setquota, rounded up: the limit is never below what was asked. */
+export function limitKiB(bytes: number): number {
+  return Math.ceil(bytes / 1024);
+}
+
+/** Puts the (empty, or with -R filled) write layer and work folder in the project, then limits the project. */
+export function limitProject(dirs: readonly string[], mountPoint: string, project: number, bytes: number, recursive = false): void {
+  const tagged = setQuotaProject(dirs, project, recursive);
+  if (tagged.exitCode !== 0) throw new UserError(`cannot put ${dirs.join(' and ')} in quota project ${project} (${lastLine(tagged.stderr)}): is the filesystem mounted with prjquota?`);
+  setLimit(mountPoint, project, bytes);
+}
+
+export function setLimit(mountPoint: string, project: number, bytes: number): void {
+  const limited = setProjectLimit(mountPoint, project, limitKiB(bytes));
+  if (limited.exitCode !== 0) throw new UserError(`cannot limit quota project ${project} on ${mountPoint} (${lastLine(limited.stderr)}): is the quota package installed (apt-get install quota)?`);
+}
+
+/** Removal: the project's limit goes (its files go with the directory). Quiet when the filesystem or limit is gone. */
+export function clearProject(mountPoint: string, project: number): void {
+  setProjectLimit(mountPoint, project, 0);
+}
+
+/**
+ * Makes the image: a sparse file of `bytes` (no block is used until written) holding an ext4 filesystem filled
+ * from `from` (the staged upper and work folders). Nothing is mounted.
+ */
+export function makeImage(image: string, bytes: number, from: string): void {
+  const fd = openSync(image, 'wx', 0o600);
+  try {
+    ftruncateSync(fd, bytes);
+  } finally {
+    closeSync(fd);
+  }
+  const made = makeExt4Image(image, from);
+  if (made.exitCode !== 0) throw new UserError(`cannot make the ${bytes}-byte disk image ${image} (${lastLine(made.stderr)}): is e2fsprogs installed and is there room?`);
+}
+
+/** Grows a stopped container's image to `bytes`: the file, then the filesystem in it. */
+export function growImage(image: string, bytes: number): void {
+  const fd = openSync(image, 'r+');
+  try {
+    ftruncateSync(fd, bytes);
+  } finally {
+    closeSync(fd);
+  }
+  const grown = growExt4Image(image);
+  if (grown.exitCode !== 0) throw new UserError(`cannot grow the disk image ${image} (${lastLine(grown.stderr || grown.stdout)}): check it with e2fsck -f ${image}`);
+}
+
+/** The folders inside an image (or a staged image's source) that overlayfs uses. */
+export function imageLayer(dir: string): { upper: string; work: string } {
+  return { upper: `${dir}/upper`, work: `${dir}/work` };
+}
+
+/**
+ * Mounts a container's image at `dir` inside its mount namespace (the mount hook): `-o loop` has mount(8) make a
+ * loop device that goes (autoclear) once the filesystem is unmounted, which the end of the namespace does. After
+ * a host's reboot nothing is mounted, and the loop driver may still be a module nobody loaded: loaded first.
+ */
+export function mountImage(image: string, dir: string, loopControl = '/dev/loop-control'): { upper: string; work: string } {
+  if (!existsSync(image)) throw new UserError(`disk image ${image} is missing: this thin container is damaged; destroy it and create it again`);
+  if (!existsSync(loopControl)) loadLoopDriver();
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const result = runMount('ext4', 'loop,noatime', image, dir);
+  if (result.exitCode !== 0) {
+    throw new UserError(`cannot mount the disk image ${image} on ${dir} (${lastLine(result.stderr)}): is the loop driver available (modprobe loop)? check the image with e2fsck -f ${image}`);
+  }
+  return imageLayer(dir);
+}
+
+/** dumpe2fs -h: bytes used and the filesystem's size (exact once it is unmounted: a stopped container's image). */
+export function parseSuperblock(text: string): { usedBytes: number; sizeBytes: number } | null {
+  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+  const blockSize = field('Block size');
+  const blocks = field('Block count');
+  const free = field('Free blocks');
+  if (![blockSize, blocks, free].every(Number.isSafeInteger)) return null;
+  return { usedBytes: (blocks - free) * blockSize, sizeBytes: blocks * blockSize };
+}
+
+export interface DiskUse {
+  usedBytes: number | null;
+  limitBytes: number;
+}
+
+/**
+ * What the write layer uses against its limit. An image is read from its superblock when stopped; while it runs
+ * (the superblock's counts lag behind a mounted filesystem, and the image is mounted only in the container's
+ * namespace) from statfs of the container's root: overlayfs answers with its upper layer's filesystem.
+ */
+export function diskUse(
+  disk: { disk: string | null; diskMode: DiskMode | null; diskProject: string | null; diskMount: string | null },
+  image: string,
+  runningPid: string | null,
+): DiskUse | null {
+  if (disk.disk === null || disk.diskMode === null) return null;
+  const limitBytes = Number(disk.disk);
+  if (disk.diskMode === 'quota') {
+    const report = disk.diskMount === null ? null : projectQuotaReport(disk.diskMount);
+    const use = report === null ? undefined : parseRepquota(report).get(Number(disk.diskProject));
+    return { usedBytes: use?.usedBytes ?? null, limitBytes };
+  }
+  const live = runningPid === null ? null : rootUse(runningPid);
+  const text = live === null ? ext4Superblock(image) : null;
+  const parsed = live ?? (text === null ? null : parseSuperblock(text));
+  return { usedBytes: parsed?.usedBytes ?? null, limitBytes };
+}
+
+function rootUse(pid: string): { usedBytes: number; sizeBytes: number } | null {
+  try {
+    const stat = statfsSync(`/proc/${pid}/root`);
+    return { usedBytes: (stat.blocks - stat.bfree) * stat.bsize, sizeBytes: stat.blocks * stat.bsize };
+  } catch {
+    return null;
+  }
+}
+
+/** Removes the staged source of an image once mkfs copied it in. */
+export function removeStaged(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+function lastLine(text: string): string {
+  return text.trim().split('\n').at(-1) ?? 'failed';
+}

@@ -1,0 +1,94 @@
+// End to end for --disk: a write layer that cannot grow past its size. On this host's root (no project quota) it
+// is a sparse ext4 image per container, mounted by the mount hook in the container's namespace only.
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import * as assert from 'uvu/assert';
+import { readState } from '../../src/container/state.js';
+import { attach, containerSuite, hostMountsMentioning, must, removeLxcContainer, sh, startContainer, thinLxc, uniqueName } from '../helpers/host.js';
+
+const { tests: disk, runnable, cleanup, base, root } = await containerSuite('--disk with real LXC', 'dbase');
+
+/** The loop devices whose backing file is `image` (the kernel's own list: /sys/block/loop*). */
+function loopsOf(image: string): string[] {
+  return readdirSync('/sys/block')
+    .filter((device) => device.startsWith('loop'))
+    .filter((device) => {
+      try {
+        return readFileSync(`/sys/block/${device}/loop/backing_file`, 'utf8').trim() === image;
+      } catch {
+        return false; // not attached
+      }
+    });
+}
+
+if (runnable) {
+  const track = (name: string) => {
+    cleanup.add(() => removeLxcContainer(name));
+    return name;
+  };
+
+  disk('an image on a root without project quota: a writer inside gets ENOSPC at the limit, the host file stays sparse and the loop device goes at stop', async () => {
+    const name = track(uniqueName('img'));
+    const other = track(uniqueName('free'));
+    const created = await thinLxc(['create', name, '--base', base, '--root', root, '--disk', '64M']);
+    assert.is(created.exitCode, 0, created.stderr);
+    assert.is((await thinLxc(['create', other, '--base', base, '--root', root])).exitCode, 0);
+    const dir = join(root, name);
+    const state = readState(dir);
+    assert.equal([state.disk, state.diskMode, state.diskProject, state.diskMount], [String(64 * 2 ** 20), 'image', null, null]);
+    const image = join(dir, 'disk.img');
+    assert.is(statSync(image).size, 64 * 2 ** 20);
+    assert.ok(statSync(image).blocks * 512 < 16 * 2 ** 20, `made sparse: ${statSync(image).blocks * 512} bytes allocated`);
+
+    assert.is((await startContainer(name)).exitCode, 0);
+    assert.is((await startContainer(other)).exitCode, 0);
+    // overlayfs reports its upper layer's filesystem: the image, not the host's.
+    const sizeKiB = Number(await attach(name, "df -k / | tail -1 | awk '{print $2}'"));
+    assert.ok(sizeKiB > 40 * 1024 && sizeKiB <= 64 * 1024, `/ inside is ${sizeKiB} KiB`);
+    assert.equal(hostMountsMentioning(dir), [], 'the host never sees the image mounted');
+    assert.is(loopsOf(image).length, 1, 'one loop device while it runs');
+    const filled = await sh('lxc-attach', ['-n', name, '--', '/bin/sh', '-c', 'dd if=/dev/zero of=/big bs=1M count=100']);
+    assert.is.not(filled.exitCode, 0);
+    assert.match(filled.stderr, 'No space left on device');
+    const written = Number(await attach(name, 'wc -c < /big'));
+    assert.ok(written > 32 * 2 ** 20 && written <= 64 * 2 ** 20, `wrote ${written} bytes before ENOSPC`);
+    assert.ok(statSync(image).blocks * 512 <= 64 * 2 ** 20, 'the host file holds no more than the limit');
+    assert.is(await attach(other, 'dd if=/dev/zero of=/big bs=1M count=80 2>/dev/null && wc -c < /big'), String(80 * 2 ** 20), 'another container is not limited by it');
+    await attach(name, 'rm /big && echo kept > /root/kept');
+
+    await must('lxc-stop', ['-n', name]);
+    assert.equal(loopsOf(image), [], 'the loop device is released when the container stops');
+    assert.is((await startContainer(name)).exitCode, 0);
+    assert.is(await attach(name, 'cat /root/kept'), 'kept', 'what it wrote is kept across starts');
+    await must('lxc-stop', ['-n', name]);
+    await must('lxc-stop', ['-n', other]);
+
+    const destroyed = await thinLxc(['destroy', name, '--root', root]);
+    assert.is(destroyed.exitCode, 0, destroyed.stderr);
+    assert.not.ok(existsSync(dir));
+    assert.equal(loopsOf(image), []);
+  });
+
+  disk('--disk that is no size, too small, or with --tmpfs is refused in one line and leaves nothing; --dry-run names the image', async () => {
+    const before = readdirSync(root).sort();
+    for (const [args, message] of [
+      [['--disk', 'lots'], 'thin-lxc: disk "lots" is not a size: write it like 512M or 2G'],
+      [['--disk', '1M'], 'thin-lxc: disk "1M" is too small for a write layer: give at least 16M'],
+      [['--disk', '1G', '--tmpfs=512M'], 'thin-lxc: --disk and --tmpfs do not go together (a tmpfs write layer is already limited by its size, --tmpfs=512M): choose one'],
+    ] as const) {
+      const name = uniqueName('bad');
+      const refused = await thinLxc(['create', name, '--base', base, '--root', root, ...args]);
+      assert.is(refused.exitCode, 2, refused.stderr);
+      assert.is(refused.stderr.trim(), message);
+      assert.not.ok(existsSync(join('/var/lib/lxc', name)));
+    }
+    assert.equal(readdirSync(root).sort(), before);
+    const name = uniqueName('dry');
+    const dry = await thinLxc(['create', name, '--base', base, '--root', root, '--disk', '1G', '--dry-run']);
+    assert.is(dry.exitCode, 0, dry.stderr);
+    assert.match(dry.stdout, `# Disk limit: 1073741824 bytes, a sparse ext4 image ${join(root, name)}/disk.img holding the write layer, mounted with -o loop at each start`);
+    assert.equal(readdirSync(root).sort(), before);
+  });
+}
+
+disk.run();

@@ -1,0 +1,81 @@
+// --disk's pure logic: which mechanism a root's filesystem gets, project ids, and reading use from the tools' output.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { chooseProject, diskMechanism, limitKiB, mountOf, parseMountInfo, parseRepquota, parseSuperblock } from '../../../src/union/disk.js';
+
+const MOUNTINFO = [
+  '22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw,discard,resv_strict',
+  '30 22 7:0 / /srv/quota rw,relatime shared:7 - ext4 /dev/loop0 rw,prjquota',
+  '31 22 7:1 / /srv/xfs rw,relatime shared:8 - xfs /dev/loop1 rw,attr2,inode64,logbufs=8,logbsize=32k,prjquota',
+  '32 22 7:2 / /srv/counting rw,relatime shared:9 - xfs /dev/loop2 rw,attr2,pqnoenforce',
+  '33 22 0:40 / /srv/with\\040space rw shared:10 - ext4 /dev/loop3 rw,prjquota',
+  '34 22 0:41 / /srv/tmp rw shared:11 - tmpfs tmpfs rw,size=1024k,prjquota',
+  '',
+].join('\n');
+
+test('mountinfo: mount point (with its octal escapes), type and the filesystem\'s own options', () => {
+  const mounts = parseMountInfo(MOUNTINFO);
+  assert.is(mounts.length, 6);
+  assert.equal(mounts[1], { mountPoint: '/srv/quota', fstype: 'ext4', superOptions: ['rw', 'prjquota'] });
+  assert.is(mounts[4]!.mountPoint, '/srv/with space');
+});
+
+test('a path lives on the longest mount point over it; a later mount on the same point covers the earlier one', () => {
+  const mounts = parseMountInfo(MOUNTINFO);
+  assert.is(mountOf(mounts, '/srv/quota/containers')?.mountPoint, '/srv/quota');
+  assert.is(mountOf(mounts, '/srv/quotas')?.mountPoint, '/');
+  assert.is(mountOf(mounts, '/containers')?.mountPoint, '/');
+  const covered = parseMountInfo(`${MOUNTINFO}40 22 7:5 / /srv/quota rw - ext4 /dev/loop5 rw\n`);
+  assert.equal(mountOf(covered, '/srv/quota/c')?.superOptions, ['rw']);
+});
+
+test('quota where ext4 has prjquota or xfs prjquota/pquota; an image anywhere else (no quota, only counting, tmpfs)', () => {
+  const mounts = parseMountInfo(MOUNTINFO);
+  assert.equal(diskMechanism(mounts, '/srv/quota/containers'), { mode: 'quota', mountPoint: '/srv/quota' });
+  assert.equal(diskMechanism(mounts, '/srv/xfs/c'), { mode: 'quota', mountPoint: '/srv/xfs' });
+  assert.equal(diskMechanism(mounts, '/srv/with space/c'), { mode: 'quota', mountPoint: '/srv/with space' });
+  assert.equal(diskMechanism(mounts, '/containers'), { mode: 'image' });
+  assert.equal(diskMechanism(mounts, '/srv/counting/c'), { mode: 'image' });
+  assert.equal(diskMechanism(mounts, '/srv/tmp/c'), { mode: 'image' });
+  assert.equal(diskMechanism([], '/containers'), { mode: 'image' });
+});
+
+test('project ids: high, the same for the same directory, and never one already in use', () => {
+  const id = chooseProject('/containers/web1', new Set());
+  assert.ok(id >= 1_000_000_000 && id < 2_000_000_000, String(id));
+  assert.is(chooseProject('/containers/web1', new Set()), id);
+  assert.is(chooseProject('/containers/web1', new Set([id])), id + 1);
+  assert.is.not(chooseProject('/containers/web2', new Set()), id);
+});
+
+test('repquota -P -n -p -v: use and hard limit per project, in bytes', () => {
+  const report = [
+    '*** Report for project quotas on device /dev/loop0',
+    'Block grace time: 7days; Inode grace time: 7days',
+    '                        Block limits                File limits',
+    'Project         used    soft    hard  grace    used  soft  hard  grace',
+    '----------------------------------------------------------------------',
+    '#0        --      20       0       0      0      2     0     0      0',
+    '#1000000042 +-   10240       0   10240   1700000000  3     0     0      0',
+    '',
+    'Statistics:',
+    'Total blocks: 7',
+  ].join('\n');
+  const projects = parseRepquota(report);
+  assert.equal([...projects.keys()], [0, 1000000042]);
+  assert.equal(projects.get(1000000042), { usedBytes: 10240 * 1024, hardBytes: 10240 * 1024 });
+});
+
+test('limits go to setquota in KiB rounded up: never below what was asked', () => {
+  assert.is(limitKiB(1024), 1);
+  assert.is(limitKiB(1025), 2);
+  assert.is(limitKiB(2 ** 30), 2 ** 20);
+});
+
+test('dumpe2fs -h: used bytes and the filesystem\'s size; null when a field is missing', () => {
+  const text = 'Filesystem volume name:   <none>\nBlock count:              262144\nFree blocks:              250000\nBlock size:               4096\n';
+  assert.equal(parseSuperblock(text), { usedBytes: 12144 * 4096, sizeBytes: 262144 * 4096 });
+  assert.is(parseSuperblock('Block count: 1\n'), null);
+});
+
+test.run();
