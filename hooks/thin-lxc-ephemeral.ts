@@ -8,6 +8,7 @@ import { dependentsOf } from '../src/container/containers.js';
 import { teardown } from '../src/container/teardown.js';
 import { withLock } from '../src/core/lock.js';
 import { runHook, skipDuringCommit } from '../src/lxc/hooks.js';
+import { releaseMonitorMounts } from '../src/union/mount.js';
 
 runHook('post-stop', import.meta.url, ({ context, container, own }) => {
   if (!container) return;
@@ -17,5 +18,7 @@ runHook('post-stop', import.meta.url, ({ context, container, own }) => {
   // Only an older thin-lxc let an ephemeral container become a base: the sweep of a later command removes it once that ends.
   const dependents = dependentsOf(context.containerDir).map((state) => state.name);
   if (dependents.length > 0) return `${container.state.name} is the base of thin containers ${dependents.join(', ')}: kept until they are destroyed`;
+  // Its union in its monitor's namespace, if ports-down did not unmount it: teardown refuses a directory with mounts.
+  if (container.state.idmap !== null) releaseMonitorMounts(container.paths.dir);
   withLock('create', () => teardown(context.containerDir, { expectedName: context.name, unregister: true }));
 }, { lock: true, skip: skipDuringCommit });

@@ -2,12 +2,15 @@
 // Removes a thin container's port forwarding when it stops (LXC runs it also after a failed start), unless a
 // newer start of the container installed it: LXC reports STOPPED before it runs this hook, so that can happen.
 // What it removes is what the record says was installed, whatever the state publishes now.
+// An unprivileged container's union, mounted in its monitor's namespace, is unmounted here first (see union/mount.ts).
 //   lxc.hook.post-stop = /usr/bin/env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-ports-down.js /containers/ID
 import { isRecorded, removeForwarding } from '../src/forward/apply.js';
 import { containerTag } from '../src/forward/rules.js';
 import { runHook, skipDuringCommit } from '../src/lxc/hooks.js';
+import { releaseMonitorMounts } from '../src/union/mount.js';
 
 runHook('post-stop', import.meta.url, ({ context, container, own }) => {
+  if (container && own && container.state.idmap !== null) releaseMonitorMounts(container.paths.dir);
   if (!container || !own) return `not thin container ${container?.state.name ?? context.containerDir}'s own stop: its forwarding is left alone`;
   const { publish, veth, name } = container.state;
   if (!veth) return;

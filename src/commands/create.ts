@@ -1,6 +1,6 @@
 // thin-lxc create: plans a thin container as plain data, then writes it in one place.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { baseConfigLines, resolveBase, type Base } from '../container/base.js';
@@ -32,7 +32,7 @@ import { checkPublishConflicts, describeClash, portClashes } from '../forward/po
 import { containerRules, vethName } from '../forward/rules.js';
 import { networkIndexes } from '../lxc/config.js';
 import { planMounts } from '../lxc/config.js';
-import { checkInstallation, hookNeeds, thinHooks, thinLxcVersion } from '../lxc/install.js';
+import { checkInstallation, hookNeeds, pathAndParents, thinHooks, thinLxcVersion } from '../lxc/install.js';
 import { hostCgroupVersion, limitLines } from '../lxc/limits.js';
 import { isRunning, lxcContainerExists, register, registrationDir, unregister } from '../lxc/lxcpath.js';
 import { hookView, readTemplate, renderConfig, renderDefaultConfig, type ConfigView } from '../lxc/render.js';
@@ -44,6 +44,8 @@ import { HOSTS_DIR, release, reserve } from '../network/dhcp.js';
 import { broadcastOf, formatSubnet, toAddress } from '../network/ipv4.js';
 import { formatSubnet6 } from '../network/ipv6.js';
 import { chooseProject, clearProject, imageLayer, limitProject, makeImage, projectsInUse, readDiskMechanism, removeStaged } from '../union/disk.js';
+import { requireRootRanges } from '../lxc/subids.js';
+import { DEFAULT_IDMAP, formatIdMap, idmapProblem, parseIdMap, shiftUp, type IdMap } from '../union/idmap.js';
 import { UNION_FILESYSTEMS, requireKernelSupport, type UnionFs } from '../union/mount.js';
 import type { Settings } from './settings.js';
 
@@ -71,13 +73,18 @@ export interface CreateRequest {
   disk?: string | undefined;
   /** Replace a container of the same name whose spec differs, instead of refusing. */
   replace?: boolean | undefined;
+  /** In a user namespace: with the default map, or the one --idmap gives (which implies it). */
+  unprivileged?: boolean | undefined;
+  idmap?: string | undefined;
+  /** Privileged even where the settings make unprivileged the default. */
+  privileged?: boolean | undefined;
 }
 
 /**
  * What the request asks for, normalised so that the same command gives the same spec: the state's fields a
  * user chooses, with the id and address null when left to create.
  */
-export type CreateSpec = Pick<ThinState, 'name' | 'base' | 'fs' | 'ip' | 'ip6' | 'publish' | 'mounts' | 'autostart' | 'ephemeral' | 'tmpfs' | 'memory' | 'cpus' | 'template' | 'disk'> & {
+export type CreateSpec = Pick<ThinState, 'name' | 'base' | 'fs' | 'ip' | 'ip6' | 'publish' | 'mounts' | 'autostart' | 'ephemeral' | 'tmpfs' | 'memory' | 'cpus' | 'template' | 'disk' | 'idmap'> & {
   id: string | null;
 };
 
@@ -111,7 +118,19 @@ function createSpec(request: CreateRequest, settings: Settings, cwd: string): Cr
     cpus: request.cpus === undefined ? null : validateCpus(request.cpus, availableParallelism()),
     template: request.template === undefined ? null : templateDigest(readTemplate(resolve(cwd, request.template))),
     disk: request.disk === undefined ? null : validateDisk(request.disk),
+    idmap: idmapOf(request, settings),
   };
+}
+
+/** The container's map as HOSTID:RANGE, or null for a privileged one: the flags, else the settings' default. */
+function idmapOf(request: CreateRequest, settings: Settings): string | null {
+  if (request.privileged && (request.unprivileged || request.idmap !== undefined)) {
+    throw new UserError('--privileged contradicts --unprivileged and --idmap: choose one');
+  }
+  if (request.idmap !== undefined) return formatIdMap(parseIdMap(request.idmap));
+  if (request.unprivileged) return settings.unprivileged ?? formatIdMap(DEFAULT_IDMAP);
+  if (request.privileged) return null;
+  return settings.unprivileged ?? null;
 }
 
 function templateDigest(text: string): string {
@@ -141,6 +160,7 @@ export function specDifferences(spec: CreateSpec, state: ThinState): string[] {
     ['cpus', state.cpus, spec.cpus, spec.cpus === state.cpus],
     ['template', state.template, spec.template, spec.template === state.template],
     ['disk', state.disk, spec.disk, spec.disk === state.disk],
+    ['idmap', state.idmap, spec.idmap, spec.idmap === state.idmap],
   ];
   return fields
     .filter(([, , , equal]) => !equal)
@@ -175,9 +195,16 @@ export function describePlan(plan: CreatePlan): string {
     ...(plan.claim ? [`# (create checks that no live host answers for ${plan.claim.address} and ends a stale DHCP lease of it)`] : []),
     `# Bind mounts: ${state.mounts.join(', ') || 'none'}`,
     `# Disk limit: ${describeDisk(state, paths)}`,
+    state.idmap
+      ? `# Unprivileged (map ${state.idmap}): the write layer is owned by ${state.idmap.split(':')[0]} on the host; ${idmappedLayers(state).join(', ') || 'no layer'} shown through idmapped mounts at start`
+      : '# Privileged: root inside is root on the host',
     rules ? '# Forwarding rules installed at each start (iptables-restore --noflush), removed at stop:' : '# Forwarding rules: none',
     ...(rules ? ['*nat', ...rules.nat, '*filter', ...rules.filter] : []),
   ].join('\n');
+}
+
+function idmappedLayers(state: ThinState): string[] {
+  return state.layers.filter((layer) => !state.shifted.includes(layer));
 }
 
 export type CreateOutcome =
@@ -356,6 +383,9 @@ export function planCreate(
   }
   requireKernelSupport(fs);
   checkInstallation();
+  const map = spec.idmap === null ? null : parseIdMap(spec.idmap);
+  const shifted = storedLayers(base, request.base, spec.idmap);
+  if (map) requireUnprivileged(map, settings.root, base.layers.filter((layer) => !shifted.includes(layer)));
 
   const bridge = networkOf(base.entries, request.base, requestedIp !== null || spec.ip6 !== null || publishes.length > 0);
   const ip = bridge ? chooseAddress(name, requestedIp, bridge, others, settings.lxcpath, replacing?.state) : null;
@@ -406,7 +436,8 @@ export function planCreate(
         : null,
     ipv6: ip6 && bridge?.ipv6 ? { index: 0, address: ip6, prefix: bridge.ipv6.subnet.prefix, gateway: bridge.ipv6.gateway } : null,
     // Only a container that publishes ports pays for the two host-side hooks.
-    hooks: hookView(thinHooks(paths.dir, hookNeeds({ publish, ephemeral: spec.ephemeral, ip6, subnet6, hwaddrs }))),
+    idmap: map,
+    hooks: hookView(thinHooks(paths.dir, hookNeeds({ publish, ephemeral: spec.ephemeral, ip6, subnet6, hwaddrs, idmap: spec.idmap }))),
   };
   const config =
     request.template === undefined ? renderDefaultConfig(view) : renderConfig(readTemplate(resolve(cwd, request.template)), view);
@@ -439,6 +470,8 @@ export function planCreate(
     diskMode: disk?.mode ?? null,
     diskProject: disk?.mode === 'quota' ? String(disk.project) : null,
     diskMount: disk?.mode === 'quota' ? disk.mountPoint : null,
+    idmap: spec.idmap,
+    shifted,
   };
   return {
     state,
@@ -448,6 +481,9 @@ export function planCreate(
     warnings: baseWarnings(base, settings.lxcpath),
     claim: bridge && ip && requestedIp ? { bridge, address: ip } : null,
   };
+}
+
+/**
 }
 
 /**
@@ -462,6 +498,39 @@ function planDisk(root: string, dir: string, others: readonly ThinContainer[]): 
     ...others.filter((other) => other.state.diskMode === 'quota').map((other) => Number(other.state.diskProject)),
   ]);
   return { ...mechanism, project: chooseProject(dir, taken) };
+}
+
+/**
+ * The base's layers stored in the container's map, used as they are: those of an unprivileged thin base with the
+ * same map. An unprivileged thin base's write layer is owned by its map's ids: shown to another map, or to a
+ * privileged container, its files would belong to nobody inside (or to ids of the host), so that is refused.
+ */
+function storedLayers(base: Base, spec: string, idmap: string | null): string[] {
+  const theirs = base.thin?.idmap ?? null;
+  if (theirs === null || !base.thin) return [];
+  if (idmap === theirs) return [base.layers[0]!, ...base.thin.shifted];
+  const fix = `create it with --unprivileged --idmap ${theirs} as ${quote(spec)} has, or commit ${quote(spec)} (thin-lxc commit) and stack on that`;
+  if (idmap === null) throw new UserError(`base ${quote(spec)} is an unprivileged thin container (map ${theirs}), under which a privileged one cannot stack: ${fix}`);
+  throw new UserError(`base ${quote(spec)} is an unprivileged thin container with another map (${theirs}, not ${idmap}): ${fix}`);
+}
+
+/** What an unprivileged container needs of the host, checked at create: mapped ids LXC may use, and idmappable layers. */
+function requireUnprivileged(map: IdMap, root: string, layers: readonly string[]): void {
+  requireRootRanges(map);
+  // The root itself is made searchable by create (prepareRoot); what is above it is the administrator's.
+  const closed = pathAndParents(dirname(root)).find((dir) => existsSync(dir) && (statSync(dir).mode & 0o001) === 0);
+  if (closed) {
+    throw new UserError(
+      `${closed} is not searchable by others, and LXC opens an unprivileged container's rootfs below it as the container's root (uid ${map.host} on the host): chmod o+x ${closed}, or choose another --root`,
+    );
+  }
+  const problem = idmapProblem(shiftUp(map), layers);
+  if (problem) {
+    throw new UserError(
+      `the kernel cannot show the base's layers to an unprivileged container through an idmapped mount (${problem}): ` +
+        'that needs Linux 5.19 or later with the base on ext4, xfs or btrfs; or create it without --unprivileged',
+    );
+  }
 }
 
 /** The host-side veth, which also names the container's iptables chains: unique among thin containers and host interfaces. */
@@ -495,7 +564,7 @@ function parseFs(value: string | undefined): UnionFs {
  * it with LXC; whatever fails, nothing half-made is left behind.
  */
 function applyCreate(plan: CreatePlan, settings: Settings): void {
-  prepareRoot(settings.root);
+  prepareRoot(settings.root, plan.state.idmap !== null);
   const { state, paths } = plan;
   const staging = join(settings.root, inProgressName('creating', state.id));
   let registered = false;
@@ -506,22 +575,26 @@ function applyCreate(plan: CreatePlan, settings: Settings): void {
     mkdirSync(join(staging, 'image/rootfs'), { recursive: true, mode: 0o755 });
     writeFileSync(join(staging, 'image', 'config'), plan.config, { mode: 0o644 });
     writeFileSync(join(staging, 'thin-lxc.ini'), serializeState(state), { mode: 0o644 });
+    // An unprivileged container's write layer is stored in its map: what its root makes is owned by HOSTID on the host.
+    const shift = state.idmap === null ? null : { host: parseIdMap(state.idmap).host, shifted: state.shifted };
     if (state.diskMode === 'image') {
       // The image is made whole from a staged upper and work: create mounts nothing.
       const source = join(staging, 'disk-source');
       const layer = imageLayer(source);
       for (const dir of [layer.upper, layer.work]) mkdirSync(dir, { recursive: true, mode: 0o755 });
-      for (const file of plan.layerFiles) writeLayerFile(layer.upper, state.layers, file);
+      if (shift) chownSync(layer.upper, shift.host, shift.host);
+      for (const file of plan.layerFiles) writeLayerFile(layer.upper, state.layers, file, shift);
       makeImage(join(staging, basename(paths.diskImage)), Number(state.disk), source);
       removeStaged(source);
     } else {
       for (const dir of ['wlayer', 'work']) mkdirSync(join(staging, dir), { mode: 0o755 });
+      if (shift) chownSync(join(staging, 'wlayer'), shift.host, shift.host);
       if (state.diskMode === 'quota') {
         // Before anything is written in them, which then counts against the limit: what is made inside inherits the project.
         limited = true;
         limitProject([join(staging, 'wlayer'), join(staging, 'work')], state.diskMount!, Number(state.diskProject), Number(state.disk));
       }
-      for (const file of plan.layerFiles) writeLayerFile(join(staging, 'wlayer'), state.layers, file);
+      for (const file of plan.layerFiles) writeLayerFile(join(staging, 'wlayer'), state.layers, file, shift);
     }
     try {
       register(settings.lxcpath, state.name, state.id, paths.config);
@@ -556,12 +629,16 @@ function applyCreate(plan: CreatePlan, settings: Settings): void {
   }
 }
 
-function prepareRoot(root: string): void {
+function prepareRoot(root: string, unprivileged: boolean): void {
   mkdirSync(root, { recursive: true, mode: 0o755 });
   // Hooks run as root from configs in this directory: anyone who could write here could run code as root.
-  if ((statSync(root).mode & 0o002) !== 0) {
+  const mode = statSync(root).mode;
+  if ((mode & 0o002) !== 0) {
     throw new UserError(`root ${root} is writable by everyone, which would let any user run code as root: chmod o-w ${root}`);
   }
+  // LXC opens an unprivileged container's rootfs as the container's root, an unprivileged uid on the host, which
+  // must pass through the root to reach it: search (o+x), not listing, is all it needs.
+  if (unprivileged && (mode & 0o001) === 0) chmodSync(root, (mode & 0o7777) | 0o001);
 }
 
 function alreadyExists(error: unknown): boolean {

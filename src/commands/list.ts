@@ -159,6 +159,6 @@ function formatTable(header: readonly string[], rows: readonly (readonly string[
 
 /** A container as create, update and destroy report it with --json: its spec, without asking LXC anything. */
 export function summaryOf(state: ThinState): Record<string, unknown> {
-  const { name, id, baseName: base, ip, ip6, publish, mounts, autostart, ephemeral, tmpfs, memory, cpus } = state;
-  return { name, id, base, ip, ip6, publish, mounts, autostart, ephemeral, tmpfs, memory, cpus };
+  const { name, id, baseName: base, ip, ip6, publish, mounts, autostart, ephemeral, tmpfs, memory, cpus, idmap } = state;
+  return { name, id, base, ip, ip6, publish, mounts, autostart, ephemeral, tmpfs, memory, cpus, unprivileged: idmap !== null, idmap };
 }

@@ -1,8 +1,10 @@
 // thin-lxc setup: prepares the host once (idempotent): lxc-net's dnsmasq reads thin-lxc's address reservations
-// and names; with --ipv6, lxc-net's bridge gets IPv6.
+// and names; root has subordinate ids for unprivileged containers; with --ipv6, lxc-net's bridge gets IPv6.
 import { UserError } from '../core/errors.js';
 import { missingPackages } from '../core/exec.js';
 import { quote } from '../core/validate.js';
+import { ensureRootRanges } from '../lxc/subids.js';
+import { DEFAULT_IDMAP, formatIdMap } from '../union/idmap.js';
 import { bridgeIPv6 } from '../network/bridge.js';
 import { dnsmasqPid, dnsmasqReadsReservations, HOSTS_DIR, NAMES_DIR } from '../network/dhcp.js';
 import { formatSubnet6, parseSubnet6, type Subnet6 } from '../network/ipv6.js';
@@ -15,12 +17,14 @@ const NEEDED = ['lxc-start', 'lxc-info', 'lxc-ls', 'dnsmasq', 'iptables', 'iptab
 export function setup(options: { ipv6?: string | boolean | undefined } = {}): string {
   const missing = missingPackages(NEEDED);
   if (missing.length > 0) throw new UserError(`thin-lxc needs packages this host lacks: apt-get install ${missing.join(' ')}`);
+  // Before lxc-net: a failure there must not leave unprivileged containers without their ids.
+  const subids = ensureRootRanges().map((file) => `added root:${formatIdMap(DEFAULT_IDMAP)} to ${file}: unprivileged containers' ids (LXC maps them with newuidmap, which allows root only its ranges there)`);
   const requested = typeof options.ipv6 === 'string' ? ipv6Prefix(options.ipv6) : null;
   const previous = options.ipv6 ? bridgeIPv6(lxcNetBridge()) : null;
   const changed = configureDnsmasq(options.ipv6 ? [raParamLine(lxcNetBridge())] : []);
   const ipv6 = options.ipv6 ? configureIPv6(lxcNetBridge(), requested) : null;
   if (ipv6) changed.push(...ipv6.changed);
-  const lines = changed.map((file) => `updated ${file}`);
+  const lines = [...subids, ...changed.map((file) => `updated ${file}`)];
   if (changed.length > 0 || (dnsmasqPid() !== null && !dnsmasqReadsReservations()) || dnsmasqPid() === null) {
     restartLxcNet();
     lines.push('restarted lxc-net');

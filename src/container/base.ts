@@ -6,7 +6,7 @@ import { UserError } from '../core/errors.js';
 import { quote, validateName, validatePlainPath } from '../core/validate.js';
 import { type ConfigEntry, formatEntry, lastValue, parseLxcConfig } from '../lxc/config.js';
 import { thinHookOf } from '../lxc/install.js';
-import { readState, STATE_FILE } from './state.js';
+import { readState, STATE_FILE, type ThinState } from './state.js';
 
 export interface Base {
   /** As the user knows it: the LXC name, or the directory's name when given by path. */
@@ -17,6 +17,8 @@ export interface Base {
   entries: ConfigEntry[];
   /** Read-only layers, top first. */
   layers: string[];
+  /** A thin container as base: its map (null: privileged) and the layers stored in that map. */
+  thin: Pick<ThinState, 'idmap' | 'shifted'> | null;
 }
 
 /** BASE is an LXC container's name (looked up in `lxcpath`) or the path to its directory. */
@@ -34,14 +36,15 @@ export function resolveBase(spec: string, lxcpath: string, cwd: string): Base {
   const rootfsPath = lastValue(entries, 'lxc.rootfs.path');
   if (!rootfsPath) throw new UserError(`base ${quote(spec)} has no lxc.rootfs.path in ${configPath}: it cannot be a base`);
 
-  const layers = thinLayers(rootfsPath, spec) ?? rootfsLayers(rootfsPath, configPath);
+  const thin = thinBase(rootfsPath, spec);
+  const layers = thin?.layers ?? rootfsLayers(rootfsPath, configPath);
   for (const layer of layers) {
     validatePlainPath(layer, 'base layer', 'move the base to a plain path, e.g. with lxc-copy');
     if (!isDirectory(layer)) {
       throw new UserError(`base ${quote(spec)}: its rootfs ${layer} is not a directory; is the base complete?`);
     }
   }
-  return { name: byPath ? basename(dir) : spec, dir, configPath, entries: entries.filter(keptByThinContainer), layers };
+  return { name: byPath ? basename(dir) : spec, dir, configPath, entries: entries.filter(keptByThinContainer), layers, thin: thin ? { idmap: thin.state.idmap, shifted: thin.state.shifted } : null };
 }
 
 /**
@@ -63,7 +66,7 @@ function isThinImageConfig(path: string): boolean {
  * A thin container as base: its write layer on top of its own layers. Not an ephemeral one: its stop would
  * remove layers its thin containers stand on.
  */
-function thinLayers(rootfsPath: string, spec: string): string[] | undefined {
+function thinBase(rootfsPath: string, spec: string): { layers: string[]; state: ThinState } | undefined {
   const path = rootfsPath.replace(/^dir:/, '');
   const containerDir = dirname(dirname(path));
   if (basename(path) !== 'rootfs' || !existsSync(join(containerDir, STATE_FILE))) return undefined;
@@ -80,15 +83,16 @@ function thinLayers(rootfsPath: string, spec: string): string[] | undefined {
         `commit it (thin-lxc commit ${state.name} NEW) and stack on NEW`,
     );
   }
-  return [join(containerDir, 'wlayer'), ...state.layers];
+  return { layers: [join(containerDir, 'wlayer'), ...state.layers], state };
 }
 
 /**
  * What is the base's identity rather than its settings is left out: the rootfs, the hostname,
- * MAC and IP addresses, logging, autostart, and thin-lxc's own hooks (a thin base would mount its own layers).
+ * MAC and IP addresses, logging, autostart, thin-lxc's own hooks (a thin base would mount its own layers), and
+ * an unprivileged base's map and monitor namespace (the thin container's own --unprivileged decides those).
  */
 export function keptByThinContainer({ key, value }: ConfigEntry): boolean {
-  if (/^lxc\.(rootfs\.path|uts\.name|hook\.version|log\.file|start\.)/.test(key)) return false;
+  if (/^lxc\.(rootfs\.path|uts\.name|hook\.version|log\.file|start\.|idmap$|monitor\.unshare$)/.test(key)) return false;
   if (/^lxc\.net\.\d+\.(hwaddr|ipv4\.address|ipv4\.gateway|ipv6\.address|ipv6\.gateway|veth\.pair)$/.test(key)) return false;
   if (key.startsWith('lxc.hook.') && thinHookOf(value) !== null) return false;
   return true;

@@ -22,6 +22,8 @@ export interface ContainerPaths {
   /** A --disk container's sparse ext4 image (upper and work inside), and where it is mounted inside its namespace. */
   diskImage: string;
   disk: string;
+  /** Mount points of an unprivileged container's idmapped layers, in its monitor's mount namespace only. */
+  lowers: string;
   /**
    * Written by an ephemeral container's start, one file per container in one folder of the root, so that
    * every command can look for crashed ones by reading one (usually absent) folder.
@@ -46,6 +48,7 @@ export function containerPaths(root: string, id: string): ContainerPaths {
     memory: `${dir}/memory`,
     diskImage: `${dir}/disk.img`,
     disk: `${dir}/disk`,
+    lowers: `${dir}/lowers`,
     started: `${root}/${STARTED_DIR}/${id}`,
   };
 }

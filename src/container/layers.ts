@@ -110,21 +110,29 @@ export function formatChanges(changes: readonly Change[]): string {
   return changes.map((change) => `${change.kind} ${change.path}`).join('\n');
 }
 
-/** Writes a file into the write layer; a directory made on the way copies the mode and owner of the one it covers. */
-export function writeLayerFile(wlayer: string, layers: readonly string[], file: LayerFile): void {
+/**
+ * Writes a file into the write layer; a directory made on the way copies the mode and owner of the one it covers.
+ * With `shift` (an unprivileged container's write layer, stored in its map), owners are HOSTID + the id they would
+ * have had, as the container sees them: a layer in `shifted` is stored so already.
+ */
+export function writeLayerFile(wlayer: string, layers: readonly string[], file: LayerFile, shift: { host: number; shifted: readonly string[] } | null = null): void {
   const parts = file.path.split('/').slice(0, -1);
   for (let depth = 1; depth <= parts.length; depth++) {
     const relative = parts.slice(0, depth).join('/');
     const dir = join(wlayer, relative);
     if (existsSync(dir)) continue;
     mkdirSync(dir, { mode: 0o755 });
-    const stat = layers.map((layer) => lstatOrNull(layer, relative)).find((found) => found?.isDirectory());
-    if (stat) {
-      chmodSync(dir, stat.mode & 0o7777);
-      chownSync(dir, stat.uid, stat.gid);
+    const covered = layers.map((layer) => ({ layer, stat: lstatOrNull(layer, relative) })).find((found) => found.stat?.isDirectory());
+    const by = shift && !shift.shifted.includes(covered?.layer ?? '') ? shift.host : 0;
+    if (covered?.stat) {
+      chmodSync(dir, covered.stat.mode & 0o7777);
+      chownSync(dir, covered.stat.uid + by, covered.stat.gid + by);
+    } else if (shift) {
+      chownSync(dir, shift.host, shift.host);
     }
   }
   writeFileSync(join(wlayer, file.path), file.content, { mode: 0o644 });
+  if (shift) chownSync(join(wlayer, file.path), shift.host, shift.host);
 }
 
 function lstatOrNull(layer: string, path: string): Stats | null {

@@ -50,6 +50,16 @@ export interface ThinState {
   /** quota: the project id given to wlayer and work, and the mount point of the filesystem the limit is on. */
   diskProject: string | null;
   diskMount: string | null;
+  /**
+   * Unprivileged: the map of its user namespace as HOSTID:RANGE (its root is HOSTID on the host); null for a
+   * privileged container.
+   */
+  idmap: string | null;
+  /**
+   * Layers stored already in this container's map (an unprivileged thin base's write layer, made with the same
+   * map): used as they are, where the others are shown through an idmapped mount.
+   */
+  shifted: string[];
 }
 
 /**
@@ -59,11 +69,11 @@ export interface ThinState {
  * which parseState undoes: every field of a state is a string.
  */
 export function serializeState(state: ThinState): string {
-  const { hwaddrs, layers, publish, mounts, ...scalars } = state;
+  const { hwaddrs, layers, publish, mounts, shifted, ...scalars } = state;
   const line = (key: string, value: string) => `${key} = ${jsonString(value)}`;
   const lines = [
     ...Object.entries(scalars).map(([key, value]) => line(key, value === null ? '' : String(value))),
-    ...Object.entries({ layers, publish, mounts }).flatMap(([key, values]) => values.map((value) => line(`${key}[]`, value))),
+    ...Object.entries({ layers, publish, mounts, shifted }).flatMap(([key, values]) => values.map((value) => line(`${key}[]`, value))),
     '',
     '[hwaddr]',
     ...Object.entries(hwaddrs).map(([index, mac]) => line(index, mac)),
@@ -117,6 +127,11 @@ export function parseState(text: string, source: string): ThinState {
     if (value !== 'overlay' && value !== 'aufs') throw damaged(key);
     return value;
   };
+  const idmapOf = (key: string) => {
+    const value = optional(key);
+    if (value !== null && !/^\d{1,10}:\d{1,10}$/.test(value)) throw damaged(key);
+    return value;
+  };
   return {
     id: text_('id'),
     name: text_('name'),
@@ -143,6 +158,9 @@ export function parseState(text: string, source: string): ThinState {
     cpus: optional('cpus'),
     template: optional('template'),
     ...diskOf(optional('disk'), optional('diskMode'), optional('diskProject'), optional('diskMount'), damaged),
+    // Absent from states written before unprivileged containers: those were privileged.
+    idmap: idmapOf('idmap'),
+    shifted: list('shifted'),
   };
 }
 
@@ -171,7 +189,7 @@ export function readState(dir: string): ThinState {
  */
 const CACHE_FILE = '.thin-lxc-states.json';
 /** Bump when ThinState or parseState changes: a cache of another format is ignored. */
-const FORMAT = 5;
+const FORMAT = 6;
 
 type StateCache = Map<string, { identity: string; state: ThinState }>;
 

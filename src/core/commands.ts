@@ -82,6 +82,11 @@ export function mount(type: string, options: string, source: string, target: str
   return run('mount', ['-t', type, '-o', options, source, target], { allowFailure: true });
 }
 
+/** umount -l TARGET (detached now, gone once nothing uses it); the caller explains a failure. */
+export function unmountLazy(target: string): CommandResult {
+  return run('umount', ['-l', target], { allowFailure: true });
+}
+
 /**
  * Copies a union's merged view: mounts it read-only at `mountPoint` in a private mount namespace of its own
  * (the host never sees the mount, and it goes with the process whatever happens), and rsyncs it to `dest`

@@ -9,7 +9,7 @@ import { formatError, UserError } from '../core/errors.js';
 import { containerLockName, lockHolder, withContainerLock } from '../core/lock.js';
 import { quote } from '../core/validate.js';
 
-export type HookType = 'pre-mount' | 'destroy' | 'start-host' | 'post-stop' | 'clone';
+export type HookType = 'pre-mount' | 'pre-start' | 'destroy' | 'start-host' | 'post-stop' | 'clone';
 
 export interface HookContext {
   type: HookType;
@@ -18,7 +18,10 @@ export interface HookContext {
   /** LXC_CONFIG_FILE: the config LXC loaded for it. */
   configFile: string;
   rootfsPath: string;
-  /** LXC_PID, the container's init: the same for every hook of one start, another for the next start ('' when not set). */
+  /**
+   * LXC_PID, the container's init: the same for every hook of one start, another for the next start ('' when not
+   * set: at pre-start there is no init yet).
+   */
   generation: string;
   /** The thin container's directory, given as the hook's one argument in the config. */
   containerDir: string;
@@ -29,25 +32,28 @@ export interface HookContext {
   rebooting: boolean;
 }
 
+/** `expected`: the type, or the types (the mount hook runs at pre-mount, or at pre-start when unprivileged). */
 export function parseHookContext(
   env: NodeJS.ProcessEnv,
   args: readonly string[],
-  expected: HookType,
+  expected: HookType | readonly HookType[],
   hookFile: string,
 ): HookContext {
+  const types: readonly HookType[] = typeof expected === 'string' ? [expected] : expected;
   // LXC sets LXC_HOOK_VERSION for start-time hooks but not for lxc.hook.destroy; LXC_HOOK_TYPE is set for both.
   if (env.LXC_HOOK_VERSION !== undefined && env.LXC_HOOK_VERSION !== '1') {
     throw new UserError(`${hookFile} needs lxc.hook.version = 1 in the container's config (got ${env.LXC_HOOK_VERSION})`);
   }
-  if (env.LXC_HOOK_TYPE !== expected) {
-    throw new UserError(`${hookFile} is a ${expected} hook, not ${env.LXC_HOOK_TYPE ?? 'unset'}: use it as lxc.hook.${expected}`);
+  const type = types.find((candidate) => candidate === env.LXC_HOOK_TYPE);
+  if (type === undefined) {
+    throw new UserError(`${hookFile} is a ${types.join(' or ')} hook, not ${env.LXC_HOOK_TYPE ?? 'unset'}: use it as ${types.map((candidate) => `lxc.hook.${candidate}`).join(' or ')}`);
   }
   const containerDir = args[0];
   if (!containerDir || args.length !== 1) {
-    throw new UserError(`${hookFile} takes one argument, the thin container's directory: lxc.hook.${expected} = node ${hookFile} /containers/ID`);
+    throw new UserError(`${hookFile} takes one argument, the thin container's directory: lxc.hook.${type} = node ${hookFile} /containers/ID`);
   }
   return {
-    type: expected,
+    type,
     name: env.LXC_NAME ?? '',
     configFile: env.LXC_CONFIG_FILE ?? '',
     rootfsPath: env.LXC_ROOTFS_PATH ?? '',
@@ -108,16 +114,18 @@ export interface HookRun {
  * wait, to fail at once where waiting cannot help; `skip`, to do nothing (its note says why) where it need not.
  */
 export function runHook(
-  type: HookType,
+  type: HookType | readonly HookType[],
   hookUrl: string,
   work: (run: HookRun) => string | void,
   options: { lock?: boolean; refuse?: (context: HookContext) => void; skip?: (context: HookContext) => string | undefined } = {},
 ): void {
   const hookFile = basename(hookUrl);
   let logDir: string | undefined;
+  let shown = typeof type === 'string' ? type : type[0]!;
   try {
     const context = parseHookContext(process.env, process.argv.slice(2), type, hookFile);
     logDir = context.containerDir;
+    shown = context.type;
     const act = () => {
       const run = hookRun(context);
       if (!run.own) logDir = context.configFile === '' ? undefined : dirname(context.configFile);
@@ -125,10 +133,10 @@ export function runHook(
     };
     options.refuse?.(context);
     const skipped = options.skip?.(context);
-    const note = skipped ?? (options.lock ? withContainerLock(context.containerDir, `lxc.hook.${type} of ${context.name}`, act) : act());
-    if (note) process.stdout.write(`thin-lxc: ${note} (lxc.hook.${type} of ${context.name})\n`);
+    const note = skipped ?? (options.lock ? withContainerLock(context.containerDir, `lxc.hook.${context.type} of ${context.name}`, act) : act());
+    if (note) process.stdout.write(`thin-lxc: ${note} (lxc.hook.${context.type} of ${context.name})\n`);
   } catch (error) {
-    const line = `${formatError(error, process.env.THIN_LXC_DEBUG === '1')} (lxc.hook.${type} of ${process.env.LXC_NAME ?? '?'})`;
+    const line = `${formatError(error, process.env.THIN_LXC_DEBUG === '1')} (lxc.hook.${shown} of ${process.env.LXC_NAME ?? '?'})`;
     process.stdout.write(`${line}\n`); // LXC logs stdout and stderr alike: once is enough
     tellCaller(`${line}\n`);
     if (logDir) appendHookLog(logDir, line);

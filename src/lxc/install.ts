@@ -34,9 +34,23 @@ export function thinHookOf(value: string): HookName | null {
  * thin-lxc update needs it there already to remove them at stop. The ephemeral hook comes after it, for
  * ephemeral containers.
  */
-export function thinHooks(containerDir: string, needs: { startHost: boolean; ephemeral: boolean }): { hook: HookName; key: string; command: string }[] {
+export function thinHooks(containerDir: string, needs: HookNeeds): { hook: HookName; key: string; command: string }[] {
   const wanted = (hook: HookName) => (hook === 'ports-up' ? needs.startHost : hook === 'ephemeral' ? needs.ephemeral : true);
-  return HOOK_NAMES.filter(wanted).map((hook) => ({ hook, key: HOOK_KEYS[hook], command: hookCommand(hook, containerDir) }));
+  return HOOK_NAMES.filter(wanted).map((hook) => ({ hook, key: hookKey(hook, needs), command: hookCommand(hook, containerDir) }));
+}
+
+/**
+ * An unprivileged container's union is mounted at pre-start, as host root in its monitor's own mount namespace
+ * (lxc.monitor.unshare): its pre-mount hooks run as its root in its user namespace, which cannot idmap layers.
+ */
+export function hookKey(hook: HookName, needs: Pick<HookNeeds, 'unprivileged'>): string {
+  return hook === 'mount' && needs.unprivileged ? 'lxc.hook.pre-start' : HOOK_KEYS[hook];
+}
+
+export interface HookNeeds {
+  startHost: boolean;
+  ephemeral: boolean;
+  unprivileged: boolean;
 }
 
 /**
@@ -50,8 +64,8 @@ export function hookLineFiles(command: string): { node: string; hook: string } |
 }
 
 /** What decides a container's optional hooks. */
-export function hookNeeds(state: Pick<ThinState, 'publish' | 'ephemeral' | 'ip6' | 'subnet6' | 'hwaddrs'>): { startHost: boolean; ephemeral: boolean } {
-  return { startHost: state.publish.length > 0 || tokenOf(state) !== null, ephemeral: state.ephemeral };
+export function hookNeeds(state: Pick<ThinState, 'publish' | 'ephemeral' | 'ip6' | 'subnet6' | 'hwaddrs' | 'idmap'>): HookNeeds {
+  return { startHost: state.publish.length > 0 || tokenOf(state) !== null, ephemeral: state.ephemeral, unprivileged: state.idmap !== null };
 }
 
 let root: string | undefined;

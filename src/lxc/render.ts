@@ -31,14 +31,26 @@ export interface ConfigView {
   /** The write layer's tmpfs size when it lives in memory. */
   tmpfs: string | null;
   ephemeral: boolean;
-  hooks: { mount: string; destroy: string; clone: string; portsUp: string | null; portsDown: string; ephemeral: string | null };
+  /** An unprivileged container's map: its root is uid and gid `host` on the host. */
+  idmap: { host: number; range: number } | null;
+  hooks: {
+    mount: string;
+    /** The hook type the mount hook runs as: pre-mount, or pre-start for an unprivileged container. */
+    mountType: string;
+    destroy: string;
+    clone: string;
+    portsUp: string | null;
+    portsDown: string;
+    ephemeral: string | null;
+  };
 }
 
 /** The hook lines as the template names them. */
-export function hookView(hooks: readonly { hook: HookName; command: string }[]): ConfigView['hooks'] {
+export function hookView(hooks: readonly { hook: HookName; key: string; command: string }[]): ConfigView['hooks'] {
   const command = (name: HookName) => hooks.find((entry) => entry.hook === name)?.command ?? null;
   return {
     mount: command('mount')!,
+    mountType: hooks.find((entry) => entry.hook === 'mount')!.key.replace(/^lxc\.hook\./, ''),
     destroy: command('destroy')!,
     clone: command('clone')!,
     portsUp: command('ports-up'),
@@ -101,14 +113,18 @@ function requireThinLines(text: string, view: ConfigView): void {
   const required: [string, string][] = [
     ['lxc.rootfs.path', `dir:${view.rootfs}`],
     ['lxc.hook.version', '1'],
-    ['lxc.hook.pre-mount', view.hooks.mount],
+    [`lxc.hook.${view.hooks.mountType}`, view.hooks.mount],
     ['lxc.hook.destroy', view.hooks.destroy],
     ['lxc.hook.clone', view.hooks.clone],
     ['lxc.hook.post-stop', view.hooks.portsDown],
   ];
+  if (view.idmap) {
+    required.push(['lxc.idmap', `u 0 ${view.idmap.host} ${view.idmap.range}`], ['lxc.idmap', `g 0 ${view.idmap.host} ${view.idmap.range}`]);
+    required.push(['lxc.monitor.unshare', '1']);
+  }
   if (view.hooks.portsUp) required.push(['lxc.hook.start-host', view.hooks.portsUp]);
   if (view.hooks.ephemeral) required.push(['lxc.hook.post-stop', view.hooks.ephemeral]);
-  const missing = required.filter(([key, value]) => !has(key, value)).map(([key]) => key);
+  const missing = [...new Set(required.filter(([key, value]) => !has(key, value)).map(([key]) => key))];
   if (missing.length > 0) {
     throw new UserError(`the config template drops lines thin-lxc needs (${missing.join(', ')}): keep them as in templates/config.hbs`);
   }

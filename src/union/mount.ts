@@ -1,8 +1,9 @@
 // The union mount that makes a thin container's rootfs: planned as plain data, mounted by the pre-mount hook.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { release } from 'node:os';
-import { mount as runMount } from '../core/commands.js';
+import { mount as runMount, unmountLazy } from '../core/commands.js';
 import { UserError } from '../core/errors.js';
+import { type IdMap, mountIdmapped, shiftUp } from './idmap.js';
 
 export type UnionFs = 'overlay' | 'aufs';
 export const UNION_FILESYSTEMS: readonly UnionFs[] = ['overlay', 'aufs'];
@@ -78,7 +79,7 @@ export function requireKernelSupport(fs: UnionFs, support = readKernelSupport(fs
  * A tmpfs for a --tmpfs container's write layer, mounted at `dir` (inside the container's mount namespace,
  * so the host never sees it and it goes when the container stops), with overlayfs' upper and work inside.
  */
-export function memoryLayer(dir: string, size: string): { upper: string; work: string } {
+export function memoryLayer(dir: string, size: string, owner = 0): { upper: string; work: string } {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const result = runMount('tmpfs', `size=${size},mode=0755`, MOUNT_SOURCE, dir);
   if (result.exitCode !== 0) {
@@ -87,6 +88,8 @@ export function memoryLayer(dir: string, size: string): { upper: string; work: s
   const layer = { upper: `${dir}/upper`, work: `${dir}/work` };
   mkdirSync(layer.upper, { mode: 0o755 });
   mkdirSync(layer.work, { mode: 0o755 });
+  // An unprivileged container's root owns its rootfs' top directory, as it owns the write layer on disk.
+  if (owner !== 0) chownSync(layer.upper, owner, owner);
   return layer;
 }
 
@@ -95,14 +98,7 @@ export function memoryLayer(dir: string, size: string): { upper: string; work: s
  * The mount loads the filesystem's module if need be, so nothing is checked beforehand.
  */
 export function mountUnion(mount: UnionMount): void {
-  for (const layer of mount.layers) {
-    if (!existsSync(layer)) {
-      throw new UserError(
-        `base layer ${layer} is gone: the base container was destroyed or moved; recreate it, or destroy this thin container`,
-      );
-    }
-  }
-  if (!existsSync(mount.upper)) throw new UserError(`write layer ${mount.upper} is missing: this thin container is damaged`);
+  requireLayers(mount);
   mkdirSync(mount.work, { recursive: true });
   const result = runMount(mount.fs, mountOptions(mount), MOUNT_SOURCE, mount.target);
   if (result.exitCode !== 0) {
@@ -111,5 +107,108 @@ export function mountUnion(mount: UnionMount): void {
       throw new UserError(`${mount.fs} is not available in this kernel (${reason}): ${mount.fs === 'aufs' ? 'recreate the container with --fs overlay' : 'use a kernel with overlayfs'}`);
     }
     throw new UserError(`cannot mount the ${mount.fs} union on ${mount.target} (${reason}): is the write layer ${mount.upper} on a writable filesystem with room to spare?`);
+  }
+}
+
+function requireLayers(mount: UnionMount): void {
+  for (const layer of mount.layers) {
+    if (!existsSync(layer)) {
+      throw new UserError(
+        `base layer ${layer} is gone: the base container was destroyed or moved; recreate it, or destroy this thin container`,
+      );
+    }
+  }
+  if (!existsSync(mount.upper)) throw new UserError(`write layer ${mount.upper} is missing: this thin container is damaged`);
+}
+
+/** How an unprivileged container's union sees its layers. */
+export interface LayerMapping {
+  map: IdMap;
+  /** Layers stored in the map already (an unprivileged thin base's write layer): used as they are. */
+  shifted: readonly string[];
+  /** A directory of mount points for the idmapped clones of the other layers, in the container's directory. */
+  staging: string;
+}
+
+/**
+ * An unprivileged container's union, mounted by its pre-start hook as host root in its monitor's own mount
+ * namespace (lxc.monitor.unshare): LXC copies it into the container's namespace, the host never sees it, and the
+ * kernel takes it away when the monitor exits, however it ends. Each layer stored unshifted is shown through a
+ * read-only idmapped clone (owned by the container's root and ids above it), overlayfs stacks the clones (it takes
+ * idmapped lower layers since Linux 5.19) and the write layer, which is stored shifted on disk.
+ * Run after clearMonitorNamespace.
+ */
+export function mountMappedUnion(mount: UnionMount, mapping: LayerMapping): void {
+  requireLayers(mount);
+  mkdirSync(mount.work, { recursive: true });
+  mkdirSync(mapping.staging, { recursive: true, mode: 0o700 });
+  const clones = mount.layers.map((layer, index) => (mapping.shifted.includes(layer) ? null : { source: layer, target: `${mapping.staging}/${index}` }));
+  const pairs = clones.filter((pair) => pair !== null);
+  for (const pair of pairs) mkdirSync(pair.target, { recursive: true, mode: 0o700 });
+  mountIdmapped(shiftUp(mapping.map), pairs);
+  mountUnion({ ...mount, layers: mount.layers.map((layer, index) => clones[index]?.target ?? layer) });
+}
+
+/**
+ * Unmounts every mount under `dir` in this mount namespace, the newest first (those stacked on or inside
+ * another): at an unprivileged container's stop and before its reboot's mounts, in its monitor's namespace.
+ * Quiet when there are none.
+ */
+export function releaseMounts(dir: string, mountinfo = readFileSync('/proc/self/mountinfo', 'utf8')): void {
+  for (const target of mountsUnder(dir, mountinfo).reverse()) {
+    const result = unmountLazy(target);
+    if (result.exitCode !== 0 && mountsUnder(dir, readFileSync('/proc/self/mountinfo', 'utf8')).includes(target)) {
+      throw new UserError(`cannot unmount ${target} (${result.stderr.trim().split('\n').at(-1)}): stop the container with lxc-stop -k and start it again`);
+    }
+  }
+}
+
+/** The mount points at or below `dir`, in mountinfo's order (a mount comes after the one it is on). */
+export function mountsUnder(dir: string, mountinfo: string): string[] {
+  return mountinfo
+    .split('\n')
+    .map((line) => line.split(' ')[4])
+    .filter((point): point is string => point !== undefined)
+    .map((point) => point.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))))
+    .filter((point) => point === dir || point.startsWith(`${dir}/`));
+}
+
+/**
+ * Before an unprivileged container's mounts: refuses the host's own mount namespace (mounts there would show on the
+ * host and outlive the container; the pre-start hook runs in one of the monitor's own only with
+ * lxc.monitor.unshare = 1), and unmounts what a previous boot of the same monitor left (an LXC reboot).
+ */
+export function clearMonitorNamespace(containerDir: string): void {
+  requirePrivateNamespace();
+  releaseMounts(containerDir);
+}
+
+/**
+ * At an unprivileged container's stop (post-stop, in its monitor's namespace): its union goes now, not with the
+ * monitor, so that the ephemeral hook can remove its directory and a reboot starts clean. Nothing in the host's.
+ */
+export function releaseMonitorMounts(containerDir: string): void {
+  if (!inHostNamespace()) releaseMounts(containerDir);
+}
+
+/**
+ * The host's mount namespace is init's; where a security module keeps a hook from reading init's (some sandboxes
+ * do, from another namespace), kthreadd's, which is the kernel's first. False when neither can be read.
+ */
+function inHostNamespace(): boolean {
+  const own = readlinkSync('/proc/self/ns/mnt');
+  for (const pid of [1, 2]) {
+    try {
+      return readlinkSync(`/proc/${pid}/ns/mnt`) === own;
+    } catch {
+      // Not readable from here: the next.
+    }
+  }
+  return false;
+}
+
+function requirePrivateNamespace(): void {
+  if (inHostNamespace()) {
+    throw new UserError(`the mount hook runs in the host's mount namespace: keep lxc.monitor.unshare = 1 in the container's config, as templates/config.hbs has it`);
   }
 }

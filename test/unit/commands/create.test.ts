@@ -8,11 +8,11 @@ const state: ThinState = {
   id: 'web1', name: 'web1', base: '/var/lib/lxc/b', baseName: 'b', fs: 'overlay', layers: ['/var/lib/lxc/b/rootfs'],
   hwaddrs: { '0': '00:16:3e:00:00:01' }, ip: '10.0.3.67', bridge: 'lxcbr0', subnet: '10.0.3.0/24', ip6: null, subnet6: null, veth: 'tlx0000beef',
   publish: ['8080:80/tcp', '53:53/udp'], mounts: ['/srv:/app'], lxcpath: '/var/lib/lxc', created: '2026-11-30T00:00:00.000Z',
-  autostart: false, ephemeral: false, tmpfs: null, memory: '268435456', cpus: null, template: null, disk: null, diskMode: null, diskProject: null, diskMount: null,
+  autostart: false, ephemeral: false, tmpfs: null, memory: '268435456', cpus: null, template: null, disk: null, diskMode: null, diskProject: null, diskMount: null, idmap: null, shifted: [],
 };
 const spec: CreateSpec = {
   name: 'web1', id: null, base: '/var/lib/lxc/b', fs: 'overlay', ip: null, ip6: null, publish: ['53:53/udp', '8080:80/tcp'], mounts: ['/srv:/app'],
-  autostart: false, ephemeral: false, tmpfs: null, memory: '268435456', cpus: null, template: null, disk: null,
+  autostart: false, ephemeral: false, tmpfs: null, memory: '268435456', cpus: null, template: null, disk: null, idmap: null,
 };
 
 test('the same request is no difference: what it left open (id, address) and the order of ports do not count', () => {

@@ -29,4 +29,12 @@ test('a root that hooks could not be run from is refused', () => {
   assert.throws(() => resolveSettings({ flags: { root: '/my containers' }, env: {}, cwd: '/', readText: files({}) }), /root "\/my containers" has characters/);
 });
 
+test('unprivileged = true or HOSTID:RANGE in the settings file makes create unprivileged by default; anything else is refused', () => {
+  const with_ = (line: string) => resolveSettings({ flags: {}, env: {}, cwd: '/', readText: files({ '/etc/thin-lxc/thin-lxc.ini': `${line}\n` }) });
+  assert.is(with_('unprivileged = true').unprivileged, '100000:65536');
+  assert.is(with_('unprivileged = 200000:65536').unprivileged, '200000:65536');
+  assert.is(with_('unprivileged = false').unprivileged, undefined);
+  assert.throws(() => with_('unprivileged = 0:65536'), (error: Error) => error.message === 'unprivileged = 0:65536 in /etc/thin-lxc/thin-lxc.ini is not true, false or HOSTID:RANGE (e.g. 100000:65536): fix that line');
+});
+
 test.run();

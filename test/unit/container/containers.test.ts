@@ -38,6 +38,8 @@ const state = (id: string, ip: string): ThinState => ({
   diskMode: null,
   diskProject: null,
   diskMount: null,
+  idmap: null,
+  shifted: [],
 });
 
 function rootWith(...states: ThinState[]): string {

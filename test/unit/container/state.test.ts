@@ -34,6 +34,8 @@ const states: fc.Arbitrary<ThinState> = fc.record({
   memory: optional,
   cpus: optional,
   template: optional,
+  idmap: fc.option(fc.tuple(fc.nat(), fc.nat()).map(([host, range]) => `${host}:${range}`), { nil: null }),
+  shifted: fc.array(text, { maxLength: 3 }),
 }, { noNullPrototype: true }).chain((state) => disks.map((disk) => ({ ...state, ...disk })));
 
 /** A --disk limit comes whole: none, an image, or a quota project on a filesystem. */
@@ -60,12 +62,12 @@ test('names that a bare ini value would misread round-trip, and the file stays r
       hwaddrs: { '0': '00:16:3e:00:00:01' }, ip: null, bridge: null, subnet: null, ip6: null, subnet6: null, veth: null,
       publish: [], mounts: [], lxcpath: '/var/lib/lxc', created: '2026-11-29T00:00:00.000Z',
       autostart: false, ephemeral: false, tmpfs: null, memory: null, cpus: null, template: null,
-      disk: null, diskMode: null, diskProject: null, diskMount: null,
+      disk: null, diskMode: null, diskProject: null, diskMount: null, idmap: null, shifted: [],
     };
     const written = serializeState(state);
     assert.match(written, `name = "${name}"\n`);
     assert.equal(parseState(written, 'test'), state);
-    assert.equal(Object.keys(parse(written)).sort(), ['autostart', 'base', 'baseName', 'bridge', 'cpus', 'created', 'ephemeral', 'fs', 'hwaddr', 'id', 'ip', 'ip6', 'layers', 'lxcpath', 'memory', 'name', 'subnet', 'subnet6', 'template', 'tmpfs', 'veth', 'disk', 'diskMode', 'diskProject', 'diskMount'].sort());
+    assert.equal(Object.keys(parse(written)).sort(), ['autostart', 'base', 'baseName', 'bridge', 'cpus', 'created', 'ephemeral', 'fs', 'hwaddr', 'id', 'ip', 'ip6', 'layers', 'lxcpath', 'memory', 'name', 'subnet', 'subnet6', 'template', 'tmpfs', 'veth', 'disk', 'diskMode', 'diskProject', 'diskMount', 'idmap'].sort());
   }
 });
 
@@ -81,12 +83,14 @@ test('a state file from an earlier version (bare ini values) still reads', () =>
   assert.equal(state.hwaddrs, { '0': '00:16:3e:00:00:01' });
   // Written before thin-lxc 0.3: none of its later fields, so none of their features.
   assert.equal([state.autostart, state.ephemeral, state.tmpfs, state.memory, state.cpus, state.template, state.ip6], [false, false, null, null, null, null, null]);
+  // Written before unprivileged containers: privileged.
+  assert.equal([state.idmap, state.shifted], [null, []]);
 });
 
 test('a damaged state is refused, naming the field', () => {
   assert.throws(() => parseState('id = "a"\n', '/c/a/thin-lxc.ini'), /\/c\/a\/thin-lxc.ini has no valid name: the state file is damaged/);
   assert.throws(
-    () => parseState(serializeState({ id: 'a', name: 'a', base: 'b', baseName: 'b', fs: 'btrfs' as 'overlay', layers: [], hwaddrs: {}, ip: null, bridge: null, subnet: null, ip6: null, subnet6: null, veth: null, publish: [], mounts: [], lxcpath: '/l', created: 'c', autostart: false, ephemeral: false, tmpfs: null, memory: null, cpus: null, template: null, disk: null, diskMode: null, diskProject: null, diskMount: null }), 's'),
+    () => parseState(serializeState({ id: 'a', name: 'a', base: 'b', baseName: 'b', fs: 'btrfs' as 'overlay', layers: [], hwaddrs: {}, ip: null, bridge: null, subnet: null, ip6: null, subnet6: null, veth: null, publish: [], mounts: [], lxcpath: '/l', created: 'c', autostart: false, ephemeral: false, tmpfs: null, memory: null, cpus: null, template: null, disk: null, diskMode: null, diskProject: null, diskMount: null, idmap: null, shifted: [] }), 's'),
     /s has no valid fs/,
   );
   assert.throws(() => parseState(serializeState({ ...parseState('id="a"\nname="a"\nbase="b"\nbaseName="b"\nfs="overlay"\nlxcpath="/l"\ncreated="c"\n', 's') }).replace('ephemeral = "false"', 'ephemeral = "maybe"'), 's'), /s has no valid ephemeral/);

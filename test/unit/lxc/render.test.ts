@@ -25,6 +25,7 @@ function view(overrides: Partial<ConfigView> = {}): ConfigView {
     hwaddrs: [{ index: 0, address: '00:16:3e:0a:0b:0c' }],
     hooks: {
       mount: '/usr/bin/env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-mount.js /containers/w1',
+      mountType: 'pre-mount',
       destroy: '/usr/bin/env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-destroy.js /containers/w1',
       clone: '/usr/bin/env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-clone.js /containers/w1',
       portsUp: null,
@@ -39,6 +40,7 @@ function view(overrides: Partial<ConfigView> = {}): ConfigView {
     limits: [],
     tmpfs: null,
     ephemeral: false,
+    idmap: null,
     ...overrides,
   };
 }
@@ -119,7 +121,7 @@ test('an address, published ports, bind mounts and autostart add their config li
     publish: '8080:80/tcp',
     ipv4: { index: 0, address: '10.0.3.67', prefix: 24, broadcast: '10.0.3.255', gateway: '10.0.3.1', veth: 'tlx00000001' },
     ipv6: { index: 0, address: 'fd42:7a3b:1c00::a00:343', prefix: 64, gateway: 'fd42:7a3b:1c00::1' },
-    hooks: { mount: '/n /m.js /c/w1', destroy: '/n /d.js /c/w1', clone: '/n /c.js /c/w1', portsUp: '/n /u.js /c/w1', portsDown: '/n /p.js /c/w1', ephemeral: '/n /e.js /c/w1' },
+    hooks: { mount: '/n /m.js /c/w1', mountType: 'pre-mount', destroy: '/n /d.js /c/w1', clone: '/n /c.js /c/w1', portsUp: '/n /u.js /c/w1', portsDown: '/n /p.js /c/w1', ephemeral: '/n /e.js /c/w1' },
     mounts: [
       mountEntry({ host: '/srv/my app', container: '/app', readOnly: false }, true),
       mountEntry({ host: '/etc/host\\conf', container: '/etc/my conf', readOnly: true }, false),
@@ -128,6 +130,7 @@ test('an address, published ports, bind mounts and autostart add their config li
     limits: [{ key: 'lxc.cgroup2.memory.max', value: '268435456' }],
     tmpfs: null,
     ephemeral: true,
+    idmap: null,
   });
   for (const line of [
     'lxc.cgroup2.memory.max = 268435456',
@@ -145,6 +148,27 @@ test('an address, published ports, bind mounts and autostart add their config li
   ]) {
     assert.ok(text.split('\n').includes(line), line);
   }
+});
+
+test('an unprivileged container: its map, a monitor namespace of its own, and the mount hook at pre-start; a template that drops them is refused', () => {
+  const unprivileged = view({ idmap: { host: 100000, range: 65536 }, hooks: { ...view().hooks, mountType: 'pre-start' } });
+  const config = renderDefaultConfig(unprivileged);
+  const entries = parseLxcConfig(config).map(formatEntry);
+  for (const line of ['lxc.idmap = u 0 100000 65536', 'lxc.idmap = g 0 100000 65536', 'lxc.monitor.unshare = 1', `lxc.hook.pre-start = ${unprivileged.hooks.mount}`]) {
+    assert.ok(entries.includes(line), line);
+  }
+  assert.not.ok(entries.some((line) => line.startsWith('lxc.hook.pre-mount')));
+  assert.match(config, "inside its monitor's own mount namespace");
+  const privileged = renderConfig(readTemplate(), view());
+  assert.throws(
+    () => renderConfig(privileged, unprivileged),
+    (error: Error) => error.message === 'the config template drops lines thin-lxc needs (lxc.hook.pre-start, lxc.idmap, lxc.monitor.unshare): keep them as in templates/config.hbs',
+  );
+});
+
+test('a base\'s own map and monitor namespace are not kept: the thin container\'s --unprivileged decides them', () => {
+  const kept = parseLxcConfig('lxc.idmap = u 0 200000 65536\nlxc.idmap = g 0 200000 65536\nlxc.monitor.unshare = 1\nlxc.net.0.type = veth\n').filter(keptByThinContainer);
+  assert.equal(kept.map(formatEntry), ['lxc.net.0.type = veth']);
 });
 
 test.run();
