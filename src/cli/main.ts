@@ -122,6 +122,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
     .option('--no-autostart', 'do not start it with the host')
     .option('--memory <size>', 'memory limit, e.g. 512M, or none')
     .option('--cpus <n>', 'CPU limit in CPUs, e.g. 1.5, or none')
+    .option('--disk <size>', 'write layer limit on disk, e.g. 2G, or none (quota: any time; image: grows while stopped)')
     .option('--force', 'publish host ports even where a host process listens on them')
     .option('--dry-run', 'say what would change, and change nothing (check mode)')
     .option('--json', 'report as JSON, with changed: true|false')

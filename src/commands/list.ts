@@ -2,15 +2,16 @@
 import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { findContainer, listContainers, type ThinContainer } from '../container/containers.js';
-import { diskUsage, lxcState } from '../core/commands.js';
+import { diskUsage, lxcState, lxcStatuses } from '../core/commands.js';
 import { lxcStatusLookup } from '../lxc/lxcpath.js';
 import type { ThinState } from '../container/state.js';
+import { diskUse } from '../union/disk.js';
 import type { Settings } from './settings.js';
 
 /** What list and show report: the state's fields a user sees, with LXC's view and the paths. */
 export type ContainerView = Pick<
   ThinState,
-  'id' | 'name' | 'fs' | 'ip' | 'ip6' | 'bridge' | 'publish' | 'mounts' | 'layers' | 'created' | 'autostart' | 'ephemeral' | 'tmpfs' | 'memory' | 'cpus'
+  'id' | 'name' | 'fs' | 'ip' | 'ip6' | 'bridge' | 'publish' | 'mounts' | 'layers' | 'created' | 'autostart' | 'ephemeral' | 'tmpfs' | 'memory' | 'cpus' | 'disk' | 'diskMode'
 > & {
   /** LXC's state of it. */
   state: string;
@@ -26,9 +27,11 @@ export type ContainerView = Pick<
   wlayer: string;
   /** Disk space the write layer uses, in bytes. */
   wlayerBytes: number | null;
+  /** With --disk: what the write layer uses against its limit (disk), in bytes; null when it cannot be read. */
+  diskUsedBytes: number | null;
 };
 
-function view({ state, paths }: ThinContainer, lxc: string, wlayerBytes: number | null, baseState: string | null): ContainerView {
+function view({ state, paths }: ThinContainer, lxc: string, wlayerBytes: number | null, baseState: string | null, diskUsedBytes: number | null = null): ContainerView {
   return {
     id: state.id,
     name: state.name,
@@ -55,6 +58,9 @@ function view({ state, paths }: ThinContainer, lxc: string, wlayerBytes: number 
     tmpfs: state.tmpfs,
     memory: state.memory,
     cpus: state.cpus,
+    disk: state.disk,
+    diskMode: state.diskMode,
+    diskUsedBytes,
   };
 }
 
@@ -71,14 +77,17 @@ export function listViews(settings: Settings): ContainerView[] {
   return containers.map((container) => {
     const { lxcpath, name, base } = container.state;
     const baseState = dirname(base) === lxcpath ? (statusOf(lxcpath, basename(base))?.state ?? null) : null;
-    return view(container, statusOf(lxcpath, name)?.state ?? 'UNREGISTERED', sizes.get(container.paths.wlayer) ?? null, baseState);
+    const status = statusOf(lxcpath, name);
+    const used = diskUse(container.state, container.paths.diskImage, status?.pid ?? null)?.usedBytes ?? null;
+    return view(container, status?.state ?? 'UNREGISTERED', sizes.get(container.paths.wlayer) ?? null, baseState, used);
   });
 }
 
 export function formatList(views: readonly ContainerView[], root: string): string {
   if (views.length === 0) return `No thin containers in ${root}. Make one with: thin-lxc create NAME --base BASE`;
+  const disks = views.some((v) => v.disk !== null);
   const table = formatTable(
-    ['ID', 'NAME', 'STATE', 'BASE', 'IP', ...(views.some((v) => v.ip6) ? ['IP6'] : []), 'PORTS', 'MOUNTS', 'WRITES'],
+    ['ID', 'NAME', 'STATE', 'BASE', 'IP', ...(views.some((v) => v.ip6) ? ['IP6'] : []), 'PORTS', 'MOUNTS', 'WRITES', ...(disks ? ['DISK'] : [])],
     views.map((v) => [
       v.id,
       v.name,
@@ -89,6 +98,7 @@ export function formatList(views: readonly ContainerView[], root: string): strin
       v.publish.join(',') || '-',
       v.mounts.join(',') || '-',
       formatBytes(v.wlayerBytes),
+      ...(disks ? [v.disk === null ? '-' : `${formatBytes(v.diskUsedBytes)}/${formatBytes(Number(v.disk))}`] : []),
     ]),
   );
   return `${table}\n\n${formatBasesInUse(views)}`;
@@ -112,7 +122,9 @@ export function showView(idOrName: string, settings: Settings): ContainerView {
   const { state, paths } = container;
   const size = diskUsage([paths.wlayer]).get(paths.wlayer) ?? null;
   const baseState = dirname(state.base) === state.lxcpath ? lxcState(basename(state.base), state.lxcpath) : null;
-  return view(container, lxcState(state.name, state.lxcpath), size, baseState);
+  // A running image is read through its init: its pid, from the one LXC call that gives it.
+  const pid = state.diskMode === 'image' ? (lxcStatuses(state.lxcpath).get(state.name)?.pid ?? null) : null;
+  return view(container, lxcState(state.name, state.lxcpath), size, baseState, diskUse(state, paths.diskImage, pid)?.usedBytes ?? null);
 }
 
 export function formatShow(v: ContainerView): string {
@@ -130,12 +142,19 @@ export function formatShow(v: ContainerView): string {
     ['ports', v.publish.join(', ') || '-'],
     ['mounts', v.mounts.join(', ') || '-'],
     ['limits', [v.memory ? `memory ${formatBytes(Number(v.memory))}` : '', v.cpus ? `${v.cpus} CPUs` : ''].filter(Boolean).join(', ') || '-'],
+    ['disk', formatDisk(v)],
     ['autostart', v.autostart ? 'yes' : 'no'],
     ['lifetime', v.ephemeral ? 'ephemeral (destroyed when it stops)' : 'kept'],
     ['created', v.created],
   ];
   if (v.tmpfs) rows.splice(6, 1, ['write layer', `tmpfs of ${/%$/.test(v.tmpfs) ? `${v.tmpfs} of memory` : formatBytes(Number(v.tmpfs))}, empty at every start, over ${v.wlayer}`]);
   return rows.map(([key, value]) => `${`${key}:`.padEnd(13)}${value}`).join('\n');
+}
+
+function formatDisk(v: ContainerView): string {
+  if (v.disk === null) return '-';
+  const how = v.diskMode === 'quota' ? 'project quota' : `image ${v.dir}/disk.img`;
+  return `${formatBytes(v.diskUsedBytes)} used of ${formatBytes(Number(v.disk))} (${how})`;
 }
 
 function formatBytes(bytes: number | null): string {
@@ -159,6 +178,6 @@ function formatTable(header: readonly string[], rows: readonly (readonly string[
 
 /** A container as create, update and destroy report it with --json: its spec, without asking LXC anything. */
 export function summaryOf(state: ThinState): Record<string, unknown> {
-  const { name, id, baseName: base, ip, ip6, publish, mounts, autostart, ephemeral, tmpfs, memory, cpus, idmap } = state;
-  return { name, id, base, ip, ip6, publish, mounts, autostart, ephemeral, tmpfs, memory, cpus, unprivileged: idmap !== null, idmap };
+  const { name, id, baseName: base, ip, ip6, publish, mounts, autostart, ephemeral, tmpfs, memory, cpus, idmap, disk, diskMode } = state;
+  return { name, id, base, ip, ip6, publish, mounts, autostart, ephemeral, tmpfs, memory, cpus, unprivileged: idmap !== null, idmap, disk, diskMode };
 }

@@ -1,6 +1,7 @@
 // thin-lxc update: changes a thin container after create (published ports, bind mounts, autostart, limits).
 // Ports change at once on a running container, in one iptables-restore; the rest from its next start.
 import { readFileSync } from 'node:fs';
+import type { ContainerPaths } from '../container/containers.js';
 import { availableParallelism } from 'node:os';
 import { findContainer, knownContainers, refreshStateCache, type ThinContainer } from '../container/containers.js';
 import { serializeState, type ThinState } from '../container/state.js';
@@ -8,7 +9,7 @@ import { lxcStatuses, lxcSetCgroup, MONITOR_ANSWER_MS, type LxcStatus } from '..
 import { UserError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/files.js';
 import { withContainerLock, withLock } from '../core/lock.js';
-import { formatMount, formatPublish, parseMount, parsePublish, quote, splitList, validateCpus, validateMemory } from '../core/validate.js';
+import { formatMount, formatPublish, parseMount, parsePublish, quote, splitList, validateCpus, validateDisk, validateMemory } from '../core/validate.js';
 import { forwardTarget, installForwarding, recordedGeneration, removeForwarding } from '../forward/apply.js';
 import { checkPublishConflicts, describeClash, portClashes } from '../forward/ports.js';
 import { containerTag } from '../forward/rules.js';
@@ -17,6 +18,7 @@ import { checkInstallation, hookNeeds, thinHookOf, thinHooks } from '../lxc/inst
 import { hostCgroupVersion, isLimitOf, limitLines, liveLimitWrites } from '../lxc/limits.js';
 import { monitorSocket } from '../lxc/lxcpath.js';
 import { withHookLines } from '../lxc/render.js';
+import { chooseProject, clearProject, growImage, limitProject, projectsInUse, readDiskMechanism, setLimit } from '../union/disk.js';
 import type { Settings } from './settings.js';
 
 export interface UpdateRequest {
@@ -29,6 +31,8 @@ export interface UpdateRequest {
   /** A size, or `none` to lift the limit. */
   memory?: string | undefined;
   cpus?: string | undefined;
+  /** The write layer's limit on disk: a size, or `none`. */
+  disk?: string | undefined;
   /** Publish host ports even where a host process listens on them. */
   force?: boolean | undefined;
 }
@@ -41,7 +45,14 @@ export interface UpdatePlan {
   changed: boolean;
   /** What the user should know: what waits for the next start. */
   notes: string[];
+  /** The --disk change to make on the host, if any. */
+  disk: DiskChange | null;
 }
+
+/** A quota's new limit (0: none; `tag`: the layer's files put in the project first), or an image grown. */
+type DiskChange =
+  | { kind: 'limit'; mountPoint: string; project: number; bytes: number; was: number; tag: string[] }
+  | { kind: 'grow'; image: string; bytes: number };
 
 /**
  * Plans and applies holding the container's lock (against other commands and its hooks) and the create lock (host
@@ -140,12 +151,64 @@ export function planUpdate(target: string, request: UpdateRequest, settings: Set
         `stop it (lxc-stop -n ${before.name}), then run this update again`,
     );
   }
+  const disk = request.disk === undefined ? null : planDisk(before, paths, request.disk, running !== null, settings.root, others);
+  if (disk) Object.assign(after, disk.fields);
   const changed = config !== oldConfig || serializeState(after) !== serializeState(before);
   const notes: string[] = [];
   if (running && (goneMounts.length > 0 || newEntries.length > 0)) {
     notes.push(`mount changes take effect at ${before.name}'s next start: lxc-stop -n ${before.name} && lxc-start -n ${before.name} -d`);
   }
-  return { container, after, config, running, changed, notes };
+  return { container, after, config, running, changed, notes, disk: disk?.change ?? null };
+}
+
+/**
+ * --disk on an existing container. A quota changes at any time; one added later puts the files already there in
+ * the project too (while stopped: nothing then swaps them under the walk). An image only grows, while stopped
+ * (its filesystem is mounted while it runs); it is made at create, and its files live in it, so it never goes.
+ */
+function planDisk(
+  before: ThinState,
+  paths: ContainerPaths,
+  asked: string,
+  running: boolean,
+  root: string,
+  others: readonly ThinContainer[],
+): { fields: Partial<ThinState>; change: DiskChange | null } | null {
+  const bytes = asked === 'none' ? null : validateDisk(asked);
+  const name = before.name;
+  if (bytes === before.disk) return null;
+  if (before.tmpfs !== null) throw new UserError(`${name} keeps its write layer in a tmpfs, already limited by its size (${before.tmpfs}): --disk does not apply`);
+  if (before.diskMode === 'image') {
+    if (bytes === null) throw new UserError(`${name}'s write layer lives in its disk image, which cannot be taken away: commit it (thin-lxc commit ${name} NEW) and create from NEW without --disk`);
+    if (Number(bytes) < Number(before.disk)) throw new UserError(`${name}'s disk image cannot shrink (${before.disk} to ${bytes} bytes): give a size of at least ${before.disk} bytes`);
+    if (running) throw new UserError(`${name} is running, and its disk image grows only while it is stopped: lxc-stop -n ${name}, then update again`);
+    return { fields: { disk: bytes }, change: { kind: 'grow', image: paths.diskImage, bytes: Number(bytes) } };
+  }
+  if (before.diskMode === 'quota') {
+    const mountPoint = before.diskMount!;
+    const project = Number(before.diskProject);
+    if (bytes === null) return { fields: { disk: null, diskMode: null, diskProject: null, diskMount: null }, change: { kind: 'limit', mountPoint, project, bytes: 0, was: Number(before.disk), tag: [] } };
+    return { fields: { disk: bytes }, change: { kind: 'limit', mountPoint, project, bytes: Number(bytes), was: Number(before.disk), tag: [] } };
+  }
+  if (bytes === null) return null;
+  const mechanism = readDiskMechanism(root, readFileSync('/proc/self/mountinfo', 'utf8'));
+  if (mechanism.mode === 'image') {
+    throw new UserError(`${name}'s root has no project quota, so its limit would be a disk image, which is made at create: re-create it with --disk (commit it first to keep its files)`);
+  }
+  if (running) throw new UserError(`${name} is running: a limit added later puts its files in a quota project, which is done while it is stopped: lxc-stop -n ${name}, then update again`);
+  const taken = new Set([...projectsInUse(mechanism.mountPoint).keys(), ...others.filter((other) => other.state.diskMode === 'quota').map((other) => Number(other.state.diskProject))]);
+  const project = chooseProject(paths.dir, taken);
+  return {
+    fields: { disk: bytes, diskMode: 'quota', diskProject: String(project), diskMount: mechanism.mountPoint },
+    change: { kind: 'limit', mountPoint: mechanism.mountPoint, project, bytes: Number(bytes), was: 0, tag: [paths.wlayer, paths.work] },
+  };
+}
+
+function applyDisk(change: DiskChange): void {
+  if (change.kind === 'grow') return growImage(change.image, change.bytes);
+  if (change.tag.length > 0) return limitProject(change.tag, change.mountPoint, change.project, change.bytes, true);
+  if (change.bytes === 0) return clearProject(change.mountPoint, change.project);
+  setLimit(change.mountPoint, change.project, change.bytes);
 }
 
 /** `--unpublish` takes a published spec, or its host port (`8080`, `8080/udp`). */
@@ -178,7 +241,14 @@ function matchMount(spec: string, state: ThinState, cwd: string): string {
 function applyUpdate(plan: UpdatePlan, settings: Settings): void {
   if (!plan.changed) return;
   const { container, after, running } = plan;
-  if (running) applyLive(container.state, after, running);
+  if (plan.disk) applyDisk(plan.disk);
+  try {
+    if (running) applyLive(container.state, after, running);
+  } catch (error) {
+    // All or nothing: a quota's limit is put back (an image grows only when stopped, where nothing runs live).
+    if (plan.disk?.kind === 'limit') setLimit(plan.disk.mountPoint, plan.disk.project, plan.disk.was);
+    throw error;
+  }
   writeFileAtomic(container.paths.config, plan.config, 0o644);
   writeFileAtomic(container.paths.state, serializeState(after), 0o644);
   refreshStateCache(settings.root);
@@ -248,6 +318,7 @@ export function formatUpdate(plan: UpdatePlan, dryRun: boolean): string {
     ...(before.autostart !== after.autostart ? [`autostart: ${after.autostart ? 'yes' : 'no'}`] : []),
     ...(before.memory !== after.memory ? [`memory: ${after.memory ?? 'no limit'}`] : []),
     ...(before.cpus !== after.cpus ? [`cpus: ${after.cpus ?? 'no limit'}`] : []),
+    ...(before.disk !== after.disk ? [`disk: ${after.disk ?? 'no limit'}${after.diskMode === 'quota' ? ' (project quota, in effect now)' : ''}`] : []),
   ];
   return [`${dryRun ? 'Would update' : 'Updated'} thin container ${name}:`, ...lines.map((line) => `  ${line}`), ...plan.notes.map((note) => `Note: ${note}`)].join('\n');
 }

@@ -54,6 +54,11 @@ if (runnable) {
     assert.ok(written > 32 * 2 ** 20 && written <= 64 * 2 ** 20, `wrote ${written} bytes before ENOSPC`);
     assert.ok(statSync(image).blocks * 512 <= 64 * 2 ** 20, 'the host file holds no more than the limit');
     assert.is(await attach(other, 'dd if=/dev/zero of=/big bs=1M count=80 2>/dev/null && wc -c < /big'), String(80 * 2 ** 20), 'another container is not limited by it');
+    const shown = JSON.parse((await thinLxc(['show', name, '--root', root, '--json'])).stdout) as { disk: string; diskMode: string; diskUsedBytes: number };
+    assert.equal([shown.disk, shown.diskMode], [String(64 * 2 ** 20), 'image']);
+    assert.ok(shown.diskUsedBytes >= written && shown.diskUsedBytes <= 64 * 2 ** 20, `show: ${shown.diskUsedBytes} bytes used while running`);
+    const listed = await thinLxc(['list', '--root', root]);
+    assert.match(listed.stdout, new RegExp(`${name}\\s.*\\s(6\\d|5\\d|4\\d)M/64M\\s*$`, 'm'));
     await attach(name, 'rm /big && echo kept > /root/kept');
 
     await must('lxc-stop', ['-n', name]);
@@ -62,11 +67,42 @@ if (runnable) {
     assert.is(await attach(name, 'cat /root/kept'), 'kept', 'what it wrote is kept across starts');
     await must('lxc-stop', ['-n', name]);
     await must('lxc-stop', ['-n', other]);
+    const stopped = JSON.parse((await thinLxc(['show', name, '--root', root, '--json'])).stdout) as { diskUsedBytes: number };
+    assert.ok(stopped.diskUsedBytes > 0 && stopped.diskUsedBytes < 16 * 2 ** 20, `show: ${stopped.diskUsedBytes} bytes used once stopped (the superblock)`);
+    assert.match((await thinLxc(['show', name, '--root', root])).stdout, new RegExp(`^disk: +\\S+ used of 64M \\(image ${dir}/disk.img\\)$`, 'm'));
 
     const destroyed = await thinLxc(['destroy', name, '--root', root]);
     assert.is(destroyed.exitCode, 0, destroyed.stderr);
     assert.not.ok(existsSync(dir));
     assert.equal(loopsOf(image), []);
+  });
+
+  disk('update --disk grows an image while it is stopped; shrinking, growing it running and taking it away are refused in one line', async () => {
+    const name = track(uniqueName('grow'));
+    assert.is((await thinLxc(['create', name, '--base', base, '--root', root, '--disk', '32M'])).exitCode, 0);
+    const refusals: [string, string][] = [
+      ['16M', `thin-lxc: ${name}'s disk image cannot shrink (33554432 to 16777216 bytes): give a size of at least 33554432 bytes`],
+      ['none', `thin-lxc: ${name}'s write layer lives in its disk image, which cannot be taken away: commit it (thin-lxc commit ${name} NEW) and create from NEW without --disk`],
+    ];
+    for (const [size, message] of refusals) {
+      const refused = await thinLxc(['update', name, '--root', root, '--disk', size]);
+      assert.is(refused.stderr.trim(), message);
+      assert.is(refused.exitCode, 2);
+    }
+    assert.is((await startContainer(name)).exitCode, 0);
+    const running = await thinLxc(['update', name, '--root', root, '--disk', '128M']);
+    assert.is(running.stderr.trim(), `thin-lxc: ${name} is running, and its disk image grows only while it is stopped: lxc-stop -n ${name}, then update again`);
+    assert.is(readState(join(root, name)).disk, String(32 * 2 ** 20), 'the refused update changed nothing');
+    await attach(name, 'echo before > /root/before');
+    await must('lxc-stop', ['-n', name]);
+    const grown = await thinLxc(['update', name, '--root', root, '--disk', '128M']);
+    assert.is(grown.exitCode, 0, grown.stderr);
+    assert.match(grown.stdout, 'disk: 134217728');
+    assert.is(statSync(join(root, name, 'disk.img')).size, 128 * 2 ** 20);
+    assert.is((await startContainer(name)).exitCode, 0);
+    assert.is(await attach(name, 'cat /root/before'), 'before', 'its files are kept');
+    assert.is(await attach(name, 'dd if=/dev/zero of=/big bs=1M count=80 2>/dev/null && wc -c < /big'), String(80 * 2 ** 20), 'the grown room is there');
+    await must('lxc-stop', ['-n', name]);
   });
 
   disk('--disk that is no size, too small, or with --tmpfs is refused in one line and leaves nothing; --dry-run names the image', async () => {
