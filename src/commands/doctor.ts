@@ -12,10 +12,12 @@ import { defaultBridge, parseLxcConfig } from '../lxc/config.js';
 import { checkInstallation, HOOK_NAMES, hookFile, hookLineFiles, thinHookOf } from '../lxc/install.js';
 import { lxcStatusLookup } from '../lxc/lxcpath.js';
 import { isListed, snapshotsFile } from '../lxc/snapshots.js';
+import { requireRootRanges } from '../lxc/subids.js';
 import { bridgeIPv6, readBridge } from '../network/bridge.js';
 import { dnsmasqPid, dnsmasqReadsReservations, HOSTS_DIR, NAMES_DIR } from '../network/dhcp.js';
 import { formatSubnet } from '../network/ipv4.js';
 import { contains6, formatSubnet6 } from '../network/ipv6.js';
+import { parseIdMap } from '../union/idmap.js';
 import { readKernelSupport } from '../union/mount.js';
 import { baseIsGone, listViews } from './list.js';
 import type { Settings } from './settings.js';
@@ -79,6 +81,13 @@ export function doctor(settings: Settings): Check[] {
       if (dnsmasqPid() === null) fail('dnsmasq for the bridge is not running: systemctl restart lxc-net (or USE_LXC_BRIDGE=true /usr/libexec/lxc/lxc-net start)');
       if (!dnsmasqReadsReservations()) fail(`it does not read thin-lxc's address reservations (${HOSTS_DIR}) and names (${NAMES_DIR}): thin-lxc setup`);
       return `running, reads reservations from ${HOSTS_DIR} and names from ${NAMES_DIR}`;
+    }),
+    check('unprivileged ids', () => {
+      // Only the maps in use (and the settings' default) are checked: a host with no unprivileged container needs none.
+      const maps = [...new Set([...known().map(({ state }) => state.idmap), settings.unprivileged ?? null].filter((map) => map !== null))];
+      if (maps.length === 0) return 'no unprivileged thin container';
+      for (const map of maps) requireRootRanges(parseIdMap(map));
+      return `maps ${maps.join(', ')} are within root's ranges (or newuidmap is not installed)`;
     }),
     check('root directory', () => {
       if (!existsSync(settings.root)) return `${settings.root} (made at the first create)`;

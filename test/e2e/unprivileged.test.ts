@@ -9,6 +9,7 @@ import { readState } from '../../src/container/state.js';
 import { hostCgroupVersion } from '../../src/lxc/limits.js';
 import { attach, containerSuite, must, removeLxcContainer, sh, startContainer, thinLxc, treeDigest, uniqueName } from '../helpers/host.js';
 import { eventually } from '../helpers/locks.js';
+import { CLI } from '../helpers/paths.js';
 import { giveSocat, request, resolveAtBridge, startServers } from '../helpers/net.js';
 
 const { tests: unprivileged, runnable, cleanup, base, root } = await containerSuite('unprivileged thin containers with real LXC', 'ubase');
@@ -227,6 +228,36 @@ if (runnable) {
     assert.equal([report.unprivileged, report.idmap], [true, '100000:65536']);
     assert.equal(readdirSync(root).sort(), before);
     assert.not.ok(existsSync(join('/var/lib/lxc', name)));
+  });
+
+  unprivileged('setup gives root 100000:65536 in /etc/subuid and /etc/subgid once (on copies, in a private mount namespace); without it doctor and create name the fix', async () => {
+    const name = track(uniqueName('ids'));
+    await create(name, '--unprivileged');
+    const copies = join(root, 'subids');
+    await must('mkdir', ['-p', copies]);
+    writeFileSync(join(copies, 'subuid'), 'alice:100000:65536\n');
+    writeFileSync(join(copies, 'subgid'), '');
+    // The copies stand for the host's files only inside this namespace: the host's own are never touched.
+    const inNamespace = (command: string) =>
+      sh('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', `mount --bind "$1/subuid" /etc/subuid && mount --bind "$1/subgid" /etc/subgid && ${command}`, 'sh', copies], 120_000);
+    const cli = `"${process.execPath}" ${CLI}`;
+    const doctor = await inNamespace(`${cli} doctor --root ${root}`);
+    assert.match(doctor.stdout, `FAIL  unprivileged ids   the map 100000:65536 is not within root's ranges in /etc/subuid, and LXC maps ids with newuidmap, which allows only those: run thin-lxc setup, or add root:100000:65536 to /etc/subuid and /etc/subgid`);
+    const refused = await inNamespace(`${cli} create ${uniqueName('x')} --base ${base} --root ${root} --unprivileged`);
+    assert.is(refused.exitCode, 2);
+    assert.match(refused.stderr, "thin-lxc: the map 100000:65536 is not within root's ranges in /etc/subuid");
+
+    const setup = await inNamespace(`${cli} setup`);
+    assert.is(setup.exitCode, 0, setup.stderr);
+    assert.match(setup.stdout, 'added root:100000:65536 to /etc/subuid');
+    assert.match(setup.stdout, 'added root:100000:65536 to /etc/subgid');
+    assert.is(readFileSync(join(copies, 'subuid'), 'utf8'), 'alice:100000:65536\nroot:100000:65536\n');
+    assert.is(readFileSync(join(copies, 'subgid'), 'utf8'), 'root:100000:65536\n');
+    const again = await inNamespace(`${cli} setup`);
+    assert.is(again.exitCode, 0, again.stderr);
+    assert.not.match(again.stdout, 'added root');
+    assert.is(readFileSync(join(copies, 'subuid'), 'utf8'), 'alice:100000:65536\nroot:100000:65536\n', 'once');
+    assert.match((await inNamespace(`${cli} doctor --root ${root}`)).stdout, 'ok    unprivileged ids   maps 100000:65536 are within root');
   });
 
   unprivileged('create --unprivileged on a layer the kernel cannot idmap (an overlay) is refused in one line, with --dry-run too, leaving nothing', async () => {
