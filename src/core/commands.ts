@@ -91,22 +91,23 @@ export function unmountLazy(target: string): CommandResult {
  * Copies a union's merged view: mounts it read-only at `mountPoint` in a private mount namespace of its own
  * (the host never sees the mount, and it goes with the process whatever happens), and rsyncs it to `dest`
  * keeping owners (numerically), modes, hard links, ACLs, xattrs, device nodes and sparse files.
- * With `progressFd`, rsync's overall progress goes there. `before`, when given, is a command run in that
- * namespace before the union is mounted (the mounts it makes, such as a layer's idmapped clone, go with it too);
- * the namespace's /proc shows its own pid namespace, so that a program there finds its children in it.
+ * With `progressFd`, rsync's overall progress goes there. `before` are commands run in order in that namespace
+ * before the union is mounted (the mounts they make, such as a layer's idmapped clone, go with it too); the
+ * namespace's /proc shows its own pid namespace, so that a program there finds its children in it.
  * The copy dies with its caller, even one killed with SIGKILL: unshare gets SIGKILL when its parent dies
  * (setpriv's parent-death signal), its child does when unshare dies (--kill-child), and that child is the
  * first process of a pid namespace of its own, whose end the kernel takes every rsync process with.
  */
-export function copyMergedView(type: string, options: string, mountPoint: string, dest: string, progressFd?: number, before: readonly string[] = []): void {
-  // The first $4 arguments after the mount's are `before`: a subshell keeps only those ("$@" has no slices in sh).
+export function copyMergedView(type: string, options: string, mountPoint: string, dest: string, progressFd?: number, before: readonly (readonly string[])[] = []): void {
+  // After the mount's arguments: how many commands, then each as its length and its words; a subshell keeps only
+  // one command's words ("$@" has no slices in sh) and runs it.
   const script =
-    't=$1 o=$2 m=$3 n=$4 && shift 4 && ' +
-    'if [ "$n" -gt 0 ]; then (c=0; for a; do c=$((c + 1)); [ "$c" -le "$n" ] && set -- "$@" "$a"; done; shift "$c"; exec "$@") && shift "$n" || exit 1; fi && ' +
+    't=$1 o=$2 m=$3 k=$4 && shift 4 && ' +
+    'while [ "$k" -gt 0 ]; do n=$1 && shift && (c=0; for a; do c=$((c + 1)); [ "$c" -le "$n" ] && set -- "$@" "$a"; done; shift "$c"; exec "$@") && shift "$n" && k=$((k - 1)) || exit 1; done && ' +
     'mount -t "$t" -o "$o" thin-lxc "$m" && exec rsync "$@"';
   const rsync = ['-aHAXS', '--numeric-ids', ...(progressFd === undefined ? [] : ['--info=progress2']), `${mountPoint}/`, `${dest}/`];
   const unshare = ['unshare', '--mount', '--propagation', 'private', '--pid', '--mount-proc', '--kill-child', '--'];
-  run('setpriv', ['--pdeathsig', 'KILL', '--', ...unshare, 'sh', '-c', script, 'sh', type, options, mountPoint, String(before.length), ...before, ...rsync], {
+  run('setpriv', ['--pdeathsig', 'KILL', '--', ...unshare, 'sh', '-c', script, 'sh', type, options, mountPoint, String(before.length), ...before.flatMap((command) => [String(command.length), ...command]), ...rsync], {
     timeoutMs: 6 * 3600_000,
     ...(progressFd === undefined ? {} : { stdoutTo: progressFd }),
   });

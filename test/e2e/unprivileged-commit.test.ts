@@ -40,7 +40,7 @@ mechanism('the write layer shifted down over a base layer as it is: owners 0 and
 
   const map = { host: 100000, range: 65536 };
   const mountsBefore = readFileSync('/proc/self/mountinfo', 'utf8');
-  copyMergedView('overlay', readOnlyOptions('overlay', [wlayer, base]), merged, dest, undefined, idmapMountCommand(shiftDown(map), [{ source: wlayer, target: wlayer }]));
+  copyMergedView('overlay', readOnlyOptions('overlay', [wlayer, base]), merged, dest, undefined, [idmapMountCommand(shiftDown(map), [{ source: wlayer, target: wlayer }])]);
 
   const owner = (path: string) => {
     const stat = lstatSync(join(dest, path));
@@ -66,7 +66,7 @@ mechanism('a failing command before the mount fails the copy, and copies nothing
   file(join(base, 'kept'), 0, 0);
   const missing = join(dir, 'missing');
   assert.throws(
-    () => copyMergedView('overlay', readOnlyOptions('overlay', [wlayer, base]), merged, dest, undefined, idmapMountCommand(shiftDown({ host: 100000, range: 65536 }), [{ source: missing, target: missing }])),
+    () => copyMergedView('overlay', readOnlyOptions('overlay', [wlayer, base]), merged, dest, undefined, [['true'], idmapMountCommand(shiftDown({ host: 100000, range: 65536 }), [{ source: missing, target: missing }])]),
     /open_tree .*missing/,
   );
   assert.equal((await sh('ls', ['-A', dest])).stdout, '', 'nothing was copied');
