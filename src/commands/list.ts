@@ -11,7 +11,7 @@ import type { Settings } from './settings.js';
 /** What list and show report: the state's fields a user sees, with LXC's view and the paths. */
 export type ContainerView = Pick<
   ThinState,
-  'id' | 'name' | 'fs' | 'ip' | 'ip6' | 'bridge' | 'publish' | 'mounts' | 'layers' | 'created' | 'autostart' | 'ephemeral' | 'tmpfs' | 'memory' | 'cpus' | 'disk' | 'diskMode'
+  'id' | 'name' | 'fs' | 'ip' | 'ip6' | 'bridge' | 'publish' | 'mounts' | 'layers' | 'created' | 'autostart' | 'ephemeral' | 'tmpfs' | 'memory' | 'cpus' | 'disk' | 'diskMode' | 'idmap'
 > & {
   /** LXC's state of it. */
   state: string;
@@ -61,6 +61,7 @@ function view({ state, paths }: ThinContainer, lxc: string, wlayerBytes: number 
     disk: state.disk,
     diskMode: state.diskMode,
     diskUsedBytes,
+    idmap: state.idmap,
   };
 }
 
@@ -145,6 +146,7 @@ export function formatShow(v: ContainerView): string {
     ['disk', formatDisk(v)],
     ['autostart', v.autostart ? 'yes' : 'no'],
     ['lifetime', v.ephemeral ? 'ephemeral (destroyed when it stops)' : 'kept'],
+    ['root inside', v.idmap ? `unprivileged: uid and gid ${v.idmap.split(':')[0]} on the host (map ${v.idmap})` : 'privileged: root on the host'],
     ['created', v.created],
   ];
   if (v.tmpfs) rows.splice(6, 1, ['write layer', `tmpfs of ${/%$/.test(v.tmpfs) ? `${v.tmpfs} of memory` : formatBytes(Number(v.tmpfs))}, empty at every start, over ${v.wlayer}`]);

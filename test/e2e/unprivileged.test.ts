@@ -67,6 +67,7 @@ if (runnable) {
     const listed = await must('lxc-ls', ['-f', '-F', 'NAME,UNPRIVILEGED']);
     assert.match(listed, new RegExp(`^${name}\\s+true\\s*$`, 'm'));
     assert.match(listed, new RegExp(`^${privileged}\\s+false\\s*$`, 'm'));
+    assert.match((await thinLxc(['show', name, '--root', root])).stdout, 'root inside: unprivileged: uid and gid 100000 on the host (map 100000:65536)');
 
     await attach(name, 'echo made > /root/made');
     const made = lstatSync(join(dir, 'wlayer', 'root', 'made'));
