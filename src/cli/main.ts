@@ -189,7 +189,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
       requireRoot();
       const { diff } = await import('../commands/diff.js');
       const { formatChanges } = await import('../container/layers.js');
-      const changes = diff(target, settingsOf(command));
+      const changes = await diff(target, settingsOf(command));
       out(options.json ? JSON.stringify(changes, null, 2) : formatChanges(changes) || 'No changes.');
     });
 

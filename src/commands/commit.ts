@@ -18,6 +18,7 @@ import { isLimitOf } from '../lxc/limits.js';
 import { commitPurpose } from '../lxc/hooks.js';
 import { isRunning, registrationDir } from '../lxc/lxcpath.js';
 import { assignMacs } from '../network/addresses.js';
+import { imageLayer, imageMountArgs } from '../union/disk.js';
 import { readOnlyOptions } from '../union/mount.js';
 import type { Settings } from './settings.js';
 
@@ -66,8 +67,10 @@ export function planCommit(target: string, newName: string, settings: Settings):
   if (there === 'taken' || listContainers(settings.root).some((other) => other.state.name === name)) throw nameTaken(name);
   const rootfs = join(dir, 'rootfs');
   const config = committedConfig(parseLxcConfig(readFileSync(paths.config, 'utf8')), state, name, rootfs);
-  // A --tmpfs container's memory layer is gone once it stopped: its disk layer is what it keeps.
-  return { source, name, dir, rootfs, layers: [paths.wlayer, ...state.layers], config, leftover: there === 'leftover' };
+  // A --tmpfs container's memory layer is gone once it stopped: its disk layer is what it keeps. A --disk image's
+  // write layer is read where the copy's own namespace mounts the image.
+  const wlayer = state.diskMode === 'image' ? imageLayer(paths.disk).upper : paths.wlayer;
+  return { source, name, dir, rootfs, layers: [wlayer, ...state.layers], config, leftover: there === 'leftover' };
 }
 
 function nameTaken(name: string): UserError {
@@ -78,6 +81,7 @@ export function describeCommit(plan: CommitPlan): string {
   return [
     ...(plan.leftover ? [`# ${plan.dir} holds what an interrupted commit left: it would be removed first.`] : []),
     `# thin-lxc commit --dry-run: nothing was written. ${plan.layers.join(' over ')} would be copied to ${plan.rootfs},`,
+    ...(plan.source.state.diskMode === 'image' ? [`# with the disk image ${plan.source.paths.diskImage} mounted read-only at ${plan.source.paths.disk} in the copy's own namespace,`] : []),
     `# and ${plan.dir}/config would be:`,
     plan.config.trimEnd(),
   ].join('\n');
@@ -112,7 +116,7 @@ export function applyCommit(plan: CommitPlan, options: { progress: boolean }): {
       try {
         writeFileSync(join(dir, UNFINISHED), `Left by thin-lxc ${purpose} (pid ${process.pid}), which did not finish: the same commit again removes this directory.\n`);
         mkdirSync(rootfs, { mode: 0o755 });
-        copyMergedView(state.fs, readOnlyOptions(state.fs, plan.layers), source.paths.rootfs, rootfs, options.progress ? 2 : undefined);
+        copyMergedView(state.fs, readOnlyOptions(state.fs, plan.layers), source.paths.rootfs, rootfs, options.progress ? 2 : undefined, imageMountCommand(source));
         for (const file of identityFiles([rootfs], name)) writeInside(rootfs, file.path, file.content);
         writeFileAtomic(join(dir, 'config'), plan.config, 0o640);
       } catch (error) {
@@ -123,6 +127,13 @@ export function applyCommit(plan: CommitPlan, options: { progress: boolean }): {
     }, 1000);
   });
   return { name, dir, ms: Math.round(performance.now() - started) };
+}
+
+/** A --disk image, mounted read-only in the copy's namespace (the host never sees it) before the union over it. */
+function imageMountCommand({ state, paths }: ThinContainer): string[] {
+  if (state.diskMode !== 'image') return [];
+  mkdirSync(paths.disk, { recursive: true, mode: 0o700 });
+  return imageMountArgs(paths.diskImage, paths.disk);
 }
 
 function sameContainer(now: ThinState, planned: ThinState): boolean {

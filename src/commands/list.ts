@@ -149,6 +149,7 @@ export function formatShow(v: ContainerView): string {
     ['root inside', v.idmap ? `unprivileged: uid and gid ${v.idmap.split(':')[0]} on the host (map ${v.idmap})` : 'privileged: root on the host'],
     ['created', v.created],
   ];
+  if (v.diskMode === 'image') rows.splice(6, 1, ['write layer', `in the disk image ${v.dir}/disk.img, mounted only inside the container`]);
   if (v.tmpfs) rows.splice(6, 1, ['write layer', `tmpfs of ${/%$/.test(v.tmpfs) ? `${v.tmpfs} of memory` : formatBytes(Number(v.tmpfs))}, empty at every start, over ${v.wlayer}`]);
   return rows.map(([key, value]) => `${`${key}:`.padEnd(13)}${value}`).join('\n');
 }

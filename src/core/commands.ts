@@ -1,7 +1,7 @@
 // Every system command thin-lxc runs, each behind one named wrapper: what a module asks of the host's
 // tools is a function call here, and no other module starts a process.
 import { existsSync } from 'node:fs';
-import { FALLBACK_PATH, run, type CommandResult } from './exec.js';
+import { FALLBACK_PATH, run, startHeld, type CommandResult, type HeldProcess } from './exec.js';
 import type { Family } from './validate.js';
 
 // --- LXC ----------------------------------------------------------------------------------------------
@@ -112,6 +112,28 @@ export function copyMergedView(type: string, options: string, mountPoint: string
     ...(progressFd === undefined ? {} : { stdoutTo: progressFd }),
   });
 }
+
+/**
+ * Mounts a filesystem in a private mount namespace of a process of its own and holds it there until release():
+ * the host never sees it, and its files are read through /proc/PID/root. It dies with its caller (setpriv's
+ * parent-death signal), and its namespace, with the mount (and a loop device's autoclear), with it.
+ */
+export function holdMount(type: string, options: string, source: string, mountPoint: string): Promise<HeldProcess> {
+  const script = 'mount -t "$1" -o "$2" "$3" "$4" && echo mounted && read _';
+  return startHeld('setpriv', ['--pdeathsig', 'KILL', '--', ...HOLDER, 'sh', '-c', script, 'sh', type, options, source, mountPoint], 'mounted');
+}
+
+/**
+ * The same for a filesystem that is mounted already (a running container's image, on its loop device): mounted
+ * again it is the same filesystem, not a second one over the same blocks, and its mount point is then made
+ * read-only. Mounted read-only at once, the kernel would refuse it (EBUSY), as it refuses a second device on it.
+ */
+export function holdLiveMount(type: string, device: string, mountPoint: string): Promise<HeldProcess> {
+  const script = 'mount -t "$1" "$2" "$3" && mount -o remount,bind,ro "$3" && echo mounted && read _';
+  return startHeld('setpriv', ['--pdeathsig', 'KILL', '--', ...HOLDER, 'sh', '-c', script, 'sh', type, device, mountPoint], 'mounted');
+}
+
+const HOLDER = ['unshare', '--mount', '--propagation', 'private', '--'];
 
 /**
  * mkfs.ext4 -d: an ext4 filesystem in the (sparse) file `image`, filled from the directory `from` (owners, modes,

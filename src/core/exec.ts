@@ -2,7 +2,7 @@
 // whether one still runs. Only src/core/commands.ts calls run(): each system command has its wrapper there.
 // node:child_process rather than execa: execa's import alone costs more than Node's own startup, and hooks
 // run at every container start.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { CommandError, UserError } from './errors.js';
 
@@ -88,6 +88,45 @@ export function run(file: string, args: readonly string[], options: RunOptions =
     throw new CommandError([file, ...args], result.status, result.stderr || result.stdout);
   }
   return output;
+}
+
+/** A process kept running while its caller works (a mount held in a namespace of its own), ended by release(). */
+export interface HeldProcess {
+  pid: number;
+  /** Closes its stdin, which tells it to finish, and waits for it to exit. */
+  release(): Promise<void>;
+}
+
+/**
+ * Starts a process that prints `readyLine` once it is ready and then waits for its stdin to close; resolves
+ * once the line came, rejects (with its stderr's last line) when it exits before that.
+ */
+export function startHeld(file: string, args: readonly string[], readyLine: string): Promise<HeldProcess> {
+  if (traceCommands) process.stderr.write(`+ ${[file, ...args].join(' ')}\n`);
+  const child = spawn(file, args, { env: { ...process.env, PATH: withSbin(process.env.PATH) }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  return new Promise((resolve, reject) => {
+    let stdout = '';
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      if (stdout.split('\n').includes(readyLine)) {
+        resolve({
+          pid: child.pid!,
+          release: async () => {
+            child.stdin.end();
+            await exited;
+          },
+        });
+      }
+    });
+    child.once('error', (error) => {
+      const code = (error as NodeJS.ErrnoException).code;
+      reject(code === 'ENOENT' ? new UserError(`${file} is not installed: install it with apt-get install ${packageOf(file)}`) : error);
+    });
+    child.once('close', (status) => reject(new CommandError([file, ...args], status, stderr || stdout)));
+  });
 }
 
 /** Which of these commands are not on the PATH (with the sbin folders), each as "apt-get install PACKAGE". */

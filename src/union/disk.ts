@@ -2,11 +2,13 @@
 // a sparse ext4 image per container elsewhere. Chosen and planned as plain data; made at create, mounted by
 // the mount hook, grown by update, undone at removal as the state records it.
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, realpathSync, rmSync, statfsSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
   ext4Superblock,
   growExt4Image,
+  holdLiveMount,
+  holdMount,
   loadLoopDriver,
   makeExt4Image,
   mount as runMount,
@@ -178,6 +180,50 @@ export function mountImage(image: string, dir: string, loopControl = '/dev/loop-
     throw new UserError(`cannot mount the disk image ${image} on ${dir} (${lastLine(result.stderr)}): is the loop driver available (modprobe loop)? check the image with e2fsck -f ${image}`);
   }
   return imageLayer(dir);
+}
+
+/** The command that mounts a stopped container's image read-only at `dir` (in a namespace of the caller's). */
+export function imageMountArgs(image: string, dir: string): string[] {
+  return ['mount', '-t', 'ext4', '-o', 'loop,ro', image, dir];
+}
+
+/** The loop device the image is attached to (a running container's), from the kernel's own list; null when none. */
+export function loopDeviceOf(image: string, sysBlock = '/sys/block'): string | null {
+  for (const device of readdirSync(sysBlock).filter((name) => name.startsWith('loop'))) {
+    if (backingFile(sysBlock, device) === image) return device;
+  }
+  return null;
+}
+
+function backingFile(sysBlock: string, device: string): string | null {
+  try {
+    return readFileSync(`${sysBlock}/${device}/loop/backing_file`, 'utf8').trim();
+  } catch {
+    return null; // not attached
+  }
+}
+
+/**
+ * Holds a container's image mounted read-only in a private namespace of a process of ours for reading it (diff):
+ * its write layer is then /proc/PID/root/DIR/upper. A stopped container's on a read-only loop device, so nothing
+ * can be written to it; a running one's is the filesystem its container has mounted (on its loop device, checked
+ * again once held: the device could have gone to another file in between), its mount point read-only.
+ */
+export async function readImage(image: string, dir: string): Promise<{ upper: string; release(): Promise<void> }> {
+  if (!existsSync(image)) throw new UserError(`disk image ${image} is missing: this thin container is damaged; destroy it and create it again`);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const device = loopDeviceOf(image);
+  let held;
+  try {
+    held = device === null ? await holdMount('ext4', 'loop,ro', image, dir) : await holdLiveMount('ext4', `/dev/${device}`, dir);
+  } catch (error) {
+    throw new UserError(`cannot read the disk image ${image} (${lastLine((error as Error).message)}): check it with e2fsck -n ${image}`, { cause: error });
+  }
+  if (device !== null && backingFile('/sys/block', device) !== image) {
+    await held.release();
+    throw new UserError(`the container using ${image} stopped while it was being read: run the same command again`);
+  }
+  return { upper: imageLayer(`/proc/${held.pid}/root${dir}`).upper, release: held.release };
 }
 
 /** dumpe2fs -h: bytes used and the filesystem's size (exact once it is unmounted: a stopped container's image). */

@@ -105,6 +105,40 @@ if (runnable) {
     await must('lxc-stop', ['-n', name]);
   });
 
+  disk('diff and commit read an image read-only in a namespace of their own, running or stopped; a thin container cannot stack on one', async () => {
+    const name = track(uniqueName('dc'));
+    const committed = track(uniqueName('dcc'));
+    assert.is((await thinLxc(['create', name, '--base', base, '--root', root, '--disk', '64M'])).exitCode, 0);
+    const dir = join(root, name);
+    const image = join(dir, 'disk.img');
+    assert.is((await startContainer(name)).exitCode, 0);
+    await attach(name, 'echo one > /root/one && mkdir /made && rm /bin/vi && ln -s /etc /root/link && sync');
+    const running = await thinLxc(['diff', name, '--root', root]);
+    assert.is(running.exitCode, 0, running.stderr);
+    for (const line of ['D /bin/vi', 'A /made', 'A /root/one', 'A /root/link']) assert.match(running.stdout, new RegExp(`^${line}$`, 'm'));
+    assert.equal(hostMountsMentioning(dir), [], 'diff mounted nothing the host sees');
+    assert.is(loopsOf(image).length, 1, 'diff of a running container uses its loop device, not a second one over the same file');
+    await must('lxc-stop', ['-n', name]);
+    assert.equal(loopsOf(image), [], 'nothing of diff holds the image once it is done');
+    const stopped = await thinLxc(['diff', name, '--root', root]);
+    assert.is(stopped.exitCode, 0, stopped.stderr);
+    for (const line of ['D /bin/vi', 'A /made', 'A /root/one', 'A /root/link']) assert.match(stopped.stdout, new RegExp(`^${line}$`, 'm'));
+    assert.equal(loopsOf(image), [], 'the read-only loop device of a stopped container\'s diff is released');
+
+    const copied = await thinLxc(['commit', name, committed, '--root', root]);
+    assert.is(copied.exitCode, 0, copied.stderr);
+    const rootfs = join('/var/lib/lxc', committed, 'rootfs');
+    assert.is(readFileSync(join(rootfs, 'root/one'), 'utf8'), 'one\n');
+    assert.not.ok(existsSync(join(rootfs, 'bin/vi')), 'the deletion is committed');
+    assert.ok(statSync(join(rootfs, 'made')).isDirectory());
+    assert.equal(loopsOf(image), [], 'commit released its loop device');
+    assert.equal(hostMountsMentioning(dir), []);
+
+    const stacked = await thinLxc(['create', uniqueName('on'), '--base', name, '--root', root]);
+    assert.is(stacked.exitCode, 2);
+    assert.is(stacked.stderr.trim(), `thin-lxc: base "${name}" keeps its write layer in a disk image (--disk), which only its own start mounts: commit it (thin-lxc commit ${name} NEW) and stack on NEW`);
+  });
+
   disk('--disk that is no size, too small, or with --tmpfs is refused in one line and leaves nothing; --dry-run names the image', async () => {
     const before = readdirSync(root).sort();
     for (const [args, message] of [
