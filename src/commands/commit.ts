@@ -19,6 +19,7 @@ import { commitPurpose } from '../lxc/hooks.js';
 import { isRunning, registrationDir } from '../lxc/lxcpath.js';
 import { assignMacs } from '../network/addresses.js';
 import { imageLayer, imageMountArgs } from '../union/disk.js';
+import { formatIdMap, idmapMountCommand, idmapProblem, parseIdMap, shiftDown } from '../union/idmap.js';
 import { readOnlyOptions } from '../union/mount.js';
 import type { Settings } from './settings.js';
 
@@ -29,6 +30,13 @@ export interface CommitPlan {
   rootfs: string;
   /** The read-only layers copied, top first: the write layer over the base's. */
   layers: string[];
+  /**
+   * Commands run in the copy's own mount namespace before the union is mounted: for an unprivileged container,
+   * the idmapped clones that show its layers stored shifted (root inside is HOSTID on disk) with the base's owners.
+   */
+  before: string[][];
+  /** What `before` does, for --dry-run. */
+  shifted: string | null;
   config: string;
   /** `dir` holds what an interrupted commit left, which this one removes first. */
   leftover: boolean;
@@ -69,8 +77,29 @@ export function planCommit(target: string, newName: string, settings: Settings):
   const config = committedConfig(parseLxcConfig(readFileSync(paths.config, 'utf8')), state, name, rootfs);
   // A --tmpfs container's memory layer is gone once it stopped: its disk layer is what it keeps. A --disk image's
   // write layer is read where the copy's own namespace mounts the image.
-  const wlayer = state.diskMode === 'image' ? imageLayer(paths.disk).upper : paths.wlayer;
-  return { source, name, dir, rootfs, layers: [wlayer, ...state.layers], config, leftover: there === 'leftover' };
+  const image = state.diskMode === 'image';
+  const wlayer = image ? imageLayer(paths.disk).upper : paths.wlayer;
+  return { source, name, dir, rootfs, layers: [wlayer, ...state.layers], ...shiftedBack(state, wlayer, image), config, leftover: there === 'leftover' };
+}
+
+/**
+ * An unprivileged container's write layer, and an unprivileged thin base's (same map), are stored shifted: each is
+ * read through an idmapped clone mounted over itself with the inverse map (HOSTID.. shown as 0..), so the image is
+ * owned as the base is and no shifted id leaks into it. The base's own layers are copied as they are. A --disk
+ * image's write layer exists only once the copy's namespace mounted the image (ext4, which can be idmapped).
+ */
+function shiftedBack(state: ThinState, wlayer: string, inImage: boolean): Pick<CommitPlan, 'before' | 'shifted'> {
+  if (state.idmap === null) return { before: [], shifted: null };
+  const map = parseIdMap(state.idmap);
+  const layers = [wlayer, ...state.shifted];
+  const problem = idmapProblem(shiftDown(map), inImage ? state.shifted : layers);
+  if (problem !== null) {
+    throw new UserError(`${state.name} is unprivileged and its write layer cannot be read through an idmapped mount (${problem}): keep the thin-lxc root on a filesystem that can be idmapped (ext4, xfs, btrfs), or copy it yourself`);
+  }
+  return {
+    before: [idmapMountCommand(shiftDown(map), layers.map((layer) => ({ source: layer, target: layer })))],
+    shifted: `${layers.join(' and ')} (stored in the map ${formatIdMap(map)}) would be read with ids ${map.host}.. shown as 0..`,
+  };
 }
 
 function nameTaken(name: string): UserError {
@@ -82,6 +111,7 @@ export function describeCommit(plan: CommitPlan): string {
     ...(plan.leftover ? [`# ${plan.dir} holds what an interrupted commit left: it would be removed first.`] : []),
     `# thin-lxc commit --dry-run: nothing was written. ${plan.layers.join(' over ')} would be copied to ${plan.rootfs},`,
     ...(plan.source.state.diskMode === 'image' ? [`# with the disk image ${plan.source.paths.diskImage} mounted read-only at ${plan.source.paths.disk} in the copy's own namespace,`] : []),
+    ...(plan.shifted ? [`# ${plan.shifted},`] : []),
     `# and ${plan.dir}/config would be:`,
     plan.config.trimEnd(),
   ].join('\n');
@@ -116,7 +146,8 @@ export function applyCommit(plan: CommitPlan, options: { progress: boolean }): {
       try {
         writeFileSync(join(dir, UNFINISHED), `Left by thin-lxc ${purpose} (pid ${process.pid}), which did not finish: the same commit again removes this directory.\n`);
         mkdirSync(rootfs, { mode: 0o755 });
-        copyMergedView(state.fs, readOnlyOptions(state.fs, plan.layers), source.paths.rootfs, rootfs, options.progress ? 2 : undefined, imageMountCommand(source));
+        // The image first: the idmapped clone of its write layer is made over what it mounted.
+        copyMergedView(state.fs, readOnlyOptions(state.fs, plan.layers), source.paths.rootfs, rootfs, options.progress ? 2 : undefined, [...imageMountCommand(source), ...plan.before]);
         for (const file of identityFiles([rootfs], name)) writeInside(rootfs, file.path, file.content);
         writeFileAtomic(join(dir, 'config'), plan.config, 0o640);
       } catch (error) {
@@ -130,10 +161,10 @@ export function applyCommit(plan: CommitPlan, options: { progress: boolean }): {
 }
 
 /** A --disk image, mounted read-only in the copy's namespace (the host never sees it) before the union over it. */
-function imageMountCommand({ state, paths }: ThinContainer): string[] {
+function imageMountCommand({ state, paths }: ThinContainer): string[][] {
   if (state.diskMode !== 'image') return [];
   mkdirSync(paths.disk, { recursive: true, mode: 0o700 });
-  return imageMountArgs(paths.diskImage, paths.disk);
+  return [imageMountArgs(paths.diskImage, paths.disk)];
 }
 
 function sameContainer(now: ThinState, planned: ThinState): boolean {

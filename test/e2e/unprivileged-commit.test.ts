@@ -1,14 +1,17 @@
 // End to end for committing an unprivileged thin container: its write layer, stored shifted (root inside is
 // HOST on disk), is read through an idmapped mount that shifts it back, in the copy's own mount namespace, so
 // the image is owned as the base is and no shifted id leaks into it.
-import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { execa } from 'execa';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { copyMergedView } from '../../src/core/commands.js';
 import { idmapMountCommand, shiftDown } from '../../src/union/idmap.js';
 import { readOnlyOptions } from '../../src/union/mount.js';
-import { Cleanup, sh } from '../helpers/host.js';
+import { attach, Cleanup, containerSuite, must, removeLxcContainer, sh, startContainer, thinLxc, uniqueName } from '../helpers/host.js';
+import { eventually } from '../helpers/locks.js';
+import { CLI } from '../helpers/paths.js';
 
 const mechanism = suite('copying a shifted write layer over a base');
 const cleanup = new Cleanup();
@@ -73,3 +76,167 @@ mechanism('a failing command before the mount fails the copy, and copies nothing
 });
 
 mechanism.run();
+
+const { tests: commits, runnable, cleanup: suiteCleanup, base, root } = await containerSuite('thin-lxc commit of unprivileged thin containers with real LXC', 'ucbase');
+
+/** Every path below `dir` (not following symlinks) with its owner, by path relative to `dir`. */
+function owners(dir: string): Map<string, { uid: number; gid: number; type: number }> {
+  const found = new Map<string, { uid: number; gid: number; type: number }>();
+  const walk = (path: string) => {
+    const stat = lstatSync(path);
+    found.set(relative(dir, path), { uid: stat.uid, gid: stat.gid, type: stat.mode & 0o170000 });
+    if (stat.isDirectory()) for (const entry of readdirSync(path)) walk(join(path, entry));
+  };
+  walk(dir);
+  return found;
+}
+
+/** The processes whose command line mentions `text`: pid and program. */
+function processesMentioning(text: string): { pid: number; program: string }[] {
+  const found: { pid: number; program: string }[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (argv.some((arg) => arg.includes(text))) found.push({ pid: Number(entry), program: argv[0] ?? '' });
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return found;
+}
+
+/** Mount points at or below `dir` in every mount namespace this host root can read, with the pid that sees each. */
+function mountsAnywhere(dir: string): string[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .flatMap((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/mountinfo`, 'utf8')
+          .split('\n')
+          .map((line) => line.split(' ')[4] ?? '')
+          .filter((point) => point === dir || point.startsWith(`${dir}/`))
+          .map((point) => `${pid}: ${point}`);
+      } catch {
+        return []; // gone meanwhile
+      }
+    });
+}
+
+if (runnable) {
+  const track = (name: string) => {
+    suiteCleanup.add(() => removeLxcContainer(name));
+    return name;
+  };
+
+  commits("an unprivileged container's image is owned as the base is (root's files 0, not 100000; 1234:5678 as chowned; setuid kept), its config is a privileged LXC container's, lxc-start boots it and thin containers stack on it, privileged and unprivileged", async () => {
+    const thin = track(uniqueName('usrc'));
+    const image = track(uniqueName('uimg'));
+    assert.is((await thinLxc(['create', thin, '--base', base, '--root', root, '--unprivileged'])).exitCode, 0);
+    assert.is((await startContainer(thin)).exitCode, 0);
+    await attach(thin, 'echo made > /root/made && echo owned > /root/owned && chown 1234:5678 /root/owned && cp /bin/busybox /root/suid && chmod 4755 /root/suid && mkdir /root/dir');
+    await must('lxc-stop', ['-n', thin]);
+    // What the copy starts from: the write layer stored shifted on disk.
+    assert.equal([lstatSync(join(root, thin, 'wlayer/root/made')).uid, lstatSync(join(root, thin, 'wlayer/root/owned')).uid], [100000, 101234]);
+
+    const dry = await thinLxc(['commit', thin, image, '--root', root, '--dry-run']);
+    assert.match(dry.stdout, `# ${join(root, thin, 'wlayer')} (stored in the map 100000:65536) would be read with ids 100000.. shown as 0..,`);
+    const committed = await thinLxc(['commit', thin, image, '--root', root]);
+    assert.is(committed.exitCode, 0, committed.stderr);
+    assert.equal(mountsAnywhere(join(root, thin)), [], 'no mount of the copy is left in any namespace');
+
+    const rootfs = join('/var/lib/lxc', image, 'rootfs');
+    const seen = (path: string) => {
+      const stat = lstatSync(join(rootfs, path));
+      return [stat.uid, stat.gid, (stat.mode & 0o7777).toString(8)];
+    };
+    assert.equal(seen('root/made'), [0, 0, '644']);
+    assert.equal(seen('root/owned'), [1234, 5678, '644']);
+    assert.equal(seen('root/suid'), [0, 0, '4755']);
+    assert.equal(seen('root/dir').slice(0, 2), [0, 0]);
+    const inImage = owners(rootfs);
+    const leaked = [...inImage].filter(([, owner]) => owner.uid >= 100000 || owner.gid >= 100000).map(([path]) => path);
+    assert.equal(leaked, [], 'no shifted id in the image');
+    const differ = [...owners(join('/var/lib/lxc', base, 'rootfs'))]
+      .filter(([path, owner]) => {
+        const copied = inImage.get(path);
+        return copied !== undefined && copied.type === owner.type && (copied.uid !== owner.uid || copied.gid !== owner.gid);
+      })
+      .map(([path]) => path);
+    assert.equal(differ, [], "the base's files are owned as in the base");
+
+    const config = readFileSync(join('/var/lib/lxc', image, 'config'), 'utf8');
+    assert.not.match(config, /lxc\.idmap|lxc\.monitor\.unshare|lxc\.hook\.|thin-lxc-\w+\.js/);
+
+    assert.is((await startContainer(image)).exitCode, 0, 'lxc-start boots it');
+    assert.is(await attach(image, 'cat /root/made; stat -c %u:%g /root/owned'), 'made\n1234:5678');
+    await must('lxc-stop', ['-n', image, '-k']);
+    for (const extra of [[], ['--unprivileged']]) {
+      const stacked = track(uniqueName('ustk'));
+      const created = await thinLxc(['create', stacked, '--base', image, '--root', root, ...extra]);
+      assert.is(created.exitCode, 0, created.stderr);
+      assert.is((await startContainer(stacked)).exitCode, 0);
+      assert.is(await attach(stacked, 'cat /root/made; stat -c %u:%g /root/made /root/owned; cat /proc/self/uid_map | tr -s " "'), `made\n0:0\n1234:5678\n${extra.length ? ' 0 100000 65536' : ' 0 0 4294967295'}`);
+      await must('lxc-stop', ['-n', stacked, '-k']);
+      assert.is((await thinLxc(['destroy', stacked, '--root', root])).exitCode, 0);
+    }
+    assert.is((await thinLxc(['destroy', thin, '--root', root])).exitCode, 0);
+  });
+
+  commits("thin on thin: an unprivileged container over an unprivileged thin base commits both write layers with the base's owners", async () => {
+    const lower = track(uniqueName('ulow'));
+    const upper = track(uniqueName('uupp'));
+    const image = track(uniqueName('utim'));
+    assert.is((await thinLxc(['create', lower, '--base', base, '--root', root, '--unprivileged'])).exitCode, 0);
+    assert.is((await startContainer(lower)).exitCode, 0);
+    await attach(lower, 'echo low > /root/low && chown 7:8 /root/low');
+    await must('lxc-stop', ['-n', lower]);
+    const created = await thinLxc(['create', upper, '--base', lower, '--root', root, '--unprivileged']);
+    assert.is(created.exitCode, 0, created.stderr);
+    assert.is((await startContainer(upper)).exitCode, 0);
+    await attach(upper, 'echo up > /root/up');
+    await must('lxc-stop', ['-n', upper]);
+    assert.equal([lstatSync(join(root, lower, 'wlayer/root/low')).uid, lstatSync(join(root, upper, 'wlayer/root/up')).uid], [100007, 100000]);
+    const committed = await thinLxc(['commit', upper, image, '--root', root]);
+    assert.is(committed.exitCode, 0, committed.stderr);
+    const rootfs = join('/var/lib/lxc', image, 'rootfs');
+    const owner = (path: string) => [lstatSync(join(rootfs, path)).uid, lstatSync(join(rootfs, path)).gid];
+    assert.equal([owner('root/low'), owner('root/up'), owner('root'), owner('bin/busybox')], [[7, 8], [0, 0], [0, 0], [0, 0]]);
+    assert.equal([...owners(rootfs)].filter(([, found]) => found.uid >= 100000 || found.gid >= 100000).map(([path]) => path), [], 'no shifted id in the image');
+    for (const name of [upper, lower]) assert.is((await thinLxc(['destroy', name, '--root', root])).exitCode, 0);
+  });
+
+  commits('while an unprivileged commit copies, the host sees none of its mounts; killed with SIGKILL, it leaves no mount and no process anywhere', async () => {
+    const thin = track(uniqueName('ukil'));
+    const image = track(uniqueName('ukim'));
+    assert.is((await thinLxc(['create', thin, '--base', base, '--root', root, '--unprivileged'])).exitCode, 0);
+    const big = join(root, thin, 'wlayer/big');
+    await must('dd', ['if=/dev/urandom', `of=${big}`, 'bs=1M', 'count=300', 'status=none'], 120_000);
+    chownSync(big, 100000, 100000);
+    const child = execa(process.execPath, [CLI, 'commit', thin, image, '--root', root], { reject: false, timeout: 120_000, stdin: 'ignore' });
+    const target = `/var/lib/lxc/${image}/rootfs/`;
+    const rsyncs = () => processesMentioning(target).filter((found) => found.program.endsWith('rsync'));
+    try {
+      assert.ok(await eventually(() => rsyncs().length > 0, 60_000), 'rsync started copying');
+      const held = rsyncs().map((found) => found.pid);
+      for (const pid of held) process.kill(pid, 'SIGSTOP');
+      const copying = mountsAnywhere(join(root, thin));
+      assert.ok(copying.some((line) => line.endsWith('/wlayer')), `the copy's namespace has the idmapped write layer: ${copying.join(', ')}`);
+      assert.equal(mountsAnywhere(join(root, thin)).filter((line) => line.startsWith(`${process.pid}:`)), [], 'the host sees none of them');
+      assert.equal(readFileSync('/proc/1/mountinfo', 'utf8').split('\n').filter((line) => line.includes(join(root, thin))), [], "nor does the host's init");
+      process.kill(child.pid!, 'SIGKILL');
+      await child;
+      assert.ok(await eventually(() => processesMentioning(target).length === 0, 10_000), 'no process of the killed commit is left');
+      assert.ok(await eventually(() => mountsAnywhere(join(root, thin)).length === 0, 10_000), `no mount is left anywhere: ${mountsAnywhere(join(root, thin)).join(', ')}`);
+    } finally {
+      for (const found of processesMentioning(target)) process.kill(found.pid, 'SIGKILL');
+    }
+    assert.not.ok(existsSync(join('/var/lib/lxc', image, 'config')), 'the interrupted copy is no container');
+    const again = await thinLxc(['commit', thin, image, '--root', root]);
+    assert.is(again.exitCode, 0, again.stderr);
+    assert.equal([lstatSync(join('/var/lib/lxc', image, 'rootfs/big')).uid, lstatSync(join('/var/lib/lxc', image, 'rootfs/big')).size], [0, 300 * 2 ** 20]);
+    assert.is((await thinLxc(['destroy', thin, '--root', root])).exitCode, 0);
+  });
+}
+
+commits.run();
