@@ -206,6 +206,24 @@ if (runnable) {
     for (const name of [upper, lower]) assert.is((await thinLxc(['destroy', name, '--root', root])).exitCode, 0);
   });
 
+  commits('an unprivileged --disk container (its write layer in an ext4 image) commits with the base\'s owners', async () => {
+    const thin = track(uniqueName('udsk'));
+    const image = track(uniqueName('udim'));
+    const created = await thinLxc(['create', thin, '--base', base, '--root', root, '--unprivileged', '--disk', '64M']);
+    assert.is(created.exitCode, 0, created.stderr);
+    assert.is((await startContainer(thin)).exitCode, 0);
+    await attach(thin, 'echo made > /root/made && echo owned > /root/owned && chown 1234:5678 /root/owned');
+    await must('lxc-stop', ['-n', thin]);
+    const committed = await thinLxc(['commit', thin, image, '--root', root]);
+    assert.is(committed.exitCode, 0, committed.stderr);
+    const rootfs = join('/var/lib/lxc', image, 'rootfs');
+    const owner = (path: string) => [lstatSync(join(rootfs, path)).uid, lstatSync(join(rootfs, path)).gid];
+    assert.equal([owner('root/made'), owner('root/owned'), owner('root')], [[0, 0], [1234, 5678], [0, 0]]);
+    assert.equal([...owners(rootfs)].filter(([, found]) => found.uid >= 100000 || found.gid >= 100000).map(([path]) => path), [], 'no shifted id in the image');
+    assert.equal(mountsAnywhere(join(root, thin)), [], 'no mount of the copy is left in any namespace');
+    assert.is((await thinLxc(['destroy', thin, '--root', root])).exitCode, 0);
+  });
+
   commits('while an unprivileged commit copies, the host sees none of its mounts; killed with SIGKILL, it leaves no mount and no process anywhere', async () => {
     const thin = track(uniqueName('ukil'));
     const image = track(uniqueName('ukim'));
