@@ -119,7 +119,8 @@ export function copyMergedView(type: string, options: string, mountPoint: string
  * parent-death signal), and its namespace, with the mount (and a loop device's autoclear), with it.
  */
 export function holdMount(type: string, options: string, source: string, mountPoint: string): Promise<HeldProcess> {
-  const script = 'mount -t "$1" -o "$2" "$3" "$4" && echo mounted && read _';
+  // Unmounted before it exits: the filesystem (and a loop device's autoclear) is done with before release() returns.
+  const script = 'mount -t "$1" -o "$2" "$3" "$4" && echo mounted && read _; umount "$4"';
   return startHeld('setpriv', ['--pdeathsig', 'KILL', '--', ...HOLDER, 'sh', '-c', script, 'sh', type, options, source, mountPoint], 'mounted');
 }
 
@@ -129,7 +130,7 @@ export function holdMount(type: string, options: string, source: string, mountPo
  * read-only. Mounted read-only at once, the kernel would refuse it (EBUSY), as it refuses a second device on it.
  */
 export function holdLiveMount(type: string, device: string, mountPoint: string): Promise<HeldProcess> {
-  const script = 'mount -t "$1" "$2" "$3" && mount -o remount,bind,ro "$3" && echo mounted && read _';
+  const script = 'mount -t "$1" "$2" "$3" && mount -o remount,bind,ro "$3" && echo mounted && read _; umount "$3"';
   return startHeld('setpriv', ['--pdeathsig', 'KILL', '--', ...HOLDER, 'sh', '-c', script, 'sh', type, device, mountPoint], 'mounted');
 }
 

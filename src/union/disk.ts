@@ -223,7 +223,29 @@ export async function readImage(image: string, dir: string): Promise<{ upper: st
     await held.release();
     throw new UserError(`the container using ${image} stopped while it was being read: run the same command again`);
   }
-  return { upper: imageLayer(`/proc/${held.pid}/root${dir}`).upper, release: held.release };
+  const release = async () => {
+    await held.release();
+    // Our read-only loop device must be gone before a start's mount -o loop looks for one on the same file.
+    if (device === null) await readOnlyLoopGone(image);
+  };
+  return { upper: imageLayer(`/proc/${held.pid}/root${dir}`).upper, release };
+}
+
+/** Waits (a few seconds at most) until no read-only loop device is on `image`: the kernel clears one just after its last user. */
+async function readOnlyLoopGone(image: string): Promise<void> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const device = loopDeviceOf(image);
+    if (device === null || readOr(`/sys/block/${device}/ro`) !== '1') return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function readOr(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    return null;
+  }
 }
 
 /** dumpe2fs -h: bytes used and the filesystem's size (exact once it is unmounted: a stopped container's image). */
