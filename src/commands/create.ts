@@ -501,17 +501,18 @@ function planDisk(root: string, dir: string, others: readonly ThinContainer[]): 
 }
 
 /**
- * The base's layers stored in the container's map, used as they are: those of an unprivileged thin base with the
- * same map. An unprivileged thin base's write layer is owned by its map's ids: shown to another map, or to a
- * privileged container, its files would belong to nobody inside (or to ids of the host), so that is refused.
+ * The base's layers stored in the container's map, used as they are: those of an unprivileged base (thin or LXC)
+ * with the same map. Its files are owned by its map's ids: shown to another map, or to a privileged container,
+ * they would belong to nobody inside (or to ids of the host), so that is refused.
  */
 function storedLayers(base: Base, spec: string, idmap: string | null): string[] {
-  const theirs = base.thin?.idmap ?? null;
-  if (theirs === null || !base.thin) return [];
-  if (idmap === theirs) return [base.layers[0]!, ...base.thin.shifted];
-  const fix = `create it with --unprivileged --idmap ${theirs} as ${quote(spec)} has, or commit ${quote(spec)} (thin-lxc commit) and stack on that`;
-  if (idmap === null) throw new UserError(`base ${quote(spec)} is an unprivileged thin container (map ${theirs}), under which a privileged one cannot stack: ${fix}`);
-  throw new UserError(`base ${quote(spec)} is an unprivileged thin container with another map (${theirs}, not ${idmap}): ${fix}`);
+  const stored = base.stored;
+  if (!stored) return [];
+  if (idmap === stored.idmap) return stored.layers;
+  const what = stored.kind === 'thin' ? 'an unprivileged thin container' : 'an unprivileged LXC container';
+  const fix = `create it with --unprivileged --idmap ${stored.idmap} as ${quote(spec)} has${stored.kind === 'thin' ? `, or commit ${quote(spec)} (thin-lxc commit) and stack on that` : ''}`;
+  if (idmap === null) throw new UserError(`base ${quote(spec)} is ${what} (map ${stored.idmap}), under which a privileged one cannot stack: ${fix}`);
+  throw new UserError(`base ${quote(spec)} is ${what} with another map (${stored.idmap}, not ${idmap}): ${fix}`);
 }
 
 /** What an unprivileged container needs of the host, checked at create: mapped ids LXC may use, and idmappable layers. */

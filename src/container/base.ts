@@ -17,8 +17,11 @@ export interface Base {
   entries: ConfigEntry[];
   /** Read-only layers, top first. */
   layers: string[];
-  /** A thin container as base: its map (null: privileged) and the layers stored in that map. */
-  thin: Pick<ThinState, 'idmap' | 'shifted'> | null;
+  /**
+   * An unprivileged base (a thin container made --unprivileged, or an LXC container with lxc.idmap lines): its
+   * map (HOSTID:RANGE) and the layers stored in it, owned by its ids on disk; null for a privileged base.
+   */
+  stored: { kind: 'thin' | 'lxc'; idmap: string; layers: string[] } | null;
 }
 
 /** BASE is an LXC container's name (looked up in `lxcpath`) or the path to its directory. */
@@ -44,7 +47,29 @@ export function resolveBase(spec: string, lxcpath: string, cwd: string): Base {
       throw new UserError(`base ${quote(spec)}: its rootfs ${layer} is not a directory; is the base complete?`);
     }
   }
-  return { name: byPath ? basename(dir) : spec, dir, configPath, entries: entries.filter(keptByThinContainer), layers, thin: thin ? { idmap: thin.state.idmap, shifted: thin.state.shifted } : null };
+  const stored = thin
+    ? thin.state.idmap === null
+      ? null
+      : { kind: 'thin' as const, idmap: thin.state.idmap, layers: [layers[0]!, ...thin.state.shifted] }
+    : lxcIdMap(entries, spec, layers);
+  return { name: byPath ? basename(dir) : spec, dir, configPath, entries: entries.filter(keptByThinContainer), layers, stored };
+}
+
+/**
+ * An unprivileged LXC container as base: its rootfs is owned by its map's ids. thin-lxc stacks on one map of uids
+ * and gids alike from 0 (what lxc-create makes); anything else it cannot show rightly, and refuses.
+ */
+function lxcIdMap(entries: readonly ConfigEntry[], spec: string, layers: string[]): Base['stored'] {
+  const lines = entries.filter((entry) => entry.key === 'lxc.idmap').map((entry) => entry.value.trim().split(/\s+/));
+  if (lines.length === 0) return null;
+  const [u, g] = [lines.find((line) => line[0] === 'u'), lines.find((line) => line[0] === 'g')];
+  if (lines.length !== 2 || !u || !g || u[1] !== '0' || g[1] !== '0' || u[2] !== g[2] || u[3] !== g[3] || !/^\d+$/.test(u[2] ?? '') || !/^\d+$/.test(u[3] ?? '')) {
+    throw new UserError(
+      `base ${quote(spec)} maps its ids in a way thin-lxc cannot stack on (${lines.map((line) => `lxc.idmap = ${line.join(' ')}`).join('; ')}): ` +
+        'use a base with one map for uids and gids from 0 (u 0 HOSTID RANGE and g 0 HOSTID RANGE), or a privileged base',
+    );
+  }
+  return { kind: 'lxc', idmap: `${u[2]}:${u[3]}`, layers };
 }
 
 /**

@@ -214,6 +214,33 @@ if (runnable) {
     assert.is(treeDigest(baseRootfs()), baseBefore, "the base's rootfs is byte for byte unchanged");
   });
 
+  unprivileged('an unprivileged LXC container as base: its rootfs (owned by its map) is used as it is by an unprivileged thin container of the same map; a privileged one or another map is refused', async () => {
+    const lxcBase = uniqueName('ub');
+    cleanup.add(() => removeLxcContainer(lxcBase));
+    const conf = join(root, 'userns.conf');
+    writeFileSync(conf, 'lxc.idmap = u 0 100000 65536\nlxc.idmap = g 0 100000 65536\n');
+    await must('lxc-create', ['-n', lxcBase, '-f', conf, '-t', 'busybox'], 120_000);
+    const rootfs = join('/var/lib/lxc', lxcBase, 'rootfs');
+    assert.is(lstatSync(join(rootfs, 'bin')).uid, 100000, 'lxc-create made its rootfs in its map');
+    const digest = treeDigest(rootfs);
+    const name = track(uniqueName('onu'));
+    const created = await thinLxc(['create', name, '--base', lxcBase, '--root', root, '--unprivileged', '--dry-run']);
+    assert.match(created.stdout, '# Unprivileged (map 100000:65536): the write layer is owned by 100000 on the host; no layer shown through idmapped mounts at start');
+    assert.is((await thinLxc(['create', name, '--base', lxcBase, '--root', root, '--unprivileged'])).exitCode, 0);
+    assert.not.match(readFileSync(join(root, name, 'image', 'config'), 'utf8').split('# This container')[0] ?? '', 'lxc.idmap', "the base's own map lines are not copied");
+    assert.is((await startContainer(name)).exitCode, 0);
+    assert.is(await attach(name, 'stat -c %u:%g /bin/busybox; cat /proc/self/uid_map'), '0:0\n         0     100000      65536');
+    await must('lxc-stop', ['-n', name]);
+    const before = readdirSync(root).sort();
+    const privileged = await thinLxc(['create', uniqueName('x'), '--base', lxcBase, '--root', root]);
+    assert.is(privileged.stderr.trim(), `thin-lxc: base "${lxcBase}" is an unprivileged LXC container (map 100000:65536), under which a privileged one cannot stack: create it with --unprivileged --idmap 100000:65536 as "${lxcBase}" has`);
+    assert.is(privileged.exitCode, 2);
+    const other = await thinLxc(['create', uniqueName('x'), '--base', lxcBase, '--root', root, '--idmap', '100000:1000']);
+    assert.is(other.stderr.trim(), `thin-lxc: base "${lxcBase}" is an unprivileged LXC container with another map (100000:65536, not 100000:1000): create it with --unprivileged --idmap 100000:65536 as "${lxcBase}" has`);
+    assert.equal(readdirSync(root).sort(), before);
+    assert.is(treeDigest(rootfs), digest, "that base's rootfs is unchanged");
+  });
+
   unprivileged('--dry-run shows the map, the pre-start hook and the idmapped layers, and --json says unprivileged, changing nothing', async () => {
     const name = uniqueName('dry');
     const before = readdirSync(root).sort();
