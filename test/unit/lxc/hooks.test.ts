@@ -54,6 +54,17 @@ test('refuses the wrong hook type, old-style hooks and a missing argument', () =
   assert.throws(() => parseHookContext(env, [], 'pre-mount', 'm.js'), /takes one argument/);
 });
 
+test('the mount hook runs as pre-mount, or as pre-start (an unprivileged container): each is its type, anything else is refused naming both', () => {
+  const types = ['pre-mount', 'pre-start'] as const;
+  assert.is(parseHookContext(env, ['/c'], types, 'm.js').type, 'pre-mount');
+  const preStart = parseHookContext({ ...env, LXC_HOOK_TYPE: 'pre-start', LXC_PID: undefined }, ['/c'], types, 'm.js');
+  assert.equal([preStart.type, preStart.generation], ['pre-start', ''], 'no init yet at pre-start: no LXC_PID');
+  assert.throws(
+    () => parseHookContext({ ...env, LXC_HOOK_TYPE: 'mount' }, ['/c'], types, 'm.js'),
+    (error: Error) => error.message === 'm.js is a pre-mount or pre-start hook, not mount: use it as lxc.hook.pre-mount or lxc.hook.pre-start',
+  );
+});
+
 const refusalTitle = 'a start is refused at once while a live commit holds the container, and only then';
 if (skipUnless(test, refusalTitle, process.getuid?.() === 0, 'needs root to write /run/thin-lxc')) test(refusalTitle, () => {
   const containerDir = `/tmp/thin-lxc-unit-${process.pid}/web1`;

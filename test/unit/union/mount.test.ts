@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 // The union mount planned as text, and whether the kernel can have the filesystem.
-import { kernelFilesystems, kernelSupport, mountOptions, requireKernelSupport } from '../../../src/union/mount.js';
+import { kernelFilesystems, kernelSupport, mountOptions, mountsUnder, requireKernelSupport } from '../../../src/union/mount.js';
 
 const stack = {
   layers: ['/c/base/wlayer', '/var/lib/lxc/bb0/rootfs'],
@@ -36,6 +36,17 @@ test('a filesystem that is not loaded yet but is a module is accepted; one the m
     () => requireKernelSupport('aufs', 'absent'),
     (error: Error) => error.message === 'aufs is not available in this kernel (neither loaded nor among its modules): use the default --fs overlay, or a kernel built with AuFS',
   );
+});
+
+test('mountsUnder: the mount points at or below a directory, in mountinfo order, octal escapes decoded, a sibling with the same prefix left out', () => {
+  const mountinfo = [
+    '70 69 254:0 / / rw,relatime - ext4 /dev/vda rw',
+    '90 70 254:0 /l /c/w1/lowers/0 ro,relatime - ext4 /dev/vda rw',
+    '91 70 0:50 / /c/w1/image/rootfs rw,relatime - overlay thin-lxc rw,lowerdir=/c/w1/lowers/0',
+    '92 70 0:51 / /c/w10/image/rootfs rw,relatime - overlay thin-lxc rw',
+    '93 70 0:52 / /c/w1/my\\040dir rw,relatime - tmpfs thin-lxc rw',
+  ].join('\n');
+  assert.equal(mountsUnder('/c/w1', mountinfo), ['/c/w1/lowers/0', '/c/w1/image/rootfs', '/c/w1/my dir']);
 });
 
 test.run();
