@@ -29,6 +29,23 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
   const args = translateLegacyArgs(argv);
   const debug = args.includes('--debug');
   setCommandTrace(debug);
+  const program = makeProgram(env, cwd, debug);
+  try {
+    await program.parseAsync([...args], { from: 'user' });
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode;
+    if (error instanceof DoctorFound) {
+      writeErr(`thin-lxc: doctor found ${error.count} problem(s): run the commands shown above\n`);
+      return 1;
+    }
+    writeErr(`${formatError(error, debug)}\n`);
+    return error instanceof UserError ? 2 : 1;
+  }
+}
+
+/** Every command and option, wired to its work; the man page and the completion are checked against it. */
+export function makeProgram(env: NodeJS.ProcessEnv, cwd: string, debug: boolean): Command {
   const out = (text: string) => writeOut(text.endsWith('\n') ? text : `${text}\n`);
   // Read once per run: the ephemeral sweep before a command and the command itself both need them.
   let settings: Settings | undefined;
@@ -260,6 +277,30 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
       out(reload(settingsOf(command)));
     });
 
+  // Asked by the bash completion (completion/thin-lxc.bash) at each Tab: never fails, never needs root.
+  program
+    .command('__complete', { hidden: true })
+    .argument('[words...]', "the line's words after thin-lxc, up to the cursor")
+    .allowUnknownOption()
+    .action(async (words: string[]) => {
+      const { completionRequest, candidates } = await import('./completion.js');
+      const { listContainers } = await import('../container/containers.js');
+      const { lxcContainerNames } = await import('../lxc/lxcpath.js');
+      const request = completionRequest(program, words.length > 0 ? words : ['']);
+      if (request.wanted.kind === 'files') return out(`files\n${request.current}`);
+      const names = () => {
+        try {
+          const settings = resolveSettings({ flags: { root: request.root, lxcpath: request.lxcpath }, env, cwd });
+          return request.wanted.kind === 'bases'
+            ? lxcContainerNames(settings.lxcpath)
+            : listContainers(settings.root).flatMap(({ state }) => [state.name, state.id]);
+        } catch {
+          return [];
+        }
+      };
+      writeOut(['words', ...candidates(request, names)].join('\n') + '\n');
+    });
+
   // A crashed ephemeral container (its post-stop hook never ran) is gone once the next command has run.
   program.hook('preAction', async (_program, action) => {
     if (process.getuid?.() !== 0 || !SWEEPS_EPHEMERAL.has(action.name())) return;
@@ -272,18 +313,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
     for (const { name, reason } of failed) writeErr(`thin-lxc: warning: ephemeral container ${name} stopped without its hook and could not be removed: ${reason}\n`);
   });
 
-  try {
-    await program.parseAsync([...args], { from: 'user' });
-    return 0;
-  } catch (error) {
-    if (error instanceof CommanderError) return error.exitCode;
-    if (error instanceof DoctorFound) {
-      writeErr(`thin-lxc: doctor found ${error.count} problem(s): run the commands shown above\n`);
-      return 1;
-    }
-    writeErr(`${formatError(error, debug)}\n`);
-    return error instanceof UserError ? 2 : 1;
-  }
+  return program;
 }
 
 /** Every command that reads or changes containers; not template, which touches no host state. */

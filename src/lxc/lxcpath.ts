@@ -197,3 +197,10 @@ export function containersWithMac(lxcpath: string, mac: string): string[] {
     }
   });
 }
+
+/** The containers in `lxcpath`, as lxc-ls -1 would name them (a directory with a config), without running it. */
+export function lxcContainerNames(lxcpath: string): string[] {
+  return readdirSafe(lxcpath)
+    .filter((name) => !name.startsWith('.') && existsSync(join(lxcpath, name, 'config')))
+    .sort();
+}

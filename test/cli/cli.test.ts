@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CLI, REPO } from '../helpers/paths.js';
+import { tabCompletions } from '../helpers/completion.js';
 import { temporaryRoot, thinLxc } from '../helpers/host.js';
 import { skipUnless } from '../helpers/skip.js';
 
@@ -21,6 +22,36 @@ test('--help lists the commands and shows examples, including the original form'
   assert.is(result.exitCode, 0);
   for (const text of ['create [options] [name]', 'destroy [options] <id-or-name>', 'list|ls', 'show', 'reload', 'refresh', 'Examples:', '-a create -b /var/lib/lxc/base1']) {
     assert.ok(result.stdout.includes(text), text);
+  }
+});
+
+test("help COMMAND prints that command's help, as COMMAND --help does", async () => {
+  for (const command of ['create', 'destroy', 'setup']) {
+    const help = await thinLxc(['help', command]);
+    assert.is(help.exitCode, 0, command);
+    assert.ok(help.stdout.startsWith(`Usage: thin-lxc ${command} `), help.stdout);
+    assert.is(help.stdout, (await thinLxc([command, '--help'])).stdout);
+  }
+  assert.match((await thinLxc(['help', 'create'])).stdout, '-b, --base <base>');
+  assert.not.match((await thinLxc(['--help'])).stdout, '__complete');
+});
+
+test('Tab in bash completes commands, options and option values from the built command', async () => {
+  const script = join(REPO, 'completion/thin-lxc.bash');
+  assert.equal(await tabCompletions(script, `${CLI} des`), ['destroy']);
+  assert.equal(await tabCompletions(script, `${CLI} help cr`), ['create']);
+  assert.ok((await tabCompletions(script, `${CLI} `)).includes('commit'));
+  assert.equal(await tabCompletions(script, `${CLI} create web1 --ba`), ['--base']);
+  assert.equal(await tabCompletions(script, `${CLI} destroy web1 --dry`), ['--dry-run']);
+  // After = readline replaces only what follows it: the candidates are the value alone.
+  assert.equal(await tabCompletions(script, `${CLI} create web1 --fs=ov`), ['overlay']);
+  assert.equal(await tabCompletions(script, `${CLI} create web1 --fs `), ['overlay', 'aufs']);
+  const dir = mkdtempSync('/tmp/thin-lxc-cli-');
+  try {
+    mkdirSync(join(dir, 'root-here'));
+    assert.equal(await tabCompletions(script, `${CLI} list --root ${dir}/roo`), [`${dir}/root-here`]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
