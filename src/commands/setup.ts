@@ -1,8 +1,13 @@
 // thin-lxc setup: prepares the host once (idempotent): lxc-net's dnsmasq reads thin-lxc's address reservations
-// and names; root has subordinate ids for unprivileged containers; with --ipv6, lxc-net's bridge gets IPv6.
+// and names; root has subordinate ids for unprivileged containers; with --ipv6, lxc-net's bridge gets IPv6;
+// bash completes thin-lxc's commands, options and container names.
+import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { UserError } from '../core/errors.js';
+import { writeFileAtomic } from '../core/files.js';
 import { missingPackages } from '../core/exec.js';
 import { quote } from '../core/validate.js';
+import { installationPath } from '../lxc/install.js';
 import { ensureRootRanges } from '../lxc/subids.js';
 import { DEFAULT_IDMAP, formatIdMap } from '../union/idmap.js';
 import { bridgeIPv6 } from '../network/bridge.js';
@@ -25,6 +30,7 @@ export function setup(options: { ipv6?: string | boolean | undefined } = {}): st
   const ipv6 = options.ipv6 ? configureIPv6(lxcNetBridge(), requested) : null;
   if (ipv6) changed.push(...ipv6.changed);
   const lines = [...subids, ...changed.map((file) => `updated ${file}`)];
+  if (installCompletion()) lines.push(`installed bash completion as ${BASH_COMPLETION}: Tab completes thin-lxc's commands, options and containers in new shells`);
   if (changed.length > 0 || (dnsmasqPid() !== null && !dnsmasqReadsReservations()) || dnsmasqPid() === null) {
     restartLxcNet();
     lines.push('restarted lxc-net');
@@ -39,6 +45,26 @@ export function setup(options: { ipv6?: string | boolean | undefined } = {}): st
     }
   }
   return lines.join('\n');
+}
+
+/** Where bash-completion looks for a command's completion, loading it at the first Tab. */
+export const BASH_COMPLETION = '/usr/share/bash-completion/completions/thin-lxc';
+
+/** Puts this installation's completion script in place; false when it was there already. */
+function installCompletion(): boolean {
+  const script = readFileSync(installationPath('completion', 'thin-lxc.bash'), 'utf8');
+  if (readTextIfPresent(BASH_COMPLETION) === script) return false;
+  mkdirSync(dirname(BASH_COMPLETION), { recursive: true });
+  writeFileAtomic(BASH_COMPLETION, script, 0o644);
+  return true;
+}
+
+function readTextIfPresent(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
 }
 
 /** The /64 to give the bridge: SLAAC, which lxc-net's router advertisements offer, needs exactly that. */
