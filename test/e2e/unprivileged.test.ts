@@ -241,6 +241,16 @@ if (runnable) {
     assert.is(treeDigest(rootfs), digest, "that base's rootfs is unchanged");
   });
 
+  unprivileged('without lxc.monitor.unshare the pre-start hook refuses to mount in the host\'s namespace: the start fails, saying why, and the host has no mount', async () => {
+    const name = track(uniqueName('nsh'));
+    const dir = await create(name, '--unprivileged');
+    const config = join(dir, 'image', 'config');
+    writeFileSync(config, readFileSync(config, 'utf8').replace('lxc.monitor.unshare = 1\n', ''));
+    assert.is.not((await sh('lxc-start', ['-n', name, '-d'])).exitCode, 0);
+    assert.match(readFileSync(join(dir, 'hook.log'), 'utf8'), "the mount hook runs in the host's mount namespace: keep lxc.monitor.unshare = 1 in the container's config, as templates/config.hbs has it");
+    assert.equal(hostMountsUnder(dir), [], 'nothing mounted on the host');
+  });
+
   unprivileged('--dry-run shows the map, the pre-start hook and the idmapped layers, and --json says unprivileged, changing nothing', async () => {
     const name = uniqueName('dry');
     const before = readdirSync(root).sort();
