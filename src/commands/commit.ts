@@ -9,7 +9,7 @@ import { identityFiles } from '../container/layers.js';
 import { readState, type ThinState } from '../container/state.js';
 import { BlockedPath, writeFileBeneath } from '../core/beneath.js';
 import { copyMergedView, lxcState } from '../core/commands.js';
-import { UserError } from '../core/errors.js';
+import { isNoSpace, noSpaceLeft, UserError } from '../core/errors.js';
 import { removeTreeOnDevice, writeFileAtomic } from '../core/files.js';
 import { withContainerLock } from '../core/lock.js';
 import { quote, validateName, parseMount } from '../core/validate.js';
@@ -141,8 +141,12 @@ export function applyCommit(plan: CommitPlan, options: { progress: boolean }): {
       const target = commitTarget(dir);
       if (target === 'taken') throw nameTaken(name);
       if (target === 'leftover') removeTreeOnDevice(dir, `the unfinished commit ${dir}`);
-      mkdirSync(dirname(dir), { recursive: true });
-      mkdirSync(dir, { mode: 0o755 });
+      try {
+        mkdirSync(dirname(dir), { recursive: true });
+        mkdirSync(dir, { mode: 0o755 });
+      } catch (error) {
+        throw isNoSpace(error) ? noSpace(dir, name, error) : error;
+      }
       try {
         writeFileSync(join(dir, UNFINISHED), `Left by thin-lxc ${purpose} (pid ${process.pid}), which did not finish: the same commit again removes this directory.\n`);
         mkdirSync(rootfs, { mode: 0o755 });
@@ -152,12 +156,16 @@ export function applyCommit(plan: CommitPlan, options: { progress: boolean }): {
         writeFileAtomic(join(dir, 'config'), plan.config, 0o640);
       } catch (error) {
         removeTreeOnDevice(dir, `the half-made container ${name}`);
-        throw error;
+        throw isNoSpace(error) ? noSpace(dir, name, error) : error;
       }
       rmSync(join(dir, UNFINISHED));
     }, 1000);
   });
   return { name, dir, ms: Math.round(performance.now() - started) };
+}
+
+function noSpace(dir: string, name: string, cause: unknown): UserError {
+  return noSpaceLeft(dir, `the new base ${name} was not made`, 'or commit with --lxcpath on another filesystem', cause);
 }
 
 /** A --disk image, mounted read-only in the copy's namespace (the host never sees it) before the union over it. */

@@ -9,7 +9,7 @@ import { identityFiles, writeLayerFile, type LayerFile } from '../container/laye
 import { serializeState, type ThinState } from '../container/state.js';
 import { inProgressName, sweepLeftovers, teardown } from '../container/teardown.js';
 import { lxcState, lxcStopNow } from '../core/commands.js';
-import { UserError } from '../core/errors.js';
+import { isNoSpace, noSpaceLeft, UserError } from '../core/errors.js';
 import { removeTreeOnDevice } from '../core/files.js';
 import { withContainerLock, withLock } from '../core/lock.js';
 import {
@@ -565,14 +565,16 @@ function parseFs(value: string | undefined): UnionFs {
  * it with LXC; whatever fails, nothing half-made is left behind.
  */
 function applyCreate(plan: CreatePlan, settings: Settings): void {
-  prepareRoot(settings.root, plan.state.idmap !== null);
   const { state, paths } = plan;
   const staging = join(settings.root, inProgressName('creating', state.id));
   let registered = false;
   let listed = false;
   let reserved = false;
   let limited = false;
+  // Where it writes now, for a full disk's message: a write's own error names no path.
+  let writing = { dir: settings.root, fix: 'or create it with --root on another filesystem' };
   try {
+    prepareRoot(settings.root, plan.state.idmap !== null);
     mkdirSync(join(staging, 'image/rootfs'), { recursive: true, mode: 0o755 });
     writeFileSync(join(staging, 'image', 'config'), plan.config, { mode: 0o644 });
     writeFileSync(join(staging, 'thin-lxc.ini'), serializeState(state), { mode: 0o644 });
@@ -597,6 +599,7 @@ function applyCreate(plan: CreatePlan, settings: Settings): void {
       }
       for (const file of plan.layerFiles) writeLayerFile(join(staging, 'wlayer'), state.layers, file, shift);
     }
+    writing = { dir: settings.lxcpath, fix: 'or use --lxcpath on another filesystem' };
     try {
       register(settings.lxcpath, state.name, state.id, paths.config);
     } catch (error) {
@@ -606,10 +609,12 @@ function applyCreate(plan: CreatePlan, settings: Settings): void {
     }
     registered = true;
     // Listed in the base's lxc_snapshots, as LXC lists its own overlay snapshots: lxc-destroy of the base refuses.
+    writing = { dir: state.base, fix: 'then create it again' };
     addDependent(state.base, { lxcpath: settings.lxcpath, name: state.name });
     listed = true;
     const mac = state.hwaddrs['0'];
     if (state.ip && mac) {
+      writing = { dir: HOSTS_DIR, fix: 'then create it again' };
       reserve(state.name, mac, state.ip, state.ip6);
       reserved = true;
     }
@@ -626,6 +631,7 @@ function applyCreate(plan: CreatePlan, settings: Settings): void {
     if (listed) removeDependent(state.base, { lxcpath: settings.lxcpath, name: state.name });
     if (registered) unregister(settings.lxcpath, state.name, paths.config);
     removeTreeOnDevice(staging, `the half-made thin container ${state.name}`);
+    if (isNoSpace(error)) throw noSpaceLeft(writing.dir, `thin container ${state.name} was not created`, writing.fix, error);
     throw error;
   }
 }

@@ -6,8 +6,8 @@ import { availableParallelism } from 'node:os';
 import { findContainer, knownContainers, refreshStateCache, type ThinContainer } from '../container/containers.js';
 import { serializeState, type ThinState } from '../container/state.js';
 import { lxcStatuses, lxcSetCgroup, MONITOR_ANSWER_MS, type LxcStatus } from '../core/commands.js';
-import { UserError } from '../core/errors.js';
-import { writeFileAtomic } from '../core/files.js';
+import { isNoSpace, noSpaceLeft, UserError } from '../core/errors.js';
+import { stageFiles } from '../core/files.js';
 import { withContainerLock, withLock } from '../core/lock.js';
 import { formatMount, formatPublish, parseMount, parsePublish, quote, splitList, validateCpus, validateDisk, validateMemory } from '../core/validate.js';
 import { forwardTarget, installForwarding, recordedGeneration, removeForwarding } from '../forward/apply.js';
@@ -242,16 +242,31 @@ function matchMount(spec: string, state: ThinState, cwd: string): string {
 function applyUpdate(plan: UpdatePlan, settings: Settings): void {
   if (!plan.changed) return;
   const { container, after, running } = plan;
-  if (plan.disk) applyDisk(plan.disk);
+  // Written before anything is applied, renamed into place after: a full disk changes nothing.
+  let files;
   try {
-    if (running) applyLive(container.state, after, running);
+    files = stageFiles([
+      { path: container.paths.config, content: plan.config, mode: 0o644 },
+      { path: container.paths.state, content: serializeState(after), mode: 0o644 },
+    ]);
   } catch (error) {
-    // All or nothing: a quota's limit is put back (an image grows only when stopped, where nothing runs live).
-    if (plan.disk?.kind === 'limit') setLimit(plan.disk.mountPoint, plan.disk.project, plan.disk.was);
+    if (isNoSpace(error)) throw noSpaceLeft(container.paths.dir, `thin container ${container.state.name} was not updated`, 'then update it again', error);
     throw error;
   }
-  writeFileAtomic(container.paths.config, plan.config, 0o644);
-  writeFileAtomic(container.paths.state, serializeState(after), 0o644);
+  try {
+    if (plan.disk) applyDisk(plan.disk);
+    try {
+      if (running) applyLive(container.state, after, running);
+    } catch (error) {
+      // All or nothing: a quota's limit is put back (an image grows only when stopped, where nothing runs live).
+      if (plan.disk?.kind === 'limit') setLimit(plan.disk.mountPoint, plan.disk.project, plan.disk.was);
+      throw error;
+    }
+  } catch (error) {
+    files.discard();
+    throw error;
+  }
+  files.commit();
   refreshStateCache(settings.root);
 }
 

@@ -225,7 +225,8 @@ function saveStateCache(root: string, cache: StateCache): void {
     writeFileSync(staging, JSON.stringify({ format: FORMAT, entries: [...cache] }), { mode: 0o644 });
     renameSync(staging, path);
   } catch {
-    // Nothing is lost: the states themselves are the truth.
+    // Nothing is lost: the states themselves are the truth. A write cut short (a full disk) leaves nothing either.
+    rmSync(staging, { force: true });
   }
 }
 

@@ -19,6 +19,20 @@ export class CommandError extends Error {
   }
 }
 
+/** Whether a failure is a full filesystem: a write of ours (ENOSPC), or a command that said so on stderr (rsync, mkfs). */
+export function isNoSpace(error: unknown): boolean {
+  if ((error as NodeJS.ErrnoException | null)?.code === 'ENOSPC') return true;
+  return error instanceof CommandError && /No space left on device/i.test(error.stderr);
+}
+
+/**
+ * A full filesystem, said as a host problem: `dir` is where the command was writing (a write's own error names no
+ * path), `outcome` what did not happen, `fix` what to do besides freeing space there.
+ */
+export function noSpaceLeft(dir: string, outcome: string, fix: string, cause: unknown): UserError {
+  return new UserError(`no space left on the filesystem of ${dir} (${outcome}): free space there, ${fix}`, { cause });
+}
+
 function lastLine(text: string): string {
   const lines = text.trim().split('\n').filter((line) => line.trim() !== '');
   return lines.at(-1)?.trim() ?? '';

@@ -10,9 +10,34 @@ import { isAlive } from './exec.js';
  * dnsmasq does in its dhcp-hostsdir, never sees it, even if the writer is killed before the rename.
  */
 export function writeFileAtomic(path: string, content: string, mode = 0o644): void {
-  const temporary = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
-  writeFileSync(temporary, content, { mode });
-  renameSync(temporary, path);
+  stageFiles([{ path, content, mode }]).commit();
+}
+
+/**
+ * Writes each file's new content beside it, to be renamed into place by commit() or removed by discard(): a write
+ * that fails (a full disk) removes what it staged and leaves every file as it was.
+ */
+export function stageFiles(files: readonly { path: string; content: string; mode: number }[]): { commit(): void; discard(): void } {
+  const staged: { temporary: string; path: string }[] = [];
+  const discard = () => {
+    for (const { temporary } of staged.splice(0)) rmSync(temporary, { force: true });
+  };
+  try {
+    for (const { path, content, mode } of files) {
+      const temporary = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
+      staged.push({ temporary, path });
+      writeFileSync(temporary, content, { mode });
+    }
+  } catch (error) {
+    discard();
+    throw error;
+  }
+  return {
+    commit: () => {
+      for (const { temporary, path } of staged.splice(0)) renameSync(temporary, path);
+    },
+    discard,
+  };
 }
 
 /** Removes what writers of `path` that were killed mid-write left beside it. */

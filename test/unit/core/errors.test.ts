@@ -1,13 +1,26 @@
 // One line for the user, whatever failed; the stack only with --debug.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CommandError, formatError, UserError } from '../../../src/core/errors.js';
+import { CommandError, formatError, isNoSpace, noSpaceLeft, UserError } from '../../../src/core/errors.js';
 
 test('errors: one line without --debug, the stack with it', () => {
   assert.is(formatError(new UserError('name is empty: use letters'), false), 'thin-lxc: name is empty: use letters');
   assert.is(formatError(new CommandError(['mount', '-t', 'overlay'], 32, 'mount: wrong fs type\n'), false), 'thin-lxc: mount -t overlay failed: mount: wrong fs type');
   assert.is(formatError(new TypeError('x is undefined\n  at y'), false), 'thin-lxc: unexpected error: x is undefined (run again with --debug for details)');
   assert.ok(formatError(new UserError('boom'), true).includes('\n    at '));
+});
+
+test('errors: a full filesystem is ENOSPC from a call of ours, or a command saying so anywhere in its stderr', () => {
+  const enospc = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+  assert.ok(isNoSpace(enospc));
+  const rsync = 'rsync: [receiver] write failed on "/x/rootfs/bin/busybox": No space left on device (28)\nrsync error: error in file IO (code 11) at receiver.c(380)\n';
+  assert.ok(isNoSpace(new CommandError(['rsync'], 11, rsync)));
+  assert.not.ok(isNoSpace(new CommandError(['rsync'], 23, 'rsync: some files vanished\n')));
+  assert.not.ok(isNoSpace(Object.assign(new Error('EACCES'), { code: 'EACCES' })));
+  assert.not.ok(isNoSpace(undefined));
+  const said = noSpaceLeft('/srv/root', 'thin container web1 was not created', 'or create it with --root on another filesystem', enospc);
+  assert.ok(said instanceof UserError);
+  assert.is(formatError(said, false), 'thin-lxc: no space left on the filesystem of /srv/root (thin container web1 was not created): free space there, or create it with --root on another filesystem');
 });
 
 test.run();

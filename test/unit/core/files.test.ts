@@ -1,9 +1,9 @@
 // Removing trees without crossing a mount: the mount table as the kernel writes it, and real trees in /tmp.
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mountPointsUnder, parseMountPoints, removeTreeOnDevice } from '../../../src/core/files.js';
+import { mountPointsUnder, parseMountPoints, removeTreeOnDevice, stageFiles } from '../../../src/core/files.js';
 
 test('mount points are field 5 of mountinfo, with octal escapes decoded', () => {
   const mountinfo = [
@@ -12,6 +12,32 @@ test('mount points are field 5 of mountinfo, with octal escapes decoded', () => 
     '',
   ].join('\n');
   assert.equal(parseMountPoints(mountinfo), ['/', '/srv/my data\\x']);
+});
+
+test('staged files: nothing changes until commit; a write that fails removes what was staged; discard leaves the files as they were', () => {
+  const dir = mkdtempSync('/tmp/thin-lxc-unit-');
+  try {
+    writeFileSync(join(dir, 'config'), 'old config');
+    writeFileSync(join(dir, 'state'), 'old state');
+    const files = stageFiles([
+      { path: join(dir, 'config'), content: 'new config', mode: 0o644 },
+      { path: join(dir, 'state'), content: 'new state', mode: 0o644 },
+    ]);
+    assert.is(readFileSync(join(dir, 'config'), 'utf8'), 'old config');
+    files.commit();
+    assert.equal([readFileSync(join(dir, 'config'), 'utf8'), readFileSync(join(dir, 'state'), 'utf8')], ['new config', 'new state']);
+    // The second write fails (its folder is missing), as a write on a full disk would: the first one's file goes too.
+    assert.throws(() => stageFiles([
+      { path: join(dir, 'config'), content: 'newer', mode: 0o644 },
+      { path: join(dir, 'missing', 'state'), content: 'newer', mode: 0o644 },
+    ]));
+    assert.equal(readdirSync(dir).sort(), ['config', 'state']);
+    stageFiles([{ path: join(dir, 'config'), content: 'dropped', mode: 0o644 }]).discard();
+    assert.equal(readdirSync(dir).sort(), ['config', 'state']);
+    assert.is(readFileSync(join(dir, 'config'), 'utf8'), 'new config');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('a tree without mounts is removed whole; a symlink in it is unlinked, never followed', () => {
