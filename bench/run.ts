@@ -1,5 +1,5 @@
 // thin-lxc's performance claims, measured against LXC's own tools in the same run (npm run bench, as root).
-// Sections: create, hooks, start, scale, rules, forward, commit, boot (--only a,b); --runs N (median of N, default 5); --scale N (200);
+// Sections: create, hooks, start, scale, rules, forward, commit, boot, disk (--only a,b); --runs N (median of N, default 5); --scale N (200);
 // --boot N (40);
 // --inherit-env keeps NODE_EXTRA_CA_CERTS and NODE_OPTIONS (see SCRUBBED).
 // The Debian base (thin-lxc-bench-debian, about 300 MB) is made once and kept between runs.
@@ -16,7 +16,7 @@ const flag = (name: string, fallback: string) => {
 };
 const RUNS = Number(flag('runs', '5'));
 const SCALE = Number(flag('scale', '200'));
-const ONLY = new Set(flag('only', 'create,hooks,start,scale,rules,forward,commit,boot').split(','));
+const ONLY = new Set(flag('only', 'create,hooks,start,scale,rules,forward,commit,boot,disk').split(','));
 const BOOT = Number(flag('boot', '40'));
 const DEBIAN = 'thin-lxc-bench-debian';
 // Variables that change what every Node process costs, for thin-lxc and the node -e 0 floor alike:
@@ -224,6 +224,8 @@ try {
   // busybox: 40 systemd containers at once exceed a stock host's fs.inotify.max_user_instances (128), LXC's own snapshots too.
   if (ONLY.has('boot')) bootSection(busybox);
 
+  if (ONLY.has('disk')) diskSection();
+
   mkdirSync(RESULTS, { recursive: true });
   const machine = {
     node: process.version,
@@ -245,6 +247,45 @@ try {
   quiet('ip', ['netns', 'del', `${tag}ns`]);
   quiet('ip', ['link', 'del', `${tag}h`]);
   rmSync(root, { recursive: true, force: true });
+}
+
+/**
+ * What --disk adds on a root without project quota (a sparse ext4 image per container): to create (mkfs.ext4 -d)
+ * and to start (the mount hook's loop mount), against the same without it and LXC's own overlay snapshot.
+ */
+function diskSection(): void {
+  for (const size of ['2G', '20G']) {
+    const created = record('disk', `thin-lxc create --disk ${size} (${DEBIAN} base, image)`, timeRuns(
+      (run) => thin('create', `${tag}-d${run}`, '--base', DEBIAN, '--disk', size),
+      (run) => quiet(process.execPath, [CLI, 'destroy', `${tag}-d${run}`, '--root', root]),
+    ));
+    rows.at(-1)!.ratio = timesFloor(created);
+    console.log(`${''.padEnd(80)} ${timesFloor(created)}`);
+  }
+  const plain = record('disk', `thin-lxc create, no --disk (${DEBIAN} base)`, timeRuns(
+    (run) => thin('create', `${tag}-e${run}`, '--base', DEBIAN),
+    (run) => quiet(process.execPath, [CLI, 'destroy', `${tag}-e${run}`, '--root', root]),
+  ));
+  rows.at(-1)!.ratio = timesFloor(plain);
+  const snapshot = record('disk', `lxc-copy -s -B overlay (${DEBIAN})`, timeRuns(
+    (run) => sh('lxc-copy', ['-n', DEBIAN, '-N', `${tag}-ds${run}`, '-s', '-B', 'overlay']),
+    (run) => quiet('lxc-destroy', ['-n', `${tag}-ds${run}`]),
+  ));
+  rows.at(-1)!.ratio = timesFloor(snapshot);
+  const limited = track(`${tag}-dl`);
+  const free = track(`${tag}-df`);
+  const snap = track(`${tag}-dsnap`);
+  thin('create', limited, '--base', DEBIAN, '--disk', '2G');
+  thin('create', free, '--base', DEBIAN);
+  sh('lxc-copy', ['-n', DEBIAN, '-N', snap, '-s', '-B', 'overlay']);
+  const snapStart = record('disk', 'lxc-copy -s snapshot: lxc-start -d to RUNNING', timeRuns(startToRunning(snap), stopNow(snap)));
+  const freeStart = record('disk', 'thin, no --disk: lxc-start -d to RUNNING', timeRuns(startToRunning(free), stopNow(free)));
+  rows.at(-1)!.ratio = `hooks add ${timesFloor(freeStart - snapStart)}`;
+  const limitedStart = record('disk', 'thin, --disk 2G (image): lxc-start -d to RUNNING', timeRuns(startToRunning(limited), stopNow(limited)));
+  rows.at(-1)!.ratio = `the image adds ${(limitedStart - freeStart).toFixed(1)} ms, ${timesFloor(limitedStart - freeStart)}`;
+  console.log(`${''.padEnd(80)} ${rows.at(-1)!.ratio}`);
+  const allocated = Number(output('du', ['-s', '-B1', join(root, limited, 'disk.img')]).split('\t')[0]);
+  record('disk', 'host space a fresh 2G image takes (sparse)', allocated / 2 ** 20, 'MiB');
 }
 
 /** Throughput of 1 GiB from a client to a sink in a container: through a published port, straight, and through socat. */
