@@ -1,12 +1,15 @@
 // The release users install: npm pack of a fresh clone, npm install -g of the tarball (with --prefix DIR and
-// to npm's default prefix), then setup, create, start, forward, stop and destroy from the installed copy; and
+// to npm's default prefix), then setup, create, start, forward, stop and destroy from the installed copy, its man
+// page and its Tab completion; and
 // containers made by a copy that is gone, refreshed by the new one. npm runs --offline: the tarball has no
 // dependencies, and the clone's npm ci uses the cache the repository's own npm ci filled.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
+import { BASH_COMPLETION } from '../../src/commands/setup.js';
+import { tabCompletions } from '../helpers/completion.js';
 import { REPO } from '../helpers/paths.js';
 import { containerSuite, must, removeLxcContainer, sh, startContainer, tagOf, uniqueName, type Ran } from '../helpers/host.js';
 import { giveSocat, request, rulesLeftAfterStop, startServers } from '../helpers/net.js';
@@ -45,8 +48,25 @@ if (runnable) {
     await must('lxc-stop', ['-n', name, '-k']);
     // Its own rules only: a user's own thin containers on this host have theirs.
     assert.equal(await rulesLeftAfterStop(new RegExp(tag)), [], `${label}: stop removes its forwarding`);
+    assert.equal(await tabCompletions(BASH_COMPLETION, `thin-lxc --root ${root} destroy ${name.slice(0, -1)}`, { PATH: onPath(bin) }), [name], `${label}: Tab`);
     assert.is((await run(bin, ['destroy', name, '--root', root])).exitCode, 0, `${label}: destroy`);
     assert.not.ok(existsSync(join(root, name)));
+  };
+
+  /** PATH with the installed command first, as after npm install -g to that prefix. */
+  const onPath = (bin: string) => `${dirname(bin)}:${process.env.PATH ?? ''}`;
+
+  /** man finds the page npm linked into the prefix (man-db looks in ../share/man beside each PATH entry), and the installed command completes. */
+  const manAndTab = async (bin: string, label: string) => {
+    const env = { PATH: onPath(bin) };
+    const where = await execa('man', ['-w', 'thin-lxc'], { env, reject: false });
+    assert.is(where.exitCode, 0, `${label}: man -w: ${String(where.stderr)}`);
+    assert.is(realpathSync(String(where.stdout).trim()), join(realpathSync(dirname(bin)), '../lib/node_modules/thin-lxc/docs/thin-lxc.1'), `${label}: man -w`);
+    const page = await execa('sh', ['-c', 'man thin-lxc | grep -c -e "--unpublish" -e "thin-lxc setup"'], { env: { ...env, MANPAGER: 'cat', MANWIDTH: '100' }, reject: false });
+    assert.ok(Number(String(page.stdout)) >= 2, `${label}: man thin-lxc | grep: ${String(page.stdout)} ${String(page.stderr)}`);
+    assert.is(readFileSync(BASH_COMPLETION, 'utf8'), readFileSync(join(dirname(bin), '../lib/node_modules/thin-lxc/completion/thin-lxc.bash'), 'utf8'), `${label}: setup installed its completion`);
+    assert.equal(await tabCompletions(BASH_COMPLETION, 'thin-lxc des', { PATH: onPath(bin) }), ['destroy'], `${label}: Tab`);
+    assert.equal(await tabCompletions(BASH_COMPLETION, `thin-lxc create x --base ${base}`, { PATH: onPath(bin) }), [base], `${label}: Tab after --base`);
   };
 
   release.before(async () => {
@@ -62,7 +82,7 @@ if (runnable) {
 
   release('npm pack of a fresh clone builds first and ships the command, its hooks and template, with no dependencies', async () => {
     const files = (await must('tar', ['-tzf', tarball])).split('\n');
-    for (const file of ['dist/bin/cli.js', 'dist/bin/thin-lxc.js', 'dist/bin/handlebars.js', 'templates/config.hbs', ...['mount', 'destroy', 'clone', 'ports-up', 'ports-down'].map((hook) => `dist/hooks/thin-lxc-${hook}.js`)]) {
+    for (const file of ['dist/bin/cli.js', 'dist/bin/thin-lxc.js', 'dist/bin/handlebars.js', 'templates/config.hbs', 'docs/thin-lxc.1', 'completion/thin-lxc.bash', ...['mount', 'destroy', 'clone', 'ports-up', 'ports-down'].map((hook) => `dist/hooks/thin-lxc-${hook}.js`)]) {
       assert.ok(files.includes(`package/${file}`), file);
     }
     assert.not.ok(files.some((file) => file.startsWith('package/dist/test/') || file.startsWith('package/dist/src/')), 'nothing that does not run');
@@ -73,6 +93,7 @@ if (runnable) {
   release('npm install -g --prefix DIR: setup, create, start, forward, stop and destroy work from the installed copy', async () => {
     assert.match((await run(prefixBin, ['--version'])).stdout, /^\d+\.\d+\.\d+$/);
     await lifeCycle(prefixBin, 'prefix', port);
+    await manAndTab(prefixBin, 'prefix');
   });
 
   const globalPrefix = spawnSync('npm', ['prefix', '-g'], { encoding: 'utf8' }).stdout.trim();
@@ -83,6 +104,7 @@ if (runnable) {
     await npm(['install', '-g', tarball], work);
     const bin = join(globalPrefix, 'bin/thin-lxc');
     await lifeCycle(bin, 'global', port + 1);
+    await manAndTab(bin, 'global');
 
     // A container made by the --prefix copy, which is then removed (reinstalled elsewhere).
     const orphan = uniqueName('orphan');
