@@ -4,7 +4,8 @@ set -euo pipefail
 
 # rsync: commit (and lxc-copy); procps: pkill in the tests; attr: xattrs in diff and the tests;
 # e2fsprogs: --disk's images (mkfs.ext4 -d, resize2fs) and quota projects (chattr -p); quota: setquota/repquota.
-PACKAGES=(lxc busybox-static iptables dnsmasq-base debootstrap iproute2 rsync socat attr procps e2fsprogs quota)
+# man-db: man thin-lxc (the release test reads the installed page).
+PACKAGES=(lxc busybox-static iptables dnsmasq-base debootstrap iproute2 rsync socat attr procps e2fsprogs quota man-db)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup-host: run as root (sudo)" >&2

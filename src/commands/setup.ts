@@ -52,7 +52,9 @@ export const BASH_COMPLETION = '/usr/share/bash-completion/completions/thin-lxc'
 
 /** Puts this installation's completion script in place; false when it was there already. */
 function installCompletion(): boolean {
-  const script = readFileSync(installationPath('completion', 'thin-lxc.bash'), 'utf8');
+  const source = installationPath('completion', 'thin-lxc.bash');
+  const script = readTextIfPresent(source);
+  if (script === undefined) throw new UserError(`${source} is missing from thin-lxc's installation: reinstall thin-lxc (npm install -g, or scripts/install.sh)`);
   if (readTextIfPresent(BASH_COMPLETION) === script) return false;
   mkdirSync(dirname(BASH_COMPLETION), { recursive: true });
   writeFileAtomic(BASH_COMPLETION, script, 0o644);

@@ -2,7 +2,7 @@
 // A copy of the built installation (dist, package.json, templates) whose parent directory its group may write,
 // or a user owns, and a node binary in a user's directory, are refused by create, update and refresh, with one
 // line naming the path and the fix, and nothing is left behind.
-import { chmodSync, chownSync, copyFileSync, cpSync, existsSync, lchownSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, cpSync, existsSync, lchownSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
@@ -68,6 +68,11 @@ if (runnable) {
     assert.is(created.exitCode, 0, String(created.stderr));
     assert.match(readFileSync(join(root, name, 'image/config'), 'utf8'), `${prefix}/lib/thin-lxc/dist/hooks/thin-lxc-mount.js`, 'its hooks are the copy\'s, not the clone\'s');
     assert.is((await thinLxc(['destroy', name, '--root', root])).exitCode, 0);
+    // man finds its page beside the command on PATH; setup finds the completion script to install.
+    const man = await execa('man', ['-w', 'thin-lxc'], { reject: false, env: { PATH: `${join(prefix, 'bin')}:${process.env.PATH ?? ''}` } });
+    assert.is(man.exitCode, 0, String(man.stderr));
+    assert.is(realpathSync(String(man.stdout).trim()), realpathSync(join(prefix, 'lib/thin-lxc/docs/thin-lxc.1')));
+    assert.is(readFileSync(join(prefix, 'lib/thin-lxc/completion/thin-lxc.bash'), 'utf8'), readFileSync(join(REPO, 'completion/thin-lxc.bash'), 'utf8'));
   });
 
   installation('an installation whose parent directory its group may write is refused by create, update and refresh', async () => {
