@@ -189,6 +189,22 @@ if (runnable) {
     assert.is(owner.trim(), '100000:100000', 'root inside made it: stored shifted in the image, as in a write layer on disk');
   });
 
+  disk('--ephemeral --disk, privileged and unprivileged: its stop removes the container with its image, and the loop device goes', async () => {
+    for (const extra of [[], ['--unprivileged']]) {
+      const name = track(uniqueName('eph'));
+      const created = await thinLxc(['create', name, '--base', base, '--root', root, '--ephemeral', '--disk', '32M', ...extra]);
+      assert.is(created.exitCode, 0, created.stderr);
+      const image = join(root, name, 'disk.img');
+      assert.is((await startContainer(name)).exitCode, 0);
+      await attach(name, 'echo x > /root/x');
+      assert.is(loopsOf(image).length, 1);
+      await must('lxc-stop', ['-n', name]);
+      assert.not.ok(existsSync(join(root, name)), `${extra.join(' ') || 'privileged'}: removed at its stop`);
+      assert.equal(await loopsLeft(image), []);
+      assert.equal(hostMountsMentioning(join(root, name)), []);
+    }
+  });
+
   disk('--disk that is no size, too small, or with --tmpfs is refused in one line and leaves nothing; --dry-run names the image', async () => {
     const before = readdirSync(root).sort();
     for (const [args, message] of [
