@@ -1,5 +1,5 @@
 // thin-lxc's performance claims, measured against LXC's own tools in the same run (npm run bench, as root).
-// Sections: create, hooks, start, scale, rules, forward, commit, boot, disk (--only a,b); --runs N (median of N, default 5); --scale N (200);
+// Sections: create, hooks, start, scale, rules, forward, commit, boot, disk, unprivileged (--only a,b); --runs N (median of N, default 5); --scale N (200);
 // --boot N (40);
 // --inherit-env keeps NODE_EXTRA_CA_CERTS and NODE_OPTIONS (see SCRUBBED).
 // The Debian base (thin-lxc-bench-debian, about 300 MB) is made once and kept between runs.
@@ -16,7 +16,7 @@ const flag = (name: string, fallback: string) => {
 };
 const RUNS = Number(flag('runs', '5'));
 const SCALE = Number(flag('scale', '200'));
-const ONLY = new Set(flag('only', 'create,hooks,start,scale,rules,forward,commit,boot,disk').split(','));
+const ONLY = new Set(flag('only', 'create,hooks,start,scale,rules,forward,commit,boot,disk,unprivileged').split(','));
 const BOOT = Number(flag('boot', '40'));
 const DEBIAN = 'thin-lxc-bench-debian';
 // Variables that change what every Node process costs, for thin-lxc and the node -e 0 floor alike:
@@ -178,6 +178,8 @@ try {
     console.log(`${''.padEnd(80)} ${rows.at(-1)!.ratio}`);
   }
 
+  if (ONLY.has('unprivileged')) unprivilegedSection();
+
   if (ONLY.has('scale')) {
     const times: number[] = [];
     for (let index = 0; index < SCALE; index++) times.push(thin('create', track(`${tag}-x${index}`), '--base', DEBIAN));
@@ -286,6 +288,86 @@ function diskSection(): void {
   console.log(`${''.padEnd(80)} ${rows.at(-1)!.ratio}`);
   const allocated = Number(output('du', ['-s', '-B1', join(root, limited, 'disk.img')]).split('\t')[0]);
   record('disk', 'host space a fresh 2G image takes (sparse)', allocated / 2 ** 20, 'MiB');
+}
+
+/**
+ * Unprivileged thin containers (idmapped layers, nothing copied) against privileged ones, and against what a user
+ * would otherwise do to run the base unprivileged: a full copy of it (lxc-copy) with every owner shifted into the
+ * map (chown, then the setuid and setgid bits chown cleared put back), started by LXC as a plain unprivileged
+ * container. All on the Debian base.
+ */
+function unprivilegedSection(): void {
+  const map = { host: 100000, range: 65536 };
+  // Interleaved, privileged then unprivileged in each run, so that a busy host's drift weighs on both alike.
+  const creates = { privileged: [] as number[], unprivileged: [] as number[] };
+  const floors: number[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    floors.push(nodeFloor());
+    creates.privileged.push(thin('create', `${tag}-pv${run}`, '--base', DEBIAN));
+    creates.unprivileged.push(thin('create', `${tag}-uv${run}`, '--base', DEBIAN, '--unprivileged'));
+    for (const name of [`${tag}-pv${run}`, `${tag}-uv${run}`]) quiet(process.execPath, [CLI, 'destroy', name, '--root', root]);
+  }
+  floorNearby = median(floors);
+  const privileged = record('unpriv', `thin-lxc create (${DEBIAN})`, median(creates.privileged), 'ms', timesFloor(median(creates.privileged)));
+  const unprivileged = record('unpriv', `thin-lxc create --unprivileged (${DEBIAN})`, median(creates.unprivileged));
+  rows.at(-1)!.ratio = `${timesFloor(unprivileged)}; ${(unprivileged / privileged).toFixed(2)}x a privileged create`;
+  console.log(`${''.padEnd(80)} ${rows.at(-1)!.ratio}`);
+
+  const runs = Math.min(RUNS, 3);
+  const copies: number[] = [];
+  const shifts: number[] = [];
+  for (let run = 0; run < runs; run++) {
+    const name = track(`${tag}-sh${run}`);
+    copies.push(sh('lxc-copy', ['-n', DEBIAN, '-N', name]));
+    // The container's root must also pass through its directory (lxc-copy makes it 0770) to reach its rootfs.
+    shifts.push(shiftOwners(`/var/lib/lxc/${name}/rootfs`, map.host) + sh('chmod', ['o+x', `/var/lib/lxc/${name}`]));
+    if (run > 0) quiet('lxc-destroy', ['-n', name]);
+  }
+  record('unpriv', `lxc-copy, full copy (${DEBIAN})`, median(copies));
+  record('unpriv', `shift of the copy: chown of every file by ${map.host}, setuid bits put back`, median(shifts));
+  const shifted = median(copies.map((copy, run) => copy + shifts[run]!));
+  record('unpriv', 'shifted full copy: both', shifted, 'ms', `${(shifted / unprivileged).toFixed(1)}x an unprivileged create`);
+
+  // The shifted copy as LXC's own unprivileged container: the same map, no hooks.
+  const own = `${tag}-sh0`;
+  const config = `/var/lib/lxc/${own}/config`;
+  writeFileSync(config, `${output('cat', [config])}lxc.idmap = u 0 ${map.host} ${map.range}\nlxc.idmap = g 0 ${map.host} ${map.range}\n`);
+  const thinPrivileged = track(`${tag}-ps`);
+  const thinUnprivileged = track(`${tag}-us`);
+  thin('create', thinPrivileged, '--base', DEBIAN);
+  thin('create', thinUnprivileged, '--base', DEBIAN, '--unprivileged');
+  const starts = { own: [] as number[], privileged: [] as number[], unprivileged: [] as number[] };
+  const floors2: number[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    floors2.push(nodeFloor());
+    for (const [key, name] of [['own', own], ['privileged', thinPrivileged], ['unprivileged', thinUnprivileged]] as const) {
+      starts[key].push(startToRunning(name)());
+      stopNow(name)();
+    }
+  }
+  floorNearby = median(floors2);
+  const ownStart = record('unpriv', 'LXC unprivileged container on the shifted copy: lxc-start -d to RUNNING', median(starts.own));
+  for (const [label, key] of [['thin, privileged', 'privileged'], ['thin, unprivileged', 'unprivileged']] as const) {
+    const start = record('unpriv', `${label}: lxc-start -d to RUNNING`, median(starts[key]));
+    rows.at(-1)!.ratio = `hooks add ${timesFloor(start - ownStart)} to LXC's unprivileged start`;
+    console.log(`${''.padEnd(80)} ${rows.at(-1)!.ratio}`);
+  }
+}
+
+/** Adds `by` to the owner and group of every file under `dir` (not following symlinks), keeping setuid and setgid bits. */
+function shiftOwners(dir: string, by: number): number {
+  return timed(() => {
+    const special = output('find', [dir, '-xdev', '-perm', '/6000', '!', '-type', 'l', '-printf', '%m %p\\n']).split('\n').filter(Boolean);
+    const owners = new Set(output('find', [dir, '-xdev', '-printf', '%U:%G\\n']).split('\n').filter(Boolean));
+    for (const owner of owners) {
+      const [uid, gid] = owner.split(':').map(Number) as [number, number];
+      sh('find', [dir, '-xdev', '-uid', String(uid), '-gid', String(gid), '-exec', 'chown', '-h', `${uid + by}:${gid + by}`, '{}', '+']);
+    }
+    for (const line of special) {
+      const space = line.indexOf(' ');
+      sh('chmod', [line.slice(0, space), line.slice(space + 1)]);
+    }
+  });
 }
 
 /** Throughput of 1 GiB from a client to a sink in a container: through a published port, straight, and through socat. */

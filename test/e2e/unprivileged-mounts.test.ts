@@ -50,6 +50,25 @@ if (runnable) {
     assert.is((await thinLxc(['destroy', name, '--root', root])).exitCode, 0);
   });
 
+  mounts("a read-only bind mount of a filesystem the kernel cannot idmap (an overlay) is a plain one: host root's files show as nobody", async () => {
+    const name = track(uniqueName('uo'));
+    const dir = mkdtempSync('/tmp/thin-lxc-umount-');
+    cleanup.add(() => sh('rm', ['-rf', dir]));
+    chmodSync(dir, 0o755);
+    const [lower, upper, work, merged] = ['lower', 'upper', 'work', 'merged'].map((part) => join(dir, part)) as [string, string, string, string];
+    for (const path of [lower, upper, work, merged]) mkdirSync(path, { mode: 0o755 });
+    writeFileSync(join(lower, 'root-file'), 'root\n');
+    cleanup.add(() => sh('umount', ['-l', merged]));
+    await must('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, merged]);
+    const created = await thinLxc(['create', name, '--base', base, '--root', root, '--unprivileged', '-m', `${merged}:/ro:ro`]);
+    assert.is(created.exitCode, 0, created.stderr);
+    assert.match(readFileSync(join(root, name, 'image/config'), 'utf8'), `lxc.mount.entry = ${merged} ro none bind,create=dir,ro 0 0`);
+    assert.is((await startContainer(name)).exitCode, 0);
+    assert.is(await attach(name, 'stat -c %u:%g /ro/root-file; cat /ro/root-file'), '65534:65534\nroot');
+    await must('lxc-stop', ['-n', name, '-k']);
+    assert.is((await thinLxc(['destroy', name, '--root', root])).exitCode, 0);
+  });
+
   mounts('update --mount gives a stopped unprivileged container an idmapped read-only mount, and a plain writable one', async () => {
     const name = track(uniqueName('uu'));
     const readOnly = hostFolder();
