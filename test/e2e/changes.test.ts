@@ -9,7 +9,7 @@ import { readState } from '../../src/container/state.js';
 import { hostCgroupVersion } from '../../src/lxc/limits.js';
 import { attach, containerSuite, must, removeLxcContainer, sh, startContainer, tagOf, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
 import { giveSocat, request, rulesLeftAfterStop, rulesOf, startServers } from '../helpers/net.js';
-import { CLI, REPO } from '../helpers/paths.js';
+import { CLI } from '../helpers/paths.js';
 
 /** Whether a process runs: it exists and has not exited (a zombie has, and only waits to be reaped). */
 function processRuns(pid: number): boolean {
@@ -230,36 +230,6 @@ if (runnable) {
     assert.equal([json(absent.stdout).changed, json(absent.stdout).action], [false, 'absent']);
     assert.is((await thinLxc(['destroy', name, '--root', root])).exitCode, 2, 'without --force a missing container is an error');
     assert.not.ok(existsSync(join(root, name)));
-  });
-
-  changes("the README's Ansible example: its command lines say changed on the first run, unchanged on the second, and change nothing in check mode", async () => {
-    // The play's thin-lxc command lines, as the README has them, with this suite's names, base and a free port.
-    const play = /```yaml\n([\s\S]*?)```/.exec(readFileSync(join(REPO, 'README.md'), 'utf8'))?.[1] ?? '';
-    const lines = [...play.matchAll(/(thin-lxc [^{\n]+?)\s+\{\{ '--dry-run' if ansible_check_mode else '' \}\}/g)].map((match) => match[1]!);
-    assert.is(lines.length, 2, 'the play has a create and a destroy');
-    const [web, old] = [track(uniqueName('web')), track(uniqueName('old'))];
-    const hostPort = port();
-    const argv = (line: string, checkMode: boolean) => [
-      ...line.replace(/^thin-lxc /, '').replace('web1', web).replace('old1', old).replace('nginx-image', base).replace('8080:', `${hostPort}:`).split(' '),
-      '--root', root, ...(checkMode ? ['--dry-run'] : []),
-    ];
-    const changed = async (line: string, checkMode: boolean) => {
-      const ran = await thinLxc(argv(line, checkMode));
-      assert.is(ran.exitCode, 0, ran.stderr);
-      return json(ran.stdout).changed;
-    };
-    const [create, destroy] = lines as [string, string];
-    assert.is(await changed(create, true), true, 'check mode: it would create');
-    assert.not.ok(existsSync(join(root, web)), 'check mode made nothing');
-    assert.is(await changed(create, false), true, 'first run: created');
-    assert.is(await changed(create, false), false, 'second run: unchanged');
-    assert.is(await changed(create, true), false, 'check mode after: nothing to do');
-    assert.is((await thinLxc(['create', old, '--base', base, '--root', root])).exitCode, 0);
-    assert.is(await changed(destroy, true), true, 'check mode: it would destroy');
-    assert.ok(existsSync(join(root, old)));
-    assert.is(await changed(destroy, false), true);
-    assert.is(await changed(destroy, false), false, 'already gone');
-    assert.is((await thinLxc(['destroy', web, '--root', root])).exitCode, 0);
   });
 
   changes('a host port a thin container of another root publishes is refused to create and update in this root, naming it', async () => {
