@@ -1,12 +1,23 @@
 // End to end for the README's Ansible play, run by ansible-playbook against this host (connection local): check
 // mode makes nothing, the first run changes, the second reports changed=0. The play is the README's own, with
 // this suite's names, base, root and a free port; the thin-lxc it runs is the tree's built CLI.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { containerSuite, removeLxcContainer, sh, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
 import { CLI, REPO } from '../helpers/paths.js';
 import { skipUnless } from '../helpers/skip.js';
+
+/** The fenced yaml block that holds the play, from README.md or, once the README links to it, a page of docs/. */
+function documentedPlay(): string {
+  const docs = existsSync(join(REPO, 'docs')) ? readdirSync(join(REPO, 'docs'), { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.md')).map((file) => join('docs', file)) : [];
+  for (const page of ['README.md', ...docs.sort()]) {
+    const blocks = [...readFileSync(join(REPO, page), 'utf8').matchAll(/```yaml\n([\s\S]*?)```/g)].map((match) => match[1]!);
+    const play = blocks.find((block) => block.includes('thin-lxc create web1'));
+    if (play) return play;
+  }
+  return '';
+}
 
 const { tests: ansible, runnable, cleanup, base, root } = await containerSuite("the README's Ansible play, run by ansible-playbook", 'abase');
 const playbook = (await sh('which', ['ansible-playbook'])).stdout.trim();
@@ -28,9 +39,8 @@ if (runnable && skipUnless(ansible, title, playbook !== '', 'ansible-playbook is
     }
     // The play as the README has it; only its names, base and host port are this suite's. Names are replaced
     // where they are arguments (`create web1`, `-n web1`), not in the play's own variables (`register: web1`).
-    const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
-    const play = /```yaml\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
-    assert.match(play, /thin-lxc create web1/, 'the README has the play');
+    const play = documentedPlay();
+    assert.match(play, /thin-lxc create web1/, 'the README (or a page of docs/) has the play');
     const ours = play
       .replace(/(?<=(?:create|destroy|-n) )web1\b/g, web)
       .replace(/(?<=destroy )old1\b/g, old)
