@@ -24,21 +24,23 @@ if (runnable) {
     return dir;
   };
 
-  mounts("a read-only bind mount shows host files with their own owners (root's as root's, 1000's as 1000's) and cannot be written; a writable one shows host root's as nobody, which root inside cannot write, and a folder chowned to 100000 is root's inside", async () => {
+  mounts("a read-only bind mount (a folder or a file) shows host files with their own owners (root's as root's, 1000's as 1000's) and cannot be written; a writable one shows host root's as nobody, which root inside cannot write, and a folder chowned to 100000 is root's inside", async () => {
     const name = track(uniqueName('um'));
     const readOnly = hostFolder();
     const writable = hostFolder();
     const shared = join(writable, 'shared');
     mkdirSync(shared);
     chownSync(shared, 100000, 100000);
-    const created = await thinLxc(['create', name, '--base', base, '--root', root, '--unprivileged', '-m', `${readOnly}:/ro:ro`, '-m', `${writable}:/rw`]);
+    const file = join(readOnly, 'user-file');
+    const created = await thinLxc(['create', name, '--base', base, '--root', root, '--unprivileged', '-m', `${readOnly}:/ro:ro`, '-m', `${writable}:/rw`, '-m', `${file}:/etc/app.conf:ro`]);
     assert.is(created.exitCode, 0, created.stderr);
     const config = readFileSync(join(root, name, 'image/config'), 'utf8');
     assert.match(config, `lxc.mount.entry = ${readOnly} ro none bind,create=dir,ro,idmap=container 0 0`);
     assert.match(config, `lxc.mount.entry = ${writable} rw none bind,create=dir 0 0`);
     assert.is((await startContainer(name)).exitCode, 0);
 
-    assert.is(await attach(name, 'stat -c %u:%g /ro/root-file /ro/user-file; cat /ro/root-file'), '0:0\n1000:1000\nroot');
+    assert.match(config, `lxc.mount.entry = ${file} etc/app.conf none bind,create=file,ro,idmap=container 0 0`);
+    assert.is(await attach(name, 'stat -c %u:%g /ro/root-file /ro/user-file /etc/app.conf; cat /ro/root-file /etc/app.conf'), '0:0\n1000:1000\n1000:1000\nroot\nuser');
     assert.match(await sh('lxc-attach', ['-n', name, '--', '/bin/sh', '-c', 'echo x > /ro/new']).then((ran) => ran.stderr), 'Read-only file system');
     assert.is(await attach(name, 'stat -c %u:%g /rw/root-file /rw/user-file /rw/shared'), '65534:65534\n65534:65534\n0:0');
     const denied = await sh('lxc-attach', ['-n', name, '--', '/bin/sh', '-c', 'echo changed > /rw/root-file']);
