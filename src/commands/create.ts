@@ -43,7 +43,7 @@ import type { Bridge } from '../network/bridge.js';
 import { HOSTS_DIR, release, reserve } from '../network/dhcp.js';
 import { broadcastOf, formatSubnet, toAddress } from '../network/ipv4.js';
 import { formatSubnet6 } from '../network/ipv6.js';
-import { chooseProject, clearProject, imageLayer, limitProject, makeImage, projectsInUse, readDiskMechanism, removeStaged } from '../union/disk.js';
+import { chooseProject, clearProject, imageLayer, limitProject, makeImage, projectsInUse, readDiskMechanism, removeStaged, requireReachable } from '../union/disk.js';
 import { requireRootRanges } from '../lxc/subids.js';
 import { DEFAULT_IDMAP, formatIdMap, idmappedBinds, idmapProblem, parseIdMap, shiftUp, type IdMap } from '../union/idmap.js';
 import { UNION_FILESYSTEMS, requireKernelSupport, type UnionFs } from '../union/mount.js';
@@ -441,6 +441,7 @@ export function planCreate(
   };
   const config =
     request.template === undefined ? renderDefaultConfig(view) : renderConfig(readTemplate(resolve(cwd, request.template)), view);
+  if (spec.disk !== null) requireReachable(settings.root, Number(spec.disk), request.disk ?? spec.disk);
   const disk = spec.disk === null ? null : planDisk(settings.root, paths.dir, others);
   const state: ThinState = {
     id,

@@ -1,6 +1,7 @@
 // thin-lxc update: changes a thin container after create (published ports, bind mounts, autostart, limits).
 // Ports change at once on a running container, in one iptables-restore; the rest from its next start.
 import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { ContainerPaths } from '../container/containers.js';
 import { availableParallelism } from 'node:os';
 import { findContainer, knownContainers, refreshStateCache, type ThinContainer } from '../container/containers.js';
@@ -18,7 +19,7 @@ import { checkInstallation, hookNeeds, thinHookOf, thinHooks } from '../lxc/inst
 import { hostCgroupVersion, isLimitOf, limitLines, liveLimitWrites } from '../lxc/limits.js';
 import { monitorSocket } from '../lxc/lxcpath.js';
 import { withHookLines } from '../lxc/render.js';
-import { chooseProject, clearProject, growImage, limitProject, projectsInUse, readDiskMechanism, setLimit } from '../union/disk.js';
+import { chooseProject, clearProject, growImage, limitProject, projectsInUse, readDiskMechanism, requireReachable, setLimit } from '../union/disk.js';
 import { idmappedBinds, parseIdMap } from '../union/idmap.js';
 import type { Settings } from './settings.js';
 
@@ -152,7 +153,7 @@ export function planUpdate(target: string, request: UpdateRequest, settings: Set
         `stop it (lxc-stop -n ${before.name}), then run this update again`,
     );
   }
-  const disk = request.disk === undefined ? null : planDisk(before, paths, request.disk, running !== null, settings.root, others);
+  const disk = request.disk === undefined ? null : planDisk(before, paths, request.disk, running !== null, dirname(paths.dir), others);
   if (disk) Object.assign(after, disk.fields);
   const changed = config !== oldConfig || serializeState(after) !== serializeState(before);
   const notes: string[] = [];
@@ -178,6 +179,7 @@ function planDisk(
   const bytes = asked === 'none' ? null : validateDisk(asked);
   const name = before.name;
   if (bytes === before.disk) return null;
+  if (bytes !== null) requireReachable(root, Number(bytes), asked);
   if (before.tmpfs !== null) throw new UserError(`${name} keeps its write layer in a tmpfs, already limited by its size (${before.tmpfs}): --disk does not apply`);
   if (before.diskMode === 'image') {
     if (bytes === null) throw new UserError(`${name}'s write layer lives in its disk image, which cannot be taken away: commit it (thin-lxc commit ${name} NEW) and create from NEW without --disk`);

@@ -70,6 +70,29 @@ export function readDiskMechanism(root: string, mountinfo: string): DiskMechanis
   return diskMechanism(parseMountInfo(mountinfo), realpathSync(path));
 }
 
+/**
+ * A limit the root's filesystem cannot reach protects nothing: the host's disk fills first (and past 16 TiB ext4
+ * cannot even make the image's file). Refused, naming what the filesystem holds.
+ */
+export function requireReachable(root: string, bytes: number, asked: string): void {
+  let path = root;
+  while (!existsSync(path) && dirname(path) !== path) path = dirname(path);
+  const stat = statfsSync(path);
+  const total = stat.blocks * stat.bsize;
+  if (bytes > total) throw new UserError(`--disk ${asked} is more than the filesystem under ${root} holds (${binarySize(total)}): give a limit it can reach`);
+}
+
+function binarySize(bytes: number): string {
+  const units = ['', 'K', 'M', 'G', 'T', 'P'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value >= 10 ? Math.round(value) : value.toFixed(1)}${units[unit]}`;
+}
+
 /** Project ids thin-lxc picks from: high, away from the small ids people number their own projects with. */
 const PROJECT_BASE = 1_000_000_000;
 const PROJECT_SPAN = 1_000_000_000;
