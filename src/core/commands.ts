@@ -153,12 +153,6 @@ export function growExt4Image(image: string): CommandResult {
   return run('resize2fs', [image], { allowFailure: true });
 }
 
-/** dumpe2fs -h: an ext4 filesystem's superblock, as text (block size, counts, state). */
-export function ext4Superblock(image: string): string | null {
-  const result = run('dumpe2fs', ['-h', image], { allowFailure: true });
-  return result.exitCode === 0 ? result.stdout : null;
-}
-
 /** modprobe loop: where the loop driver is a module not loaded yet (right after a boot), the first mount needs it. */
 export function loadLoopDriver(): void {
   run('modprobe', ['loop'], { allowFailure: true });

@@ -52,7 +52,6 @@ const PACKAGE_OF: Record<string, string> = {
   'mkfs.ext4': 'e2fsprogs',
   e2fsck: 'e2fsprogs',
   resize2fs: 'e2fsprogs',
-  dumpe2fs: 'e2fsprogs',
   chattr: 'e2fsprogs',
   setquota: 'quota',
   repquota: 'quota',

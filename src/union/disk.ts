@@ -2,10 +2,9 @@
 // a sparse ext4 image per container elsewhere. Chosen and planned as plain data; made at create, mounted by
 // the mount hook, grown by update, undone at removal as the state records it.
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, statfsSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, realpathSync, rmSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
-  ext4Superblock,
   growExt4Image,
   holdLiveMount,
   holdMount,
@@ -271,14 +270,32 @@ function readOr(path: string): string | null {
   }
 }
 
-/** dumpe2fs -h: bytes used and the filesystem's size (exact once it is unmounted: a stopped container's image). */
-export function parseSuperblock(text: string): { usedBytes: number; sizeBytes: number } | null {
-  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
-  const blockSize = field('Block size');
-  const blocks = field('Block count');
-  const free = field('Free blocks');
-  if (![blockSize, blocks, free].every(Number.isSafeInteger)) return null;
+/**
+ * An ext4 superblock (the 1024 bytes at offset 1024): bytes used and the filesystem's size, exact once it is
+ * unmounted (a stopped container's image); null when it is not ext4's. The fields dumpe2fs -h shows as Block
+ * count, Free blocks and Block size, read without a process per container (list reads every image).
+ */
+export function parseSuperblock(block: Buffer): { usedBytes: number; sizeBytes: number } | null {
+  if (block.length < 1024 || block.readUInt16LE(0x38) !== 0xef53) return null;
+  const wide = (block.readUInt32LE(0x60) & 0x80) !== 0; // INCOMPAT_64BIT: the high halves count
+  const blocks = block.readUInt32LE(0x04) + (wide ? block.readUInt32LE(0x150) * 2 ** 32 : 0);
+  const free = block.readUInt32LE(0x0c) + (wide ? block.readUInt32LE(0x158) * 2 ** 32 : 0);
+  const blockSize = 1024 * 2 ** block.readUInt32LE(0x18);
   return { usedBytes: (blocks - free) * blockSize, sizeBytes: blocks * blockSize };
+}
+
+function readSuperblock(image: string): { usedBytes: number; sizeBytes: number } | null {
+  try {
+    const fd = openSync(image, 'r');
+    try {
+      const block = Buffer.alloc(1024);
+      return readSync(fd, block, 0, 1024, 1024) === 1024 ? parseSuperblock(block) : null;
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return null;
+  }
 }
 
 export interface DiskUse {
@@ -303,9 +320,7 @@ export function diskUse(
     const use = report === null ? undefined : parseRepquota(report).get(Number(disk.diskProject));
     return { usedBytes: use?.usedBytes ?? null, limitBytes };
   }
-  const live = runningPid === null ? null : rootUse(runningPid);
-  const text = live === null ? ext4Superblock(image) : null;
-  const parsed = live ?? (text === null ? null : parseSuperblock(text));
+  const parsed = runningPid === null ? readSuperblock(image) : rootUse(runningPid);
   return { usedBytes: parsed?.usedBytes ?? null, limitBytes };
 }
 

@@ -72,10 +72,20 @@ test('limits go to setquota in KiB rounded up: never below what was asked', () =
   assert.is(limitKiB(2 ** 30), 2 ** 20);
 });
 
-test('dumpe2fs -h: used bytes and the filesystem\'s size; null when a field is missing', () => {
-  const text = 'Filesystem volume name:   <none>\nBlock count:              262144\nFree blocks:              250000\nBlock size:               4096\n';
-  assert.equal(parseSuperblock(text), { usedBytes: 12144 * 4096, sizeBytes: 262144 * 4096 });
-  assert.is(parseSuperblock('Block count: 1\n'), null);
+test('an ext4 superblock: used bytes and size, with the high halves of a 64-bit filesystem; null for anything else', () => {
+  const block = Buffer.alloc(1024);
+  block.writeUInt16LE(0xef53, 0x38);
+  block.writeUInt32LE(262144, 0x04); // Block count
+  block.writeUInt32LE(250000, 0x0c); // Free blocks
+  block.writeUInt32LE(2, 0x18); // 1024 << 2 = 4096
+  assert.equal(parseSuperblock(block), { usedBytes: 12144 * 4096, sizeBytes: 262144 * 4096 });
+  block.writeUInt32LE(0x80, 0x60); // 64bit
+  block.writeUInt32LE(1, 0x150);
+  block.writeUInt32LE(1, 0x158);
+  assert.equal(parseSuperblock(block), { usedBytes: 12144 * 4096, sizeBytes: (2 ** 32 + 262144) * 4096 });
+  block.writeUInt16LE(0, 0x38);
+  assert.is(parseSuperblock(block), null);
+  assert.is(parseSuperblock(Buffer.alloc(10)), null);
 });
 
 test.run();
