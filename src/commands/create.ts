@@ -45,7 +45,7 @@ import { broadcastOf, formatSubnet, toAddress } from '../network/ipv4.js';
 import { formatSubnet6 } from '../network/ipv6.js';
 import { chooseProject, clearProject, imageLayer, limitProject, makeImage, projectsInUse, readDiskMechanism, removeStaged, requireReachable } from '../union/disk.js';
 import { requireRootRanges } from '../lxc/subids.js';
-import { DEFAULT_IDMAP, formatIdMap, idmappedBinds, idmapProblem, parseIdMap, shiftUp, type IdMap } from '../union/idmap.js';
+import { DEFAULT_IDMAP, formatIdMap, idmapProblem, parseIdMap, shiftUp, type IdMap } from '../union/idmap.js';
 import { UNION_FILESYSTEMS, requireKernelSupport, type UnionFs } from '../union/mount.js';
 import type { Settings } from './settings.js';
 
@@ -360,7 +360,7 @@ export function planCreate(
   const requestedIp = spec.ip;
   const publishes = spec.publish.map(parsePublish);
   const publish = spec.publish;
-  const planned = planMounts(spec.mounts, cwd, idmappedBinds(spec.idmap === null ? null : parseIdMap(spec.idmap)));
+  const planned = planMounts(spec.mounts, cwd);
   const mounts = planned.mounts.map(formatMount);
 
   const paths = containerPaths(settings.root, id);

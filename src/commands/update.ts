@@ -20,7 +20,6 @@ import { hostCgroupVersion, isLimitOf, limitLines, liveLimitWrites } from '../lx
 import { monitorSocket } from '../lxc/lxcpath.js';
 import { withHookLines } from '../lxc/render.js';
 import { chooseProject, clearProject, growImage, limitProject, projectsInUse, readDiskMechanism, requireReachable, setLimit } from '../union/disk.js';
-import { idmappedBinds, parseIdMap } from '../union/idmap.js';
 import type { Settings } from './settings.js';
 
 export interface UpdateRequest {
@@ -113,7 +112,7 @@ export function planUpdate(target: string, request: UpdateRequest, settings: Set
   if (clash) throw new UserError(`${describeClash(clash)}: publishing it would take it away from them; choose another host port, or pass --force`);
 
   const unmounts = splitList(request.unmount).map((spec) => matchMount(spec, before, cwd));
-  const planned = planMounts(splitList(request.mount), cwd, idmappedBinds(before.idmap === null ? null : parseIdMap(before.idmap)));
+  const planned = planMounts(splitList(request.mount), cwd);
   const mounts = [...before.mounts.filter((spec) => !unmounts.includes(spec)), ...planned.mounts.map(formatMount).filter((spec) => !before.mounts.includes(spec))];
   const targets = mounts.map((spec) => parseMount(spec, cwd).container);
   const twice = targets.find((path, index) => targets.indexOf(path) !== index);

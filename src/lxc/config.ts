@@ -88,8 +88,9 @@ export interface MountEntry {
   /** Container path relative to the rootfs, fstab-escaped. */
   target: string;
   /**
-   * bind, create=dir|file so LXC makes the mount point (in the write layer, never the base), and ro; for an
-   * unprivileged container's read-only mount, idmap=container (LXC idmaps it with the container's map).
+   * bind, create=dir|file so LXC makes the mount point (in the write layer, never the base), and ro. Never
+   * idmap=container: LXC makes the mount in the container's own mount namespace, where root inside may remount it
+   * read-write, and through the map it would then write as host root.
    */
   options: string;
 }
@@ -110,17 +111,13 @@ export function mountsBind(value: string, mount: BindMount): boolean {
   return source === fstabEscape(mount.host) && target === fstabEscape(mount.container.slice(1));
 }
 
-export function mountEntry(mount: BindMount, isDirectory: boolean, idmapped = false): MountEntry {
-  const options = ['bind', `create=${isDirectory ? 'dir' : 'file'}`, ...(mount.readOnly ? ['ro'] : []), ...(idmapped ? ['idmap=container'] : [])].join(',');
+export function mountEntry(mount: BindMount, isDirectory: boolean): MountEntry {
+  const options = ['bind', `create=${isDirectory ? 'dir' : 'file'}`, ...(mount.readOnly ? ['ro'] : [])].join(',');
   return { source: fstabEscape(mount.host), target: fstabEscape(mount.container.slice(1)), options };
 }
 
-/**
- * Parses and checks `-m` values: the host path must exist; the container path cannot be the root. `idmapped` says
- * which mounts LXC shows through the container's map (an unprivileged container's read-only ones, where the
- * kernel can).
- */
-export function planMounts(specs: readonly string[], cwd: string, idmapped: (mount: BindMount) => boolean = () => false): { mounts: BindMount[]; entries: MountEntry[] } {
+/** Parses and checks `-m` values: the host path must exist; the container path cannot be the root. */
+export function planMounts(specs: readonly string[], cwd: string): { mounts: BindMount[]; entries: MountEntry[] } {
   const mounts = specs.map((spec) => parseMount(spec, cwd));
   const entries = mounts.map((mount) => {
     if (mount.container === '/') throw new UserError(`mount ${quote(formatMount(mount))}: cannot mount over the container's root; choose a path like /app`);
@@ -130,7 +127,7 @@ export function planMounts(specs: readonly string[], cwd: string, idmapped: (mou
     } catch {
       throw new UserError(`mount ${quote(formatMount(mount))}: host path ${mount.host} does not exist; create it first`);
     }
-    return mountEntry(mount, isDirectory, idmapped(mount));
+    return mountEntry(mount, isDirectory);
   });
   return { mounts, entries };
 }

@@ -121,16 +121,6 @@ export function idmapMountCommand(line: MapLine, pairs: readonly { source: strin
   return perlCommand(PROGRAM, programArgs(line, 'mount', pairs.flatMap(({ source, target }) => [source, target])));
 }
 
-/**
- * Which bind mounts of an unprivileged container (map; null: privileged, none) LXC shows through its map
- * (lxc.mount.entry option idmap=container), so that host files keep their owners inside: the read-only ones whose
- * filesystem the kernel can idmap. Never a writable one: root inside would write there as host root, and could leave
- * a setuid-root program on the host.
- */
-export function idmappedBinds(map: IdMap | null): (mount: { host: string; readOnly: boolean }) => boolean {
-  return (mount) => map !== null && mount.readOnly && idmapProblem(shiftUp(map), [mount.host]) === null;
-}
-
 /** Why the kernel cannot show these directories through `line` (nothing is mounted to find out), or null. */
 export function idmapProblem(line: MapLine, sources: readonly string[]): string | null {
   if (sources.length === 0) return null;

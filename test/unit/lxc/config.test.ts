@@ -42,11 +42,4 @@ test("a bind mount's entry is recognised whatever its options, and only its own"
   assert.not.ok(mountsBind('proc proc proc nodev 0 0', mount));
 });
 
-test("an idmapped bind mount's entry asks LXC for the container's map, and is recognised as the same mount", () => {
-  const mount = { host: '/srv/data', container: '/data', readOnly: true };
-  const value = mountEntryValue(mountEntry(mount, false, true));
-  assert.is(value, '/srv/data data none bind,create=file,ro,idmap=container 0 0');
-  assert.ok(mountsBind(value, mount));
-});
-
 test.run();
