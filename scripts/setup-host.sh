@@ -6,7 +6,7 @@ set -euo pipefail
 # e2fsprogs: --disk's images (mkfs.ext4 -d, resize2fs) and quota projects (chattr -p); quota: setquota/repquota.
 # man-db: man thin-lxc (the release test reads the installed page).
 PACKAGES=(lxc busybox-static iptables dnsmasq-base debootstrap iproute2 rsync socat attr procps e2fsprogs quota man-db)
-# ansible-core: the tests run the README's Ansible play; without its recommends (the collections, 250 MB), unused.
+# ansible-core: the tests run the documented Ansible play (docs/commands.md); without its recommends (the collections, 250 MB), unused.
 LEAN_PACKAGES=(ansible-core)
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -33,7 +33,7 @@ test("networks, and the address SLAAC gives a MAC", () => {
   assert.not.ok(contains6(net, parseIPv6('fd42:7a3b:1c01::1')!));
   assert.is(parseSubnet6('fd42:7a3b:1c00::1/64'), null, 'host bits set: not a network');
   assert.is(parseSubnet6('fd42::'), null, 'no prefix length');
-  // What the kernel made in a container with this MAC on a /64 (see the README's IPv6 section).
+  // What the kernel made in a container with this MAC on a /64 (see docs/networking.md, IPv6).
   assert.is(formatIPv6(slaacAddress(parseSubnet6('fd50:cc47:3a80::/64')!, '00:16:3e:12:34:56')!), 'fd50:cc47:3a80:0:216:3eff:fe12:3456');
   assert.is(slaacAddress(parseSubnet6('fd42::/112')!, '00:16:3e:12:34:56'), null, 'SLAAC needs a /64');
 });
