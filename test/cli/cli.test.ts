@@ -1,6 +1,6 @@
 // The built CLI as a process: exit codes and what a user reads. Needs no LXC.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -11,10 +11,13 @@ import { skipUnless } from '../helpers/skip.js';
 
 const asRoot = process.getuid?.() === 0;
 
-test('--version prints the package version', async () => {
+test("--version prints package.json's version, CHANGELOG.md's newest", async () => {
   const result = await thinLxc(['--version']);
   assert.is(result.exitCode, 0);
-  assert.match(result.stdout.trim(), /^\d+\.\d+\.\d+$/);
+  const { version } = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string };
+  assert.is(result.stdout.trim(), version);
+  const newest = /^## (\d+\.\d+\.\d+)$/m.exec(readFileSync(join(REPO, 'CHANGELOG.md'), 'utf8'))?.[1];
+  assert.is(newest, version, "CHANGELOG.md's newest section is this version");
 });
 
 test('--help lists the commands and shows examples, including the original form', async () => {
