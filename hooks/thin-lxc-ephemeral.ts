@@ -8,6 +8,7 @@ import { dependentsOf } from '../src/container/containers.js';
 import { teardown } from '../src/container/teardown.js';
 import { withLock } from '../src/core/lock.js';
 import { runHook, skipDuringCommit } from '../src/lxc/hooks.js';
+import { monitorSocket } from '../src/lxc/lxcpath.js';
 import { releaseMonitorMounts } from '../src/union/mount.js';
 
 runHook('post-stop', import.meta.url, ({ context, container, own }) => {
@@ -18,6 +19,9 @@ runHook('post-stop', import.meta.url, ({ context, container, own }) => {
   // Only an older thin-lxc let an ephemeral container become a base: the sweep of a later command removes it once that ends.
   const dependents = dependentsOf(context.containerDir).map((state) => state.name);
   if (dependents.length > 0) return `${container.state.name} is the base of thin containers ${dependents.join(', ')}: kept until they are destroyed`;
+  // LXC closes this boot's command socket before its post-stop hooks: one there now is a newer start's monitor
+  // (a supervisor's restart right after a poweroff), whose container this must not remove.
+  if (monitorSocket(container.state.lxcpath, context.name) !== null) return `${container.state.name} was started again: kept`;
   // Its union in its monitor's namespace, if ports-down did not unmount it: teardown refuses a directory with mounts.
   if (container.state.idmap !== null) releaseMonitorMounts(container.paths.dir);
   withLock('create', () => teardown(context.containerDir, { expectedName: context.name, unregister: true }));
