@@ -1,0 +1,295 @@
+// --disk images under races: a diff reading a container's image (it holds it mounted in a namespace of its own),
+// a stop whose post-stop hook has not finished, against a start, update --disk and commit (first written by the
+// race review). The diff is held mid-read deterministically: once its holder process (the
+// `sh` that mounts the image and waits on its stdin) exists, the diff's own node process is stopped with SIGSTOP,
+// so the holder keeps the image mounted exactly as a diff of a large write layer would while it walks it.
+import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import * as assert from 'uvu/assert';
+import { readState } from '../../src/container/state.js';
+import { containerSuite, must, removeLxcContainer, sh, startContainer, thinLxc, uniqueName, type Ran } from '../helpers/host.js';
+import { containerLockName, lockHolder } from '../../src/core/lock.js';
+import { eventually, holdLock, waitingFor } from '../helpers/locks.js';
+import { CLI } from '../helpers/paths.js';
+
+const { tests: races, runnable, cleanup, base, root } = await containerSuite('--disk images under concurrent diff, start, stop and update', 'rdbase');
+
+function launch(args: readonly string[], file: string = process.execPath): { pid: number; done: Promise<Ran>; exited: () => boolean } {
+  const child = execa(file, file === process.execPath ? [CLI, ...args] : args, { reject: false, timeout: 120_000, stdin: 'ignore' });
+  let exited = false;
+  const done = child.then((result) => {
+    exited = true;
+    return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
+  });
+  return { pid: child.pid!, done, exited: () => exited };
+}
+
+/** Lets `other` run until it is done or waits for the container's lock (a diff that serialises holds it), bounded. */
+async function doneOrWaiting(other: { exited: () => boolean }, dir: string): Promise<void> {
+  await eventually(() => other.exited() || waitingFor(containerLockName(dir)).length > 0, 30_000);
+}
+
+/** The pid of diff's holder: the `sh -c 'mount ...; read _; umount'` whose mount point is `diskDir`. */
+function holderOf(diskDir: string): number | null {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (argv[0] === 'sh' && argv[1] === '-c' && argv[2]?.includes('read _') && argv.includes(diskDir)) return Number(entry);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return null;
+}
+
+function mountedIn(pid: number, dir: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n').some((line) => line.split(' ')[4] === dir);
+  } catch {
+    return false;
+  }
+}
+
+function loopsOf(image: string): string[] {
+  return readdirSync('/sys/block').filter((device) => {
+    try {
+      return device.startsWith('loop') && readFileSync(`/sys/block/${device}/loop/backing_file`, 'utf8').trim() === image;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Starts `thin-lxc diff NAME` and stops it (SIGSTOP) once its holder exists and has the image mounted. */
+async function heldDiff(name: string, dir: string, options: { walking?: boolean } = {}): Promise<{ resume(): Promise<Ran> }> {
+  const diff = launch(['diff', name, '--root', root]);
+  let holder: number | null = null;
+  // With `walking`, once diff let go of the container's lock and walks the image it holds (a running one's).
+  const walking = () => !options.walking || (holder !== null && mountedIn(holder, join(dir, 'disk')) && lockHolder(containerLockName(dir))?.pid !== diff.pid);
+  // Polled without pause: the write layer's many files keep diff walking (the holder up) for a while.
+  const deadline = Date.now() + 20_000;
+  while (((holder = holderOf(join(dir, 'disk'))) === null || !walking()) && !diff.exited() && Date.now() < deadline);
+  assert.ok(holder !== null, 'diff started its holder');
+  process.kill(diff.pid, 'SIGSTOP');
+  assert.ok(await eventually(() => mountedIn(holder!, join(dir, 'disk')), 20_000), 'the holder has the image mounted');
+  let resumed = false;
+  const resume = async () => {
+    if (!resumed) process.kill(diff.pid, 'SIGCONT');
+    resumed = true;
+    return diff.done;
+  };
+  cleanup.add(async () => void (await resume()));
+  return { resume };
+}
+
+/** Starts the container (if stopped) and gives its write layer 12000 files, which diff takes a while to walk. */
+async function manyFiles(name: string): Promise<void> {
+  if ((await sh('lxc-info', ['-s', '-H', '-n', name])).stdout.trim() !== 'RUNNING') assert.is((await startContainer(name)).exitCode, 0);
+  const made = await sh('lxc-attach', ['-n', name, '--', '/bin/sh', '-c', 'mkdir -p /root/many && cd /root/many && seq 1 12000 | xargs touch && ls | wc -l'], 120_000);
+  assert.is(made.stdout.trim(), '12000', made.stderr);
+}
+
+if (runnable) {
+  const track = (name: string) => {
+    cleanup.add(() => removeLxcContainer(name));
+    return name;
+  };
+
+  races('a start while a diff reads the stopped container\'s image waits for the diff and gets a writable write layer', async () => {
+    const name = track(uniqueName('dstart'));
+    const dir = join(root, name);
+    assert.is((await thinLxc(['create', name, '--base', base, '--root', root, '--disk', '64M'])).exitCode, 0);
+    await manyFiles(name);
+    await must('lxc-stop', ['-n', name]);
+    const diff = await heldDiff(name, dir);
+    console.log('loops on the image while diff holds it:', loopsOf(join(dir, 'disk.img')).map((d) => `${d} ro=${readFileSync(`/sys/block/${d}/ro`, 'utf8').trim()}`));
+    const start = launch(['-n', name, '-d'], 'lxc-start');
+    await doneOrWaiting(start, dir);
+    const resumed = diff.resume();
+    const started = await start.done;
+    const wrote = started.exitCode === 0 ? await sh('lxc-attach', ['-n', name, '--', '/bin/sh', '-c', 'echo kept > /root/kept && cat /root/kept']) : null;
+    const done = await resumed;
+    assert.is(done.exitCode, 0, done.stderr);
+    assert.is(started.exitCode, 0, `lxc-start: ${started.stderr}`);
+    assert.is(wrote?.stdout.trim(), 'kept', `writing inside: ${wrote?.stderr}`);
+    await must('lxc-stop', ['-n', name]);
+  });
+
+  races('update --disk refuses in one line to grow an image whose filesystem a diff still holds after the container stopped: the image stays clean', async () => {
+    const name = track(uniqueName('dgrow'));
+    const dir = join(root, name);
+    const image = join(dir, 'disk.img');
+    assert.is((await thinLxc(['create', name, '--base', base, '--root', root, '--disk', '64M'])).exitCode, 0);
+    assert.is((await startContainer(name)).exitCode, 0);
+    assert.is((await sh('lxc-attach', ['-n', name, '--', '/bin/sh', '-c', 'dd if=/dev/urandom of=/root/data bs=1M count=8 2>/dev/null && sync'])).exitCode, 0);
+    await manyFiles(name);
+    const diff = await heldDiff(name, dir, { walking: true });
+    await must('lxc-stop', ['-n', name]);
+    console.log('loops on the image after the stop:', loopsOf(image));
+    const update = launch(['update', name, '--root', root, '--disk', '128M']);
+    await doneOrWaiting(update, dir);
+    const done = await diff.resume();
+    const grown = await update.done;
+    console.log('update:', grown.exitCode, grown.stdout.trim(), grown.stderr.trim());
+    assert.is(done.exitCode, 0, done.stderr);
+    assert.is(grown.exitCode, 2, `update refused while the diff held the image: ${grown.stdout}`);
+    assert.match(grown.stderr.trim(), new RegExp(`^thin-lxc: ${name}'s disk image is still in use \\(/dev/loop\\d+[^\\n]*\\): nothing was changed; [^\\n]+$`));
+    assert.is(readState(dir).disk, String(64 * 2 ** 20), 'the state is unchanged');
+    assert.is(statSync(image).size, 64 * 2 ** 20, 'the file is unchanged');
+    assert.ok(await eventually(() => loopsOf(image).length === 0, 10_000), 'the loop device goes once the diff is done');
+    const check = await sh('e2fsck', ['-f', '-n', image]);
+    const blocks = /^Block count:\s+(\d+)$/m.exec(await must('dumpe2fs', ['-h', image]))?.[1];
+    console.log('after:', check.exitCode, check.stdout.split('\n').slice(0, 12).join(' | '), 'blocks', blocks);
+    assert.is(check.exitCode, 0, `e2fsck -fn ${image}: ${check.stdout}`);
+    if (grown.exitCode === 0) assert.is(Number(blocks) * 1024 >= 128 * 2 ** 20 || Number(blocks) * 4096 >= 128 * 2 ** 20, true, `the filesystem has its new size (${blocks} blocks)`);
+  });
+
+  races('update --disk and commit refuse in one line while an unprivileged container that stopped by itself still has its image mounted in its monitor (post-stop held); update grows it once the hook is done', async () => {
+    const name = track(uniqueName('upost'));
+    const dir = join(root, name);
+    const image = join(dir, 'disk.img');
+    const created = await thinLxc(['create', name, '--base', base, '--root', root, '--unprivileged', '--disk', '64M']);
+    assert.is(created.exitCode, 0, created.stderr);
+    assert.is((await startContainer(name)).exitCode, 0);
+    assert.is((await sh('lxc-attach', ['-n', name, '--', '/bin/sh', '-c', 'dd if=/dev/urandom of=/root/data bs=1M count=8 2>/dev/null && sync'])).exitCode, 0);
+    // Its post-stop hook is held: first at the container's lock, then stopped (SIGSTOP, with its flock(1)) once it
+    // waits there, as a hook still starting up is; then the lock is let go.
+    const lock = await holdLock(containerLockName(dir));
+    let held: number[] = [];
+    try {
+      // The attached shell may itself be ended by the shutdown (143): either is a poweroff from inside.
+      assert.ok([0, 143].includes((await sh('lxc-attach', ['-n', name, '--', '/bin/sh', '-c', 'kill -USR2 1'])).exitCode), 'poweroff from inside');
+      assert.ok(await eventually(() => waitingFor(containerLockName(dir)).length > 0, 30_000), 'its post-stop hook waits for the lock');
+      const hook = waitingFor(containerLockName(dir))[0]!;
+      const flocks = readdirSync('/proc').filter((entry) => /^\d+$/.test(entry)).filter((entry) => {
+        try {
+          const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+          return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === hook;
+        } catch {
+          return false;
+        }
+      });
+      held = [hook, ...flocks.map(Number)];
+      for (const pid of held) process.kill(pid, 'SIGSTOP');
+      cleanup.add(() => held.forEach((pid) => { try { process.kill(pid, 'SIGCONT'); } catch { /* gone */ } }));
+    } finally {
+      await lock.release();
+    }
+    console.log('state:', (await sh('lxc-info', ['-s', '-H', '-n', name])).stdout.trim(), 'loops:', loopsOf(image));
+    const update = launch(['update', name, '--root', root, '--disk', '128M']);
+    // Done: nothing holds the container's lock now (the held hook waits for it), and update waits at most 20 s for it.
+    assert.ok(await eventually(() => update.exited(), 30_000), 'update is done while the post-stop hook is held');
+    // Still mounted in the monitor (its hook is held) when update is done.
+    const mountedWhenDone = loopsOf(image);
+    const copy = uniqueName('upostc');
+    cleanup.add(() => removeLxcContainer(copy));
+    const committed = update.exited() ? await thinLxc(['commit', name, copy, '--root', root]) : null;
+    for (const pid of held) process.kill(pid, 'SIGCONT');
+    const grown = await update.done;
+    console.log('update:', grown.exitCode, grown.stdout.trim(), grown.stderr.trim());
+    assert.equal(grown.exitCode === 0 ? mountedWhenDone : [], [], 'update grew the image while its ext4 was still mounted (loop device attached) in the stopped container\'s monitor');
+    assert.is(grown.exitCode, 2);
+    assert.match(grown.stderr.trim(), new RegExp(`^thin-lxc: ${name}'s disk image is still in use \\(/dev/loop\\d+[^\\n]*\\): nothing was changed; [^\\n]+$`));
+    assert.is(readState(dir).disk, String(64 * 2 ** 20), 'the refused update changed nothing in the state');
+    assert.is(statSync(image).size, 64 * 2 ** 20, 'the refused update left the file as it was');
+    assert.ok(committed !== null, 'commit ran in the window');
+    assert.is(committed!.exitCode, 2, committed!.stderr);
+    assert.match(committed!.stderr.trim(), new RegExp(`^thin-lxc: ${name}'s disk image is still in use \\(/dev/loop\\d+[^\\n]*\\): [^\\n]+$`), 'commit refuses in one line');
+    assert.ok(await eventually(() => loopsOf(image).length === 0, 15_000), 'the loop device goes once its post-stop hook is done');
+    const again = await thinLxc(['update', name, '--root', root, '--disk', '128M']);
+    assert.is(again.exitCode, 0, again.stderr);
+    const check = await sh('e2fsck', ['-f', '-n', image]);
+    const blocks = Number(/^Block count:\s+(\d+)$/m.exec(await must('dumpe2fs', ['-h', image]))?.[1]);
+    const blockSize = Number(/^Block size:\s+(\d+)$/m.exec(await must('dumpe2fs', ['-h', image]))?.[1]);
+    assert.is(check.exitCode, 0, `e2fsck -fn ${image}: ${check.stdout.split('\n').filter((line) => !/Illegal block/.test(line)).join('\n')}`);
+    assert.is(blocks * blockSize, 128 * 2 ** 20, 'the filesystem has the size the state records');
+  });
+}
+
+/** The children of `parent` whose program is `program` (by /proc/PID/stat's ppid and comm), with their state letter. */
+function childrenOf(parent: number, program: string): { pid: number; state: string }[] {
+  return readdirSync('/proc').filter((entry) => /^\d+$/.test(entry)).flatMap((entry) => {
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return Number(ppid) === parent && comm === program ? [{ pid: Number(entry), state: state! }] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+if (runnable) {
+  races('update --disk refuses to grow the image of a container that started while update was asking LXC whether it runs', async () => {
+    const name = uniqueName('ustart');
+    // lxc-ls asks every container in turn; one whose start is held in its mount hook (at its lock) keeps it waiting,
+    // after it has seen `name` (listed first) stopped.
+    const blocker = `${name}-zz`;
+    for (const made of [name, blocker]) cleanup.add(() => removeLxcContainer(made));
+    const dir = join(root, name);
+    const image = join(dir, 'disk.img');
+    assert.is((await thinLxc(['create', name, '--base', base, '--root', root, '--disk', '64M'])).exitCode, 0);
+    assert.is((await thinLxc(['create', blocker, '--base', base, '--root', root])).exitCode, 0);
+    const lock = await holdLock(containerLockName(join(root, blocker)));
+    let update: ReturnType<typeof launch>;
+    let blocked: ReturnType<typeof launch>;
+    try {
+      blocked = launch(['-n', blocker, '-d'], 'lxc-start');
+      assert.ok(await eventually(() => waitingFor(containerLockName(join(root, blocker))).length > 0, 30_000), 'the blocker\'s mount hook waits');
+      update = launch(['update', name, '--root', root, '--disk', '128M']);
+      assert.ok(await eventually(() => childrenOf(update.pid, 'lxc-ls').length > 0 || update.exited(), 20_000), 'update asks lxc-ls');
+      assert.is((await startContainer(name)).exitCode, 0);
+    } finally {
+      await lock.release();
+    }
+    const grown = await update.done;
+    const mountedWhenDone = loopsOf(image);
+    console.log('update:', grown.exitCode, grown.stdout.trim(), grown.stderr.trim(), 'loops:', mountedWhenDone);
+    assert.is((await blocked.done).exitCode, 0);
+    await must('lxc-stop', ['-n', name]);
+    await must('lxc-stop', ['-n', blocker]);
+    console.log('e2fsck after stop:', (await sh('e2fsck', ['-f', '-n', image])).exitCode);
+    assert.equal(grown.exitCode === 0 ? mountedWhenDone : [], [], 'update grew the image of a running container (its loop device attached)');
+    assert.is(grown.exitCode, 2, 'update refused');
+    assert.is(readState(dir).disk, String(64 * 2 ** 20), 'the state is unchanged');
+  });
+}
+
+if (runnable) {
+  races('a start while another process holds the image on a read-only loop device is refused in one line naming it, and starts once it is let go', async () => {
+    const name = uniqueName('rohold');
+    cleanup.add(() => removeLxcContainer(name));
+    const dir = join(root, name);
+    const image = join(dir, 'disk.img');
+    assert.is((await thinLxc(['create', name, '--base', base, '--root', root, '--disk', '64M'])).exitCode, 0);
+    // A read-only mount of the image in a namespace of its own, as a reader outside thin-lxc (or by hand) makes one.
+    const point = join(root, `${name}.hold`);
+    mkdirSync(point);
+    const hold = execa('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', 'mount -t ext4 -o loop,ro "$1" "$2" && echo held && read _', 'sh', image, point], { reject: false, stdin: 'pipe' });
+    cleanup.add(async () => void (hold.stdin!.end(), await hold));
+    await new Promise<void>((resolve, reject) => {
+      hold.stdout!.on('data', (data: Buffer) => (data.toString().includes('held') ? resolve() : undefined));
+      void hold.then((result) => reject(new Error(`could not hold ${image}: ${String(result.stderr)}`)));
+    });
+    const device = loopsOf(image)[0];
+    assert.ok(device !== undefined && readFileSync(`/sys/block/${device}/ro`, 'utf8').trim() === '1', 'a read-only loop device holds the image');
+    const refused = await sh('lxc-start', ['-n', name, '-d']);
+    assert.is.not(refused.exitCode, 0, 'the start fails');
+    const logged = readFileSync(join(dir, 'hook.log'), 'utf8').trim().split('\n').at(-1)!.replace(/^\S+ /, ''); // after its timestamp
+    assert.is(
+      logged,
+      `thin-lxc: the disk image ${image} is open read-only (/dev/${device}, held by another process: a thin-lxc diff or commit reading it, or a mount of it elsewhere), so ${name} could not write to it: let it finish (losetup -j ${image} shows it), then start again (lxc.hook.pre-mount of ${name})`,
+    );
+    hold.stdin!.end();
+    await hold;
+    assert.ok(await eventually(() => loopsOf(image).length === 0, 10_000), 'the read-only loop device goes with its mount');
+    assert.is((await startContainer(name)).exitCode, 0);
+    assert.is((await sh('lxc-attach', ['-n', name, '--', '/bin/sh', '-c', 'echo kept > /root/kept && cat /root/kept'])).stdout.trim(), 'kept');
+    await must('lxc-stop', ['-n', name]);
+  });
+}
+
+races.run();
