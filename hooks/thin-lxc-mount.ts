@@ -32,7 +32,7 @@ runHook(['pre-mount', 'pre-start'], import.meta.url, (run) => {
   const target = paths.rootfs;
   let union: UnionMount;
   if (state.diskMode === 'image') {
-    const disk = mountImage(paths.diskImage, paths.disk);
+    const disk = mountImage(paths.diskImage, paths.disk, state.name);
     union = { fs: state.fs, layers: state.layers, upper: disk.upper, work: disk.work, target };
   } else if (state.tmpfs === null) {
     union = { fs: state.fs, layers: state.layers, upper: paths.wlayer, work: paths.work, target };

@@ -18,7 +18,7 @@ import { isLimitOf } from '../lxc/limits.js';
 import { commitPurpose } from '../lxc/hooks.js';
 import { isRunning, registrationDir } from '../lxc/lxcpath.js';
 import { assignMacs } from '../network/addresses.js';
-import { imageLayer, imageMountArgs } from '../union/disk.js';
+import { imageLayer, imageMountArgs, requireImageUnused } from '../union/disk.js';
 import { formatIdMap, idmapMountCommand, idmapProblem, parseIdMap, shiftDown } from '../union/idmap.js';
 import { readOnlyOptions } from '../union/mount.js';
 import type { Settings } from './settings.js';
@@ -137,6 +137,8 @@ export function applyCommit(plan: CommitPlan, options: { progress: boolean }): {
     if (isRunning(state.lxcpath, state.name)) {
       throw new UserError(`${state.name} was started while commit waited: stop it (lxc-stop -n ${state.name}), then commit again`);
     }
+    // Its filesystem still mounted elsewhere (a post-stop hook not done yet): a second mount would be another ext4 over the same blocks.
+    if (state.diskMode === 'image') requireImageUnused(source.paths.diskImage, state.name, `nothing was copied; commit it again once that is done`);
     withContainerLock(dir, purpose, () => {
       const target = commitTarget(dir);
       if (target === 'taken') throw nameTaken(name);

@@ -53,7 +53,7 @@ export interface UpdatePlan {
 /** A quota's new limit (0: none; `tag`: the layer's files put in the project first), or an image grown. */
 type DiskChange =
   | { kind: 'limit'; mountPoint: string; project: number; bytes: number; was: number; tag: string[] }
-  | { kind: 'grow'; image: string; bytes: number };
+  | { kind: 'grow'; image: string; bytes: number; name: string };
 
 /**
  * Plans and applies holding the container's lock (against other commands and its hooks) and the create lock (host
@@ -184,7 +184,7 @@ function planDisk(
     if (bytes === null) throw new UserError(`${name}'s write layer lives in its disk image, which cannot be taken away: commit it (thin-lxc commit ${name} NEW) and create from NEW without --disk`);
     if (Number(bytes) < Number(before.disk)) throw new UserError(`${name}'s disk image cannot shrink (${before.disk} to ${bytes} bytes): give a size of at least ${before.disk} bytes`);
     if (running) throw new UserError(`${name} is running, and its disk image grows only while it is stopped: lxc-stop -n ${name}, then update again`);
-    return { fields: { disk: bytes }, change: { kind: 'grow', image: paths.diskImage, bytes: Number(bytes) } };
+    return { fields: { disk: bytes }, change: { kind: 'grow', image: paths.diskImage, bytes: Number(bytes), name } };
   }
   if (before.diskMode === 'quota') {
     const mountPoint = before.diskMount!;
@@ -207,7 +207,7 @@ function planDisk(
 }
 
 function applyDisk(change: DiskChange): void {
-  if (change.kind === 'grow') return growImage(change.image, change.bytes);
+  if (change.kind === 'grow') return growImage(change.image, change.bytes, change.name);
   if (change.tag.length > 0) return limitProject(change.tag, change.mountPoint, change.project, change.bytes, true);
   if (change.bytes === 0) return clearProject(change.mountPoint, change.project);
   setLimit(change.mountPoint, change.project, change.bytes);

@@ -2,7 +2,7 @@
 // a sparse ext4 image per container elsewhere. Chosen and planned as plain data; made at create, mounted by
 // the mount hook, grown by update, undone at removal as the state records it.
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, realpathSync, rmSync, statfsSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, realpathSync, rmSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
   growExt4Image,
@@ -171,16 +171,39 @@ export function makeImage(image: string, bytes: number, from: string): void {
   if (made.exitCode !== 0) throw new UserError(`cannot make the ${bytes}-byte disk image ${image} (${lastLine(made.stderr)}): is e2fsprogs installed and is there room?`);
 }
 
-/** Grows a stopped container's image to `bytes`: the file, then the filesystem in it. */
-export function growImage(image: string, bytes: number): void {
+/**
+ * Refuses while any loop device is attached to `name`'s image: its filesystem is then mounted somewhere (LXC says
+ * STOPPED before its post-stop hook unmounts an unprivileged container's image in the monitor's namespace; a diff
+ * may hold it; a start may have just mounted it). e2fsck's own "mounted" check sees only its own namespace.
+ * The caller holds the container's lock, which the mount hook takes too, so no start attaches one after this.
+ */
+export function requireImageUnused(image: string, name: string, then: string, sysBlock = '/sys/block'): void {
+  const device = loopDeviceOf(image, sysBlock);
+  if (device !== null) {
+    throw new UserError(`${name}'s disk image is still in use (/dev/${device}: mounted by its start, by a stop whose post-stop hook has not finished, or by a diff): ${then}`);
+  }
+}
+
+/**
+ * Grows a stopped container's image to `bytes`: the file, then the filesystem in it; checked unused first, and
+ * the file put back to its size if the filesystem cannot follow, so the file and the state (unchanged) agree.
+ */
+export function growImage(image: string, bytes: number, name: string): void {
+  requireImageUnused(image, name, 'nothing was changed; try again once it is stopped and nothing reads it');
   const fd = openSync(image, 'r+');
   try {
+    const was = fstatSync(fd).size;
     ftruncateSync(fd, bytes);
+    const grown = growExt4Image(image);
+    if (grown.exitCode !== 0) {
+      ftruncateSync(fd, was);
+      // e2fsck -p ends with an indented hint under its reason: the reason is the last line that starts at the margin.
+      const reason = lastLine((grown.stderr || grown.stdout).split('\n').filter((line) => !/^\s/.test(line)).join('\n'));
+      throw new UserError(`cannot grow the disk image ${image} (${reason}): it was left at its size; check it with e2fsck -f ${image}`);
+    }
   } finally {
     closeSync(fd);
   }
-  const grown = growExt4Image(image);
-  if (grown.exitCode !== 0) throw new UserError(`cannot grow the disk image ${image} (${lastLine(grown.stderr || grown.stdout)}): check it with e2fsck -f ${image}`);
 }
 
 /** The folders inside an image (or a staged image's source) that overlayfs uses. */
@@ -193,9 +216,19 @@ export function imageLayer(dir: string): { upper: string; work: string } {
  * loop device that goes (autoclear) once the filesystem is unmounted, which the end of the namespace does. After
  * a host's reboot nothing is mounted, and the loop driver may still be a module nobody loaded: loaded first.
  */
-export function mountImage(image: string, dir: string, loopControl = '/dev/loop-control'): { upper: string; work: string } {
+export function mountImage(image: string, dir: string, name: string, loopControl = '/dev/loop-control'): { upper: string; work: string } {
   if (!existsSync(image)) throw new UserError(`disk image ${image} is missing: this thin container is damaged; destroy it and create it again`);
   if (!existsSync(loopControl)) loadLoopDriver();
+  // mount -o loop reuses a loop device already on the file. A read/write one is the same filesystem still held
+  // (a reboot's previous run, a diff of the previous run): one ext4, safe. A read-only one would mount the write
+  // layer read-only, and the union would fail saying something else: refused, naming it.
+  const device = loopDeviceOf(image);
+  if (device !== null && readOr(`/sys/block/${device}/ro`) === '1') {
+    throw new UserError(
+      `the disk image ${image} is open read-only (/dev/${device}, held by another process: a thin-lxc diff or commit reading it, or a mount of it elsewhere), ` +
+        `so ${name} could not write to it: let it finish (losetup -j ${image} shows it), then start again`,
+    );
+  }
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const result = runMount('ext4', 'loop,noatime', image, dir);
   if (result.exitCode !== 0) {
@@ -231,7 +264,7 @@ function backingFile(sysBlock: string, device: string): string | null {
  * can be written to it; a running one's is the filesystem its container has mounted (on its loop device, checked
  * again once held: the device could have gone to another file in between), its mount point read-only.
  */
-export async function readImage(image: string, dir: string): Promise<{ upper: string; release(): Promise<void> }> {
+export async function readImage(image: string, dir: string): Promise<{ upper: string; live: boolean; release(): Promise<void> }> {
   if (!existsSync(image)) throw new UserError(`disk image ${image} is missing: this thin container is damaged; destroy it and create it again`);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const device = loopDeviceOf(image);
@@ -250,7 +283,7 @@ export async function readImage(image: string, dir: string): Promise<{ upper: st
     // Our read-only loop device must be gone before a start's mount -o loop looks for one on the same file.
     if (device === null) await readOnlyLoopGone(image);
   };
-  return { upper: imageLayer(`/proc/${held.pid}/root${dir}`).upper, release };
+  return { upper: imageLayer(`/proc/${held.pid}/root${dir}`).upper, live: device !== null, release };
 }
 
 /** Waits (a few seconds at most) until no read-only loop device is on `image`: the kernel clears one just after its last user. */

@@ -1,7 +1,10 @@
 // --disk's pure logic: which mechanism a root's filesystem gets, project ids, and reading use from the tools' output.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chooseProject, diskMechanism, limitKiB, mountOf, parseMountInfo, parseRepquota, parseSuperblock } from '../../../src/union/disk.js';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chooseProject, diskMechanism, limitKiB, loopDeviceOf, mountOf, parseMountInfo, parseRepquota, parseSuperblock, requireImageUnused } from '../../../src/union/disk.js';
 
 const MOUNTINFO = [
   '22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw,discard,resv_strict',
@@ -86,6 +89,25 @@ test('an ext4 superblock: used bytes and size, with the high halves of a 64-bit 
   block.writeUInt16LE(0, 0x38);
   assert.is(parseSuperblock(block), null);
   assert.is(parseSuperblock(Buffer.alloc(10)), null);
+});
+
+test('an image with any loop device on it (the kernel\'s list, whatever namespace mounted it) is in use: growing or copying it is refused in one line', () => {
+  const sys = mkdtempSync(join(tmpdir(), 'thin-lxc-sysblock-'));
+  try {
+    for (const [device, backing] of [['loop0', '/srv/a/disk.img'], ['loop1', null], ['loop7', '/srv/b/disk.img'], ['vda', null]] as const) {
+      mkdirSync(join(sys, device, 'loop'), { recursive: true });
+      if (backing) writeFileSync(join(sys, device, 'loop', 'backing_file'), `${backing}\n`);
+    }
+    assert.is(loopDeviceOf('/srv/b/disk.img', sys), 'loop7');
+    assert.is(loopDeviceOf('/srv/c/disk.img', sys), null);
+    requireImageUnused('/srv/c/disk.img', 'c', 'try again', sys);
+    assert.throws(
+      () => requireImageUnused('/srv/a/disk.img', 'web', 'nothing was changed; try again', sys),
+      (error: Error) => error.message === "web's disk image is still in use (/dev/loop0: mounted by its start, by a stop whose post-stop hook has not finished, or by a diff): nothing was changed; try again",
+    );
+  } finally {
+    rmSync(sys, { recursive: true, force: true });
+  }
 });
 
 test.run();
