@@ -1,7 +1,7 @@
 // thin-lxc commit: a stopped thin container's files as it sees them, copied into a standalone LXC container
 // with a config of its own and no thin-lxc hooks: a golden image to boot with lxc-start or to stack thin
 // containers on.
-import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { keptByThinContainer } from '../container/base.js';
 import { findContainer, listContainers, type ThinContainer } from '../container/containers.js';
@@ -145,7 +145,10 @@ export function applyCommit(plan: CommitPlan, options: { progress: boolean }): {
       if (target === 'leftover') removeTreeOnDevice(dir, `the unfinished commit ${dir}`);
       try {
         mkdirSync(dirname(dir), { recursive: true });
-        mkdirSync(dir, { mode: 0o755 });
+        // 0770 as lxc-create makes it, set before anything is copied in: an unprivileged container's root may
+        // have left setuid programs that the copy makes setuid-root, and no other local user may reach them.
+        mkdirSync(dir, { mode: 0o770 });
+        chmodSync(dir, 0o770); // past the umask
       } catch (error) {
         throw isNoSpace(error) ? noSpace(dir, name, error) : error;
       }

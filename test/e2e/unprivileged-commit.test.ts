@@ -183,6 +183,28 @@ if (runnable) {
     assert.is((await thinLxc(['destroy', thin, '--root', root])).exitCode, 0);
   });
 
+  commits("a setuid program root inside made is setuid-root in the committed image, so the image's directory lets no other local user in: uid 65534 cannot run it by its path", async () => {
+    const thin = track(uniqueName('usui'));
+    const image = track(uniqueName('usuc'));
+    assert.is((await thinLxc(['create', thin, '--base', base, '--root', root, '--unprivileged'])).exitCode, 0);
+    assert.is((await startContainer(thin)).exitCode, 0);
+    // Named after an applet, so busybox runs as `id` by its name.
+    await attach(thin, 'cp /bin/busybox /id && chmod 4755 /id');
+    await must('lxc-stop', ['-n', thin]);
+    const committed = await thinLxc(['commit', thin, image, '--root', root]);
+    assert.is(committed.exitCode, 0, committed.stderr);
+    const program = join('/var/lib/lxc', image, 'rootfs/id');
+    const stat = lstatSync(program);
+    assert.equal([stat.uid, (stat.mode & 0o7777).toString(8)], [0, '4755'], 'what is at stake: a setuid-root program');
+    // Through a shell: setpriv itself ran it here from a directory uid 65534 cannot search (util-linux 2.38), so
+    // the path is looked up by a shell that is uid 65534 throughout, as any local user is.
+    const ran = await sh('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', '--', '/bin/sh', '-c', 'exec "$0"', program]);
+    assert.is.not(ran.exitCode, 0, `uid 65534 ran the setuid-root program: ${ran.stdout}`);
+    assert.match(ran.stderr, 'Permission denied');
+    assert.is((lstatSync(join('/var/lib/lxc', image)).mode & 0o777).toString(8), '770', "the image's directory is as lxc-create makes one");
+    assert.is((await thinLxc(['destroy', thin, '--root', root])).exitCode, 0);
+  });
+
   commits("thin on thin: an unprivileged container over an unprivileged thin base commits both write layers with the base's owners", async () => {
     const lower = track(uniqueName('ulow'));
     const upper = track(uniqueName('uupp'));
