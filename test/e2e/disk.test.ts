@@ -234,30 +234,43 @@ disk.run();
 
 /**
  * The quota path, on its own filesystem: an ext4 made with project quota in a loop-mounted image, mounted with
- * prjquota, holds the test's root. It needs a kernel that can mount one (CONFIG_QUOTA and CONFIG_QFMT_V2).
+ * prjquota, holds the test's root. It needs a kernel that can mount one (CONFIG_QUOTA and CONFIG_QFMT_V2). A
+ * kernel built without them (its own config says so, and the mount was refused) gets the test of what create does
+ * there instead; anything else that keeps the quota test from running fails in CI, as skipUnless does.
  */
 const quotaReason = await cannotMountProjectQuota();
+const kernelCannot = quotaReason !== null && quotaReason.startsWith('this kernel was built without');
 const { tests: quota, runnable: quotaRunnable, cleanup: quotaCleanup, base: quotaBase } = await containerSuite('--disk on a filesystem with project quota', 'qbase');
 
-if (quotaRunnable && kernelAllows(quota, quotaReason)) {
+/** An ext4 of `size` in a loop file, made with `features` and mounted on the host with `options` (gone in after()). */
+function ownFilesystem(size: string, features: readonly string[], options: string): { mountPoint: string; root: string; mount(): Promise<void> } {
   const work = mkdtempSync('/tmp/thin-lxc-quota-');
   const mountPoint = join(work, 'fs');
-  const quotaRoot = join(mountPoint, 'containers');
-  quota.before(async () => {
-    quotaCleanup.add(() => sh('rm', ['-rf', work]));
-    await must('truncate', ['-s', '512M', join(work, 'fs.img')]);
-    await must('mkfs.ext4', ['-q', '-O', 'quota,project', join(work, 'fs.img')]);
-    mkdirSync(mountPoint);
-    await must('mount', ['-o', 'loop,prjquota', join(work, 'fs.img'), mountPoint]);
-    // -o loop: the loop device goes with the unmount, also when a test failed.
-    quotaCleanup.add(() => sh('umount', ['-l', mountPoint]));
-  });
+  return {
+    mountPoint,
+    root: join(mountPoint, 'containers'),
+    async mount() {
+      quotaCleanup.add(() => sh('rm', ['-rf', work]));
+      await must('truncate', ['-s', size, join(work, 'fs.img')]);
+      await must('mkfs.ext4', ['-q', ...features, join(work, 'fs.img')]);
+      mkdirSync(mountPoint);
+      await must('mount', ['-o', options, join(work, 'fs.img'), mountPoint]);
+      // -o loop: the loop device goes with the unmount, also when a test failed.
+      quotaCleanup.add(() => sh('umount', ['-l', mountPoint]));
+    },
+  };
+}
+
+if (quotaRunnable && quotaReason === null) {
+  const fs = ownFilesystem('512M', ['-O', 'quota,project'], 'loop,prjquota');
+  const { mountPoint, root: quotaRoot } = fs;
+  quota.before(() => fs.mount());
   const track = (name: string) => {
     quotaCleanup.add(() => removeLxcContainer(name));
     return name;
   };
 
-  quota('a project quota on wlayer and work: EDQUOT inside at the limit, another container on the same filesystem unaffected; update changes it running; destroy clears it', async () => {
+  quota('a project quota on wlayer and work: EDQUOT inside at the limit, an inode limit with it, another container on the same filesystem unaffected; update changes it running; destroy clears it', async () => {
     const name = track(uniqueName('q'));
     const other = track(uniqueName('qo'));
     const created = await thinLxc(['create', name, '--base', quotaBase, '--root', quotaRoot, '--disk', '32M']);
@@ -269,6 +282,9 @@ if (quotaRunnable && kernelAllows(quota, quotaReason)) {
     assert.not.ok(existsSync(join(dir, 'disk.img')));
     const project = state.diskProject!;
     for (const layer of ['wlayer', 'work']) assert.match(await must('lsattr', ['-pd', join(dir, layer)]), new RegExp(`^\\s*${project}\\s+\\S*P`), layer);
+    // Blocks (KiB) and inodes: `#ID -- USED SOFT HARD [GRACE] FILES SOFT HARD [GRACE]`; 32M gets 8192 inodes, as an image would.
+    const limits = (await must('repquota', ['-P', '-n', '-v', mountPoint])).split('\n').find((row) => row.startsWith(`#${project} `)) ?? '';
+    assert.match(limits, /^#\d+\s+--\s+\d+\s+0\s+32768\s+\d+\s+0\s+8192\s*$/, `repquota: ${limits}`);
 
     assert.is((await startContainer(name)).exitCode, 0);
     assert.is((await startContainer(other)).exitCode, 0);
@@ -278,8 +294,13 @@ if (quotaRunnable && kernelAllows(quota, quotaReason)) {
     assert.is(await attach(other, 'dd if=/dev/zero of=/big bs=1M count=60 2>/dev/null && wc -c < /big'), String(60 * 2 ** 20));
     const shown = JSON.parse((await thinLxc(['show', name, '--root', quotaRoot, '--json'])).stdout) as { diskUsedBytes: number };
     assert.ok(shown.diskUsedBytes > 16 * 2 ** 20 && shown.diskUsedBytes <= 32 * 2 ** 20, String(shown.diskUsedBytes));
-
     await attach(name, 'rm /big');
+    // Empty files cost no block: the inode limit stops them.
+    const files = await sh('lxc-attach', ['-n', name, '--', '/bin/sh', '-c', 'mkdir /many && cd /many && i=0; while [ $i -lt 9000 ] && : > f$i; do i=$((i+1)); done; echo $i']);
+    assert.ok(Number(files.stdout.trim()) < 8192, `empty files stopped by the inode limit: made ${files.stdout.trim()}`);
+    assert.match(files.stderr, 'Disk quota exceeded');
+    await attach(name, 'rm -rf /many');
+
     const raised = await thinLxc(['update', name, '--root', quotaRoot, '--disk', '96M']);
     assert.is(raised.exitCode, 0, raised.stderr);
     assert.is(await attach(name, 'dd if=/dev/zero of=/big bs=1M count=64 2>/dev/null && wc -c < /big'), String(64 * 2 ** 20), 'the raised limit holds at once');
@@ -291,6 +312,38 @@ if (quotaRunnable && kernelAllows(quota, quotaReason)) {
     const line = report.split('\n').find((row) => row.startsWith(`#${project} `));
     assert.ok(line === undefined || /^#\d+\s+--\s+0\s+0\s+0\b/.test(line), `the project's limit and use are gone: ${line}`);
   });
+} else if (quotaRunnable && kernelCannot) {
+  // Such a kernel may mount an ext4 made with -O quota,project without prjquota; this one refuses even that
+  // ("The kernel was not built with CONFIG_QUOTA and CONFIG_QFMT_V2"), and then the root's ext4 is made without
+  // those features. Either way it is mounted without prjquota: create must choose the image, and the limit hold.
+  const featureRefused = await cannotMountQuotaFeature();
+  const fs = ownFilesystem('256M', featureRefused === null ? ['-O', 'quota,project'] : [], 'loop');
+  const track = (name: string) => {
+    quotaCleanup.add(() => removeLxcContainer(name));
+    return name;
+  };
+  quota.before(() => fs.mount());
+
+  const made = featureRefused === null ? 'made with -O quota,project' : 'made without quota features (this kernel refuses -O quota,project read/write even without prjquota)';
+  quota(`this kernel cannot enforce project quota (${quotaReason}, mount -o prjquota refused): on a root of its own ext4, ${made}, mounted without prjquota, create --disk chooses the image, and a writer inside gets ENOSPC at the limit`, async () => {
+    const name = track(uniqueName('qk'));
+    const dry = await thinLxc(['create', name, '--base', quotaBase, '--root', fs.root, '--disk', '32M', '--dry-run']);
+    assert.match(dry.stdout, `# Disk limit: ${32 * 2 ** 20} bytes, a sparse ext4 image ${join(fs.root, name)}/disk.img`);
+    const created = await thinLxc(['create', name, '--base', quotaBase, '--root', fs.root, '--disk', '32M']);
+    assert.is(created.exitCode, 0, created.stderr);
+    const state = readState(join(fs.root, name));
+    assert.equal([state.disk, state.diskMode, state.diskProject, state.diskMount], [String(32 * 2 ** 20), 'image', null, null]);
+    assert.ok(existsSync(join(fs.root, name, 'disk.img')));
+    assert.is((await startContainer(name)).exitCode, 0);
+    const filled = await sh('lxc-attach', ['-n', name, '--', '/bin/sh', '-c', 'dd if=/dev/zero of=/big bs=1M count=100']);
+    assert.is.not(filled.exitCode, 0);
+    assert.match(filled.stderr, 'No space left on device');
+    const written = Number(await attach(name, 'wc -c < /big'));
+    assert.ok(written > 16 * 2 ** 20 && written <= 32 * 2 ** 20, `wrote ${written} bytes before ENOSPC`);
+    await must('lxc-stop', ['-n', name]);
+  });
+} else if (quotaRunnable) {
+  skipUnless(quota, '--disk on a filesystem with project quota', false, quotaReason ?? '');
 }
 
 quota.run();
@@ -312,14 +365,16 @@ async function cannotMountProjectQuota(): Promise<string | null> {
   }
 }
 
-/**
- * The one skip CI allows: a kernel built without quota support (its own config says so), which no setup of the host
- * can change. Anything else that keeps the quota test from running fails in CI, as skipUnless does.
- */
-function kernelAllows(suite: typeof quota, reason: string | null): boolean {
-  if (reason === null) return true;
-  if (!reason.startsWith('this kernel was built without')) return skipUnless(suite, '--disk on a filesystem with project quota', false, reason);
-  console.log(`SKIPPED --disk on a filesystem with project quota: ${reason}`);
-  suite.skip('--disk on a filesystem with project quota', () => {});
-  return false;
+/** Why this kernel refuses to mount an ext4 made with -O quota,project read/write even without prjquota, or null when it mounts one. */
+async function cannotMountQuotaFeature(): Promise<string | null> {
+  const work = mkdtempSync('/tmp/thin-lxc-quota-probe-');
+  try {
+    await must('truncate', ['-s', '64M', join(work, 'probe.img')]);
+    await must('mkfs.ext4', ['-q', '-O', 'quota,project', join(work, 'probe.img')]);
+    mkdirSync(join(work, 'm'));
+    const tried = await sh('unshare', ['--mount', '--propagation', 'private', '--', 'mount', '-o', 'loop', join(work, 'probe.img'), join(work, 'm')]);
+    return tried.exitCode === 0 ? null : tried.stderr.trim();
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
 }
