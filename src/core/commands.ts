@@ -163,9 +163,9 @@ export function setQuotaProject(paths: readonly string[], project: number, recur
   return run('chattr', [...(recursive ? ['-R'] : []), '-p', String(project), '+P', '--', ...paths], { allowFailure: true });
 }
 
-/** setquota -P: a project's block hard limit, in KiB, on the filesystem mounted at `mountPoint` (0: no limit). */
-export function setProjectLimit(mountPoint: string, project: number, hardKiB: number): CommandResult {
-  return run('setquota', ['-P', String(project), '0', String(hardKiB), '0', '0', mountPoint], { allowFailure: true });
+/** setquota -P: a project's hard limits, blocks in KiB and inodes, on the filesystem mounted at `mountPoint` (0: no limit). */
+export function setProjectLimit(mountPoint: string, project: number, limit: { hardKiB: number; hardInodes: number }): CommandResult {
+  return run('setquota', ['-P', String(project), '0', String(limit.hardKiB), '0', String(limit.hardInodes), mountPoint], { allowFailure: true });
 }
 
 /** repquota -P -n -v: every project with use or limits on a filesystem, by number; null when it has no project quota on. */

@@ -139,6 +139,21 @@ export function limitKiB(bytes: number): number {
   return Math.ceil(bytes / 1024);
 }
 
+/**
+ * The inode limit that goes with a block limit: as many inodes as mkfs.ext4 gives an image of that size (its
+ * mke2fs.conf ratios: one per 4 KiB below 512 MiB, 16 KiB to 4 TiB, 32 KiB to 16 TiB, 64 KiB above). Without it,
+ * empty files, symlinks and directories (no blocks) could use up the host filesystem's fixed inode table.
+ */
+export function limitInodes(bytes: number): number {
+  const ratio = bytes < 512 * 2 ** 20 ? 4096 : bytes < 4 * 2 ** 40 ? 16384 : bytes < 16 * 2 ** 40 ? 32768 : 65536;
+  return Math.ceil(bytes / ratio);
+}
+
+/** A project's hard limits for `bytes`: blocks and the inodes that go with them (0: none, both cleared). */
+export function projectLimit(bytes: number): { hardKiB: number; hardInodes: number } {
+  return { hardKiB: limitKiB(bytes), hardInodes: bytes === 0 ? 0 : limitInodes(bytes) };
+}
+
 /** Puts the (empty, or with -R filled) write layer and work folder in the project, then limits the project. */
 export function limitProject(dirs: readonly string[], mountPoint: string, project: number, bytes: number, recursive = false): void {
   const tagged = setQuotaProject(dirs, project, recursive);
@@ -147,13 +162,13 @@ export function limitProject(dirs: readonly string[], mountPoint: string, projec
 }
 
 export function setLimit(mountPoint: string, project: number, bytes: number): void {
-  const limited = setProjectLimit(mountPoint, project, limitKiB(bytes));
+  const limited = setProjectLimit(mountPoint, project, projectLimit(bytes));
   if (limited.exitCode !== 0) throw new UserError(`cannot limit quota project ${project} on ${mountPoint} (${lastLine(limited.stderr)}): is the quota package installed (apt-get install quota)?`);
 }
 
 /** Removal: the project's limit goes (its files go with the directory). Quiet when the filesystem or limit is gone. */
 export function clearProject(mountPoint: string, project: number): void {
-  setProjectLimit(mountPoint, project, 0);
+  setProjectLimit(mountPoint, project, projectLimit(0));
 }
 
 /**

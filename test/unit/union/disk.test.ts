@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chooseProject, diskMechanism, limitKiB, loopDeviceOf, mountOf, parseMountInfo, parseRepquota, parseSuperblock, requireImageUnused } from '../../../src/union/disk.js';
+import { chooseProject, diskMechanism, limitInodes, limitKiB, loopDeviceOf, mountOf, parseMountInfo, parseRepquota, parseSuperblock, projectLimit, requireImageUnused } from '../../../src/union/disk.js';
 
 const MOUNTINFO = [
   '22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw,discard,resv_strict',
@@ -73,6 +73,16 @@ test('limits go to setquota in KiB rounded up: never below what was asked', () =
   assert.is(limitKiB(1024), 1);
   assert.is(limitKiB(1025), 2);
   assert.is(limitKiB(2 ** 30), 2 ** 20);
+});
+
+test('a quota also limits inodes, as many as an image of that size would have (mkfs.ext4\'s ratios): files that take no block cannot use up the host\'s inode table', () => {
+  assert.is(limitInodes(16 * 2 ** 20), 4096); // below 512M: one per 4 KiB (mke2fs.conf "small")
+  assert.is(limitInodes(64 * 2 ** 20), 16384);
+  assert.is(limitInodes(2 ** 30), 65536); // one per 16 KiB (the default)
+  assert.is(limitInodes(4 * 2 ** 40), 2 ** 27); // one per 32 KiB ("big")
+  assert.is(limitInodes(16 * 2 ** 40), 2 ** 28); // one per 64 KiB ("huge")
+  assert.equal(projectLimit(64 * 2 ** 20), { hardKiB: 65536, hardInodes: 16384 });
+  assert.equal(projectLimit(0), { hardKiB: 0, hardInodes: 0 }, 'no limit: both cleared');
 });
 
 test('an ext4 superblock: used bytes and size, with the high halves of a 64-bit filesystem; null for anything else', () => {
