@@ -23,7 +23,11 @@ export function setup(options: { ipv6?: string | boolean | undefined } = {}): st
   const missing = missingPackages(NEEDED);
   if (missing.length > 0) throw new UserError(`thin-lxc needs packages this host lacks: apt-get install ${missing.join(' ')}`);
   // Before lxc-net: a failure there must not leave unprivileged containers without their ids.
-  const subids = ensureRootRanges().map((file) => `added root:${formatIdMap(DEFAULT_IDMAP)} to ${file}: unprivileged containers' ids (LXC maps them with newuidmap, which allows root only its ranges there)`);
+  const subids = ensureRootRanges().map(({ file, map }) => {
+    const added = `added root:${formatIdMap(map)} to ${file}: unprivileged containers' ids (LXC maps them with newuidmap, which allows root only its ranges there)`;
+    if (map.host === DEFAULT_IDMAP.host) return added;
+    return `${added}; ${formatIdMap(DEFAULT_IDMAP)} is another user's there: create with --idmap ${formatIdMap(map)}, or put unprivileged = ${formatIdMap(map)} in /etc/thin-lxc/thin-lxc.ini`;
+  });
   const requested = typeof options.ipv6 === 'string' ? ipv6Prefix(options.ipv6) : null;
   const previous = options.ipv6 ? bridgeIPv6(lxcNetBridge()) : null;
   const changed = configureDnsmasq(options.ipv6 ? [raParamLine(lxcNetBridge())] : []);

@@ -268,7 +268,7 @@ if (runnable) {
     assert.not.ok(existsSync(join('/var/lib/lxc', name)));
   });
 
-  unprivileged('setup gives root 100000:65536 in /etc/subuid and /etc/subgid once (on copies, in a private mount namespace); without it doctor and create name the fix', async () => {
+  unprivileged("setup gives root a range of its own in /etc/subuid and /etc/subgid once (on copies, in a private mount namespace): 100000:65536 is alice's there, so 165536:65536; without it doctor and create name the fix, and a map sharing alice's ids is refused", async () => {
     const name = track(uniqueName('ids'));
     await create(name, '--unprivileged');
     const copies = join(root, 'subids');
@@ -280,22 +280,31 @@ if (runnable) {
       sh('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', `mount --bind "$1/subuid" /etc/subuid && mount --bind "$1/subgid" /etc/subgid && ${command}`, 'sh', copies], 120_000);
     const cli = `"${process.execPath}" ${CLI}`;
     const doctor = await inNamespace(`${cli} doctor --root ${root}`);
-    assert.match(doctor.stdout, `FAIL  unprivileged ids   the map 100000:65536 is not within root's ranges in /etc/subuid, and LXC maps ids with newuidmap, which allows only those: run thin-lxc setup, or add root:100000:65536 to /etc/subuid and /etc/subgid`);
+    assert.match(doctor.stdout, `FAIL  unprivileged ids   the map 100000:65536 shares ids with alice's subordinate ids 100000:65536 in /etc/subuid, so alice's own user namespaces would run as the container's ids: choose --idmap within a range of root's that no one else has (root has none there; thin-lxc setup gives root one)`);
     const refused = await inNamespace(`${cli} create ${uniqueName('x')} --base ${base} --root ${root} --unprivileged`);
     assert.is(refused.exitCode, 2);
-    assert.match(refused.stderr, "thin-lxc: the map 100000:65536 is not within root's ranges in /etc/subuid");
+    assert.match(refused.stderr, "thin-lxc: the map 100000:65536 shares ids with alice's subordinate ids 100000:65536 in /etc/subuid");
+    const outside = await inNamespace(`${cli} create ${uniqueName('x')} --base ${base} --root ${root} --idmap 300000:65536 --dry-run`);
+    assert.is(outside.exitCode, 2);
+    assert.match(outside.stderr, "thin-lxc: the map 300000:65536 is not within root's ranges in /etc/subuid");
 
     const setup = await inNamespace(`${cli} setup`);
     assert.is(setup.exitCode, 0, setup.stderr);
-    assert.match(setup.stdout, 'added root:100000:65536 to /etc/subuid');
-    assert.match(setup.stdout, 'added root:100000:65536 to /etc/subgid');
-    assert.is(readFileSync(join(copies, 'subuid'), 'utf8'), 'alice:100000:65536\nroot:100000:65536\n');
-    assert.is(readFileSync(join(copies, 'subgid'), 'utf8'), 'root:100000:65536\n');
+    assert.match(setup.stdout, "added root:165536:65536 to /etc/subuid: unprivileged containers' ids (LXC maps them with newuidmap, which allows root only its ranges there); 100000:65536 is another user's there: create with --idmap 165536:65536");
+    assert.match(setup.stdout, 'added root:165536:65536 to /etc/subgid');
+    assert.is(readFileSync(join(copies, 'subuid'), 'utf8'), 'alice:100000:65536\nroot:165536:65536\n');
+    assert.is(readFileSync(join(copies, 'subgid'), 'utf8'), 'root:165536:65536\n');
     const again = await inNamespace(`${cli} setup`);
     assert.is(again.exitCode, 0, again.stderr);
     assert.not.match(again.stdout, 'added root');
-    assert.is(readFileSync(join(copies, 'subuid'), 'utf8'), 'alice:100000:65536\nroot:100000:65536\n', 'once');
-    assert.match((await inNamespace(`${cli} doctor --root ${root}`)).stdout, 'ok    unprivileged ids   maps 100000:65536 are within root');
+    assert.is(readFileSync(join(copies, 'subuid'), 'utf8'), 'alice:100000:65536\nroot:165536:65536\n', 'once');
+    // The container made before with 100000:65536 shares alice's ids on this host: doctor says so.
+    assert.match((await inNamespace(`${cli} doctor --root ${root}`)).stdout, "FAIL  unprivileged ids   the map 100000:65536 shares ids with alice's subordinate ids 100000:65536 in /etc/subuid");
+    const shared = await inNamespace(`${cli} create ${uniqueName('x')} --base ${base} --root ${root} --unprivileged --dry-run`);
+    assert.is(shared.exitCode, 2);
+    assert.match(shared.stderr, "thin-lxc: the map 100000:65536 shares ids with alice's subordinate ids 100000:65536 in /etc/subuid");
+    const own = await inNamespace(`${cli} create ${uniqueName('x')} --base ${base} --root ${root} --idmap 165536:65536 --dry-run`);
+    assert.is(own.exitCode, 0, own.stderr);
   });
 
   unprivileged('create --unprivileged on a layer the kernel cannot idmap (an overlay) is refused in one line, with --dry-run too, leaving nothing', async () => {
