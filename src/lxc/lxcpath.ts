@@ -171,12 +171,24 @@ export function isRunning(lxcpath: string, name: string): boolean {
  */
 export function monitorSocket(lxcpath: string, name: string): string | null {
   try {
-    const suffix = ` @${lxcpath}/${name}/command`;
-    const line = readFileSync('/proc/net/unix', 'utf8').split('\n').find((entry) => entry.endsWith(suffix));
-    return line === undefined ? null : (line.trim().split(/\s+/)[6] ?? '');
+    return listeningSocket(readFileSync('/proc/net/unix', 'utf8'), `@${lxcpath}/${name}/command`);
   } catch {
     return null;
   }
+}
+
+/**
+ * The inode of the listening socket bound to `path` in /proc/net/unix's text, or null. Only the listening one
+ * (flag __SO_ACCEPTCON, 00010000) is a monitor's: the monitor's end of a client's connection (lxc-stop waiting
+ * for STOPPED) carries the same path, and stays open through the post-stop hooks after the listening one closed.
+ */
+export function listeningSocket(procNetUnix: string, path: string): string | null {
+  for (const line of procNetUnix.split('\n')) {
+    // Num: RefCount Protocol Flags Type St Inode Path (the path may hold spaces)
+    const match = /^\s*\S+:\s+\S+\s+\S+\s+([0-9A-Fa-f]+)\s+\S+\s+\S+\s+(\d+)\s(.*)$/.exec(line);
+    if (match && match[3] === path && (Number.parseInt(match[1]!, 16) & 0x10000) !== 0) return match[2]!;
+  }
+  return null;
 }
 
 /** LXC containers in `lxcpath` whose config gives a network device this MAC address. */

@@ -2,7 +2,7 @@
 // network namespace's fib_trie says it holds.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { localAddresses, monitorName } from '../../../src/lxc/lxcpath.js';
+import { listeningSocket, localAddresses, monitorName } from '../../../src/lxc/lxcpath.js';
 
 test("a monitor's command line names its container, only for the lxcpath asked", () => {
   assert.is(monitorName('[lxc monitor] /var/lib/lxc web1\0', '/var/lib/lxc'), 'web1');
@@ -41,6 +41,22 @@ test("a namespace's local IPv4 addresses are its fib_trie's /32 host LOCAL leave
   ].join('\n');
   assert.equal(localAddresses(trie), ['10.0.3.150', '10.0.3.151']);
   assert.equal(localAddresses(''), []);
+});
+
+
+test("a monitor's socket is the listening one: the monitor's end of a client's connection (same path) is not", () => {
+  const text = [
+    'Num       RefCount Protocol Flags    Type St Inode Path',
+    // lxc-stop's connection, accepted by the monitor: what is left through the post-stop hooks.
+    '000000005524869d: 00000003 00000000 00000000 0001 03 3203929 @/var/lib/lxc/web1/command',
+    '0000000017886f5e: 00000002 00000000 00010000 0001 01 3194800 @/var/lib/lxc/web1/command',
+    '0000000017886f5f: 00000002 00000000 00010000 0001 01 3194801 @/var/lib/lxc/web10/command',
+    '0000000017886f60: 00000002 00000000 00010000 0001 01 3194802 @/srv/my lxc/web1/command',
+  ].join('\n');
+  assert.is(listeningSocket(text, '@/var/lib/lxc/web1/command'), '3194800');
+  assert.is(listeningSocket(text, '@/srv/my lxc/web1/command'), '3194802');
+  assert.is(listeningSocket(text.split('\n').filter((line) => !line.includes('3194800')).join('\n'), '@/var/lib/lxc/web1/command'), null);
+  assert.is(listeningSocket(text, '@/var/lib/lxc/web/command'), null);
 });
 
 test.run();
