@@ -152,6 +152,7 @@ export function makeProgram(env: NodeJS.ProcessEnv, cwd: string, debug: boolean)
       const autostartSource = command.getOptionValueSource('autostart');
       const request = { ...options, autostart: autostartSource === 'cli' ? (options.autostart as boolean) : undefined } as Parameters<typeof update>[1];
       const plan = update(target, request, settings, cwd, options.dryRun === true);
+      if (plan.changed) for (const warning of plan.warnings) writeErr(`thin-lxc: warning: ${warning}\n`);
       if (options.json) {
         return out(JSON.stringify({ changed: plan.changed, action: plan.changed ? (options.dryRun ? 'update' : 'updated') : 'unchanged', ...summaryOf(plan.after), notes: plan.notes }, null, 2));
       }

@@ -43,7 +43,7 @@ import type { Bridge } from '../network/bridge.js';
 import { HOSTS_DIR, release, reserve } from '../network/dhcp.js';
 import { broadcastOf, formatSubnet, toAddress } from '../network/ipv4.js';
 import { formatSubnet6 } from '../network/ipv6.js';
-import { chooseProject, clearProject, imageLayer, limitProject, makeImage, projectsInUse, readDiskMechanism, removeStaged, requireReachable } from '../union/disk.js';
+import { chooseProject, clearProject, imageLayer, limitProject, makeImage, overcommitOf, projectsInUse, readDiskMechanism, removeStaged, requireReachable } from '../union/disk.js';
 import { requireRootRanges } from '../lxc/subids.js';
 import { DEFAULT_IDMAP, formatIdMap, idmapProblem, parseIdMap, shiftUp, type IdMap } from '../union/idmap.js';
 import { UNION_FILESYSTEMS, requireKernelSupport, type UnionFs } from '../union/mount.js';
@@ -442,6 +442,7 @@ export function planCreate(
   const config =
     request.template === undefined ? renderDefaultConfig(view) : renderConfig(readTemplate(resolve(cwd, request.template)), view);
   if (spec.disk !== null) requireReachable(settings.root, Number(spec.disk), request.disk ?? spec.disk);
+  const overcommit = spec.disk === null ? null : overcommitOf(settings.root, name, request.disk ?? spec.disk, Number(spec.disk), null, imagesOf(others, paths.dir));
   const disk = spec.disk === null ? null : planDisk(settings.root, paths.dir, others);
   const state: ThinState = {
     id,
@@ -479,7 +480,7 @@ export function planCreate(
     paths,
     config,
     layerFiles: identityFiles(base.layers, name),
-    warnings: baseWarnings(base, settings.lxcpath),
+    warnings: [...baseWarnings(base, settings.lxcpath), ...(overcommit === null ? [] : [overcommit])],
     claim: bridge && ip && requestedIp ? { bridge, address: ip } : null,
   };
 }
@@ -491,6 +492,11 @@ export function planCreate(
  * How --disk is kept in this root: a project quota where its filesystem enforces them, with an id no one uses on
  * that filesystem (repquota) and no other thin container recorded; an image elsewhere.
  */
+/** The other containers' disk images (not `dir`'s, which a replace makes anew), with their limits. */
+export function imagesOf(containers: readonly ThinContainer[], dir: string): { image: string; limitBytes: number }[] {
+  return containers.filter((other) => other.state.diskMode === 'image' && other.paths.dir !== dir).map((other) => ({ image: other.paths.diskImage, limitBytes: Number(other.state.disk) }));
+}
+
 function planDisk(root: string, dir: string, others: readonly ThinContainer[]): { mode: 'quota'; mountPoint: string; project: number } | { mode: 'image' } {
   const mechanism = readDiskMechanism(root, readFileSync('/proc/self/mountinfo', 'utf8'));
   if (mechanism.mode === 'image') return mechanism;

@@ -5,7 +5,7 @@ import { findContainer, listContainers, type ThinContainer } from '../container/
 import { diskUsage, lxcState, lxcStatuses } from '../core/commands.js';
 import { lxcStatusLookup } from '../lxc/lxcpath.js';
 import type { ThinState } from '../container/state.js';
-import { diskUse } from '../union/disk.js';
+import { diskUse, type DiskUse } from '../union/disk.js';
 import type { Settings } from './settings.js';
 
 /** What list and show report: the state's fields a user sees, with LXC's view and the paths. */
@@ -29,9 +29,13 @@ export type ContainerView = Pick<
   wlayerBytes: number | null;
   /** With --disk: what the write layer uses against its limit (disk), in bytes; null when it cannot be read. */
   diskUsedBytes: number | null;
+  /** With --disk in an image: the image file's blocks on the host's disk, in bytes; null otherwise. */
+  diskHostBytes: number | null;
 };
 
-function view({ state, paths }: ThinContainer, lxc: string, wlayerBytes: number | null, baseState: string | null, diskUsedBytes: number | null = null): ContainerView {
+function view({ state, paths }: ThinContainer, lxc: string, wlayerBytes: number | null, baseState: string | null, use: DiskUse | null = null): ContainerView {
+  const diskUsedBytes = use?.usedBytes ?? null;
+  const diskHostBytes = use?.hostBytes ?? null;
   return {
     id: state.id,
     name: state.name,
@@ -61,6 +65,7 @@ function view({ state, paths }: ThinContainer, lxc: string, wlayerBytes: number 
     disk: state.disk,
     diskMode: state.diskMode,
     diskUsedBytes,
+    diskHostBytes,
     idmap: state.idmap,
   };
 }
@@ -79,8 +84,8 @@ export function listViews(settings: Settings): ContainerView[] {
     const { lxcpath, name, base } = container.state;
     const baseState = dirname(base) === lxcpath ? (statusOf(lxcpath, basename(base))?.state ?? null) : null;
     const status = statusOf(lxcpath, name);
-    const used = diskUse(container.state, container.paths.diskImage, status?.pid ?? null)?.usedBytes ?? null;
-    return view(container, status?.state ?? 'UNREGISTERED', sizes.get(container.paths.wlayer) ?? null, baseState, used);
+    const use = diskUse(container.state, container.paths.diskImage, status?.pid ?? null);
+    return view(container, status?.state ?? 'UNREGISTERED', sizes.get(container.paths.wlayer) ?? null, baseState, use);
   });
 }
 
@@ -125,7 +130,7 @@ export function showView(idOrName: string, settings: Settings): ContainerView {
   const baseState = dirname(state.base) === state.lxcpath ? lxcState(basename(state.base), state.lxcpath) : null;
   // A running image is read through its init: its pid, from the one LXC call that gives it.
   const pid = state.diskMode === 'image' ? (lxcStatuses(state.lxcpath).get(state.name)?.pid ?? null) : null;
-  return view(container, lxcState(state.name, state.lxcpath), size, baseState, diskUse(state, paths.diskImage, pid)?.usedBytes ?? null);
+  return view(container, lxcState(state.name, state.lxcpath), size, baseState, diskUse(state, paths.diskImage, pid));
 }
 
 export function formatShow(v: ContainerView): string {
@@ -156,7 +161,8 @@ export function formatShow(v: ContainerView): string {
 
 function formatDisk(v: ContainerView): string {
   if (v.disk === null) return '-';
-  const how = v.diskMode === 'quota' ? 'project quota' : `image ${v.dir}/disk.img`;
+  // An image's use is its filesystem's (ext4's own metadata included, as df inside shows); the host pays its file's blocks.
+  const how = v.diskMode === 'quota' ? 'project quota' : `image ${v.dir}/disk.img, ${formatBytes(v.diskHostBytes)} of the host's disk`;
   return `${formatBytes(v.diskUsedBytes)} used of ${formatBytes(Number(v.disk))} (${how})`;
 }
 

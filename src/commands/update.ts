@@ -19,7 +19,8 @@ import { checkInstallation, hookNeeds, thinHookOf, thinHooks } from '../lxc/inst
 import { hostCgroupVersion, isLimitOf, limitLines, liveLimitWrites } from '../lxc/limits.js';
 import { monitorSocket } from '../lxc/lxcpath.js';
 import { withHookLines } from '../lxc/render.js';
-import { chooseProject, clearProject, growImage, limitProject, projectsInUse, readDiskMechanism, requireReachable, setLimit } from '../union/disk.js';
+import { chooseProject, clearProject, growImage, limitProject, overcommitOf, projectsInUse, readDiskMechanism, requireReachable, setLimit } from '../union/disk.js';
+import { imagesOf } from './create.js';
 import type { Settings } from './settings.js';
 
 export interface UpdateRequest {
@@ -48,6 +49,8 @@ export interface UpdatePlan {
   notes: string[];
   /** The --disk change to make on the host, if any. */
   disk: DiskChange | null;
+  /** What the user should know but that does not stop the update (stderr): a limit the filesystem cannot back. */
+  warnings: string[];
 }
 
 /** A quota's new limit (0: none; `tag`: the layer's files put in the project first), or an image grown. */
@@ -159,7 +162,7 @@ export function planUpdate(target: string, request: UpdateRequest, settings: Set
   if (running && (goneMounts.length > 0 || newEntries.length > 0)) {
     notes.push(`mount changes take effect at ${before.name}'s next start: lxc-stop -n ${before.name} && lxc-start -n ${before.name} -d`);
   }
-  return { container, after, config, running, changed, notes, disk: disk?.change ?? null };
+  return { container, after, config, running, changed, notes, disk: disk?.change ?? null, warnings: disk?.warnings ?? [] };
 }
 
 /**
@@ -174,7 +177,7 @@ function planDisk(
   running: boolean,
   root: string,
   others: readonly ThinContainer[],
-): { fields: Partial<ThinState>; change: DiskChange | null } | null {
+): { fields: Partial<ThinState>; change: DiskChange | null; warnings?: string[] } | null {
   const bytes = asked === 'none' ? null : validateDisk(asked);
   const name = before.name;
   if (bytes === before.disk) return null;
@@ -184,7 +187,8 @@ function planDisk(
     if (bytes === null) throw new UserError(`${name}'s write layer lives in its disk image, which cannot be taken away: commit it (thin-lxc commit ${name} NEW) and create from NEW without --disk`);
     if (Number(bytes) < Number(before.disk)) throw new UserError(`${name}'s disk image cannot shrink (${before.disk} to ${bytes} bytes): give a size of at least ${before.disk} bytes`);
     if (running) throw new UserError(`${name} is running, and its disk image grows only while it is stopped: lxc-stop -n ${name}, then update again`);
-    return { fields: { disk: bytes }, change: { kind: 'grow', image: paths.diskImage, bytes: Number(bytes), name } };
+    const warning = overcommitOf(root, name, asked, Number(bytes), paths.diskImage, imagesOf(others, paths.dir));
+    return { fields: { disk: bytes }, change: { kind: 'grow', image: paths.diskImage, bytes: Number(bytes), name }, warnings: warning === null ? [] : [warning] };
   }
   if (before.diskMode === 'quota') {
     const mountPoint = before.diskMount!;

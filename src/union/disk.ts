@@ -2,7 +2,7 @@
 // a sparse ext4 image per container elsewhere. Chosen and planned as plain data; made at create, mounted by
 // the mount hook, grown by update, undone at removal as the state records it.
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, realpathSync, rmSync, statfsSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, realpathSync, rmSync, statfsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
   growExt4Image,
@@ -79,6 +79,57 @@ export function requireReachable(root: string, bytes: number, asked: string): vo
   const stat = statfsSync(path);
   const total = stat.blocks * stat.bsize;
   if (bytes > total) throw new UserError(`--disk ${asked} is more than the filesystem under ${root} holds (${binarySize(total)}): give a limit it can reach`);
+}
+
+/** A limit and what its container already holds on the host (an image's allocated blocks). */
+export interface Room {
+  limitBytes: number;
+  heldBytes: number;
+}
+
+/**
+ * Whether limits promise more than the filesystem has: an image is sparse and a quota reserves nothing, so a
+ * limit is only a cap. One line to warn with (create and update still do what was asked), or null: first when
+ * this limit alone is more than is free now, then when the images of the root together may still grow past it.
+ */
+export function overcommitWarning(root: string, name: string, asked: string, mine: Room, others: readonly Room[], freeBytes: number): string | null {
+  const grows = (room: Room) => Math.max(room.limitBytes - room.heldBytes, 0);
+  if (grows(mine) > freeBytes) {
+    return `--disk ${asked} is more than the ${binarySize(freeBytes)} free under ${root} now: a limit reserves no space, so ${name} can fill that filesystem before it reaches its limit`;
+  }
+  const all = others.reduce((sum, room) => sum + grows(room), grows(mine));
+  if (all > freeBytes) {
+    return `the disk limits under ${root} may still take ${binarySize(all)} in all (each limit less what its container holds), more than the ${binarySize(freeBytes)} free there: together they can fill that filesystem before their limits`;
+  }
+  return null;
+}
+
+/**
+ * The warning for a limit of `bytes` on `name` (its image, if it has one yet) among the root's other images, or
+ * null: read from the filesystem now (statfs, and each image file's allocated blocks on that filesystem).
+ */
+export function overcommitOf(root: string, name: string, asked: string, bytes: number, image: string | null, others: readonly { image: string; limitBytes: number }[]): string | null {
+  const { freeBytes, device } = freeUnder(root);
+  const mine = { limitBytes: bytes, heldBytes: (image === null ? null : imageRoom(image, bytes, device))?.heldBytes ?? 0 };
+  return overcommitWarning(root, name, asked, mine, others.flatMap((other) => imageRoom(other.image, other.limitBytes, device) ?? []), freeBytes);
+}
+
+/** Free space for anyone (statfs bavail) on the filesystem of a root that may not exist yet, and its device. */
+export function freeUnder(root: string): { freeBytes: number; device: number } {
+  let path = root;
+  while (!existsSync(path) && dirname(path) !== path) path = dirname(path);
+  const stat = statfsSync(path);
+  return { freeBytes: stat.bavail * stat.bsize, device: statSync(path).dev };
+}
+
+/** The room of a container's image: its limit, and the blocks its sparse file holds; null when it is elsewhere or gone. */
+export function imageRoom(image: string, limitBytes: number, device: number): Room | null {
+  try {
+    const stat = statSync(image);
+    return stat.dev === device ? { limitBytes, heldBytes: stat.blocks * 512 } : null;
+  } catch {
+    return null;
+  }
 }
 
 function binarySize(bytes: number): string {
@@ -349,6 +400,8 @@ function readSuperblock(image: string): { usedBytes: number; sizeBytes: number }
 export interface DiskUse {
   usedBytes: number | null;
   limitBytes: number;
+  /** An image's blocks on the host (its sparse file's allocated size, which never shrinks); null for a quota. */
+  hostBytes: number | null;
 }
 
 /**
@@ -366,10 +419,18 @@ export function diskUse(
   if (disk.diskMode === 'quota') {
     const report = disk.diskMount === null ? null : projectQuotaReport(disk.diskMount);
     const use = report === null ? undefined : parseRepquota(report).get(Number(disk.diskProject));
-    return { usedBytes: use?.usedBytes ?? null, limitBytes };
+    return { usedBytes: use?.usedBytes ?? null, limitBytes, hostBytes: null };
   }
   const parsed = runningPid === null ? readSuperblock(image) : rootUse(runningPid);
-  return { usedBytes: parsed?.usedBytes ?? null, limitBytes };
+  return { usedBytes: parsed?.usedBytes ?? null, limitBytes, hostBytes: allocated(image) };
+}
+
+function allocated(image: string): number | null {
+  try {
+    return statSync(image).blocks * 512;
+  } catch {
+    return null;
+  }
 }
 
 function rootUse(pid: string): { usedBytes: number; sizeBytes: number } | null {

@@ -1,6 +1,6 @@
 // End to end for --disk: a write layer that cannot grow past its size. On this host's root (no project quota) it
 // is a sparse ext4 image per container, mounted by the mount hook in the container's namespace only.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { readState } from '../../src/container/state.js';
@@ -80,9 +80,12 @@ if (runnable) {
     assert.is(await attach(name, 'cat /root/kept'), 'kept', 'what it wrote is kept across starts');
     await must('lxc-stop', ['-n', name]);
     await must('lxc-stop', ['-n', other]);
-    const stopped = JSON.parse((await thinLxc(['show', name, '--root', root, '--json'])).stdout) as { diskUsedBytes: number };
+    const stopped = JSON.parse((await thinLxc(['show', name, '--root', root, '--json'])).stdout) as { diskUsedBytes: number; diskHostBytes: number };
     assert.ok(stopped.diskUsedBytes > 0 && stopped.diskUsedBytes < 16 * 2 ** 20, `show: ${stopped.diskUsedBytes} bytes used once stopped (the superblock)`);
-    assert.match((await thinLxc(['show', name, '--root', root])).stdout, new RegExp(`^disk: +\\S+ used of 64M \\(image ${dir}/disk.img\\)$`, 'm'));
+    // The host's side: the file's blocks, which the 100M written and removed inside left allocated (no discard).
+    assert.is(stopped.diskHostBytes, statSync(image).blocks * 512, 'show --json: the image\'s blocks on the host');
+    assert.ok(stopped.diskHostBytes > 32 * 2 ** 20, `the host still holds what was written: ${stopped.diskHostBytes}`);
+    assert.match((await thinLxc(['show', name, '--root', root])).stdout, new RegExp(`^disk: +\\S+ used of 64M \\(image ${dir}/disk.img, \\S+ of the host's disk\\)$`, 'm'));
 
     const destroyed = await thinLxc(['destroy', name, '--root', root]);
     assert.is(destroyed.exitCode, 0, destroyed.stderr);
@@ -203,6 +206,37 @@ if (runnable) {
       assert.equal(await loopsLeft(image), []);
       assert.equal(hostMountsMentioning(join(root, name)), []);
     }
+  });
+
+  disk('limits that promise more than the filesystem has free: create and update --disk say so in one line on stderr and still do it (exit 0)', async () => {
+    // A small filesystem of the test's own (no reserved blocks), so what is free is known and nobody else writes there.
+    const work = mkdtempSync('/tmp/thin-lxc-small-');
+    cleanup.add(() => sh('rm', ['-rf', work]));
+    await must('truncate', ['-s', '160M', join(work, 'fs.img')]);
+    await must('mkfs.ext4', ['-q', '-m', '0', join(work, 'fs.img')]);
+    const mountPoint = join(work, 'fs');
+    mkdirSync(mountPoint);
+    await must('mount', ['-o', 'loop', join(work, 'fs.img'), mountPoint]);
+    cleanup.add(() => sh('umount', ['-l', mountPoint]));
+    const small = join(mountPoint, 'containers');
+    const [first, second] = [track(uniqueName('oa')), track(uniqueName('ob'))];
+    const fits = await thinLxc(['create', first, '--base', base, '--root', small, '--disk', '64M']);
+    assert.is(fits.exitCode, 0, fits.stderr);
+    assert.is(fits.stderr, '', 'a limit that fits in what is free: no warning');
+    const together = await thinLxc(['create', second, '--base', base, '--root', small, '--disk', '96M']);
+    assert.is(together.exitCode, 0, together.stderr);
+    assert.match(
+      together.stderr.trim(),
+      new RegExp(`^thin-lxc: warning: the disk limits under ${small} may still take \\S+ in all \\(each limit less what its container holds\\), more than the \\S+ free there: together they can fill that filesystem before their limits$`),
+    );
+    assert.is(readState(join(small, second)).disk, String(96 * 2 ** 20), 'made as asked');
+    // As much as the filesystem holds: more than is free, with the two images' own blocks on it.
+    const stat = statfsSync(mountPoint);
+    const most = `${Math.floor((stat.blocks * stat.bsize) / 2 ** 20)}M`;
+    const grown = await thinLxc(['update', first, '--root', small, '--disk', most]);
+    assert.is(grown.exitCode, 0, grown.stderr);
+    assert.match(grown.stderr.trim(), new RegExp(`^thin-lxc: warning: --disk ${most} is more than the \\S+ free under ${small} now: a limit reserves no space, so ${first} can fill that filesystem before it reaches its limit$`));
+    assert.match(grown.stdout, `disk: ${Number(most.slice(0, -1)) * 2 ** 20}`);
   });
 
   disk('--disk that is no size, too small, or with --tmpfs is refused in one line and leaves nothing; --dry-run names the image', async () => {

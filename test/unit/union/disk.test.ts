@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chooseProject, diskMechanism, limitInodes, limitKiB, loopDeviceOf, mountOf, parseMountInfo, parseRepquota, parseSuperblock, projectLimit, requireImageUnused } from '../../../src/union/disk.js';
+import { chooseProject, diskMechanism, limitInodes, limitKiB, loopDeviceOf, mountOf, overcommitWarning, parseMountInfo, parseRepquota, parseSuperblock, projectLimit, requireImageUnused } from '../../../src/union/disk.js';
 
 const MOUNTINFO = [
   '22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw,discard,resv_strict',
@@ -83,6 +83,20 @@ test('a quota also limits inodes, as many as an image of that size would have (m
   assert.is(limitInodes(16 * 2 ** 40), 2 ** 28); // one per 64 KiB ("huge")
   assert.equal(projectLimit(64 * 2 ** 20), { hardKiB: 65536, hardInodes: 16384 });
   assert.equal(projectLimit(0), { hardKiB: 0, hardInodes: 0 }, 'no limit: both cleared');
+});
+
+test('limits that promise more than the filesystem has free: this one alone first, then all of the root\'s together (each less what it holds); null when they fit', () => {
+  const G = 2 ** 30;
+  assert.is(
+    overcommitWarning('/c', 'web', '200G', { limitBytes: 200 * G, heldBytes: 0 }, [], 79 * G),
+    '--disk 200G is more than the 79G free under /c now: a limit reserves no space, so web can fill that filesystem before it reaches its limit',
+  );
+  assert.is(
+    overcommitWarning('/c', 'web', '50G', { limitBytes: 50 * G, heldBytes: 0 }, [{ limitBytes: 40 * G, heldBytes: 2 * G }], 79 * G),
+    'the disk limits under /c may still take 88G in all (each limit less what its container holds), more than the 79G free there: together they can fill that filesystem before their limits',
+  );
+  assert.is(overcommitWarning('/c', 'web', '50G', { limitBytes: 50 * G, heldBytes: 0 }, [{ limitBytes: 40 * G, heldBytes: 20 * G }], 79 * G), null, '50G + 20G more fit in 79G');
+  assert.is(overcommitWarning('/c', 'web', '80G', { limitBytes: 80 * G, heldBytes: 10 * G }, [], 79 * G), null, 'a grow counts what the image already holds');
 });
 
 test('an ext4 superblock: used bytes and size, with the high halves of a 64-bit filesystem; null for anything else', () => {
