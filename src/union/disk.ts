@@ -2,7 +2,7 @@
 // a sparse ext4 image per container elsewhere. Chosen and planned as plain data; made at create, mounted by
 // the mount hook, grown by update, undone at removal as the state records it.
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, realpathSync, rmSync, statfsSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, realpathSync, rmSync, statfsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
   growExt4Image,
@@ -435,6 +435,8 @@ function allocated(image: string): number | null {
 
 function rootUse(pid: string): { usedBytes: number; sizeBytes: number } | null {
   try {
+    // The container stopped since LXC gave the pid, and a host process got it: its root is the host's, not the image.
+    if (readlinkSync(`/proc/${pid}/ns/mnt`) === readlinkSync('/proc/self/ns/mnt')) return null;
     const stat = statfsSync(`/proc/${pid}/root`);
     return { usedBytes: (stat.blocks - stat.bfree) * stat.bsize, sizeBytes: stat.blocks * stat.bsize };
   } catch {

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chooseProject, diskMechanism, limitInodes, limitKiB, loopDeviceOf, mountOf, overcommitWarning, parseMountInfo, parseRepquota, parseSuperblock, projectLimit, requireImageUnused } from '../../../src/union/disk.js';
+import { chooseProject, diskMechanism, diskUse, limitInodes, limitKiB, loopDeviceOf, mountOf, overcommitWarning, parseMountInfo, parseRepquota, parseSuperblock, projectLimit, requireImageUnused } from '../../../src/union/disk.js';
 
 const MOUNTINFO = [
   '22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw,discard,resv_strict',
@@ -97,6 +97,13 @@ test('limits that promise more than the filesystem has free: this one alone firs
   );
   assert.is(overcommitWarning('/c', 'web', '50G', { limitBytes: 50 * G, heldBytes: 0 }, [{ limitBytes: 40 * G, heldBytes: 20 * G }], 79 * G), null, '50G + 20G more fit in 79G');
   assert.is(overcommitWarning('/c', 'web', '80G', { limitBytes: 80 * G, heldBytes: 10 * G }, [], 79 * G), null, 'a grow counts what the image already holds');
+});
+
+test('a running image\'s use is never read through a pid that now belongs to a host process (its root is the host\'s)', () => {
+  const state = { disk: String(64 * 2 ** 20), diskMode: 'image' as const, diskProject: null, diskMount: null };
+  // Our own pid stands for one reused by a host process after the container stopped: same mount namespace as ours.
+  const use = diskUse(state, '/nonexistent/disk.img', String(process.pid));
+  assert.equal(use, { usedBytes: null, limitBytes: 64 * 2 ** 20, hostBytes: null });
 });
 
 test('an ext4 superblock: used bytes and size, with the high halves of a 64-bit filesystem; null for anything else', () => {
