@@ -44,8 +44,8 @@ import { HOSTS_DIR, release, reserve } from '../network/dhcp.js';
 import { broadcastOf, formatSubnet, toAddress } from '../network/ipv4.js';
 import { formatSubnet6 } from '../network/ipv6.js';
 import { chooseProject, clearProject, imageLayer, limitProject, makeImage, overcommitOf, projectsInUse, readDiskMechanism, removeStaged, requireReachable } from '../union/disk.js';
-import { requireRootRanges } from '../lxc/subids.js';
-import { DEFAULT_IDMAP, formatIdMap, idmapProblem, parseIdMap, shiftUp, type IdMap } from '../union/idmap.js';
+import { hostDefaultMap, requireRootRanges } from '../lxc/subids.js';
+import { formatIdMap, idmapProblem, parseIdMap, shiftUp, type IdMap } from '../union/idmap.js';
 import { UNION_FILESYSTEMS, requireKernelSupport, type UnionFs } from '../union/mount.js';
 import type { Settings } from './settings.js';
 
@@ -128,7 +128,7 @@ function idmapOf(request: CreateRequest, settings: Settings): string | null {
     throw new UserError('--privileged contradicts --unprivileged and --idmap: choose one');
   }
   if (request.idmap !== undefined) return formatIdMap(parseIdMap(request.idmap));
-  if (request.unprivileged) return settings.unprivileged ?? formatIdMap(DEFAULT_IDMAP);
+  if (request.unprivileged) return settings.unprivileged ?? formatIdMap(hostDefaultMap());
   if (request.privileged) return null;
   return settings.unprivileged ?? null;
 }

@@ -5,7 +5,8 @@ import { parse } from 'ini';
 import { UserError } from '../core/errors.js';
 import { validatePlainPath } from '../core/validate.js';
 import { parseLxcConfig, lastValue } from '../lxc/config.js';
-import { DEFAULT_IDMAP, formatIdMap, parseIdMap } from '../union/idmap.js';
+import { hostDefaultMap } from '../lxc/subids.js';
+import { formatIdMap, parseIdMap } from '../union/idmap.js';
 
 export interface Settings {
   /** Holds one directory per thin container (the original's /containers). */
@@ -52,7 +53,7 @@ export function resolveSettings({ flags, env: given, cwd, readText = readTextIfP
 /** `unprivileged = true` (the default map), `false`, or a map HOSTID:RANGE; ini reads true and false as booleans. */
 function defaultIdMap(value: unknown, file: string): string | null {
   if (value === undefined || value === false || value === 'false') return null;
-  if (value === true || value === 'true') return formatIdMap(DEFAULT_IDMAP);
+  if (value === true || value === 'true') return formatIdMap(hostDefaultMap());
   if (typeof value === 'string') {
     try {
       return formatIdMap(parseIdMap(value));

@@ -26,7 +26,7 @@ export function setup(options: { ipv6?: string | boolean | undefined } = {}): st
   const subids = ensureRootRanges().map(({ file, map }) => {
     const added = `added root:${formatIdMap(map)} to ${file}: unprivileged containers' ids (LXC maps them with newuidmap, which allows root only its ranges there)`;
     if (map.host === DEFAULT_IDMAP.host) return added;
-    return `${added}; ${formatIdMap(DEFAULT_IDMAP)} is another user's there: create with --idmap ${formatIdMap(map)}, or put unprivileged = ${formatIdMap(map)} in /etc/thin-lxc/thin-lxc.ini`;
+    return `${added}; ${formatIdMap(DEFAULT_IDMAP)} is another user's there, so --unprivileged maps to ${formatIdMap(map)} on this host`;
   });
   const requested = typeof options.ipv6 === 'string' ? ipv6Prefix(options.ipv6) : null;
   const previous = options.ipv6 ? bridgeIPv6(lxcNetBridge()) : null;

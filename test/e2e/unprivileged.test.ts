@@ -2,7 +2,7 @@
 // keeps root inside from doing, the owners on the host, the base left byte for byte as it was, mounts the host never
 // sees (also after a reboot and a kill -9), and the everyday features (ports, address, name, --tmpfs, --ephemeral,
 // update, lxc-autostart, thin on thin) unprivileged. Needs thin-lxc setup (root's range in /etc/subuid, subgid).
-import { existsSync, lstatSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { readState } from '../../src/container/state.js';
@@ -268,43 +268,51 @@ if (runnable) {
     assert.not.ok(existsSync(join('/var/lib/lxc', name)));
   });
 
-  unprivileged("setup gives root a range of its own in /etc/subuid and /etc/subgid once (on copies, in a private mount namespace): 100000:65536 is alice's there, so 165536:65536; without it doctor and create name the fix, and a map sharing alice's ids is refused", async () => {
+  unprivileged("setup gives root a range nobody else holds (alice has 100000:65536: root gets 165536:65536) in /etc/subuid and /etc/subgid once, by rename, keeping the files' modes; create's default map follows it; a map overlapping another user's range is refused by create and doctor (on a copy of /etc, in a private mount namespace)", async () => {
     const name = track(uniqueName('ids'));
     await create(name, '--unprivileged');
     const copies = join(root, 'subids');
+    const etc = join(copies, 'etc');
     await must('mkdir', ['-p', copies]);
-    writeFileSync(join(copies, 'subuid'), 'alice:100000:65536\n');
-    writeFileSync(join(copies, 'subgid'), '');
-    // The copies stand for the host's files only inside this namespace: the host's own are never touched.
-    const inNamespace = (command: string) =>
-      sh('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', `mount --bind "$1/subuid" /etc/subuid && mount --bind "$1/subgid" /etc/subgid && ${command}`, 'sh', copies], 120_000);
+    // A copy of the whole of /etc, not of the two files: setup writes beside them and renames over them, which a
+    // file bind-mounted on its own would refuse.
+    await must('cp', ['-a', '/etc', etc]);
+    writeFileSync(join(etc, 'subuid'), 'alice:100000:65536\n');
+    writeFileSync(join(etc, 'subgid'), '');
+    chmodSync(join(etc, 'subuid'), 0o600);
+    // The copy stands for the host's /etc only inside this namespace: the host's own files are never touched.
+    const inNamespace = (command: string) => sh('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', `mount --bind "$1" /etc && ${command}`, 'sh', etc], 120_000);
     const cli = `"${process.execPath}" ${CLI}`;
     const doctor = await inNamespace(`${cli} doctor --root ${root}`);
+    // The container made above has the host's map, which is alice's in the copy.
     assert.match(doctor.stdout, `FAIL  unprivileged ids   the map 100000:65536 shares ids with alice's subordinate ids 100000:65536 in /etc/subuid, so alice's own user namespaces would run as the container's ids: choose --idmap within a range of root's that no one else has (root has none there; thin-lxc setup gives root one)`);
-    const refused = await inNamespace(`${cli} create ${uniqueName('x')} --base ${base} --root ${root} --unprivileged`);
-    assert.is(refused.exitCode, 2);
-    assert.match(refused.stderr, "thin-lxc: the map 100000:65536 shares ids with alice's subordinate ids 100000:65536 in /etc/subuid");
     const outside = await inNamespace(`${cli} create ${uniqueName('x')} --base ${base} --root ${root} --idmap 300000:65536 --dry-run`);
     assert.is(outside.exitCode, 2);
     assert.match(outside.stderr, "thin-lxc: the map 300000:65536 is not within root's ranges in /etc/subuid");
 
     const setup = await inNamespace(`${cli} setup`);
     assert.is(setup.exitCode, 0, setup.stderr);
-    assert.match(setup.stdout, "added root:165536:65536 to /etc/subuid: unprivileged containers' ids (LXC maps them with newuidmap, which allows root only its ranges there); 100000:65536 is another user's there: create with --idmap 165536:65536");
+    assert.match(setup.stdout, "added root:165536:65536 to /etc/subuid: unprivileged containers' ids (LXC maps them with newuidmap, which allows root only its ranges there); 100000:65536 is another user's there, so --unprivileged maps to 165536:65536 on this host");
     assert.match(setup.stdout, 'added root:165536:65536 to /etc/subgid');
-    assert.is(readFileSync(join(copies, 'subuid'), 'utf8'), 'alice:100000:65536\nroot:165536:65536\n');
-    assert.is(readFileSync(join(copies, 'subgid'), 'utf8'), 'root:165536:65536\n');
+    assert.is(readFileSync(join(etc, 'subuid'), 'utf8'), 'alice:100000:65536\nroot:165536:65536\n', "alice's range is not root's");
+    assert.is(readFileSync(join(etc, 'subgid'), 'utf8'), 'root:165536:65536\n');
+    assert.is((statSync(join(etc, 'subuid')).mode & 0o777).toString(8), '600', 'the mode is kept');
+    assert.equal(readdirSync(etc).filter((entry) => /^sub[ug]id./.test(entry)), [], 'no lock or temporary file is left');
     const again = await inNamespace(`${cli} setup`);
     assert.is(again.exitCode, 0, again.stderr);
     assert.not.match(again.stdout, 'added root');
-    assert.is(readFileSync(join(copies, 'subuid'), 'utf8'), 'alice:100000:65536\nroot:165536:65536\n', 'once');
-    // The container made before with 100000:65536 shares alice's ids on this host: doctor says so.
+    assert.is(readFileSync(join(etc, 'subuid'), 'utf8'), 'alice:100000:65536\nroot:165536:65536\n', 'once');
+    const planned = await inNamespace(`${cli} create ${uniqueName('x')} --base ${base} --root ${root} --unprivileged --dry-run --json`);
+    assert.is(planned.exitCode, 0, planned.stderr);
+    assert.is((JSON.parse(planned.stdout) as { idmap: string }).idmap, '165536:65536', "the default map is root's range");
+
+    // A host where root was given alice's range by hand (or by an older setup).
+    writeFileSync(join(etc, 'subuid'), 'alice:100000:65536\nroot:100000:65536\n');
+    writeFileSync(join(etc, 'subgid'), 'root:100000:65536\n');
+    const refused = await inNamespace(`${cli} create ${uniqueName('x')} --base ${base} --root ${root} --unprivileged --idmap 100000:65536`);
+    assert.is(refused.exitCode, 2);
+    assert.is(refused.stderr.trim(), "thin-lxc: the map 100000:65536 shares ids with alice's subordinate ids 100000:65536 in /etc/subuid, so alice's own user namespaces would run as the container's ids: choose --idmap within a range of root's that no one else has (root has 100000:65536 there; remove root's lines that share others' ids from /etc/subuid and /etc/subgid, then thin-lxc setup gives root one)");
     assert.match((await inNamespace(`${cli} doctor --root ${root}`)).stdout, "FAIL  unprivileged ids   the map 100000:65536 shares ids with alice's subordinate ids 100000:65536 in /etc/subuid");
-    const shared = await inNamespace(`${cli} create ${uniqueName('x')} --base ${base} --root ${root} --unprivileged --dry-run`);
-    assert.is(shared.exitCode, 2);
-    assert.match(shared.stderr, "thin-lxc: the map 100000:65536 shares ids with alice's subordinate ids 100000:65536 in /etc/subuid");
-    const own = await inNamespace(`${cli} create ${uniqueName('x')} --base ${base} --root ${root} --idmap 165536:65536 --dry-run`);
-    assert.is(own.exitCode, 0, own.stderr);
   });
 
   unprivileged('create --unprivileged on a layer the kernel cannot idmap (an overlay) is refused in one line, with --dry-run too, leaving nothing', async () => {
