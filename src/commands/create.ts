@@ -480,7 +480,7 @@ export function planCreate(
     paths,
     config,
     layerFiles: identityFiles(base.layers, name),
-    warnings: [...baseWarnings(base, settings.lxcpath), ...(overcommit === null ? [] : [overcommit])],
+    warnings: [...baseWarnings(base, settings.lxcpath), ...(overcommit === null ? [] : [overcommit]), ...rootOpening(settings.root, spec.idmap)],
     claim: bridge && ip && requestedIp ? { bridge, address: ip } : null,
   };
 }
@@ -641,6 +641,12 @@ function applyCreate(plan: CreatePlan, settings: Settings): void {
     if (isNoSpace(error)) throw noSpaceLeft(writing.dir, `thin container ${state.name} was not created`, writing.fix, error);
     throw error;
   }
+}
+
+/** What prepareRoot will change of a root the administrator made: said, as setup says what it edits. */
+function rootOpening(root: string, idmap: string | null): string[] {
+  if (idmap === null || !existsSync(root) || (statSync(root).mode & 0o001) !== 0) return [];
+  return [`made ${root} searchable by others (chmod o+x, search without listing): LXC opens an unprivileged container's rootfs below it as uid ${parseIdMap(idmap).host}`];
 }
 
 function prepareRoot(root: string, unprivileged: boolean): void {

@@ -2,7 +2,7 @@
 // keeps root inside from doing, the owners on the host, the base left byte for byte as it was, mounts the host never
 // sees (also after a reboot and a kill -9), and the everyday features (ports, address, name, --tmpfs, --ephemeral,
 // update, lxc-autostart, thin on thin) unprivileged. Needs thin-lxc setup (root's range in /etc/subuid, subgid).
-import { chmodSync, existsSync, lstatSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { readState } from '../../src/container/state.js';
@@ -313,6 +313,23 @@ if (runnable) {
     assert.is(refused.exitCode, 2);
     assert.is(refused.stderr.trim(), "thin-lxc: the map 100000:65536 shares ids with alice's subordinate ids 100000:65536 in /etc/subuid, so alice's own user namespaces would run as the container's ids: choose --idmap within a range of root's that no one else has (root has 100000:65536 there; remove root's lines that share others' ids from /etc/subuid and /etc/subgid, then thin-lxc setup gives root one)");
     assert.match((await inNamespace(`${cli} doctor --root ${root}`)).stdout, "FAIL  unprivileged ids   the map 100000:65536 shares ids with alice's subordinate ids 100000:65536 in /etc/subuid");
+  });
+
+  unprivileged("a root the administrator made 0700 is made searchable by others (o+x) at the first unprivileged create, which says so once", async () => {
+    const own = mkdtempSync('/tmp/thin-lxc-uroot-');
+    cleanup.add(() => sh('rm', ['-rf', own]));
+    const first = uniqueName('ox');
+    cleanup.add(() => removeLxcContainer(first));
+    const made = await thinLxc(['create', first, '--base', base, '--root', own, '--unprivileged']);
+    assert.is(made.exitCode, 0, made.stderr);
+    assert.match(made.stderr, `thin-lxc: warning: made ${own} searchable by others (chmod o+x, search without listing): LXC opens an unprivileged container's rootfs below it as uid 100000`);
+    assert.is((statSync(own).mode & 0o777).toString(8), '701');
+    const second = uniqueName('ox');
+    cleanup.add(() => removeLxcContainer(second));
+    const again = await thinLxc(['create', second, '--base', base, '--root', own, '--unprivileged']);
+    assert.is(again.exitCode, 0, again.stderr);
+    assert.not.match(again.stderr, 'searchable');
+    for (const name of [first, second]) assert.is((await thinLxc(['destroy', name, '--root', own])).exitCode, 0);
   });
 
   unprivileged('create --unprivileged on a layer the kernel cannot idmap (an overlay) is refused in one line, with --dry-run too, leaving nothing', async () => {
