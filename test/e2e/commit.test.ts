@@ -9,6 +9,7 @@ import { containerLockName } from '../../src/core/lock.js';
 import { attach, containerSuite, hostMountsMentioning, must, removeLxcContainer, sh, startContainer, thinLxc, uniqueName, type Ran } from '../helpers/host.js';
 import { eventually, holdLock, waiterOf } from '../helpers/locks.js';
 import { CLI } from '../helpers/paths.js';
+import { processesMentioning } from '../helpers/processes.js';
 
 const { tests: commits, runnable, cleanup, base, root } = await containerSuite('thin-lxc commit with real LXC', 'mbase');
 
@@ -17,21 +18,6 @@ function launch(args: readonly string[]): { pid: number; done: Promise<Ran> } {
   const child = execa(process.execPath, [CLI, ...args], { reject: false, timeout: 120_000, stdin: 'ignore' });
   const done = child.then((result) => ({ exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) }));
   return { pid: child.pid!, done };
-}
-
-/** The processes whose command line mentions `text` (a commit's target directory): pid and program. */
-function processesMentioning(text: string): { pid: number; program: string }[] {
-  const found: { pid: number; program: string }[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (argv.some((arg) => arg.includes(text))) found.push({ pid: Number(entry), program: argv[0] ?? '' });
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return found;
 }
 
 /** The apparent size of what is under a directory (not its blocks, which the filesystem allocates later). */

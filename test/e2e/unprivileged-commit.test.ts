@@ -12,6 +12,7 @@ import { readOnlyOptions } from '../../src/union/mount.js';
 import { attach, Cleanup, containerSuite, must, removeLxcContainer, sh, startContainer, thinLxc, uniqueName } from '../helpers/host.js';
 import { eventually } from '../helpers/locks.js';
 import { CLI } from '../helpers/paths.js';
+import { processesMentioning } from '../helpers/processes.js';
 
 const mechanism = suite('copying a shifted write layer over a base');
 const cleanup = new Cleanup();
@@ -88,21 +89,6 @@ function owners(dir: string): Map<string, { uid: number; gid: number; type: numb
     if (stat.isDirectory()) for (const entry of readdirSync(path)) walk(join(path, entry));
   };
   walk(dir);
-  return found;
-}
-
-/** The processes whose command line mentions `text`: pid and program. */
-function processesMentioning(text: string): { pid: number; program: string }[] {
-  const found: { pid: number; program: string }[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (argv.some((arg) => arg.includes(text))) found.push({ pid: Number(entry), program: argv[0] ?? '' });
-    } catch {
-      // Gone meanwhile.
-    }
-  }
   return found;
 }
 

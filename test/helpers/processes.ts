@@ -1,0 +1,17 @@
+// What end-to-end tests look for among the host's processes.
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** The processes (other than this one) whose command line mentions `text`: pid and program. */
+export function processesMentioning(text: string): { pid: number; program: string }[] {
+  const found: { pid: number; program: string }[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (argv.some((arg) => arg.includes(text))) found.push({ pid: Number(entry), program: argv[0] ?? '' });
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return found;
+}
