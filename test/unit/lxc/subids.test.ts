@@ -113,7 +113,7 @@ test("with newuidmap installed, a map sharing ids with another user's range is r
     () => requireRootRanges({ host: 100000, range: 65536 }, [file], true),
     (error: Error) =>
       error.message ===
-      `the map 100000:65536 shares ids with alice's subordinate ids 100000:65536 in ${file}, so alice's own user namespaces would run as the container's ids: choose --idmap within a range of root's that no one else has (root has 100000:65536, 231072:65536 there; thin-lxc setup gives root one)`,
+      `the map 100000:65536 shares ids with alice's subordinate ids 100000:65536 in ${file}, so alice's own user namespaces would run as the container's ids: choose --idmap within a range of root's that no one else has (root has 100000:65536, 231072:65536 there; remove root's lines that share others' ids from /etc/subuid and /etc/subgid, then thin-lxc setup gives root one)`,
   );
   requireRootRanges({ host: 231072, range: 65536 }, [file], true);
 });
