@@ -2,7 +2,7 @@
 # containers after --base. thin-lxc setup installs it as /usr/share/bash-completion/completions/thin-lxc.
 # The command itself works out the candidates (thin-lxc __complete), so they follow the installed version.
 _thin_lxc() {
-  local line=${COMP_LINE:0:COMP_POINT} cur tail reply candidate
+  local line=${COMP_LINE:0:COMP_POINT} cur tail reply candidate quoted
   local -a words answer
   read -ra words <<<"$line"
   # After a space, the word being completed is a new, empty one.
@@ -19,8 +19,11 @@ _thin_lxc() {
   # Readline replaces only what follows the last = or : of the word (they are in COMP_WORDBREAKS): so do we.
   tail=$cur
   while [[ $tail =~ ^[^=:]*([=:])(.*)$ && $COMP_WORDBREAKS == *"${BASH_REMATCH[1]}"* ]]; do tail=${BASH_REMATCH[2]}; done
+  # Readline inserts a candidate as typed text: quoted, so that no candidate can ever be shell syntax.
   for candidate in "${answer[@]:1}"; do
-    [[ -n $candidate ]] && COMPREPLY+=("${candidate:${#cur}-${#tail}}")
+    [[ -n $candidate ]] || continue
+    printf -v quoted '%q' "${candidate:${#cur}-${#tail}}"
+    COMPREPLY+=("$quoted")
   done
   return 0
 }

@@ -1,6 +1,7 @@
 // Tab completion: what the word under the cursor can be, worked out from commander's own commands and options,
 // so that it never falls behind them. The bash script (completion/thin-lxc.bash) only asks and shows.
 import type { Command, Option } from 'commander';
+import { validateName } from '../core/validate.js';
 
 /** Arguments that name a thin container (destroy, update, show, diff, commit, refresh). */
 const CONTAINER_ARGUMENTS = new Set(['id-or-name', 'names']);
@@ -95,10 +96,23 @@ export function completionRequest(program: Command, words: readonly string[]): C
   return request({ kind: 'words', words: [] });
 }
 
-/** The candidates for a request, given the names it needs: whole words, starting with the word being completed. */
+/**
+ * The candidates for a request, given the names it needs: whole words, starting with the word being completed.
+ * Names come from state files and --lxcpath directories, which anyone who can write there may word: only those
+ * thin-lxc itself accepts as names are offered, so Tab never puts shell text on (root's) command line.
+ */
 export function candidates(request: CompletionRequest, names: () => string[]): string[] {
-  const words = request.wanted.kind === 'words' ? request.wanted.words : request.wanted.kind === 'files' ? [] : names();
+  const words = request.wanted.kind === 'words' ? request.wanted.words : request.wanted.kind === 'files' ? [] : names().filter(isName);
   return [...new Set(words)].filter((word) => word.startsWith(request.current)).map((word) => `${request.prefix}${word}`);
+}
+
+function isName(word: string): boolean {
+  try {
+    validateName(word, 'name');
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Every command a user may type, with aliases, hidden ones left out. */

@@ -1,10 +1,11 @@
 // The built CLI as a process: exit codes and what a user reads. Needs no LXC.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CLI, REPO } from '../helpers/paths.js';
+import { serializeState, type ThinState } from '../../src/container/state.js';
 import { tabCompletions } from '../helpers/completion.js';
 import { temporaryRoot, thinLxc } from '../helpers/host.js';
 import { skipUnless } from '../helpers/skip.js';
@@ -57,6 +58,64 @@ test('Tab in bash completes commands, options and option values from the built c
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('Tab in bash quotes what it inserts: a candidate with shell metacharacters comes back as one quoted word', async () => {
+  const script = join(REPO, 'completion/thin-lxc.bash');
+  const dir = mkdtempSync('/tmp/thin-lxc-cli-');
+  try {
+    // A stand-in thin-lxc whose __complete answers with a hostile word (as an older or damaged one might).
+    // Harmless if run: reading an unquoted word back below would run it.
+    const hostile = 'web1 `echo pwned` && echo $HOME';
+    const fake = join(dir, 'fake-thin-lxc');
+    writeFileSync(fake, `#!/bin/sh\nprintf '%s\\n' words ${shellQuote(hostile)} web2\n`);
+    chmodSync(fake, 0o755);
+    const offered = await tabCompletions(script, `${fake} destroy w`);
+    assert.is(offered.length, 2, offered.join(' | '));
+    for (const [word, original] of [[offered[0], hostile], [offered[1], 'web2']] as const) {
+      // What readline would insert, read back by bash as the line would be: one word, the original text.
+      const read = spawnSync('bash', ['--norc', '-c', `set -- ${word}; printf '%s\\n' "$#" "$1"`], { encoding: 'utf8' });
+      assert.is(read.stdout, `1\n${original}\n`, `${word} is not one quoted word`);
+    }
+    assert.is(offered[1], 'web2', 'ordinary names are inserted as they are');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+if (skipUnless(test, 'hostile names in a root (as root)', asRoot, 'reading a root runs as root')) {
+  test('__complete never offers a name or id that fails name validation, from a state file or --lxcpath', async () => {
+    const root = temporaryRoot();
+    const lxcpath = temporaryRoot();
+    try {
+      const hostile = 'web1 `touch /tmp/tltf3pwned` && echo hi';
+      for (const [id, name] of [['good1', 'web1'], ['bad1', hostile], ['w x', 'web2']] as const) {
+        mkdirSync(join(root, id));
+        writeFileSync(join(root, id, 'thin-lxc.ini'), serializeState({ ...SAMPLE_STATE, id, name }));
+      }
+      for (const name of ['wbase', 'w`id`', 'w x']) {
+        mkdirSync(join(lxcpath, name));
+        writeFileSync(join(lxcpath, name, 'config'), '');
+      }
+      const names = await thinLxc(['__complete', '--', '--root', root, 'destroy', 'w']);
+      assert.is(names.stdout, 'words\nweb1\nweb2');
+      const bases = await thinLxc(['__complete', '--', '--lxcpath', lxcpath, 'create', 'x', '--base', 'w']);
+      assert.is(bases.stdout, 'words\nwbase');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+      rmSync(lxcpath, { recursive: true, force: true });
+    }
+  });
+}
+
+const SAMPLE_STATE: ThinState = {
+  id: 'a', name: 'a', base: '/var/lib/lxc/b', baseName: 'b', fs: 'overlay', layers: ['/var/lib/lxc/b/rootfs'],
+  hwaddrs: { '0': '00:16:3e:00:00:01' }, ip: '10.0.3.9', bridge: 'lxcbr0', subnet: '10.0.3.0/24', ip6: null, subnet6: null,
+  veth: 'tlx0000beef', publish: [], mounts: [], lxcpath: '/var/lib/lxc', created: '2026-11-29T00:00:00.000Z',
+  autostart: false, ephemeral: false, tmpfs: null, memory: null, cpus: null, template: null, disk: null, diskMode: null,
+  diskProject: null, diskMount: null, idmap: null, shifted: [],
+};
+
+const shellQuote = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
 
 test('an unknown option is one line with a pointer to --help', async () => {
   const result = await thinLxc(['list', '--bogus']);

@@ -49,4 +49,11 @@ test('--root and --lxcpath on the line say where to read containers from, before
   assert.is(ask('create x --base ').root, undefined);
 });
 
+test('names that fail name validation are never offered: a hostile state file or LXC directory cannot type shell text', () => {
+  const hostile = ['web1 `touch /tmp/tltf3pwned` && echo hi', 'w$(id)', "w'q", 'w;x', 'w x', 'w..x', 'w\tx', `w${'a'.repeat(63)}`];
+  assert.equal(offered('destroy w', ['web1', ...hostile]), ['web1']);
+  assert.equal(offered('create x --base w', ['web1', ...hostile]), ['web1']);
+  assert.equal(offered('create x --base=w', ['web1', ...hostile]), ['--base=web1']);
+});
+
 test.run();
