@@ -22,6 +22,9 @@ const NEEDED = ['lxc-start', 'lxc-info', 'lxc-ls', 'dnsmasq', 'iptables', 'iptab
 export function setup(options: { ipv6?: string | boolean | undefined } = {}): string {
   const missing = missingPackages(NEEDED);
   if (missing.length > 0) throw new UserError(`thin-lxc needs packages this host lacks: apt-get install ${missing.join(' ')}`);
+  // Read (or refused) before anything is written: a refusal after lxc-net's files changed would leave lxc-net
+  // unrestarted, and a rerun would find nothing changed and never restart it.
+  const completion = completionScript();
   // Before lxc-net: a failure there must not leave unprivileged containers without their ids.
   const subids = ensureRootRanges().map(({ file, map }) => {
     const added = `added root:${formatIdMap(map)} to ${file}: unprivileged containers' ids (LXC maps them with newuidmap, which allows root only its ranges there)`;
@@ -34,11 +37,11 @@ export function setup(options: { ipv6?: string | boolean | undefined } = {}): st
   const ipv6 = options.ipv6 ? configureIPv6(lxcNetBridge(), requested) : null;
   if (ipv6) changed.push(...ipv6.changed);
   const lines = [...subids, ...changed.map((file) => `updated ${file}`)];
-  if (installCompletion()) lines.push(`installed bash completion as ${BASH_COMPLETION}: Tab completes thin-lxc's commands, options and containers in new shells`);
   if (changed.length > 0 || (dnsmasqPid() !== null && !dnsmasqReadsReservations()) || dnsmasqPid() === null) {
     restartLxcNet();
     lines.push('restarted lxc-net');
   }
+  if (installCompletion(completion)) lines.push(`installed bash completion as ${BASH_COMPLETION}: Tab completes thin-lxc's commands, options and containers in new shells`);
   lines.push(`lxc-net's dnsmasq reads static address reservations from ${HOSTS_DIR} and names from ${NAMES_DIR}: thin containers keep their addresses and are found by name.`);
   if (ipv6) {
     const now = bridgeIPv6(lxcNetBridge());
@@ -54,11 +57,16 @@ export function setup(options: { ipv6?: string | boolean | undefined } = {}): st
 /** Where bash-completion looks for a command's completion, loading it at the first Tab. */
 export const BASH_COMPLETION = '/usr/share/bash-completion/completions/thin-lxc';
 
-/** Puts this installation's completion script in place; false when it was there already. */
-function installCompletion(): boolean {
+/** This installation's completion script. */
+function completionScript(): string {
   const source = installationPath('completion', 'thin-lxc.bash');
   const script = readTextIfPresent(source);
   if (script === undefined) throw new UserError(`${source} is missing from thin-lxc's installation: reinstall thin-lxc (npm install -g, or scripts/install.sh)`);
+  return script;
+}
+
+/** Puts the completion script in place; false when it was there already. */
+function installCompletion(script: string): boolean {
   if (readTextIfPresent(BASH_COMPLETION) === script) return false;
   mkdirSync(dirname(BASH_COMPLETION), { recursive: true });
   writeFileAtomic(BASH_COMPLETION, script, 0o644);

@@ -156,6 +156,26 @@ if (skipUnless(test, 'the non-root refusal', asRoot && setpriv, asRoot ? 'setpri
   });
 }
 
+if (skipUnless(test, 'setup without its completion script (as root)', asRoot, 'setup refuses non-root users first')) {
+  test('setup refuses a missing completion script first, before it checks or changes anything else', () => {
+    // An installation without completion/: setup must say so before any step (here: reading --ipv6, which
+    // comes before lxc-net's files are written), never after it has changed lxc-net's settings.
+    const copy = mkdtempSync('/tmp/thin-lxc-cli-');
+    try {
+      cpSync(join(REPO, 'dist'), join(copy, 'dist'), { recursive: true });
+      cpSync(join(REPO, 'package.json'), join(copy, 'package.json'));
+      const result = spawnSync(process.execPath, [join(copy, 'dist/bin/cli.js'), 'setup', '--ipv6', 'not-a-prefix'], { encoding: 'utf8' });
+      assert.is(result.status, 2, result.stderr);
+      assert.is(
+        result.stderr.trim(),
+        `thin-lxc: ${join(copy, 'completion/thin-lxc.bash')} is missing from thin-lxc's installation: reinstall thin-lxc (npm install -g, or scripts/install.sh)`,
+      );
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
+    }
+  });
+}
+
 if (skipUnless(test, '--debug (as root)', asRoot, 'thin-lxc refuses non-root users before it looks for a container')) {
   test('--debug shows the stack of an error', async () => {
     const result = await thinLxc(['show', 'nope', '--root', '/tmp/thin-lxc-no-such-root', '--debug']);
