@@ -8,7 +8,7 @@ import { findContainer, knownContainers, refreshStateCache, type ThinContainer }
 import { serializeState, type ThinState } from '../container/state.js';
 import { lxcStatuses, lxcSetCgroup, MONITOR_ANSWER_MS, type LxcStatus } from '../core/commands.js';
 import { isNoSpace, noSpaceLeft, UserError } from '../core/errors.js';
-import { stageFiles } from '../core/files.js';
+import { removeStaleTemporaries, stageFiles } from '../core/files.js';
 import { withContainerLock, withLock } from '../core/lock.js';
 import { formatMount, formatPublish, parseMount, parsePublish, quote, splitList, validateCpus, validateDisk, validateMemory } from '../core/validate.js';
 import { forwardTarget, installForwarding, recordedGeneration, removeForwarding } from '../forward/apply.js';
@@ -76,6 +76,9 @@ export function update(target: string, request: UpdateRequest, settings: Setting
     const monitor = monitorSocket(state.lxcpath, state.name);
     const plan = withContainerLock(paths.dir, `update ${state.name}`, () =>
       withLock('create', () => {
+        // An update killed between staging and renaming left its temporaries: nothing else sweeps them.
+        removeStaleTemporaries(paths.config);
+        removeStaleTemporaries(paths.state);
         if (monitorSocket(state.lxcpath, state.name) !== monitor) return null;
         const plan = planUpdate(target, request, settings, cwd, status);
         if (plan.container.paths.dir !== paths.dir) return null;
@@ -238,11 +241,13 @@ function matchMount(spec: string, state: ThinState, cwd: string): string {
 }
 
 /**
- * On a running container, first replaces its forwarding in one iptables-restore (the old and new rules never
- * both missing, nothing stale) and sets its new limits through its cgroup; then writes the config and state.
- * All or nothing: if a live change fails, what was applied is put back and the files are left as they were, so
- * the same update again tries again instead of finding it "unchanged"; an update killed between the two left
- * the files as they were too. The caller holds the container's lock and the create lock.
+ * Stages the new config and state first (a full disk changes nothing); then changes the disk limit, and on a
+ * running container replaces its forwarding in one iptables-restore (the old and new rules never both missing,
+ * nothing stale) and sets its new limits through its cgroup; then renames the staged files into place.
+ * All or nothing: if a change fails, what was applied is put back and the staged files are discarded, so the
+ * same update again tries again instead of finding it "unchanged". An update killed before the renames left
+ * the files as they were, and its temporaries beside them (the next update removes those). The caller holds
+ * the container's lock and the create lock.
  */
 function applyUpdate(plan: UpdatePlan, settings: Settings): void {
   if (!plan.changed) return;

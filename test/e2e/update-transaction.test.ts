@@ -1,7 +1,7 @@
 // update is all or nothing: when a live change fails (cgroup v1 refuses a memory limit below what the container
 // uses, with EBUSY), its forwarding, limits, config and state stay as they were, and the same update again is
 // tried again, never "unchanged".
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { containerLockName } from '../../src/core/lock.js';
@@ -151,6 +151,24 @@ if (runnable) {
     assert.is(again.exitCode, 0, again.stderr);
     await must('lxc-stop', ['-n', name, '-k']);
     assert.equal(await rulesLeftAfterStop(new RegExp(tag)), []);
+  });
+}
+
+if (runnable) {
+  transaction("update removes the staged temporaries a killed update left beside the container's config and state, and only those of dead writers", async () => {
+    const name = uniqueName('tmp');
+    cleanup.add(() => removeLxcContainer(name));
+    const created = await thinLxc(['create', name, '--base', base, '--root', root]);
+    assert.is(created.exitCode, 0, created.stderr);
+    const dir = join(root, name);
+    // PIDs above the kernel's pid_max limit (4194304) are never alive: a killed writer's. This test's own is alive.
+    const stale = [join(dir, '.thin-lxc.ini.tmp-99999999'), join(dir, 'image', '.config.tmp-99999998')];
+    const live = join(dir, `.thin-lxc.ini.tmp-${process.pid}`);
+    for (const path of [...stale, live]) writeFileSync(path, 'half-written\n');
+    const updated = await thinLxc(['update', name, '--root', root, '--memory', '256M']);
+    assert.is(updated.exitCode, 0, updated.stderr);
+    for (const path of stale) assert.not.ok(existsSync(path), `${path} removed`);
+    assert.ok(existsSync(live), "a live writer's temporary is left to it");
   });
 }
 
