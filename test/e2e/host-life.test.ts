@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
 import { CLI } from '../helpers/paths.js';
-import { containerSuite, must, removeLxcContainer, sh, startContainer, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
+import { containerSuite, must, removeLxcContainer, sh, startContainer, tagOf, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
 import { giveSocat, request, rulesLeftAfterStop, startServers } from '../helpers/net.js';
 
 const { tests: life, runnable, cleanup, base, root } = await containerSuite('a host that lives a life', 'hbase');
@@ -171,7 +171,7 @@ if (runnable) {
     await startServers(name);
     assert.is(await request('127.0.0.1', port + 3), `tcp-${name}`);
     await must('lxc-stop', ['-n', name, '-k']);
-    assert.equal(await rulesLeftAfterStop(/TLXC-/), []);
+    assert.equal(await rulesLeftAfterStop(new RegExp(tagOf(join(root, name)))), [], 'its own rules are gone after stop');
     assert.is((await thinLxc(['destroy', name, '--root', root])).exitCode, 0);
   });
 }
