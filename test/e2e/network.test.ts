@@ -200,15 +200,16 @@ if (runnable) {
     assert.is((await thinLxc(['destroy', broken.name, '--root', root])).exitCode, 0);
   });
 
-  net('stop removes the rules; destroy removes the reservation; nothing of thin-lxc is left in nat', async () => {
+  net('stop removes the rules; destroy removes the reservation; nothing of these containers is left in nat', async () => {
     for (const made of [a, c]) {
       await must('lxc-stop', ['-n', made.name]);
       assert.equal(await rulesLeftAfterStop(new RegExp(made.tag)), [], `${made.name}'s rules are gone after stop`);
       assert.is((await thinLxc(['destroy', made.name, '--root', root])).exitCode, 0);
       assert.not.ok(existsSync(join(HOSTS_DIR, made.name)));
     }
-    const nat = await must('iptables-save', ['-t', 'nat']);
-    assert.not.match(nat, /TLXC-|THIN-LXC/);
+    // Only what this suite made: the host may have other thin containers, with their own chains.
+    const nat = (await must('iptables-save', ['-t', 'nat'])).split('\n');
+    assert.equal(nat.filter((line) => [a, c].some((made) => line.includes(made.tag) || line.includes(`thin-lxc ${made.name}`))), []);
   });
 }
 
