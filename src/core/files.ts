@@ -73,7 +73,12 @@ export function parseMountPoints(mountinfo: string): string[] {
     .split('\n')
     .map((line) => line.split(' ')[4])
     .filter((field): field is string => field !== undefined)
-    .map((field) => field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))));
+    .map(unescapeMountField);
+}
+
+/** A path field of /proc/self/mountinfo as it is: the kernel writes space, tab, newline and backslash as octal escapes. */
+export function unescapeMountField(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
 }
 
 /**

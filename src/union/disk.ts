@@ -16,6 +16,7 @@ import {
   setQuotaProject,
 } from '../core/commands.js';
 import { UserError } from '../core/errors.js';
+import { unescapeMountField } from '../core/files.js';
 
 export type DiskMode = 'quota' | 'image';
 
@@ -31,13 +32,12 @@ export interface MountInfo {
 
 /** /proc/self/mountinfo's lines: `ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [TAGS...] - FSTYPE SOURCE SUPEROPTS`. */
 export function parseMountInfo(text: string): MountInfo[] {
-  const unescape = (value: string) => value.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
   return text.split('\n').flatMap((line) => {
     const [left, right] = line.split(' - ');
     const fields = left?.split(' ') ?? [];
     const tail = right?.split(' ') ?? [];
     if (fields.length < 5 || tail.length < 3) return [];
-    return [{ mountPoint: unescape(fields[4]!), fstype: tail[0]!, superOptions: tail[2]!.split(',') }];
+    return [{ mountPoint: unescapeMountField(fields[4]!), fstype: tail[0]!, superOptions: tail[2]!.split(',') }];
   });
 }
 

@@ -3,6 +3,7 @@ import { chownSync, existsSync, mkdirSync, readFileSync, readlinkSync } from 'no
 import { release } from 'node:os';
 import { mount as runMount, unmountLazy } from '../core/commands.js';
 import { UserError } from '../core/errors.js';
+import { parseMountPoints } from '../core/files.js';
 import { type IdMap, mountIdmapped, shiftUp } from './idmap.js';
 
 export type UnionFs = 'overlay' | 'aufs';
@@ -165,12 +166,7 @@ export function releaseMounts(dir: string, mountinfo = readFileSync('/proc/self/
 
 /** The mount points at or below `dir`, in mountinfo's order (a mount comes after the one it is on). */
 export function mountsUnder(dir: string, mountinfo: string): string[] {
-  return mountinfo
-    .split('\n')
-    .map((line) => line.split(' ')[4])
-    .filter((point): point is string => point !== undefined)
-    .map((point) => point.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))))
-    .filter((point) => point === dir || point.startsWith(`${dir}/`));
+  return parseMountPoints(mountinfo).filter((point) => point === dir || point.startsWith(`${dir}/`));
 }
 
 /**
