@@ -134,18 +134,23 @@ if (runnable) {
     assert.match(table, /^ID\s+NAME\s+STATE\s+BASE\s+IP\s+PORTS\s+MOUNTS\s+WRITES$/m);
   });
 
-  everyday('doctor finds nothing wrong on this machine', async () => {
-    const result = await thinLxc(['doctor', '--root', root]);
+  // Its own empty lxcpath: doctor also judges every thin container registered in the lxcpath, and another
+  // test run's containers (one killed before its cleanup, or one running beside this) are not this test's to judge.
+  everyday("doctor finds nothing wrong with the machine or this suite's containers", async () => {
+    const lxcpath = temporaryRoot();
+    cleanup.add(() => sh('rm', ['-rf', lxcpath]));
+    const result = await thinLxc(['doctor', '--root', root, '--lxcpath', lxcpath]);
     assert.is(result.exitCode, 0, result.stdout);
     assert.not.match(result.stdout, 'FAIL');
     for (const what of ['LXC', 'union filesystem', 'bridge', 'ip_forward', 'iptables', "lxc-net's dnsmasq", 'hooks']) assert.match(result.stdout, what);
+    assert.match(result.stdout, /ok +containers' hooks +[1-9]\d* thin container\(s\) use this installation/, "it judged this suite's containers");
   });
 
   everyday('doctor exits non-zero and prints the fix when something is wrong', async () => {
     const open = temporaryRoot();
     cleanup.add(() => sh('rm', ['-rf', open]));
     await must('chmod', ['0777', open]);
-    const result = await thinLxc(['doctor', '--root', open]);
+    const result = await thinLxc(['doctor', '--root', open, '--lxcpath', open]);
     assert.is(result.exitCode, 1);
     assert.match(result.stdout, `FAIL  root directory     ${open} is writable by everyone: chmod o-w ${open}`);
     assert.is(result.stderr.trim(), 'thin-lxc: doctor found 1 problem(s): run the commands shown above');
