@@ -34,7 +34,7 @@ import { networkIndexes } from '../lxc/config.js';
 import { planMounts } from '../lxc/config.js';
 import { checkInstallation, hookNeeds, pathAndParents, thinHooks, thinLxcVersion } from '../lxc/install.js';
 import { hostCgroupVersion, limitLines } from '../lxc/limits.js';
-import { isRunning, lxcContainerExists, register, registrationDir, unregister } from '../lxc/lxcpath.js';
+import { containersWithMac, isRunning, lxcContainerExists, register, registrationDir, runningAddresses, unregister } from '../lxc/lxcpath.js';
 import { hookView, readTemplate, renderConfig, renderDefaultConfig, type ConfigView } from '../lxc/render.js';
 import { addDependent, removeDependent } from '../lxc/snapshots.js';
 import { chooseAddress, chooseAddress6, claimAddress, networkOf } from '../network/addresses.js';
@@ -298,7 +298,7 @@ export async function createContainer(request: CreateRequest, settings: Settings
     if (existing?.replace) return { replace: existing.container };
     if (existing) return { action: 'unchanged', changed: false, state: existing.container.state };
     const plan = planCreate(request, settings, cwd, spec, others);
-    if (plan.claim) await claimAddress(plan.claim.bridge, plan.claim.address, settings.lxcpath);
+    if (plan.claim) await claimAddress(plan.claim.bridge, plan.claim.address, (mac) => containersWithMac(settings.lxcpath, mac));
     applyCreate(plan, settings);
     refreshStateCache(settings.root);
     return { action: 'created', changed: true, state: plan.state, plan };
@@ -336,10 +336,10 @@ async function replaceContainer(request: CreateRequest, settings: Settings, cwd:
   const plan = planCreate(request, settings, cwd, spec, others, old.container);
   const { state } = old.container;
   // The old container's own address is claimed once it is gone: until then it answers for it itself.
-  if (plan.claim && plan.claim.address !== state.ip) await claimAddress(plan.claim.bridge, plan.claim.address, settings.lxcpath);
+  if (plan.claim && plan.claim.address !== state.ip) await claimAddress(plan.claim.bridge, plan.claim.address, (mac) => containersWithMac(settings.lxcpath, mac));
   if (isActive(old.lxcState)) return 'stop first';
   teardown(old.container.paths.dir, { expectedName: state.name, unregister: true });
-  if (plan.claim && plan.claim.address === state.ip) await claimAddress(plan.claim.bridge, plan.claim.address, settings.lxcpath);
+  if (plan.claim && plan.claim.address === state.ip) await claimAddress(plan.claim.bridge, plan.claim.address, (mac) => containersWithMac(settings.lxcpath, mac));
   applyCreate(plan, settings);
   refreshStateCache(settings.root);
   return { action: 'replaced', changed: true, state: plan.state, plan };
@@ -388,7 +388,7 @@ export function planCreate(
   if (map) requireUnprivileged(map, settings.root, base.layers.filter((layer) => !shifted.includes(layer)));
 
   const bridge = networkOf(base.entries, request.base, requestedIp !== null || spec.ip6 !== null || publishes.length > 0);
-  const ip = bridge ? chooseAddress(name, requestedIp, bridge, others, settings.lxcpath, replacing?.state) : null;
+  const ip = bridge ? chooseAddress(name, requestedIp, bridge, others, () => runningAddresses(settings.lxcpath), replacing?.state) : null;
   const takenMacs = new Set(others.flatMap((other) => Object.values(other.state.hwaddrs)));
   const hwaddrs = assignMacs(networkIndexes(base.entries), takenMacs);
   const ip6 = bridge && ip && hwaddrs['0'] ? chooseAddress6(spec.ip6, hwaddrs['0'], bridge, others) : null;

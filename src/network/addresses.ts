@@ -9,9 +9,7 @@ import type { ThinState } from '../container/state.js';
 import { containerLinks, ipNeighbourFlush, setIPv6Token } from '../core/commands.js';
 import { UserError } from '../core/errors.js';
 import { formatIPv6, parseIPv6, quote } from '../core/validate.js';
-import type { ConfigEntry } from '../lxc/config.js';
-import { containersWithMac, runningAddresses } from '../lxc/lxcpath.js';
-import { bridgeName, readBridge, type Bridge } from './bridge.js';
+import { bridgeName, readBridge, type Bridge, type ConfigEntries } from './bridge.js';
 import {
   dnsmasqPid,
   dnsmasqReadsReservations,
@@ -29,6 +27,16 @@ import { contains6, formatSubnet6, linkWithMac, slaacAddress, tokenOf } from './
 
 /** An address and who holds it, for the message: "thin container web1", "running container db". */
 export type AddressUse = Holding;
+
+/**
+ * What LXC knows that choosing and claiming an address needs, read by the caller (network/ does not read LXC):
+ * functions, so that only the paths that need them pay for them. `running`: the IPv4 addresses of the running
+ * LXC containers, held by "running container NAME"; `macOwners`: the LXC containers whose config has that MAC.
+ */
+export interface LxcAddresses {
+  running: () => readonly AddressUse[];
+  macOwners: (mac: string) => readonly string[];
+}
 
 export function checkAddress(requested: string, bridge: Bridge, inUse: readonly AddressUse[]): string {
   const value = toNumber(requested);
@@ -64,7 +72,7 @@ export function nextFreeAddress(bridge: Bridge, inUse: readonly AddressUse[]): s
 }
 
 /** The bridge the container's address lives on; null for a base without a veth on a bridge. */
-export function networkOf(entries: readonly ConfigEntry[], baseSpec: string, needed: boolean): Bridge | null {
+export function networkOf(entries: ConfigEntries, baseSpec: string, needed: boolean): Bridge | null {
   const name = bridgeName(entries);
   if (name) return readBridge(name);
   if (needed) {
@@ -78,7 +86,7 @@ export function chooseAddress(
   requested: string | null,
   bridge: Bridge,
   others: readonly ThinContainer[],
-  lxcpath: string,
+  running: LxcAddresses['running'],
   /** A container of this name that a replace destroys before making this one: its reservation and address are free. */
   replacing?: { name: string; ip: string | null },
 ): string {
@@ -98,15 +106,15 @@ export function chooseAddress(
   // Reading every running container's addresses costs a scan of /proc that grows with their number, so
   // only a requested address pays for it; a chosen one avoids leases and live neighbours instead.
   // Whether a host still answers for it, or dnsmasq still leases it, is for claimAddress to find out.
-  const running = () => runningAddresses(lxcpath).filter((use) => !(own && use.address === own.ip && use.holder === `running container ${own.name}`));
-  if (requested) return checkAddress(requested, bridge, [...inUse, ...running()]);
+  const live = () => running().filter((use) => !(own && use.address === own.ip && use.holder === `running container ${own.name}`));
+  if (requested) return checkAddress(requested, bridge, [...inUse, ...live()]);
   try {
     return nextFreeAddress(bridge, [...inUse, ...leasedAddresses(bridge.name), ...neighbourAddresses(bridge.name)]);
   } catch (error) {
     if (!(error instanceof UserError)) throw error;
     // Leases and ARP entries outlive the containers that made them (an hour, minutes): when they fill the
     // subnet, fall back to what is exactly known to be taken. dnsmasq never gives a reserved address away.
-    return nextFreeAddress(bridge, [...inUse, ...running()]);
+    return nextFreeAddress(bridge, [...inUse, ...live()]);
   }
 }
 
@@ -116,12 +124,12 @@ export function chooseAddress(
  * container that will ask for it again, or may be live. A lease of a MAC that nothing has any more is
  * ended, since dnsmasq would otherwise give the new MAC another address beside the static one.
  */
-export async function claimAddress(bridge: Bridge, address: string, lxcpath: string): Promise<void> {
+export async function claimAddress(bridge: Bridge, address: string, macOwners: LxcAddresses['macOwners']): Promise<void> {
   const lease = leaseOf(bridge.name, address);
   const seen = neighbourAddresses(bridge.name).find((use) => use.address === address);
   if (!lease && !seen) return;
   const mac = lease?.mac ?? seen?.mac ?? '';
-  const owner = containersWithMac(lxcpath, mac)[0];
+  const owner = macOwners(mac)[0];
   if (owner) throw new UserError(`ip ${address} is leased to LXC container ${owner} (MAC ${mac}): choose another, or leave --ip out`);
   if (await answersOnBridge(bridge.name, address)) {
     throw new UserError(`ip ${address} is in use by a live host on ${bridge.name} (MAC ${mac}): choose another, or leave --ip out`);

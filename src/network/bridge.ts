@@ -4,7 +4,6 @@
 // the bridge.)
 import { existsSync, readFileSync } from 'node:fs';
 import { UserError } from '../core/errors.js';
-import { lastValue, type ConfigEntry } from '../lxc/config.js';
 import { formatIPv6, quote } from '../core/validate.js';
 import { contains, toAddress, toNumber, type Subnet } from './ipv4.js';
 import { subnet6Of, type Subnet6 } from './ipv6.js';
@@ -18,6 +17,9 @@ export interface Bridge {
   ipv6: BridgeIPv6 | null;
 }
 
+/** A container's LXC config as its caller parsed it (lxc/config's entries), in order: network/ does not read LXC. */
+export type ConfigEntries = readonly { readonly key: string; readonly value: string }[];
+
 export interface BridgeIPv6 {
   /** The bridge's own IPv6 address: the containers' IPv6 gateway. */
   gateway: string;
@@ -25,9 +27,11 @@ export interface BridgeIPv6 {
 }
 
 /** The bridge of lxc.net.0 when it is a veth on a bridge (what lxc-net and LXC's default config make), else null. */
-export function bridgeName(entries: readonly ConfigEntry[]): string | null {
-  if (lastValue(entries, 'lxc.net.0.type') !== 'veth') return null;
-  return lastValue(entries, 'lxc.net.0.link') ?? null;
+export function bridgeName(entries: ConfigEntries): string | null {
+  // LXC keeps the last value of a single-valued key.
+  const last = (key: string) => entries.findLast((entry) => entry.key === key)?.value;
+  if (last('lxc.net.0.type') !== 'veth') return null;
+  return last('lxc.net.0.link') ?? null;
 }
 
 export function readBridge(name: string): Bridge {

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { assignMacs, checkAddress, chooseAddress6, nextFreeAddress, randomMac, readdress6 } from '../../../src/network/addresses.js';
+import { assignMacs, checkAddress, chooseAddress, chooseAddress6, nextFreeAddress, randomMac, readdress6 } from '../../../src/network/addresses.js';
 import type { ThinContainer } from '../../../src/container/containers.js';
 import { parseSubnet6 } from '../../../src/network/ipv6.js';
 import { type Bridge } from '../../../src/network/bridge.js';
@@ -32,6 +32,23 @@ test('a requested address is checked against the subnet, its special addresses a
     message(() => checkAddress('10.0.3.9', lxcbr0, [{ address: '10.0.3.9', holder: 'running container db' }])),
     'ip 10.0.3.9 is already used by running container db: choose another, or leave --ip out',
   );
+});
+
+test("a requested address is checked against the running LXC containers' addresses the caller gives; the replaced container's own is free", () => {
+  // A benchmarking network (RFC 2544) that no reservation of the host's holds; a name no reservation has.
+  const bench: Bridge = { name: 'tlt-unit0', gateway: '198.18.0.1', subnet: subnetOf('198.18.0.1', 24), ipv6: null };
+  const name = `tlt-unit-${process.pid}`;
+  const running = () => [{ address: '198.18.0.9', holder: `running container ${name}` }, { address: '198.18.0.8', holder: 'running container db' }];
+  assert.is(
+    message(() => chooseAddress(name, '198.18.0.8', bench, [], running)),
+    'ip 198.18.0.8 is already used by running container db: choose another, or leave --ip out',
+  );
+  assert.is(
+    message(() => chooseAddress(name, '198.18.0.9', bench, [], running)),
+    `ip 198.18.0.9 is already used by running container ${name}: choose another, or leave --ip out`,
+  );
+  assert.is(chooseAddress(name, '198.18.0.9', bench, [], running, { name, ip: '198.18.0.9' }), '198.18.0.9');
+  assert.is(chooseAddress(name, '198.18.0.7', bench, [], running), '198.18.0.7');
 });
 
 test('automatic addresses count down from the top of the subnet, skipping the ones in use', () => {

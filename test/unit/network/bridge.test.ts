@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { bridgeOf, connectedRoutes, localAddresses } from '../../../src/network/bridge.js';
+import { bridgeName, bridgeOf, connectedRoutes, localAddresses } from '../../../src/network/bridge.js';
 import { formatSubnet, toAddress } from '../../../src/network/ipv4.js';
 import { fixture } from '../../helpers/paths.js';
 
@@ -23,6 +23,19 @@ test('routes that are down, go through a gateway or have a broken mask are not c
   assert.equal(connectedRoutes(`${header}br9\t0003000A\t010200C0\t0003\t0\t0\t0\t00FFFFFF\t0\t0\t0\n`), []);
   assert.equal(connectedRoutes(`${header}br9\t0003000A\t00000000\t0001\t0\t0\t0\t00FF00FF\t0\t0\t0\n`), []);
   assert.equal(connectedRoutes(`${header}br9\t0000A8C0\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n`).map((r) => formatSubnet(r.subnet)), ['192.168.0.0/16']);
+});
+
+test("the bridge of lxc.net.0 from the config entries the caller parsed: its last link when it is a veth, else none", () => {
+  const veth = [
+    { key: 'lxc.net.0.type', value: 'veth' },
+    { key: 'lxc.net.0.link', value: 'lxcbr0' },
+    { key: 'lxc.net.1.link', value: 'br1' },
+    { key: 'lxc.net.0.link', value: 'br0' },
+  ];
+  assert.is(bridgeName(veth), 'br0');
+  assert.is(bridgeName([{ key: 'lxc.net.0.type', value: 'veth' }]), null);
+  assert.is(bridgeName([...veth, { key: 'lxc.net.0.type', value: 'macvlan' }]), null);
+  assert.is(bridgeName([]), null);
 });
 
 test('local addresses: the /32 host LOCAL entries, once each', () => {
