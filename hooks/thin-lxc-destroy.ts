@@ -4,8 +4,8 @@
 // It holds the container's lock, taken after LXC's own lock on it (held by lxc-destroy): no thin-lxc command or
 // hook holding a container's lock takes LXC's lock on that container.
 //   lxc.hook.destroy = /usr/bin/env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-destroy.js /containers/ID
-import { teardown } from '../src/container/teardown.js';
-import { runHook } from '../src/lxc/hooks.js';
+import { teardown } from '../src/lifecycle/teardown.js';
+import { runHook } from '../src/lifecycle/hooks.js';
 
 runHook('destroy', import.meta.url, ({ context, container, own }) => {
   if (!container) return;

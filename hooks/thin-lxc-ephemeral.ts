@@ -5,9 +5,9 @@
 // A stop that runs no hook (the host lost power, lxc-start was killed) is finished by the next thin-lxc command.
 // A reboot from inside keeps it, as LXC's own ephemeral containers are kept: LXC starts it again after this hook.
 import { dependentsOf } from '../src/container/containers.js';
-import { teardown } from '../src/container/teardown.js';
+import { teardown } from '../src/lifecycle/teardown.js';
 import { withLock } from '../src/core/lock.js';
-import { runHook, skipDuringCommit } from '../src/lxc/hooks.js';
+import { runHook, skipDuringCommit } from '../src/lifecycle/hooks.js';
 import { monitorSocket } from '../src/lxc/lxcpath.js';
 import { releaseMonitorMounts } from '../src/union/mount.js';
 

@@ -6,7 +6,7 @@
 //   lxc.hook.post-stop = /usr/bin/env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-ports-down.js /containers/ID
 import { isRecorded, removeForwarding } from '../src/forward/apply.js';
 import { containerTag } from '../src/forward/rules.js';
-import { runHook, skipDuringCommit } from '../src/lxc/hooks.js';
+import { runHook, skipDuringCommit } from '../src/lifecycle/hooks.js';
 import { releaseMonitorMounts } from '../src/union/mount.js';
 
 runHook('post-stop', import.meta.url, ({ context, container, own }) => {

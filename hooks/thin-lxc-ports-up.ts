@@ -4,7 +4,7 @@
 // with --ip6 (its SLAAC token):
 //   lxc.hook.start-host = /usr/bin/env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-ports-up.js /containers/ID
 import { forwardTarget, installForwarding } from '../src/forward/apply.js';
-import { ownContainer, runHook } from '../src/lxc/hooks.js';
+import { ownContainer, runHook } from '../src/lifecycle/hooks.js';
 import { keepChosenIPv6 } from '../src/network/addresses.js';
 
 runHook('start-host', import.meta.url, (run) => {

@@ -305,7 +305,7 @@ export function makeProgram(env: NodeJS.ProcessEnv, cwd: string, debug: boolean)
   // A crashed ephemeral container (its post-stop hook never ran) is gone once the next command has run.
   program.hook('preAction', async (_program, action) => {
     if (process.getuid?.() !== 0 || !SWEEPS_EPHEMERAL.has(action.name())) return;
-    const { sweepCrashedEphemeral } = await import('../container/teardown.js');
+    const { sweepCrashedEphemeral } = await import('../lifecycle/teardown.js');
     const { lxcStatusLookup } = await import('../lxc/lxcpath.js');
     const statusOf = lxcStatusLookup();
     const { swept, failed } = sweepCrashedEphemeral(settingsOf(action).root, (lxcpath, name) => statusOf(lxcpath, name)?.state);

@@ -4,10 +4,11 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, renameSync, 
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { baseConfigLines, resolveBase, type Base } from '../container/base.js';
-import { containerPaths, dependentNames, knownContainers, listContainers, refreshStateCache, type ContainerPaths, type ThinContainer } from '../container/containers.js';
+import { dependentNames, knownContainers, listContainers, refreshStateCache } from '../container/containers.js';
+import { containerPaths, type ContainerPaths, type ThinContainer } from '../state/paths.js';
 import { identityFiles, writeLayerFile, type LayerFile } from '../container/layers.js';
-import { serializeState, type ThinState } from '../container/state.js';
-import { inProgressName, sweepLeftovers, teardown } from '../container/teardown.js';
+import { serializeState, type ThinState } from '../state/state.js';
+import { inProgressName, sweepLeftovers, teardown } from '../lifecycle/teardown.js';
 import { lxcState, lxcStopNow } from '../core/commands.js';
 import { isNoSpace, noSpaceLeft, UserError } from '../core/errors.js';
 import { removeTreeOnDevice } from '../core/files.js';
@@ -32,7 +33,8 @@ import { checkPublishConflicts, describeClash, portClashes } from '../forward/po
 import { containerRules, vethName } from '../forward/rules.js';
 import { networkIndexes } from '../lxc/config.js';
 import { planMounts } from '../lxc/config.js';
-import { checkInstallation, hookNeeds, pathAndParents, thinHooks, thinLxcVersion } from '../lxc/install.js';
+import { checkInstallation, pathAndParents, thinHooks, thinLxcVersion } from '../lxc/install.js';
+import { hookNeeds } from '../lifecycle/hook-needs.js';
 import { hostCgroupVersion, limitLines } from '../lxc/limits.js';
 import { containersWithMac, isRunning, lxcContainerExists, register, registrationDir, runningAddresses, unregister } from '../lxc/lxcpath.js';
 import { hookView, readTemplate, renderConfig, renderDefaultConfig, type ConfigView } from '../lxc/render.js';

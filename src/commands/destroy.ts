@@ -1,6 +1,7 @@
 // thin-lxc destroy: stops (with --force), unregisters from LXC and removes a thin container; never touches its base.
-import { dependentNames, findContainer, type ThinContainer } from '../container/containers.js';
-import { teardown } from '../container/teardown.js';
+import { dependentNames, findContainer } from '../container/containers.js';
+import { type ThinContainer } from '../state/paths.js';
+import { teardown } from '../lifecycle/teardown.js';
 import { lxcState, lxcStopNow } from '../core/commands.js';
 import { UserError } from '../core/errors.js';
 import { withContainerLock, withLock } from '../core/lock.js';

@@ -1,10 +1,11 @@
 // thin-lxc doctor: checks what thin-lxc needs from the host and, for each problem, prints the command that fixes it.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { knownContainers, type ThinContainer } from '../container/containers.js';
+import { knownContainers } from '../container/containers.js';
+import { type ThinContainer } from '../state/paths.js';
 import { iptablesSave, iptablesVersion, lxcVersion } from '../core/commands.js';
 import { type Family, parseIPv6, parsePublish } from '../core/validate.js';
-import type { ThinState } from '../container/state.js';
+import type { ThinState } from '../state/state.js';
 import { forwardTarget, unguardedLocalnet } from '../forward/apply.js';
 import { describeClash, portClashes } from '../forward/ports.js';
 import { CHAINS, forwardingInPlace, readSaved, type SavedState, targetFamilies } from '../forward/rules.js';

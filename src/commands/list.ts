@@ -1,10 +1,11 @@
 // thin-lxc list and show: the thin containers in a root, with their LXC state.
 import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { findContainer, listContainers, type ThinContainer } from '../container/containers.js';
+import { findContainer, listContainers } from '../container/containers.js';
+import { type ThinContainer } from '../state/paths.js';
 import { diskUsage, lxcState, lxcStatuses } from '../core/commands.js';
 import { lxcStatusLookup } from '../lxc/lxcpath.js';
-import type { ThinState } from '../container/state.js';
+import type { ThinState } from '../state/state.js';
 import { diskUse, type DiskUse } from '../union/disk.js';
 import type { Settings } from './settings.js';
 

@@ -2,14 +2,16 @@
 // after node moved or was upgraded, or thin-lxc was reinstalled elsewhere or upgraded, their limits at the
 // host's cgroup version, and their IPv6 addresses into their bridge's network after its prefix changed. Safe to repeat.
 import { existsSync, readFileSync } from 'node:fs';
-import { knownContainers, type ThinContainer } from '../container/containers.js';
-import { readState, serializeState, type ThinState } from '../container/state.js';
+import { knownContainers } from '../container/containers.js';
+import { type ThinContainer } from '../state/paths.js';
+import { readState, serializeState, type ThinState } from '../state/state.js';
 import { UserError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/files.js';
 import { withContainerLock } from '../core/lock.js';
 import { quote } from '../core/validate.js';
 import { replaceEntries, type ConfigEntry } from '../lxc/config.js';
-import { checkInstallation, hookNeeds, thinHooks } from '../lxc/install.js';
+import { checkInstallation, thinHooks } from '../lxc/install.js';
+import { hookNeeds } from '../lifecycle/hook-needs.js';
 import { hostCgroupVersion, isLimitOf, limitLines } from '../lxc/limits.js';
 import { withHookLines } from '../lxc/render.js';
 import { addDependent, isListed } from '../lxc/snapshots.js';

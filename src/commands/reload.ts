@@ -2,7 +2,7 @@
 // starting and stopping ones too), e.g. after a firewall reload flushed it, and removes what stopped ones left.
 // Safe to repeat.
 import { knownContainers } from '../container/containers.js';
-import { readState, type ThinState } from '../container/state.js';
+import { readState, type ThinState } from '../state/state.js';
 import type { LxcState } from '../core/commands.js';
 import { withContainerLock } from '../core/lock.js';
 import { forwardTarget, guardLocalnet, installForwarding, installedTags, recordedGeneration, removeForwarding } from '../forward/apply.js';

@@ -2,10 +2,10 @@
 // Ports change at once on a running container, in one iptables-restore; the rest from its next start.
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { ContainerPaths } from '../container/containers.js';
 import { availableParallelism } from 'node:os';
-import { findContainer, knownContainers, refreshStateCache, type ThinContainer } from '../container/containers.js';
-import { serializeState, type ThinState } from '../container/state.js';
+import { findContainer, knownContainers, refreshStateCache } from '../container/containers.js';
+import type { ContainerPaths, ThinContainer } from '../state/paths.js';
+import { serializeState, type ThinState } from '../state/state.js';
 import { lxcStatuses, lxcSetCgroup, MONITOR_ANSWER_MS, type LxcStatus } from '../core/commands.js';
 import { isNoSpace, noSpaceLeft, UserError } from '../core/errors.js';
 import { removeStaleTemporaries, stageFiles } from '../core/files.js';
@@ -15,7 +15,8 @@ import { forwardTarget, installForwarding, recordedGeneration, removeForwarding 
 import { checkPublishConflicts, describeClash, portClashes } from '../forward/ports.js';
 import { containerTag } from '../forward/rules.js';
 import { mountEntryValue, mountsBind, planMounts, replaceEntries } from '../lxc/config.js';
-import { checkInstallation, hookNeeds, thinHookOf, thinHooks } from '../lxc/install.js';
+import { checkInstallation, thinHookOf, thinHooks } from '../lxc/install.js';
+import { hookNeeds } from '../lifecycle/hook-needs.js';
 import { hostCgroupVersion, isLimitOf, limitLines, liveLimitWrites } from '../lxc/limits.js';
 import { monitorSocket } from '../lxc/lxcpath.js';
 import { withHookLines } from '../lxc/render.js';

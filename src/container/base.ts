@@ -6,7 +6,7 @@ import { UserError } from '../core/errors.js';
 import { quote, validateName, validatePlainPath } from '../core/validate.js';
 import { type ConfigEntry, formatEntry, lastValue, parseLxcConfig } from '../lxc/config.js';
 import { thinHookOf } from '../lxc/install.js';
-import { readState, STATE_FILE, type ThinState } from './state.js';
+import { readState, STATE_FILE, type ThinState } from '../state/state.js';
 
 export interface Base {
   /** As the user knows it: the LXC name, or the directory's name when given by path. */

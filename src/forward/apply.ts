@@ -2,7 +2,7 @@
 // or nothing, and keeps thin-lxc's record of whose forwarding is installed and by which start.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ThinState } from '../container/state.js';
+import type { ThinState } from '../state/state.js';
 import { iptablesRestore, iptablesSave, tryIptablesRestore } from '../core/commands.js';
 import { LOCK_DIR, withLock } from '../core/lock.js';
 import { type Family, parsePublish } from '../core/validate.js';

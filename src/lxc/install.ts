@@ -3,10 +3,8 @@
 import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ThinState } from '../container/state.js';
 import { UserError } from '../core/errors.js';
 import { validatePlainPath } from '../core/validate.js';
-import { tokenOf } from '../network/ipv6.js';
 
 export const HOOK_NAMES = ['mount', 'destroy', 'clone', 'ports-up', 'ports-down', 'ephemeral'] as const;
 export type HookName = (typeof HOOK_NAMES)[number];
@@ -61,11 +59,6 @@ export function hookLineFiles(command: string): { node: string; hook: string } |
   const words = command.trim().split(/\s+/);
   const hookAt = words.findIndex((word) => thinHookOf(word) !== null);
   return hookAt >= 1 ? { node: words[hookAt - 1]!, hook: words[hookAt]! } : null;
-}
-
-/** What decides a container's optional hooks. */
-export function hookNeeds(state: Pick<ThinState, 'publish' | 'ephemeral' | 'ip6' | 'subnet6' | 'hwaddrs' | 'idmap'>): HookNeeds {
-  return { startHost: state.publish.length > 0 || tokenOf(state) !== null, ephemeral: state.ephemeral, unprivileged: state.idmap !== null };
 }
 
 let root: string | undefined;

@@ -4,8 +4,8 @@
 // IPv6, a static IPv6 address.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { ThinContainer } from '../container/containers.js';
-import type { ThinState } from '../container/state.js';
+import type { ThinContainer } from '../state/paths.js';
+import type { ThinState } from '../state/state.js';
 import { containerLinks, ipNeighbourFlush, setIPv6Token } from '../core/commands.js';
 import { UserError } from '../core/errors.js';
 import { formatIPv6, parseIPv6, quote } from '../core/validate.js';

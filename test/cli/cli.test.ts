@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CLI, REPO } from '../helpers/paths.js';
-import { serializeState, type ThinState } from '../../src/container/state.js';
+import { serializeState, type ThinState } from '../../src/state/state.js';
 import { tabCompletions } from '../helpers/completion.js';
 import { temporaryRoot, thinLxc } from '../helpers/host.js';
 import { skipUnless } from '../helpers/skip.js';

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
-import { readState } from '../../src/container/state.js';
+import { readState } from '../../src/state/state.js';
 import { hostCgroupVersion } from '../../src/lxc/limits.js';
 import { attach, containerSuite, must, removeLxcContainer, sh, startContainer, tagOf, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
 import { giveSocat, request, rulesLeftAfterStop, rulesOf, startServers } from '../helpers/net.js';

@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
-import { readState } from '../../src/container/state.js';
+import { readState } from '../../src/state/state.js';
 import { skipUnless } from '../helpers/skip.js';
 import { attach, containerSuite, hostMountsMentioning, must, removeLxcContainer, sh, startContainer, thinLxc, uniqueName } from '../helpers/host.js';
 

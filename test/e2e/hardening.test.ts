@@ -9,7 +9,7 @@ import { CLI } from '../helpers/paths.js';
 import { containerSuite, hostMountsMentioning, must, removeLxcContainer, sh, startContainer, tagOf, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
 import { rulesOf } from '../helpers/net.js';
 
-/** What a create or destroy killed half way leaves (src/container/teardown.ts). */
+/** What a create or destroy killed half way leaves (src/lifecycle/teardown.ts). */
 const HALF_MADE = /^\.(creating|removing)-/;
 
 const { tests: hardening, runnable, cleanup, base, root } = await containerSuite('hardening with real LXC', 'hbase');

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
-import { readState } from '../../src/container/state.js';
+import { readState } from '../../src/state/state.js';
 import { formatIPv6, parseIPv6 } from '../../src/core/validate.js';
 import { bridgeIPv6 } from '../../src/network/bridge.js';
 import { NAMES_DIR } from '../../src/network/dhcp.js';

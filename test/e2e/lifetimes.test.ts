@@ -3,8 +3,8 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
-import { STARTED_DIR } from '../../src/container/containers.js';
-import { STATE_FILE } from '../../src/container/state.js';
+import { STARTED_DIR } from '../../src/state/paths.js';
+import { STATE_FILE } from '../../src/state/state.js';
 import { containerLockName } from '../../src/core/lock.js';
 import { HOSTS_DIR, NAMES_DIR } from '../../src/network/dhcp.js';
 import { attach, containerSuite, hostMountsMentioning, must, removeLxcContainer, sh, startContainer, tagOf, temporaryRoot, thinLxc, uniqueName, type Ran } from '../helpers/host.js';

@@ -7,7 +7,7 @@ import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
-import { readState } from '../../src/container/state.js';
+import { readState } from '../../src/state/state.js';
 import { containerSuite, must, removeLxcContainer, sh, startContainer, thinLxc, uniqueName, type Ran } from '../helpers/host.js';
 import { containerLockName, lockHolder } from '../../src/core/lock.js';
 import { eventually, holdLock, waitingFor } from '../helpers/locks.js';

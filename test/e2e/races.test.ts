@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
-import { readState } from '../../src/container/state.js';
+import { readState } from '../../src/state/state.js';
 import { containerLockName } from '../../src/core/lock.js';
 import { removeForwarding } from '../../src/forward/apply.js';
 import { containerSuite, hostMountsMentioning, must, removeLxcContainer, sh, startContainer, tagOf, thinLxc, uniqueName, type Ran } from '../helpers/host.js';

@@ -4,7 +4,7 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
-import { readState, serializeState } from '../../src/container/state.js';
+import { readState, serializeState } from '../../src/state/state.js';
 import { removeForwarding } from '../../src/forward/apply.js';
 import { containerSuite, must, removeLxcContainer, startContainer, tagOf, thinLxc, uniqueName } from '../helpers/host.js';
 import { giveSocat, request, rulesLeftAfterStop, rulesOf, startServers } from '../helpers/net.js';

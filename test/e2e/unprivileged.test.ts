@@ -5,7 +5,7 @@
 import { chmodSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
-import { readState } from '../../src/container/state.js';
+import { readState } from '../../src/state/state.js';
 import { hostCgroupVersion } from '../../src/lxc/limits.js';
 import { attach, containerSuite, must, removeLxcContainer, sh, startContainer, thinLxc, treeDigest, uniqueName } from '../helpers/host.js';
 import { eventually } from '../helpers/locks.js';

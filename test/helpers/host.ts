@@ -4,7 +4,7 @@ import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlink
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { suite, type Test } from 'uvu';
-import { readState } from '../../src/container/state.js';
+import { readState } from '../../src/state/state.js';
 import { dnsmasqReadsReservations, HOSTS_DIR } from '../../src/network/dhcp.js';
 import { containerTag } from '../../src/forward/rules.js';
 import { CLI } from './paths.js';
@@ -157,7 +157,7 @@ export function tagOf(containerDir: string): string {
 /**
  * Runs a command as a shell script or a person at a terminal would, with its output through a pipe. Node's
  * own child stdio are sockets, which a hook cannot reopen to tell its caller why it refused (see
- * src/lxc/hooks.ts), so an LXC tool's whole story is only seen this way. Output is stdout and stderr merged.
+ * src/lifecycle/hooks.ts), so an LXC tool's whole story is only seen this way. Output is stdout and stderr merged.
  */
 export async function shThroughPipe(file: string, args: readonly string[], timeoutMs = 60_000): Promise<Ran> {
   const result = await sh('sh', ['-c', '{ "$@" 2>&1; echo "exit=$?"; } | cat', 'sh', file, ...args], timeoutMs);

@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { specDifferences, type CreateSpec } from '../../../src/commands/create.js';
-import type { ThinState } from '../../../src/container/state.js';
+import type { ThinState } from '../../../src/state/state.js';
 
 const state: ThinState = {
   id: 'web1', name: 'web1', base: '/var/lib/lxc/b', baseName: 'b', fs: 'overlay', layers: ['/var/lib/lxc/b/rootfs'],

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { listContainers, refreshStateCache } from '../../../src/container/containers.js';
-import { serializeState, type ThinState } from '../../../src/container/state.js';
+import { serializeState, type ThinState } from '../../../src/state/state.js';
 
 const CACHE = '.thin-lxc-states.json';
 

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { assignMacs, checkAddress, chooseAddress, chooseAddress6, nextFreeAddress, randomMac, readdress6 } from '../../../src/network/addresses.js';
-import type { ThinContainer } from '../../../src/container/containers.js';
+import type { ThinContainer } from '../../../src/state/paths.js';
 import { parseSubnet6 } from '../../../src/network/ipv6.js';
 import { type Bridge } from '../../../src/network/bridge.js';
 import { formatSubnet, subnetOf, toAddress, toNumber } from '../../../src/network/ipv4.js';

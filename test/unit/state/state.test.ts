@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { parse } from 'ini';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseState, serializeState, type ThinState } from '../../../src/container/state.js';
+import { parseState, serializeState, type ThinState } from '../../../src/state/state.js';
 /** Texts ini reads as something else when they stand bare, and texts that look like numbers or switches. */
 const MISREAD = ['true', 'false', 'null', '0x10', '1e3', 'on', 'off', 'yes', 'no', '0', '-1', 'NaN', '[x]', '"q"', "'q'", ' pad ', 'a;b', 'a#b', 'a\\;b', 'a\\\\b', 'x\\', 'a=b', '\u2028', '__proto__'];
 const text = fc.oneof(fc.constantFrom(...MISREAD), fc.string({ unit: 'binary', maxLength: 24 }));

@@ -15,8 +15,9 @@ import { removeDependent } from '../lxc/snapshots.js';
 import { readBridge } from '../network/bridge.js';
 import { clearProject } from '../union/disk.js';
 import { releaseIfOwned, releaseLease } from '../network/dhcp.js';
-import { containerPaths, dependentNames, entriesOf, isRealDirectory, refreshStateCache, STARTED_DIR } from './containers.js';
-import { readState, type ThinState } from './state.js';
+import { dependentNames, entriesOf, isRealDirectory, refreshStateCache } from '../container/containers.js';
+import { containerPaths, STARTED_DIR } from '../state/paths.js';
+import { readState, type ThinState } from '../state/state.js';
 
 /** Directories being built or removed: `.creating-ID-PID`, `.removing-ID-PID`. */
 const IN_PROGRESS = /^\.(creating|removing)-(.+)-(\d+)$/;

@@ -3,8 +3,8 @@
 // so that a failure leaves its reason where a user will look.
 import { appendFileSync, closeSync, constants, existsSync, fstatSync, openSync, readlinkSync, realpathSync, statSync, truncateSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { containerPaths, type ContainerPaths } from '../container/containers.js';
-import { readState, type ThinState } from '../container/state.js';
+import { containerPaths, type ContainerPaths } from '../state/paths.js';
+import { readState, type ThinState } from '../state/state.js';
 import { formatError, UserError } from '../core/errors.js';
 import { containerLockName, lockHolder, withContainerLock } from '../core/lock.js';
 import { quote } from '../core/validate.js';

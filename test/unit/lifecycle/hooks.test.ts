@@ -3,7 +3,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { containerLockName, LOCK_DIR, lockPath, withContainerLock } from '../../../src/core/lock.js';
-import { commitPurpose, copyRefusal, isOwnRun, parseHookContext, refuseDuringCommit } from '../../../src/lxc/hooks.js';
+import { commitPurpose, copyRefusal, isOwnRun, parseHookContext, refuseDuringCommit } from '../../../src/lifecycle/hooks.js';
 import { skipUnless } from '../../helpers/skip.js';
 
 const env = { LXC_HOOK_VERSION: '1', LXC_HOOK_TYPE: 'pre-mount', LXC_NAME: 'web1', LXC_CONFIG_FILE: '/var/lib/lxc/web1/config', LXC_ROOTFS_PATH: '/c/w1/image/rootfs', LXC_PID: '4242' };
