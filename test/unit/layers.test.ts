@@ -15,13 +15,13 @@ const LAYER: Record<string, number> = {
   union: 1,
   state: 2,
   lxc: 3,
-  network: 4,
-  forward: 5,
-  container: 5,
-  lifecycle: 6,
-  commands: 7,
-  hooks: 7,
-  cli: 8,
+  network: 3,
+  forward: 4,
+  container: 4,
+  lifecycle: 5,
+  commands: 6,
+  hooks: 6,
+  cli: 7,
 };
 
 interface Module {
