@@ -11,7 +11,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { UserError } from '../src/core/errors.js';
 import { ownContainer, refuseDuringCommit, runHook } from '../src/lifecycle/hooks.js';
-import { mountImage } from '../src/union/disk.js';
+import { mountImage } from '../src/union/disk-image.js';
 import { parseIdMap } from '../src/union/idmap.js';
 import { clearMonitorNamespace, memoryLayer, mountMappedUnion, mountUnion, type UnionMount } from '../src/union/mount.js';
 

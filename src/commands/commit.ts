@@ -19,7 +19,7 @@ import { isLimitOf } from '../lxc/limits.js';
 import { commitPurpose } from '../lifecycle/hooks.js';
 import { isRunning, registrationDir } from '../lxc/lxcpath.js';
 import { assignMacs } from '../network/addresses.js';
-import { imageLayer, imageMountArgs, requireImageUnused } from '../union/disk.js';
+import { imageLayer, imageMountArgs, requireImageUnused } from '../union/disk-image.js';
 import { formatIdMap, idmapMountCommand, idmapProblem, parseIdMap, shiftDown } from '../union/idmap.js';
 import { readOnlyOptions } from '../union/mount.js';
 import type { Settings } from './settings.js';

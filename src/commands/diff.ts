@@ -4,7 +4,7 @@ import { layerChanges, type Change } from '../container/layers.js';
 import { opaqueDirectories } from '../core/commands.js';
 import { withContainerLock } from '../core/lock.js';
 import { parseMount } from '../core/validate.js';
-import { readImage } from '../union/disk.js';
+import { readImage } from '../union/disk-image.js';
 import type { Settings } from './settings.js';
 
 export async function diff(idOrName: string, settings: Settings): Promise<Change[]> {

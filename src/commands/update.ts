@@ -20,7 +20,9 @@ import { hookNeeds } from '../lifecycle/hook-needs.js';
 import { hostCgroupVersion, isLimitOf, limitLines, liveLimitWrites } from '../lxc/limits.js';
 import { monitorSocket } from '../lxc/lxcpath.js';
 import { withHookLines } from '../lxc/render.js';
-import { chooseProject, clearProject, growImage, limitProject, overcommitOf, projectsInUse, readDiskMechanism, requireReachable, setLimit } from '../union/disk.js';
+import { chooseProject, clearProject, limitProject, projectsInUse, setLimit } from '../union/quota.js';
+import { growImage } from '../union/disk-image.js';
+import { overcommitOf, readDiskMechanism, requireReachable } from '../union/disk.js';
 import { imagesOf } from './create.js';
 import type { Settings } from './settings.js';
 

@@ -33,7 +33,8 @@ export function noSpaceLeft(dir: string, outcome: string, fix: string, cause: un
   return new UserError(`no space left on the filesystem of ${dir} (${outcome}): free space there, ${fix}`, { cause });
 }
 
-function lastLine(text: string): string {
+/** The last line of a tool's output that says something: where most tools put their reason. */
+export function lastLine(text: string): string {
   const lines = text.trim().split('\n').filter((line) => line.trim() !== '');
   return lines.at(-1)?.trim() ?? '';
 }

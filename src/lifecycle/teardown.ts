@@ -13,7 +13,7 @@ import { containerTag } from '../forward/rules.js';
 import { isOurRegistration, isRunning, lxcContainerExists, registrationDir, unregister } from '../lxc/lxcpath.js';
 import { removeDependent } from '../lxc/snapshots.js';
 import { readBridge } from '../network/bridge.js';
-import { clearProject } from '../union/disk.js';
+import { clearProject } from '../union/quota.js';
 import { releaseIfOwned, releaseLease } from '../network/dhcp.js';
 import { dependentNames, entriesOf, isRealDirectory, refreshStateCache } from '../container/containers.js';
 import { containerPaths, STARTED_DIR } from '../state/paths.js';

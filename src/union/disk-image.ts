@@ -1,0 +1,195 @@
+// --disk by image, where the root's filesystem has no project quota: a sparse ext4 file per container, made at
+// create, mounted on a loop device by the mount hook (released with the mount), grown by update, read by diff and commit.
+import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
+import { growExt4Image, holdLiveMount, holdMount, loadLoopDriver, makeExt4Image, mount as runMount } from '../core/commands.js';
+import { lastLine, UserError } from '../core/errors.js';
+
+/**
+ * Makes the image: a sparse file of `bytes` (no block is used until written) holding an ext4 filesystem filled
+ * from `from` (the staged upper and work folders). Nothing is mounted.
+ */
+export function makeImage(image: string, bytes: number, from: string): void {
+  const fd = openSync(image, 'wx', 0o600);
+  try {
+    ftruncateSync(fd, bytes);
+  } finally {
+    closeSync(fd);
+  }
+  const made = makeExt4Image(image, from);
+  if (made.exitCode !== 0) throw new UserError(`cannot make the ${bytes}-byte disk image ${image} (${lastLine(made.stderr)}): is e2fsprogs installed and is there room?`);
+}
+
+/**
+ * Refuses while any loop device is attached to `name`'s image: its filesystem is then mounted somewhere (LXC says
+ * STOPPED before its post-stop hook unmounts an unprivileged container's image in the monitor's namespace; a diff
+ * may hold it; a start may have just mounted it). e2fsck's own "mounted" check sees only its own namespace.
+ * The caller holds the container's lock, which the mount hook takes too, so no start attaches one after this.
+ */
+export function requireImageUnused(image: string, name: string, then: string, sysBlock = '/sys/block'): void {
+  const device = loopDeviceOf(image, sysBlock);
+  if (device !== null) {
+    throw new UserError(`${name}'s disk image is still in use (/dev/${device}: mounted by its start, by a stop whose post-stop hook has not finished, or by a diff): ${then}`);
+  }
+}
+
+/**
+ * Grows a stopped container's image to `bytes`: the file, then the filesystem in it; checked unused first, and
+ * the file put back to its size if the filesystem cannot follow, so the file and the state (unchanged) agree.
+ */
+export function growImage(image: string, bytes: number, name: string): void {
+  requireImageUnused(image, name, 'nothing was changed; try again once it is stopped and nothing reads it');
+  const fd = openSync(image, 'r+');
+  try {
+    const was = fstatSync(fd).size;
+    ftruncateSync(fd, bytes);
+    const grown = growExt4Image(image);
+    if (grown.exitCode !== 0) {
+      ftruncateSync(fd, was);
+      // e2fsck -p ends with an indented hint under its reason: the reason is the last line that starts at the margin.
+      const reason = lastLine((grown.stderr || grown.stdout).split('\n').filter((line) => !/^\s/.test(line)).join('\n'));
+      throw new UserError(`cannot grow the disk image ${image} (${reason}): it was left at its size; check it with e2fsck -f ${image}`);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The folders inside an image (or a staged image's source) that overlayfs uses. */
+export function imageLayer(dir: string): { upper: string; work: string } {
+  return { upper: `${dir}/upper`, work: `${dir}/work` };
+}
+
+/**
+ * Mounts a container's image at `dir` inside its mount namespace (the mount hook): `-o loop` has mount(8) make a
+ * loop device that goes (autoclear) once the filesystem is unmounted, which the end of the namespace does. After
+ * a host's reboot nothing is mounted, and the loop driver may still be a module nobody loaded: loaded first.
+ */
+export function mountImage(image: string, dir: string, name: string, loopControl = '/dev/loop-control'): { upper: string; work: string } {
+  if (!existsSync(image)) throw new UserError(`disk image ${image} is missing: this thin container is damaged; destroy it and create it again`);
+  if (!existsSync(loopControl)) loadLoopDriver();
+  // mount -o loop reuses a loop device already on the file. A read/write one is the same filesystem still held
+  // (a reboot's previous run, a diff of the previous run): one ext4, safe. A read-only one would mount the write
+  // layer read-only, and the union would fail saying something else: refused, naming it.
+  const device = loopDeviceOf(image);
+  if (device !== null && readOr(`/sys/block/${device}/ro`) === '1') {
+    throw new UserError(
+      `the disk image ${image} is open read-only (/dev/${device}, held by another process: a thin-lxc diff or commit reading it, or a mount of it elsewhere), ` +
+        `so ${name} could not write to it: let it finish (losetup -j ${image} shows it), then start again`,
+    );
+  }
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const result = runMount('ext4', 'loop,noatime', image, dir);
+  if (result.exitCode !== 0) {
+    throw new UserError(`cannot mount the disk image ${image} on ${dir} (${lastLine(result.stderr)}): is the loop driver available (modprobe loop)? check the image with e2fsck -f ${image}`);
+  }
+  return imageLayer(dir);
+}
+
+/** The command that mounts a stopped container's image read-only at `dir` (in a namespace of the caller's). */
+export function imageMountArgs(image: string, dir: string): string[] {
+  return ['mount', '-t', 'ext4', '-o', 'loop,ro', image, dir];
+}
+
+/** The loop device the image is attached to (a running container's), from the kernel's own list; null when none. */
+export function loopDeviceOf(image: string, sysBlock = '/sys/block'): string | null {
+  for (const device of readdirSync(sysBlock).filter((name) => name.startsWith('loop'))) {
+    if (backingFile(sysBlock, device) === image) return device;
+  }
+  return null;
+}
+
+function backingFile(sysBlock: string, device: string): string | null {
+  try {
+    return readFileSync(`${sysBlock}/${device}/loop/backing_file`, 'utf8').trim();
+  } catch {
+    return null; // not attached
+  }
+}
+
+/**
+ * Holds a container's image mounted read-only in a private namespace of a process of ours for reading it (diff):
+ * its write layer is then /proc/PID/root/DIR/upper. A stopped container's on a read-only loop device, so nothing
+ * can be written to it; a running one's is the filesystem its container has mounted (on its loop device, checked
+ * again once held: the device could have gone to another file in between), its mount point read-only.
+ */
+export async function readImage(image: string, dir: string): Promise<{ upper: string; live: boolean; release(): Promise<void> }> {
+  if (!existsSync(image)) throw new UserError(`disk image ${image} is missing: this thin container is damaged; destroy it and create it again`);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const device = loopDeviceOf(image);
+  let held;
+  try {
+    held = device === null ? await holdMount('ext4', 'loop,ro', image, dir) : await holdLiveMount('ext4', `/dev/${device}`, dir);
+  } catch (error) {
+    throw new UserError(`cannot read the disk image ${image} (${lastLine((error as Error).message)}): check it with e2fsck -n ${image}`, { cause: error });
+  }
+  if (device !== null && backingFile('/sys/block', device) !== image) {
+    await held.release();
+    throw new UserError(`the container using ${image} stopped while it was being read: run the same command again`);
+  }
+  const release = async () => {
+    await held.release();
+    // Our read-only loop device must be gone before a start's mount -o loop looks for one on the same file.
+    if (device === null) await readOnlyLoopGone(image);
+  };
+  return { upper: imageLayer(`/proc/${held.pid}/root${dir}`).upper, live: device !== null, release };
+}
+
+/** Waits (a few seconds at most) until no read-only loop device is on `image`: the kernel clears one just after its last user. */
+async function readOnlyLoopGone(image: string): Promise<void> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const device = loopDeviceOf(image);
+    if (device === null || readOr(`/sys/block/${device}/ro`) !== '1') return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function readOr(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * An ext4 superblock (the 1024 bytes at offset 1024): bytes used and the filesystem's size, exact once it is
+ * unmounted (a stopped container's image); null when it is not ext4's. The fields dumpe2fs -h shows as Block
+ * count, Free blocks and Block size, read without a process per container (list reads every image).
+ */
+export function parseSuperblock(block: Buffer): { usedBytes: number; sizeBytes: number } | null {
+  if (block.length < 1024 || block.readUInt16LE(0x38) !== 0xef53) return null;
+  const wide = (block.readUInt32LE(0x60) & 0x80) !== 0; // INCOMPAT_64BIT: the high halves count
+  const blocks = block.readUInt32LE(0x04) + (wide ? block.readUInt32LE(0x150) * 2 ** 32 : 0);
+  const free = block.readUInt32LE(0x0c) + (wide ? block.readUInt32LE(0x158) * 2 ** 32 : 0);
+  const blockSize = 1024 * 2 ** block.readUInt32LE(0x18);
+  return { usedBytes: (blocks - free) * blockSize, sizeBytes: blocks * blockSize };
+}
+
+/** Bytes used and the size of a stopped container's image, from its superblock; null when unreadable. */
+export function imageUse(image: string): { usedBytes: number; sizeBytes: number } | null {
+  try {
+    const fd = openSync(image, 'r');
+    try {
+      const block = Buffer.alloc(1024);
+      return readSync(fd, block, 0, 1024, 1024) === 1024 ? parseSuperblock(block) : null;
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return null;
+  }
+}
+
+/** The blocks an image's sparse file holds on the host; null when it is gone. */
+export function imageAllocated(image: string): number | null {
+  try {
+    return statSync(image).blocks * 512;
+  } catch {
+    return null;
+  }
+}
+
+/** Removes the staged source of an image once mkfs copied it in. */
+export function removeStaged(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,44 @@
+// --disk by image: reading an ext4 superblock, and whether any loop device holds an image.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loopDeviceOf, parseSuperblock, requireImageUnused } from '../../../src/union/disk-image.js';
+
+test('an ext4 superblock: used bytes and size, with the high halves of a 64-bit filesystem; null for anything else', () => {
+  const block = Buffer.alloc(1024);
+  block.writeUInt16LE(0xef53, 0x38);
+  block.writeUInt32LE(262144, 0x04); // Block count
+  block.writeUInt32LE(250000, 0x0c); // Free blocks
+  block.writeUInt32LE(2, 0x18); // 1024 << 2 = 4096
+  assert.equal(parseSuperblock(block), { usedBytes: 12144 * 4096, sizeBytes: 262144 * 4096 });
+  block.writeUInt32LE(0x80, 0x60); // 64bit
+  block.writeUInt32LE(1, 0x150);
+  block.writeUInt32LE(1, 0x158);
+  assert.equal(parseSuperblock(block), { usedBytes: 12144 * 4096, sizeBytes: (2 ** 32 + 262144) * 4096 });
+  block.writeUInt16LE(0, 0x38);
+  assert.is(parseSuperblock(block), null);
+  assert.is(parseSuperblock(Buffer.alloc(10)), null);
+});
+
+test('an image with any loop device on it (the kernel\'s list, whatever namespace mounted it) is in use: growing or copying it is refused in one line', () => {
+  const sys = mkdtempSync(join(tmpdir(), 'thin-lxc-sysblock-'));
+  try {
+    for (const [device, backing] of [['loop0', '/srv/a/disk.img'], ['loop1', null], ['loop7', '/srv/b/disk.img'], ['vda', null]] as const) {
+      mkdirSync(join(sys, device, 'loop'), { recursive: true });
+      if (backing) writeFileSync(join(sys, device, 'loop', 'backing_file'), `${backing}\n`);
+    }
+    assert.is(loopDeviceOf('/srv/b/disk.img', sys), 'loop7');
+    assert.is(loopDeviceOf('/srv/c/disk.img', sys), null);
+    requireImageUnused('/srv/c/disk.img', 'c', 'try again', sys);
+    assert.throws(
+      () => requireImageUnused('/srv/a/disk.img', 'web', 'nothing was changed; try again', sys),
+      (error: Error) => error.message === "web's disk image is still in use (/dev/loop0: mounted by its start, by a stop whose post-stop hook has not finished, or by a diff): nothing was changed; try again",
+    );
+  } finally {
+    rmSync(sys, { recursive: true, force: true });
+  }
+});
+
+test.run();
