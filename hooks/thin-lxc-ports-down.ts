@@ -12,10 +12,11 @@ import { releaseMonitorMounts } from '../src/union/mount.js';
 runHook('post-stop', import.meta.url, ({ context, container, own }) => {
   if (container && own && container.state.idmap !== null) releaseMonitorMounts(container.paths.dir);
   if (!container || !own) return `not thin container ${container?.state.name ?? context.containerDir}'s own stop: its forwarding is left alone`;
-  const { publish, veth, name } = container.state;
+  const { veth, name } = container.state;
   if (!veth) return;
   const tag = containerTag(veth);
-  if (publish.length === 0 && !isRecorded(tag)) return;
+  // Its start records the forwarding before installing it: nothing recorded, nothing installed (a failed start).
+  if (!isRecorded(tag)) return;
   if (removeForwarding(tag, { generation: context.generation }) !== 'removed') {
     return `forwarding of ${name} belongs to a newer start (not LXC_PID ${context.generation}): left in place`;
   }

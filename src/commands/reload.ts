@@ -66,7 +66,7 @@ export function reload(settings: Settings): string {
         return 'applied';
       }
       if (action !== 'remove') return null;
-      removeForwarding(tag, { reconcile: true, ipv6Installed: tags[6].includes(tag) });
+      removeForwarding(tag, { reconcile: true, installed: ([4, 6] as const).filter((family) => tags[family].includes(tag)) });
       return 'removed';
     });
     if (done === 'applied') applied.push(listed.name);

@@ -50,8 +50,11 @@ export function installForwarding(target: ForwardTarget, bridge: string, veth: s
   withLock('iptables', () => {
     try {
       for (const family of families) {
-        applyInstall(family, { tag: target.tag, rules: containerRules(target, family) }, options.reconcile === true);
+        const reconcile = options.reconcile === true || recordedGeneration(target.tag, family) !== null;
+        // Recorded before its rules go in: removal follows the record, so the record never lacks what is installed
+        // (a hook killed between the two leaves a record of rules that are not there, which removal tolerates).
         recordInstalled(family, target.tag, generation);
+        applyInstall(family, { tag: target.tag, rules: containerRules(target, family) }, reconcile);
       }
       // A family it no longer publishes on (thin-lxc update took its last port there) loses its rules.
       for (const family of [4, 6] as const) if (!families.includes(family) && recordedGeneration(target.tag, family) !== null) removeUnlocked(family, target.tag);
@@ -132,18 +135,21 @@ function readIfPresent(path: string): string {
  * Removes the container's rules on each family; quiet when they are already gone. With `generation` (a
  * post-stop hook), only if they belong to that start: LXC reports a container stopped before it runs its
  * post-stop hooks, so the next start may already have installed its own, which a late post-stop must leave
- * alone. IPv6 is touched only where its forwarding is recorded, or where the caller saw it in ip6tables
- * (`ipv6Installed`): a host without IPv6, or a bridge that lost it, runs no ip6tables.
+ * alone. A family is touched only where its forwarding is recorded (installForwarding records it before the
+ * rules go in), or where the caller saw it in the live ruleset (`installed`, reload): a container published
+ * only on IPv6 runs no iptables, one whose record its post-stop already removed (the ephemeral hook's
+ * teardown) none at all, and a host without IPv6 no ip6tables.
  */
 export function removeForwarding(
   tag: string,
-  options: ForwardingOptions & { generation?: string; ipv6Installed?: boolean } = {},
+  options: ForwardingOptions & { generation?: string; installed?: readonly Family[] } = {},
 ): 'removed' | 'kept for a newer start' {
   return withLock('iptables', () => {
     const installedBy = recordedGeneration(tag) ?? recordedGeneration(tag, 6);
     if (options.generation && installedBy && installedBy !== options.generation) return 'kept for a newer start';
-    removeUnlocked(4, tag, options.reconcile === true);
-    if (recordedGeneration(tag, 6) !== null || options.ipv6Installed) removeUnlocked(6, tag, options.reconcile === true);
+    for (const family of [4, 6] as const) {
+      if (recordedGeneration(tag, family) !== null || options.installed?.includes(family)) removeUnlocked(family, tag, options.reconcile === true);
+    }
     return 'removed';
   });
 }
@@ -154,11 +160,12 @@ function ipv6Available(): boolean {
 }
 
 /**
- * The quick way unless this container's own forwarding is recorded (its last run did not stop cleanly, so its
- * chains may be there): one self-checking script, no iptables-save. Whatever it finds wrong, a reconcile.
+ * The quick way unless `reconcile` (asked for, or this container's own forwarding was recorded before this start:
+ * its last run did not stop cleanly, so its chains may be there): one self-checking script, no iptables-save.
+ * Whatever it finds wrong, a reconcile.
  */
 function applyInstall(family: Family, install: { tag: string; rules: ContainerRules }, reconcile: boolean): void {
-  if (!reconcile && recordedGeneration(install.tag, family) === null && tryIptablesRestore(quickInstallScript(install, family), family)) return;
+  if (!reconcile && tryIptablesRestore(quickInstallScript(install, family), family)) return;
   reconcileFromSave(family, { install });
 }
 
@@ -177,7 +184,9 @@ function reconcileFromSave(family: Family, change: { install?: { tag: string; ru
   const saved = readSaved(iptablesSave(family));
   const script = restoreScript(saved, change, family);
   if (script) iptablesRestore(script, family);
-  recordExactly(family, saved.tags.filter((tag) => tag !== change.install?.tag && tag !== change.remove));
+  // What is being installed keeps the record its caller wrote before.
+  const installed = change.install ? [change.install.tag] : [];
+  recordExactly(family, [...saved.tags.filter((tag) => tag !== change.install?.tag && tag !== change.remove), ...installed]);
 }
 
 /**

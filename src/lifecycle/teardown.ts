@@ -58,8 +58,9 @@ function releaseHostState(state: ThinState, containerDir: string, unregisterToo:
     removeDependent(state.base, { lxcpath: state.lxcpath, name: state.name });
   }
   if (unregisterToo) unregister(state.lxcpath, state.name, imageConfig);
-  // What its starts installed, as recorded: its state may have stopped publishing meanwhile.
-  if (state.veth && (state.publish.length > 0 || isRecorded(containerTag(state.veth)))) removeForwarding(containerTag(state.veth));
+  // What its starts installed, as recorded (before the rules go in): its state may have stopped publishing meanwhile,
+  // and a stop's post-stop hook has usually removed it all already (the ephemeral hook runs after ports-down).
+  if (state.veth && isRecorded(containerTag(state.veth))) removeForwarding(containerTag(state.veth));
   if (state.ip) {
     releaseIfOwned(state.name, state.hwaddrs['0']);
     endLease(state);

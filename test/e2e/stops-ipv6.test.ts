@@ -1,0 +1,41 @@
+// End to end: a container that publishes only on IPv6 runs no IPv4 iptables tool at its start or its stop. Gives
+// lxcbr0 IPv6 (setup --ipv6) and puts lxc-net back as it was after: run it holding the e2e lock exclusively.
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import * as assert from 'uvu/assert';
+import { containerSuite, must, removeLxcContainer, tagOf, thinLxc, uniqueName } from '../helpers/host.js';
+import { keepLxcNetAsItWas } from '../helpers/lxc-net.js';
+import { markingPath } from '../helpers/marks.js';
+import { rulesLeftAfterStop } from '../helpers/net.js';
+
+const { tests: stops6, runnable, cleanup, base, root } = await containerSuite('stops of a container published only on IPv6', 's6base');
+
+if (runnable) {
+  stops6.before(async () => {
+    keepLxcNetAsItWas(cleanup);
+    const setup = await thinLxc(['setup', '--ipv6']);
+    assert.is(setup.exitCode, 0, setup.stderr);
+  });
+
+  stops6('a container published only on [::] installs and removes its ip6tables rules and runs no IPv4 iptables tool', async () => {
+    const name = uniqueName('v6only');
+    cleanup.add(() => removeLxcContainer(name));
+    const created = await thinLxc(['create', name, '--base', base, '--root', root, '-p', `[::]:${44_000 + Math.floor(Math.random() * 8_000)}:80`]);
+    assert.is(created.exitCode, 0, created.stderr);
+    const tag = tagOf(join(root, name));
+    const marks = markingPath(['iptables', 'iptables-save', 'iptables-restore', 'ip6tables-save', 'ip6tables-restore']);
+    cleanup.add(() => rmSync(marks.dir, { recursive: true, force: true }));
+    const started = await execa('lxc-start', ['-n', name, '-d'], { reject: false, env: marks.env });
+    assert.is(started.exitCode, 0, String(started.stderr));
+    await must('lxc-wait', ['-n', name, '-s', 'RUNNING', '-t', '20']);
+    assert.ok((await must('ip6tables-save', ['-t', 'nat'])).split('\n').some((line) => line.startsWith(`-A ${tag}-D `)), 'its IPv6 forwarding is installed');
+    assert.is((await execa('lxc-stop', ['-n', name, '-k'], { reject: false, env: marks.env })).exitCode, 0);
+    assert.equal(await rulesLeftAfterStop(new RegExp(tag), 15_000, 'ip6tables-save'), [], 'its IPv6 rules are removed');
+    const hooks = marks.ran().filter((line) => line.includes('thin-lxc-ports-'));
+    assert.ok(hooks.some((line) => line.startsWith('ip6tables-restore') && line.includes('thin-lxc-ports-down.js')), `ports-down ran ip6tables: ${hooks.join('; ')}`);
+    assert.equal(hooks.filter((line) => line.startsWith('iptables')), [], 'no IPv4 iptables tool ran in its hooks');
+  });
+}
+
+stops6.run();
