@@ -47,6 +47,8 @@ export interface ForwardingOptions {
  */
 export function installForwarding(target: ForwardTarget, bridge: string, veth: string | null, generation: string, options: ForwardingOptions = {}): void {
   const families = familiesNow(target, bridge);
+  // Each iptables-restore is atomic, but a reconcile reads the ruleset, then restores what it found missing: without
+  // the lock, a start in between loses its jumps (test/e2e/forward-lock.test.ts fails without it).
   withLock('iptables', () => {
     try {
       for (const family of families) {

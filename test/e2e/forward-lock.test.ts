@@ -1,0 +1,78 @@
+// Race review: two thin containers that install their forwarding at the same moment. Each iptables-restore
+// --noflush is atomic, but the first container in reads the ruleset (iptables-save), works out what is missing and
+// restores that: read-modify-write. The test holds the first start's iptables-save (its output already taken)
+// until the second start is done or waits for the 'iptables' lock, then lets it go on.
+// Both start in a network namespace of the test's own, with a bridge named like LXC's: its ruleset is empty (the
+// first-container path, whatever other containers the host runs) and holds only this test's rules.
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import * as assert from 'uvu/assert';
+import { readSaved, forwardingInPlace } from '../../src/forward/rules.js';
+import { containerSuite, must, removeLxcContainer, sh, tagOf, thinLxc, uniqueName } from '../helpers/host.js';
+import { eventually, waiterOf } from '../helpers/locks.js';
+
+const { tests: race, runnable, cleanup, base, root } = await containerSuite('forwarding installed by two starts at once', 'flbase');
+
+if (runnable) {
+  const netns = `tlf${process.pid.toString(36)}`;
+  /**
+   * A tool in the test's network namespace (LXC's command sockets are abstract, one namespace's own), with the
+   * namespace's own /sys, where the hooks find its veths.
+   */
+  const inNs = (tool: string, args: readonly string[], env?: NodeJS.ProcessEnv) =>
+    execa('ip', ['netns', 'exec', netns, tool, ...args], { reject: false, timeout: 60_000, ...(env ? { env } : {}) });
+
+  race.before(async () => {
+    const bridge = (await must('ip', ['-4', '-o', 'addr', 'show', 'dev', 'lxcbr0'])).match(/inet (\S+)/)?.[1];
+    assert.ok(bridge, 'lxcbr0 has an IPv4 address');
+    await must('ip', ['netns', 'add', netns]);
+    cleanup.add(() => sh('ip', ['netns', 'del', netns]));
+    for (const args of [['link', 'set', 'lo', 'up'], ['link', 'add', 'lxcbr0', 'type', 'bridge'], ['addr', 'add', bridge!, 'dev', 'lxcbr0'], ['link', 'set', 'lxcbr0', 'up']]) {
+      await must('ip', ['-n', netns, ...args]);
+    }
+  });
+
+  race('a start that installs the shared chains while another start installs its own leaves both containers\' forwarding whole', async () => {
+    const [first, second] = [uniqueName('fl1'), uniqueName('fl2')];
+    for (const name of [first, second]) {
+      cleanup.add(() => removeLxcContainer(name));
+      cleanup.add(() => inNs('lxc-stop', ['-n', name, '-k']));
+      const created = await thinLxc(['create', name, '--base', base, '--root', root, '-p', `${45_000 + Math.floor(Math.random() * 8_000)}:80`]);
+      assert.is(created.exitCode, 0, created.stderr);
+    }
+    // The first start's iptables-save: its output taken, then held until the test lets it go.
+    const held = mkdtempSync('/tmp/thin-lxc-held-');
+    cleanup.add(() => rmSync(held, { recursive: true, force: true }));
+    await must('mkfifo', [join(held, 'go')]);
+    writeFileSync(
+      join(held, 'iptables-save'),
+      `#!/bin/sh\nout=$(/usr/sbin/iptables-save "$@")\nif [ ! -e ${held}/held ]; then touch ${held}/held; timeout 60 cat ${held}/go >/dev/null; fi\nprintf '%s\\n' "$out"\n`,
+      { mode: 0o755 },
+    );
+    const firstStart = inNs('lxc-start', ['-n', first, '-d', '-l', 'DEBUG', '-o', join(held, 'first.log')], { ...process.env, PATH: `${held}:${process.env.PATH}` });
+    let secondStart;
+    try {
+      assert.ok(await eventually(() => existsSync(join(held, 'held')), 30_000), 'the first start read the ruleset and is held');
+      secondStart = inNs('lxc-start', ['-n', second, '-d']);
+      // LXC answers lxc-info only once a start's hooks are done: the second's rules are read from the namespace instead.
+      const secondTag = tagOf(join(root, second));
+      const secondInstalled = async () => (await inNs('iptables-save', ['-t', 'nat'])).stdout.includes(`-j ${secondTag}-D`);
+      assert.ok(
+        await eventually(async () => waiterOf('iptables', join(root, second)) !== undefined || (await secondInstalled()), 30_000),
+        'the second start installed its forwarding, or waits for the iptables lock',
+      );
+    } finally {
+      await sh('timeout', ['30', 'sh', '-c', `echo go > ${join(held, 'go')}`]);
+    }
+    assert.is((await firstStart).exitCode, 0, (await sh('grep', ['-E', 'thin-lxc|ERROR', join(held, 'first.log')])).stdout);
+    assert.is((await secondStart!).exitCode, 0, String((await secondStart!).stderr));
+    for (const name of [first, second]) assert.is((await inNs('lxc-wait', ['-n', name, '-s', 'RUNNING', '-t', '20'])).exitCode, 0, `${name} runs`);
+    const saved = readSaved((await inNs('iptables-save', [])).stdout);
+    for (const name of [first, second]) assert.ok(forwardingInPlace(saved, tagOf(join(root, name))), `${name}'s forwarding is whole: its rules, its jumps, the base jumps`);
+    const dnatJumps = [...saved.rules.entries()].filter(([key]) => key.startsWith('nat PREROUTING ') && key.endsWith('-j THIN-LXC-DNAT'));
+    assert.equal(dnatJumps.map(([, count]) => count), [1], 'one jump from PREROUTING (the namespace holds only this test\'s rules)');
+  });
+}
+
+race.run();
