@@ -217,9 +217,10 @@ function setSysctl(path: string, value: string): void {
 /*
  * The record: one file per container tag and family in /run/thin-lxc/forwarding (IPv4) and forwarding6 (IPv6),
  * holding the start that installed it, on tmpfs like the rules themselves, so both are gone after a reboot.
- * Written only under the iptables lock. The rules stay the truth: the record only decides whether a start or
- * stop may try the quick way, whose scripts check the rules themselves (see quickInstallScript), and whether
- * a stop belongs to the start that installed them.
+ * Written only under the iptables lock, by a start before its rules go in, so that it never lacks what is
+ * installed. It decides which families a stop touches, whether a start or stop may try the quick way, whose
+ * scripts check the rules themselves (see quickInstallScript), and whether a stop belongs to the start that
+ * installed them.
  */
 const RECORD_DIRS: Record<Family, string> = { 4: join(LOCK_DIR, 'forwarding'), 6: join(LOCK_DIR, 'forwarding6') };
 
