@@ -206,6 +206,9 @@ export function flockWait(fd: number, seconds: string, timedOutExitCode: number)
   return run('flock', ['--exclusive', '--conflict-exit-code', String(timedOutExitCode), '--wait', seconds, '3'], { allowFailure: true, fds: [fd] });
 }
 
+/** Where ofdLockWait's struct flock (64-bit Linux's layout) fits. */
+const OFD_ARCHES: readonly string[] = ['x64', 'arm64', 'ppc64', 's390x', 'riscv64', 'loong64'];
+
 /**
  * What LXC holds while it changes a container's files (its lxc_snapshots among them): an open file description lock
  * (fcntl F_OFD_SETLKW, write, whole file), taken by perl on our open file passed as descriptor 3. Like flock's, it
@@ -213,7 +216,7 @@ export function flockWait(fd: number, seconds: string, timedOutExitCode: number)
  * every Debian and Ubuntu system (perl-base). The struct flock is packed as 64-bit Linux lays it out: null elsewhere.
  */
 export function ofdLockWait(fd: number, seconds: number, timedOutExitCode: number): CommandResult | null {
-  if (!['x64', 'arm64', 'ppc64', 's390x', 'riscv64', 'loong64'].includes(process.arch)) return null;
+  if (!OFD_ARCHES.includes(process.arch)) return null;
   const script =
     `$SIG{ALRM} = sub { exit ${timedOutExitCode} }; open(my $fh, '+<&=', 3) or exit 2; ` +
     `my $lock = pack('s s x4 q q i x4', 1, 0, 0, 0, 0); alarm(${Math.max(1, Math.ceil(seconds))}); ` +
@@ -221,6 +224,25 @@ export function ofdLockWait(fd: number, seconds: number, timedOutExitCode: numbe
   // Root's perl by absolute path with only PATH: the caller's PERL5OPT, PERL5LIB (or a perl earlier on PATH) would
   // load their code into this root process, and hooks (ephemeral teardown) inherit lxc-start's environment.
   return run('/usr/bin/perl', ['-e', script], { allowFailure: true, fds: [fd], cleanEnv: true });
+}
+
+/**
+ * flock(2) on descriptor 3, then the OFD lock above on descriptor 4, in one perl process: a create takes its host-wide
+ * lock and LXC's lock on its base together, one process fewer than flockWait and ofdLockWait one after the other.
+ * Each wait is bounded by `seconds`; exit `timedOutExitCode` when the first timed out, one more when the second did.
+ * null where ofdLockWait's struct flock does not fit.
+ */
+export function flockAndOfdLockWait(flockFd: number, ofdFd: number, seconds: number, timedOutExitCode: number): CommandResult | null {
+  if (!OFD_ARCHES.includes(process.arch)) return null;
+  const wait = Math.max(1, Math.ceil(seconds));
+  // LOCK_EX is 2 and EINTR 4: numbers, so that perl loads no module (Fcntl, Errno).
+  const script =
+    `my $code = ${timedOutExitCode}; $SIG{ALRM} = sub { exit $code }; ` +
+    `open(my $first, '+<&=', 3) or exit 2; open(my $second, '+<&=', 4) or exit 2; ` +
+    `alarm(${wait}); flock($first, 2) or exit($! == 4 ? $code : 1); ` +
+    `$code = ${timedOutExitCode + 1}; my $lock = pack('s s x4 q q i x4', 1, 0, 0, 0, 0); alarm(${wait}); ` +
+    `fcntl($second, 38, $lock) or exit($! == 4 ? $code : 1);`;
+  return run('/usr/bin/perl', ['-e', script], { allowFailure: true, fds: [flockFd, ofdFd], cleanEnv: true });
 }
 
 /**

@@ -8,6 +8,7 @@ import { basename, dirname, join } from 'node:path';
 import { flockWait, ofdLockWait } from '../core/commands.js';
 import { UserError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/files.js';
+import { holdsAlongside, type AlongsideLock } from '../core/lock.js';
 
 export interface Dependent {
   lxcpath: string;
@@ -121,7 +122,8 @@ export function removeDependent(baseDir: string, dependent: Dependent): void {
  * writers still exclude each other through flock(2) on the same file.
  */
 function withLxcLock<T>(containerDir: string, work: () => T): T {
-  const path = join(LXC_LOCK_DIR, dirname(containerDir), `.${basename(containerDir)}`);
+  const path = lxcLockPath(containerDir);
+  if (holdsAlongside(path)) return work();
   mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
   const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
   try {
@@ -133,10 +135,24 @@ function withLxcLock<T>(containerDir: string, work: () => T): T {
       taken = null; // no perl
     }
     taken ??= flockWait(fd, '20', TIMED_OUT);
-    if (taken.exitCode === TIMED_OUT) throw new UserError(`timed out after 20 s waiting for LXC's lock on ${containerDir} (${path}): is an lxc-copy or lxc-destroy of it hanging?`);
+    if (taken.exitCode === TIMED_OUT) throw new UserError(lxcLockTimedOut(containerDir, path));
     if (taken.exitCode !== 0) throw new UserError(`cannot take LXC's lock ${path}: ${taken.stderr.trim() || `exit code ${taken.exitCode}`}`);
     return work();
   } finally {
     closeSync(fd);
   }
+}
+
+function lxcLockPath(containerDir: string): string {
+  return join(LXC_LOCK_DIR, dirname(containerDir), `.${basename(containerDir)}`);
+}
+
+function lxcLockTimedOut(containerDir: string, path: string): string {
+  return `timed out after 20 s waiting for LXC's lock on ${containerDir} (${path}): is an lxc-copy or lxc-destroy of it hanging?`;
+}
+
+/** LXC's lock on a container, for withLock to take beside its own (core/lock.ts): addDependent and removeDependent then run in it. */
+export function lxcLockAlongside(containerDir: string): AlongsideLock {
+  const path = lxcLockPath(containerDir);
+  return { path, timedOut: lxcLockTimedOut(containerDir, path) };
 }

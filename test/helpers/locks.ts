@@ -28,8 +28,17 @@ export async function holdLock(name: string): Promise<HeldLock> {
 }
 
 /**
+ * A process of thin-lxc's lock code that takes a lock on its descriptor 3: flock(1) started with `--wait`, or the perl
+ * through which create takes its lock and LXC's lock on its base together (core/commands flockAndOfdLockWait).
+ */
+function isWaiter(argv: readonly string[]): boolean {
+  if (argv[0]?.endsWith('flock')) return argv.includes('--wait') && argv.at(-2) === '3';
+  return argv[0] === '/usr/bin/perl' && argv[1] === '-e' && (argv[2] ?? '').includes('flock($first, 2)');
+}
+
+/**
  * The processes of thin-lxc's lock code that wait for the lock `name` now: flock(1) started with `--wait` on its
- * descriptor 3, open on that lock's file. Each entry is the pid of the thin-lxc process (or hook) that waits.
+ * descriptor 3 (or create's perl), open on that lock's file. Each entry is the pid of the thin-lxc process (or hook) that waits.
  */
 export function waitingFor(name: string): number[] {
   const path = lockPath(name);
@@ -38,8 +47,7 @@ export function waitingFor(name: string): number[] {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (!argv[0]?.endsWith('flock') || !argv.includes('--wait') || argv.at(-2) !== '3') continue;
-      if (readlinkSync(`/proc/${entry}/fd/3`) !== path) continue;
+      if (!isWaiter(argv) || readlinkSync(`/proc/${entry}/fd/3`) !== path) continue;
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       waiters.push(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
     } catch {
@@ -59,7 +67,7 @@ export function waiterOf(name: string, parent: number | string): number | undefi
     if (!/^\d+$/.test(entry)) continue;
     try {
       const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (!argv[0]?.endsWith('flock') || !argv.includes('--wait') || readlinkSync(`/proc/${entry}/fd/3`) !== path) continue;
+      if (!isWaiter(argv) || readlinkSync(`/proc/${entry}/fd/3`) !== path) continue;
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
       if (typeof parent === 'number' ? ppid === parent : readFileSync(`/proc/${ppid}/cmdline`, 'utf8').includes(parent)) return Number(entry);

@@ -1,9 +1,9 @@
 // The host-wide lock: held across processes, released by the kernel when its holder dies, never taken over.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { lockHolder, lockPath, withLock } from '../../../src/core/lock.js';
+import { holdsAlongside, lockHolder, lockPath, withLock } from '../../../src/core/lock.js';
 import { skipUnless } from '../../helpers/skip.js';
 
 const name = `unit-${process.pid}`;
@@ -87,6 +87,47 @@ if (runnable) {
       child.stdin.end();
       await exited;
       clearTimeout(timer);
+    }
+  });
+
+  // LXC's kind of lock (an OFD lock, as lxc-copy takes it on a container), on a file of the test's own.
+  const alongside = { path: `/run/thin-lxc/unit-ofd-${process.pid}`, timedOut: 'timed out waiting for the OFD lock' };
+  const OFD_LOCK = "my $l = pack('s s x4 q q i x4', 1, 0, 0, 0, 0);";
+  /** Whether another process can take that OFD lock now (F_OFD_SETLK, no waiting). */
+  test.after(() => rmSync(alongside.path, { force: true }));
+  const othersCanTake = () =>
+    spawnSync('perl', ['-e', `open(my $fh, '+<', '${alongside.path}') or exit 2; ${OFD_LOCK} exit(fcntl($fh, 37, $l) ? 0 : 1);`]).status === 0;
+
+  test('a lock taken alongside (an OFD lock) is held by this process while the work runs, and let go after, whatever the work did', async () => {
+    withLock(name, () => {
+      assert.ok(holdsAlongside(alongside.path), 'this process knows it holds it');
+      assert.not.ok(othersCanTake(), 'another process cannot take it');
+    }, 1000, '', alongside);
+    assert.not.ok(holdsAlongside(alongside.path));
+    assert.ok(othersCanTake(), 'let go once the work returned');
+    await withLock(name, async () => {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.not.ok(othersCanTake(), 'held until asynchronous work settles');
+    }, 1000, '', alongside);
+    assert.ok(othersCanTake(), 'let go once it settled');
+    assert.throws(() => withLock(name, () => { throw new Error('boom'); }, 1000, '', alongside), /boom/);
+    assert.ok(othersCanTake(), 'let go when the work threw');
+    assert.not.ok(holdsAlongside(alongside.path));
+  });
+
+  test('a lock taken alongside that another process holds makes withLock wait, then fail with its message, holding neither', async () => {
+    const child = spawn('perl', ['-e', `open(my $fh, '+<', '${alongside.path}') or die; ${OFD_LOCK} fcntl($fh, 38, $l) or die; $| = 1; print "held\n"; sleep 30;`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+    try {
+      await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()).once('end', () => resolve()));
+      let ran = false;
+      assert.throws(() => withLock(name, () => (ran = true), 1000, '', alongside), /^timed out waiting for the OFD lock$/);
+      assert.not.ok(ran, 'the work never ran');
+      assert.not.ok(holdsAlongside(alongside.path));
+      assert.is(withLock(name, () => 'taken', 100), 'taken', 'its own lock was let go');
+    } finally {
+      child.kill('SIGKILL');
+      await exited;
     }
   });
 
