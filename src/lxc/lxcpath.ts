@@ -171,10 +171,28 @@ export function isRunning(lxcpath: string, name: string): boolean {
  */
 export function monitorSocket(lxcpath: string, name: string): string | null {
   try {
-    return listeningSocket(readFileSync('/proc/net/unix', 'utf8'), `@${lxcpath}/${name}/command`);
+    return listeningSocket(readFileSync('/proc/net/unix', 'utf8'), commandSocketName(lxcpath, name));
   } catch {
     return null;
   }
+}
+
+/**
+ * The abstract socket a running container's monitor listens on, as /proc/net/unix shows it ('@' for the leading NUL):
+ * LXCPATH/NAME/command, or, when that does not fit in a socket address (106 bytes with the NULs around it), LXC's
+ * hashed name lxc/HASH/command, HASH the 64-bit FNV-1a of LXCPATH/NAME in 16 hex digits (LXC's commands_utils.c,
+ * lxc_make_abstract_socket_name).
+ */
+export function commandSocketName(lxcpath: string, name: string): string {
+  const plain = `${lxcpath}/${name}/command`;
+  if (Buffer.byteLength(plain) < 106) return `@${plain}`;
+  return `@lxc/${fnv1a64(Buffer.from(`${lxcpath}/${name}`)).toString(16).padStart(16, '0')}/command`;
+}
+
+function fnv1a64(bytes: Uint8Array): bigint {
+  let hash = 0xcbf29ce484222325n;
+  for (const byte of bytes) hash = ((hash ^ BigInt(byte)) * 0x100000001b3n) & 0xffffffffffffffffn;
+  return hash;
 }
 
 /**

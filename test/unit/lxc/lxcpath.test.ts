@@ -2,7 +2,7 @@
 // network namespace's fib_trie says it holds.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { listeningSocket, localAddresses, monitorName } from '../../../src/lxc/lxcpath.js';
+import { commandSocketName, listeningSocket, localAddresses, monitorName } from '../../../src/lxc/lxcpath.js';
 
 test("a monitor's command line names its container, only for the lxcpath asked", () => {
   assert.is(monitorName('[lxc monitor] /var/lib/lxc web1\0', '/var/lib/lxc'), 'web1');
@@ -57,6 +57,13 @@ test("a monitor's socket is the listening one: the monitor's end of a client's c
   assert.is(listeningSocket(text, '@/srv/my lxc/web1/command'), '3194802');
   assert.is(listeningSocket(text.split('\n').filter((line) => !line.includes('3194800')).join('\n'), '@/var/lib/lxc/web1/command'), null);
   assert.is(listeningSocket(text, '@/var/lib/lxc/web/command'), null);
+});
+
+test("a container's command socket: LXCPATH/NAME/command while it fits in a socket address, else LXC's FNV-1a hash of LXCPATH/NAME", () => {
+  assert.is(commandSocketName('/var/lib/lxc', 'web1'), '@/var/lib/lxc/web1/command');
+  // 105 bytes fit (with the NULs before and after, 107 of sun_path's 108); 106 do not.
+  assert.is(commandSocketName(`/srv/${'l'.repeat(87)}`, 'web1'), `@/srv/${'l'.repeat(87)}/web1/command`);
+  assert.is(commandSocketName(`/srv/${'l'.repeat(88)}`, 'web1'), '@lxc/d0254717be70e614/command');
 });
 
 test.run();
