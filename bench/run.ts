@@ -1,10 +1,11 @@
 // thin-lxc's performance claims, measured against LXC's own tools in the same run (npm run bench, as root).
-// Sections: create, hooks, start, scale, rules, forward, commit, boot, disk, unprivileged (--only a,b); --runs N (median of N, default 5); --scale N (200);
-// --boot N (40);
+// Sections: create, hooks, start, scale, rules, forward, commit, boot, disk, unprivileged (--only a,b); --runs N (median of N, default 5); --scale N (1000);
+// --boot N (40); --before DIR: scale also measures the build in DIR (DIR/dist/bin/cli.js, e.g. a worktree of an older
+// commit after npm run build), run by run in turn with this one;
 // --inherit-env keeps NODE_EXTRA_CA_CERTS and NODE_OPTIONS (see SCRUBBED).
 // The Debian base (thin-lxc-bench-debian, about 300 MB) is made once and kept between runs.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -15,7 +16,8 @@ const flag = (name: string, fallback: string) => {
   return at > 0 ? process.argv[at + 1] ?? fallback : fallback;
 };
 const RUNS = Number(flag('runs', '5'));
-const SCALE = Number(flag('scale', '200'));
+const SCALE = Number(flag('scale', '1000'));
+const BEFORE = process.argv.includes('--before') ? join(flag('before', ''), 'dist/bin/cli.js') : null;
 const ONLY = new Set(flag('only', 'create,hooks,start,scale,rules,forward,commit,boot,disk,unprivileged').split(','));
 const BOOT = Number(flag('boot', '40'));
 const DEBIAN = 'thin-lxc-bench-debian';
@@ -180,15 +182,7 @@ try {
 
   if (ONLY.has('unprivileged')) unprivilegedSection();
 
-  if (ONLY.has('scale')) {
-    const times: number[] = [];
-    for (let index = 0; index < SCALE; index++) times.push(thin('create', track(`${tag}-x${index}`), '--base', DEBIAN));
-    record('scale', `create, first 10 of ${SCALE} (median)`, median(times.slice(0, 10)));
-    record('scale', `create, last 10 of ${SCALE} (median)`, median(times.slice(-10)));
-    const used = Number(output('du', ['-s', '-B1', root]).split('\t')[0]);
-    record('scale', `disk per thin container (du of the root / ${SCALE})`, used / SCALE / 1024, 'KiB');
-    for (let index = 0; index < SCALE; index++) quiet(process.execPath, [CLI, 'destroy', `${tag}-x${index}`, '--root', root]);
-  }
+  if (ONLY.has('scale')) scaleSection();
 
   if (ONLY.has('rules')) {
     // The running containers are busybox ones: what grows is the number of rules, not the base.
@@ -249,6 +243,65 @@ try {
   quiet('ip', ['netns', 'del', `${tag}ns`]);
   quiet('ip', ['link', 'del', `${tag}h`]);
   rmSync(root, { recursive: true, force: true });
+}
+
+/**
+ * create against the number of thin containers: SCALE made one after another in the root, each registered in the
+ * lxcpath (first 10 against last 10), and a create of the Debian base, with an address, with none of them there and
+ * with all SCALE, by this build and by --before's, run by run in turn. The SCALE have a base without network: a /24
+ * bridge holds 253 addresses, not 1,000. All SCALE are destroyed after, also when a step failed.
+ */
+function scaleSection(): void {
+  const lxcpath = output('lxc-config', ['lxc.lxcpath']).trim() || '/var/lib/lxc';
+  const bare = track(`${tag}-bn`);
+  sh('lxc-create', ['-t', 'busybox', '-n', bare]);
+  const config = join(lxcpath, bare, 'config');
+  writeFileSync(config, readFileSync(config, 'utf8').replace(/^lxc\.net\.0\.type\s*=.*$/m, 'lxc.net.0.type = empty').replace(/^lxc\.net\.0\.(link|flags|hwaddr)\s*=.*\n/gm, ''));
+  const builds = [['this build', CLI], ...(BEFORE ? [['--before build', BEFORE]] : [])] as const;
+  /** A create of the Debian base by each build in turn, RUNS times, each destroyed by its own build: medians. */
+  const debianCreates = (label: string) => {
+    const samples = builds.map(() => [] as number[]);
+    const floors: number[] = [];
+    for (let run = 0; run < RUNS; run++) {
+      floors.push(nodeFloor());
+      builds.forEach(([, cli], index) => {
+        const name = track(`${tag}-m${label}${index}r${run}`);
+        samples[index]!.push(sh(process.execPath, [cli, 'create', name, '--base', DEBIAN, '--root', root]));
+        quiet(process.execPath, [cli, 'destroy', name, '--root', root]);
+      });
+    }
+    return { medians: samples.map(median), floor: median(floors) };
+  };
+  const inFloors = (value: number, floor: number) => `${(value / floor).toFixed(2)}x node -e 0 (${floor.toFixed(1)} ms)`;
+  const filled: string[] = [];
+  try {
+    const empty = debianCreates('0');
+    const times: number[] = [];
+    const started = performance.now();
+    for (let index = 0; index < SCALE; index++) {
+      filled.push(`${tag}-x${index}`);
+      times.push(thin('create', filled.at(-1)!, '--base', bare));
+    }
+    const filling = performance.now() - started;
+    const first = record('scale', `create (no network), first 10 of ${SCALE} (median)`, median(times.slice(0, 10)));
+    const last = record('scale', `create (no network), last 10 of ${SCALE} (median)`, median(times.slice(-10)));
+    rows.at(-1)!.ratio = `${((last - first) / (SCALE - 10)).toFixed(3)} ms per container (${(filling / 1000).toFixed(0)} s for all ${SCALE})`;
+    console.log(`${''.padEnd(80)} ${rows.at(-1)!.ratio}`);
+    const full = debianCreates('n');
+    builds.forEach(([label], index) => {
+      const none = empty.medians[index]!;
+      record('scale', `create (${DEBIAN}), ${label}: root empty`, none, 'ms', inFloors(none, empty.floor));
+      const at = full.medians[index]!;
+      record('scale', `create (${DEBIAN}), ${label}: ${SCALE} in the root and the lxcpath`, at, 'ms', `${inFloors(at, full.floor)}; ${((at - none) / SCALE).toFixed(3)} ms per container`);
+    });
+    const used = Number(output('du', ['-s', '-B1', root]).split('\t')[0]);
+    record('scale', `disk per thin container (du of the root / ${SCALE})`, used / SCALE / 1024, 'KiB');
+  } finally {
+    const started = performance.now();
+    // Four at a time: each destroy is mostly Node's startup, which overlaps; their teardowns take turns on 'create'.
+    spawnSync('xargs', ['-P', '4', '-I', 'NAME', process.execPath, CLI, 'destroy', 'NAME', '--root', root], { input: filled.join('\n'), stdio: ['pipe', 'ignore', 'ignore'] });
+    console.log(`scale: destroyed ${filled.length} in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  }
 }
 
 /**
