@@ -171,10 +171,15 @@ function applyInstall(family: Family, install: { tag: string; rules: ContainerRu
   reconcileFromSave(family, { install });
 }
 
-/** The quick way while other containers' forwarding is recorded; the last one out removes the shared chains. */
+/**
+ * The quick way; the last one out removes the shared chains too, reading nothing first: measured against the
+ * long way (iptables-save, then a reconcile) that it took before, ports-down 157.1 -> 143.6 ms median, -8% pair
+ * by pair (41 pairs, node -e 0 ~99 ms on a loaded host; see docs/performance.md).
+ */
 function removeUnlocked(family: Family, tag: string, reconcile = false): void {
   const recorded = recordedTags(family);
-  if (!reconcile && recorded.includes(tag) && recorded.length > 1 && tryIptablesRestore(quickRemoveScript(tag), family)) {
+  const last = recorded.length === 1;
+  if (!reconcile && recorded.includes(tag) && tryIptablesRestore(quickRemoveScript(tag, { last, family }), family)) {
     recordRemoved(family, tag);
     return;
   }

@@ -291,9 +291,19 @@ export function quickInstallScript(install: { tag: string; rules: ContainerRules
 /**
  * Removes one container's jumps and chains, leaving the shared chains to the others. Deleting a jump that
  * is not there fails the script, so a flushed firewall sends the caller the long way here too.
+ * With `last` (no other container's forwarding is recorded), the shared chains and the jumps to them from the
+ * built-in chains go too, as a reconcile would remove them, without reading iptables-save first. Deleting a
+ * shared chain that still holds a rule (another container's jump, unrecorded) fails, and so does deleting a
+ * base jump that is not there: the caller then takes the long way.
  */
-export function quickRemoveScript(tag: string): string {
-  const lines = (table: Table) =>
-    SHARED.filter((shared) => shared.table === table).flatMap(({ chain, suffix }) => [`-D ${chain} -j ${tag}-${suffix}`, `:${tag}-${suffix} - [0:0]`, `-X ${tag}-${suffix}`]);
+export function quickRemoveScript(tag: string, options: { last?: boolean; family?: Family } = {}): string {
+  const lines = (table: 'nat' | 'filter') => {
+    const shared = SHARED.filter((entry) => entry.table === table);
+    return [
+      ...shared.flatMap(({ chain, suffix }) => [`-D ${chain} -j ${tag}-${suffix}`, `:${tag}-${suffix} - [0:0]`, `-X ${tag}-${suffix}`]),
+      ...(options.last ? BASE_JUMPS[options.family ?? 4][table].map(({ chain, spec }) => `-D ${chain} ${spec}`) : []),
+      ...(options.last ? shared.map(({ chain }) => `-X ${chain}`) : []),
+    ];
+  };
   return formatScript({ nat: lines('nat'), filter: lines('filter') });
 }

@@ -161,6 +161,21 @@ test('quick removal: its jumps, then its chains', () => {
   assert.is(quickRemoveScript(web1.tag), restoreScript(readSaved(SAVED_TWO), { remove: web1.tag }), 'what a reconcile would do with another container running');
 });
 
+test('the last one out removes the shared chains and their base jumps too, deleting its own jumps rather than flushing a shared chain', () => {
+  const last = quickRemoveScript(web1.tag, { last: true });
+  assert.is(
+    last,
+    ['*nat', '-D THIN-LXC-DNAT -j TLXC-0000beef-D', ':TLXC-0000beef-D - [0:0]', '-X TLXC-0000beef-D', '-D THIN-LXC-SNAT -j TLXC-0000beef-S', ':TLXC-0000beef-S - [0:0]', '-X TLXC-0000beef-S',
+      '-D PREROUTING -m addrtype --dst-type LOCAL -j THIN-LXC-DNAT', '-D OUTPUT -m addrtype --dst-type LOCAL -j THIN-LXC-DNAT', '-D POSTROUTING -j THIN-LXC-SNAT', '-X THIN-LXC-DNAT', '-X THIN-LXC-SNAT', 'COMMIT',
+      '*filter', '-D THIN-LXC-FWD -j TLXC-0000beef-F', ':TLXC-0000beef-F - [0:0]', '-X TLXC-0000beef-F', '-D FORWARD -j THIN-LXC-FWD', '-X THIN-LXC-FWD', 'COMMIT', ''].join('\n'),
+  );
+  // The same chains and base jumps as a reconcile removes when the container is the only one; the raw table's guard stays.
+  const reconcile = restoreScript(readSaved(SAVED_WEB1), { remove: web1.tag });
+  const changes = (script: string) => script.split('\n').filter((line) => /^-[DX] /.test(line) && !line.includes('-j TLXC-')).sort();
+  assert.equal(changes(last), changes(reconcile));
+  assert.match(quickRemoveScript(web1.tag, { last: true, family: 6 }), '-D OUTPUT ! -d ::1/128 -m addrtype --dst-type LOCAL -j THIN-LXC-DNAT');
+});
+
 test('veth and chain names: short, stable, salted on request; chains are named after the veth', () => {
   assert.match(vethName('/containers/web1'), /^tlx[0-9a-f]{8}$/);
   assert.is(vethName('/containers/web1'), vethName('/containers/web1'));
