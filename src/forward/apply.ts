@@ -167,7 +167,11 @@ function ipv6Available(): boolean {
  * Whatever it finds wrong, a reconcile.
  */
 function applyInstall(family: Family, install: { tag: string; rules: ContainerRules }, reconcile: boolean): void {
-  if (!reconcile && tryIptablesRestore(quickInstallScript(install, family), family)) return;
+  // The first one in (only its own record, written just before) makes the shared chains in its quick script too,
+  // instead of a refused quick script, iptables-save and a reconcile: ports-up 163.1 -> 143.7 ms median, -12% pair by
+  // pair (41 pairs, node -e 0 ~99 ms on a loaded host; see docs/performance.md).
+  const first = recordedTags(family).every((tag) => tag === install.tag);
+  if (!reconcile && tryIptablesRestore(quickInstallScript(install, family, { first }), family)) return;
   reconcileFromSave(family, { install });
 }
 

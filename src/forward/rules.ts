@@ -270,16 +270,29 @@ function formatScript(sections: Partial<Record<Table, readonly string[]>>): stri
  * of them is missing (the first container, or a firewall reload flushed or deleted them), iptables-restore
  * refuses the script, each table's changes all or nothing, and the caller reconciles from iptables-save.
  */
-export function quickInstallScript(install: { tag: string; rules: ContainerRules }, family: Family = 4): string {
+export function quickInstallScript(install: { tag: string; rules: ContainerRules }, family: Family = 4, options: { first?: boolean } = {}): string {
   const { tag, rules } = install;
   const checks = (table: Table) => [
     ...(table === 'raw' && family === 4 ? [`-C ${CHAINS.guard} ${GUARD_RULE}`] : []),
-    ...BASE_JUMPS[family][table].map(({ chain, spec }) => `-C ${chain} ${spec}`),
+    ...(options.first && table !== 'raw' ? [] : BASE_JUMPS[family][table].map(({ chain, spec }) => `-C ${chain} ${spec}`)),
   ];
+  /**
+   * With `first` (no other container's forwarding is recorded): the shared chains and the jumps to them are made
+   * here, as a reconcile would make them. `-N` fails where a shared chain is there already (an unrecorded
+   * container's, or left by a stop that failed), and so sends the caller the long way.
+   */
+  const made = (table: Table) =>
+    options.first && table !== 'raw'
+      ? [
+          ...SHARED.filter((entry) => entry.table === table).map(({ chain }) => `-N ${chain}`),
+          ...BASE_JUMPS[family][table].map(({ chain, spec, insert }) => (insert ? `-I ${chain} 1 ${spec}` : `-A ${chain} ${spec}`)),
+        ]
+      : [];
   const own = (table: Table, tableRules: readonly string[]) => {
     const shared = SHARED.filter((entry) => entry.table === table);
     return [
       ...checks(table),
+      ...made(table),
       ...shared.map(({ suffix }) => `:${tag}-${suffix} - [0:0]`),
       ...tableRules,
       ...shared.map(({ chain, suffix }) => `-A ${chain} -j ${tag}-${suffix}`),

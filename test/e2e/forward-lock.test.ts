@@ -2,8 +2,9 @@
 // --noflush is atomic, but the first container in reads the ruleset (iptables-save), works out what is missing and
 // restores that: read-modify-write. The test holds the first start's iptables-save (its output already taken)
 // until the second start is done or waits for the 'iptables' lock, then lets it go on.
-// Both start in a network namespace of the test's own, with a bridge named like LXC's: its ruleset is empty (the
-// first-container path, whatever other containers the host runs) and holds only this test's rules.
+// Both start in a network namespace of the test's own, with a bridge named like LXC's: its ruleset holds only this
+// test's rules, and one shared chain left without its jumps (as a firewall tool that deleted them leaves it), so
+// that the first start's quick script fails, whatever other containers the host runs, and it takes the long way.
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -31,6 +32,7 @@ if (runnable) {
     for (const args of [['link', 'set', 'lo', 'up'], ['link', 'add', 'lxcbr0', 'type', 'bridge'], ['addr', 'add', bridge!, 'dev', 'lxcbr0'], ['link', 'set', 'lxcbr0', 'up']]) {
       await must('ip', ['-n', netns, ...args]);
     }
+    await must('ip', ['netns', 'exec', netns, 'iptables', '-w', '-t', 'nat', '-N', 'THIN-LXC-DNAT']);
   });
 
   race('a start that installs the shared chains while another start installs its own leaves both containers\' forwarding whole', async () => {

@@ -161,6 +161,41 @@ test('quick removal: its jumps, then its chains', () => {
   assert.is(quickRemoveScript(web1.tag), restoreScript(readSaved(SAVED_TWO), { remove: web1.tag }), 'what a reconcile would do with another container running');
 });
 
+test('the first one in makes the shared chains (-N, which fails where one is there) and their base jumps, as a reconcile would', () => {
+  const first = quickInstallScript(install.install, 4, { first: true });
+  assert.is(
+    withoutOwnRules(first),
+    [
+      '*raw',
+      '-C THIN-LXC-GUARD ! -i lo -d 127.0.0.0/8 -j DROP',
+      '-C PREROUTING -j THIN-LXC-GUARD',
+      'COMMIT',
+      '*nat',
+      '-N THIN-LXC-DNAT',
+      '-N THIN-LXC-SNAT',
+      '-A PREROUTING -m addrtype --dst-type LOCAL -j THIN-LXC-DNAT',
+      '-A OUTPUT -m addrtype --dst-type LOCAL -j THIN-LXC-DNAT',
+      '-I POSTROUTING 1 -j THIN-LXC-SNAT',
+      ':TLXC-0000beef-D - [0:0]',
+      ':TLXC-0000beef-S - [0:0]',
+      '-A THIN-LXC-DNAT -j TLXC-0000beef-D',
+      '-A THIN-LXC-SNAT -j TLXC-0000beef-S',
+      'COMMIT',
+      '*filter',
+      '-N THIN-LXC-FWD',
+      '-I FORWARD 1 -j THIN-LXC-FWD',
+      ':TLXC-0000beef-F - [0:0]',
+      '-A THIN-LXC-FWD -j TLXC-0000beef-F',
+      'COMMIT',
+      '',
+    ].join('\n'),
+  );
+  // The same base jumps and shared-chain jumps as a reconcile on a host with only the guard.
+  const reconcile = restoreScript(readSaved('*raw\n:THIN-LXC-GUARD - [0:0]\n-A PREROUTING -j THIN-LXC-GUARD\n-A THIN-LXC-GUARD -d 127.0.0.0/8 ! -i lo -j DROP\nCOMMIT\n'), install);
+  const jumps = (script: string) => script.split('\n').filter((line) => /^-[AI] /.test(line) && !line.startsWith(`-A ${web1.tag}`)).sort();
+  assert.equal(jumps(first), jumps(reconcile));
+});
+
 test('the last one out removes the shared chains and their base jumps too, deleting its own jumps rather than flushing a shared chain', () => {
   const last = quickRemoveScript(web1.tag, { last: true });
   assert.is(
