@@ -1,13 +1,14 @@
 // End to end: a stop does only what it must. The iptables tools are wrapped first on the PATH that LXC hands its
 // hooks: each wrapper notes which hook ran it, then runs the real tool, so the rules are real.
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
-import { containerSuite, removeLxcContainer, tagOf, thinLxc, uniqueName } from '../helpers/host.js';
+import { LOCK_DIR } from '../../src/core/lock.js';
+import { containerSuite, removeLxcContainer, startContainer, tagOf, thinLxc, uniqueName } from '../helpers/host.js';
 import { eventually } from '../helpers/locks.js';
 import { markingPath } from '../helpers/marks.js';
-import { rulesOf } from '../helpers/net.js';
+import { rulesLeftAfterStop, rulesOf } from '../helpers/net.js';
 
 const { tests: stops, runnable, cleanup, base, root } = await containerSuite('stops do only what they must', 'stopbase');
 
@@ -32,6 +33,39 @@ if (runnable) {
     assert.ok(marks.ran().some((line) => line.includes('thin-lxc-ports-down.js')), `ports-down removed its rules: ${marks.ran().join('; ')}`);
     assert.equal(marks.ran().filter((line) => line.includes('thin-lxc-ephemeral.js')), [], 'the ephemeral hook ran no iptables tool');
   });
+
+  stops('a container whose forwarding nothing recorded (started by thin-lxc 0.2, or its record lost) has its rules removed at its stop; another unrecorded one keeps its own, recorded again', async () => {
+    const made: { name: string; tag: string }[] = [];
+    for (const label of ['nrec', 'nrek']) {
+      const name = uniqueName(label);
+      cleanup.add(() => removeLxcContainer(name));
+      const created = await thinLxc(['create', name, '--base', base, '--root', root, '-p', `${nextPort++}:80`]);
+      assert.is(created.exitCode, 0, created.stderr);
+      const tag = tagOf(join(root, name));
+      // Run first (cleanup runs in reverse): rules a failed stop left are recorded again, so that the destroy takes them.
+      cleanup.add(async () => {
+        if ((await rulesOf(tag)).length > 0) writeFileSync(record(tag), '');
+      });
+      made.push({ name, tag });
+      assert.is((await startContainer(name)).exitCode, 0);
+      assert.ok((await rulesOf(tag)).some((line) => line.includes('DNAT')), `${name}'s forwarding is installed`);
+    }
+    // What a start by thin-lxc 0.2, which kept no record, leaves: the rules, and nothing recorded.
+    for (const { tag } of made) for (const dir of ['forwarding', 'forwarding6']) rmSync(join(LOCK_DIR, dir, tag), { force: true });
+    const [stopped, running] = made as [{ name: string; tag: string }, { name: string; tag: string }];
+    assert.is((await execa('lxc-stop', ['-n', stopped.name, '-k'], { reject: false })).exitCode, 0);
+    assert.equal(await rulesLeftAfterStop(new RegExp(stopped.tag)), [], 'none of its rules is left in nat and filter');
+    assert.not.ok(existsSync(record(stopped.tag)), 'nothing is recorded for it');
+    assert.ok((await rulesOf(running.tag)).some((line) => line.includes('DNAT')), 'the other container keeps its forwarding');
+    assert.ok(existsSync(record(running.tag)), 'the other container\'s forwarding is recorded again, as the live ruleset has it');
+    assert.is((await execa('lxc-stop', ['-n', running.name, '-k'], { reject: false })).exitCode, 0);
+    assert.equal(await rulesLeftAfterStop(new RegExp(running.tag)), [], 'and its stop removes them');
+  });
+}
+
+/** The file that records a tag's IPv4 forwarding (src/forward/apply.ts RECORD_DIRS). */
+function record(tag: string): string {
+  return join(LOCK_DIR, 'forwarding', tag);
 }
 
 stops.run();
