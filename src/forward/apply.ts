@@ -138,22 +138,46 @@ function readIfPresent(path: string): string {
  * post-stop hook), only if they belong to that start: LXC reports a container stopped before it runs its
  * post-stop hooks, so the next start may already have installed its own, which a late post-stop must leave
  * alone. A family is touched only where its forwarding is recorded (installForwarding records it before the
- * rules go in), or where the caller saw it in the live ruleset (`installed`, reload): a container published
+ * rules go in), or where the caller saw it in the live ruleset (`installed`, reload), or, when nothing at all is
+ * recorded for the tag, on `unrecorded` (see familiesToLook), read from the live ruleset: a container published
  * only on IPv6 runs no iptables, one whose record its post-stop already removed (the ephemeral hook's
  * teardown) none at all, and a host without IPv6 no ip6tables.
  */
 export function removeForwarding(
   tag: string,
-  options: ForwardingOptions & { generation?: string; installed?: readonly Family[] } = {},
+  options: ForwardingOptions & { generation?: string; installed?: readonly Family[]; unrecorded?: readonly Family[] } = {},
 ): 'removed' | 'kept for a newer start' {
   return withLock('iptables', () => {
     const installedBy = recordedGeneration(tag) ?? recordedGeneration(tag, 6);
     if (options.generation && installedBy && installedBy !== options.generation) return 'kept for a newer start';
-    for (const family of [4, 6] as const) {
-      if (recordedGeneration(tag, family) !== null || options.installed?.includes(family)) removeUnlocked(family, tag, options.reconcile === true);
-    }
+    const recorded = ([4, 6] as const).filter((family) => recordedGeneration(tag, family) !== null);
+    // An unrecorded family is not in the record, so removeUnlocked takes the long way there: iptables-save, the tag's
+    // rules removed, and the record made to match the live ruleset (other unrecorded containers recorded again).
+    for (const family of familiesToRemove(recorded, options)) removeUnlocked(family, tag, options.reconcile === true);
     return 'removed';
   });
+}
+
+/**
+ * The families a removal touches: the recorded ones, the ones the caller saw installed, and, only when nothing at
+ * all is recorded for the tag, the ones it asks to look at (a tag recorded on one family is this version's own
+ * start, which recorded every family it installed).
+ */
+export function familiesToRemove(recorded: readonly Family[], options: { installed?: readonly Family[]; unrecorded?: readonly Family[] }): Family[] {
+  const look = recorded.length === 0 ? (options.unrecorded ?? []) : [];
+  return ([4, 6] as const).filter((family) => recorded.includes(family) || options.installed?.includes(family) === true || look.includes(family));
+}
+
+/**
+ * Where a stop looks for a container's rules when nothing is recorded for it: thin-lxc 0.2 kept no record, so a
+ * container it started and this version stops has only its live rules, as does one whose record was lost
+ * (/run/thin-lxc removed). Nowhere when its state publishes nothing, so that such a stop runs no iptables; else
+ * IPv4, and IPv6 where the state has an IPv6 address and the kernel has IPv6 (`kernelIPv6`). The state only
+ * decides whether to look: what goes is what the live ruleset has.
+ */
+export function familiesToLook(state: Pick<ThinState, 'publish' | 'ip6'>, kernelIPv6?: boolean): Family[] {
+  if (state.publish.length === 0) return [];
+  return state.ip6 && (kernelIPv6 ?? ipv6Available()) ? [4, 6] : [4];
 }
 
 /** A kernel booted without IPv6 has no /proc/net/if_inet6, and its ip6tables cannot work. */
