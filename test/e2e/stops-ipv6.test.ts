@@ -1,15 +1,17 @@
-// End to end: a container that publishes only on IPv6 runs no IPv4 iptables tool at its start or its stop. Gives
+// End to end: a container that publishes only on IPv6 runs no IPv4 iptables tool at its start or its stop, and one
+// whose record was lost has its rules removed on both families all the same. Gives
 // lxcbr0 IPv6 (setup --ipv6) and puts lxc-net back as it was after: run it holding the e2e lock exclusively.
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
+import { LOCK_DIR } from '../../src/core/lock.js';
 import { containerSuite, must, removeLxcContainer, tagOf, thinLxc, uniqueName } from '../helpers/host.js';
 import { keepLxcNetAsItWas } from '../helpers/lxc-net.js';
 import { markingPath } from '../helpers/marks.js';
-import { rulesLeftAfterStop } from '../helpers/net.js';
+import { rulesLeftAfterStop, rulesOf } from '../helpers/net.js';
 
-const { tests: stops6, runnable, cleanup, base, root } = await containerSuite('stops of a container published only on IPv6', 's6base');
+const { tests: stops6, runnable, cleanup, base, root } = await containerSuite('stops of containers published on IPv6', 's6base');
 
 if (runnable) {
   stops6.before(async () => {
@@ -36,6 +38,33 @@ if (runnable) {
     assert.ok(hooks.some((line) => line.startsWith('ip6tables-restore') && line.includes('thin-lxc-ports-down.js')), `ports-down ran ip6tables: ${hooks.join('; ')}`);
     assert.equal(hooks.filter((line) => line.startsWith('iptables')), [], 'no IPv4 iptables tool ran in its hooks');
   });
+
+  stops6('a container published on both families whose forwarding nothing recorded (its record lost) has its rules removed on both at its stop', async () => {
+    const name = uniqueName('v6norec');
+    cleanup.add(() => removeLxcContainer(name));
+    const created = await thinLxc(['create', name, '--base', base, '--root', root, '-p', `${44_000 + Math.floor(Math.random() * 8_000)}:80`]);
+    assert.is(created.exitCode, 0, created.stderr);
+    const tag = tagOf(join(root, name));
+    const records = ['forwarding', 'forwarding6'].map((dir) => join(LOCK_DIR, dir, tag));
+    // Run first (cleanup runs in reverse): rules a failed stop left are recorded again, so that the destroy takes them.
+    cleanup.add(async () => {
+      if ((await rulesOf(tag)).length > 0 || (await ip6RulesOf(tag)).length > 0) for (const record of records) writeFileSync(record, '');
+    });
+    assert.is((await execa('lxc-start', ['-n', name, '-d'], { reject: false })).exitCode, 0);
+    await must('lxc-wait', ['-n', name, '-s', 'RUNNING', '-t', '20']);
+    assert.ok((await ip6RulesOf(tag)).some((line) => line.includes('DNAT')), 'its IPv6 forwarding is installed');
+    assert.ok((await rulesOf(tag)).some((line) => line.includes('DNAT')), 'its IPv4 forwarding is installed');
+    for (const record of records) rmSync(record);
+    assert.is((await execa('lxc-stop', ['-n', name, '-k'], { reject: false })).exitCode, 0);
+    assert.equal(await rulesLeftAfterStop(new RegExp(tag), 15_000, 'ip6tables-save'), [], 'none of its IPv6 rules is left in nat and filter');
+    assert.equal(await rulesLeftAfterStop(new RegExp(tag)), [], 'none of its IPv4 rules is left in nat and filter');
+    assert.equal(records.filter((record) => existsSync(record)), [], 'nothing is recorded for it');
+  });
+}
+
+/** Lines of `ip6tables-save` that belong to a thin container's chains. */
+async function ip6RulesOf(tag: string): Promise<string[]> {
+  return (await must('ip6tables-save', [])).split('\n').filter((line) => line.includes(tag));
 }
 
 stops6.run();
