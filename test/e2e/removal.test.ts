@@ -1,11 +1,12 @@
 // Removal follows what was installed, not what the state says today: a running container whose state lost
 // its ports (edited, or changed by a command that raced its start) still has its rules removed by its stop,
 // by reload, and by destroy after a stop that ran no hook.
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { readState, serializeState } from '../../src/state/state.js';
 import { removeForwarding } from '../../src/forward/apply.js';
+import { LOCK_DIR } from '../../src/core/lock.js';
 import { containerSuite, must, removeLxcContainer, startContainer, tagOf, thinLxc, uniqueName } from '../helpers/host.js';
 import { giveSocat, request, rulesLeftAfterStop, rulesOf, startServers } from '../helpers/net.js';
 
@@ -52,6 +53,28 @@ if (runnable) {
   removal('destroy after a stop that ran no hook (its monitor killed) removes the rules its start installed', async () => {
     const { name, tag } = await runningWithLostPorts('kill');
     // SIGKILL to this container's own monitor (found by its exact title): LXC kills its init with it, and runs no hook.
+    const monitor = readdirSync('/proc').find((pid) => /^\d+$/.test(pid) && cmdline(pid) === `[lxc monitor] /var/lib/lxc ${name}`);
+    assert.ok(monitor, 'found its monitor');
+    process.kill(Number(monitor), 'SIGKILL');
+    await must('lxc-wait', ['-n', name, '-s', 'STOPPED', '-t', '10']);
+    assert.ok((await rulesOf(tag)).length > 0, 'no hook ran: its rules are still there');
+    const destroyed = await thinLxc(['destroy', name, '--root', root]);
+    assert.is(destroyed.exitCode, 0, destroyed.stderr);
+    assert.equal(await rulesOf(tag), [], 'destroy removed them');
+  });
+
+  removal('destroy after a stop that ran no hook removes the live rules of a container whose forwarding nothing recorded (started by thin-lxc 0.2, or its record lost)', async () => {
+    const name = uniqueName('norec');
+    cleanup.add(() => removeLxcContainer(name));
+    const created = await thinLxc(['create', name, '--base', base, '--root', root, '-p', `${port()}:80`]);
+    assert.is(created.exitCode, 0, created.stderr);
+    const tag = tagOf(join(root, name));
+    // What a failing test leaves of its own rules goes too (nothing recorded: as seen installed).
+    cleanup.add(() => removeForwarding(tag, { reconcile: true, installed: [4] }));
+    assert.is((await startContainer(name)).exitCode, 0);
+    assert.ok((await rulesOf(tag)).some((line) => line.includes('DNAT')), 'its rules are installed');
+    // What a start by thin-lxc 0.2, which kept no record, leaves: the rules, and nothing recorded.
+    for (const dir of ['forwarding', 'forwarding6']) rmSync(join(LOCK_DIR, dir, tag), { force: true });
     const monitor = readdirSync('/proc').find((pid) => /^\d+$/.test(pid) && cmdline(pid) === `[lxc monitor] /var/lib/lxc ${name}`);
     assert.ok(monitor, 'found its monitor');
     process.kill(Number(monitor), 'SIGKILL');
