@@ -24,5 +24,6 @@ runHook('post-stop', import.meta.url, ({ context, container, own }) => {
   if (monitorSocket(container.state.lxcpath, context.name) !== null) return `${container.state.name} was started again: kept`;
   // Its union in its monitor's namespace, if ports-down did not unmount it: teardown refuses a directory with mounts.
   if (container.state.idmap !== null) releaseMonitorMounts(container.paths.dir);
-  withLock('create', () => teardown(context.containerDir, { expectedName: context.name, unregister: true }));
+  // LXC runs post-stop hooks in order and stops at the first that fails: ports-down has removed its forwarding.
+  withLock('create', () => teardown(context.containerDir, { expectedName: context.name, unregister: true, afterPortsDown: true }));
 }, { lock: true, skip: skipDuringCommit });

@@ -8,7 +8,7 @@ import { isAlive } from '../core/exec.js';
 import { refuseMountsUnder, removeTreeOnDevice } from '../core/files.js';
 import { withContainerLock, withLock } from '../core/lock.js';
 import { quote } from '../core/validate.js';
-import { isRecorded, removeForwarding } from '../forward/apply.js';
+import { familiesToLook, isRecorded, removeForwarding } from '../forward/apply.js';
 import { containerTag } from '../forward/rules.js';
 import { isOurRegistration, isRunning, lxcContainerExists, registrationDir, unregister } from '../lxc/lxcpath.js';
 import { removeDependent } from '../lxc/snapshots.js';
@@ -30,8 +30,9 @@ export function inProgressName(kind: 'creating' | 'removing', id: string): strin
  * The directory is first renamed to a dot name, the moment the container stops existing for list;
  * then its registration (unless LXC removes it itself), rules left by a crash and address reservation
  * go, then the files, never across a mount and never through a symlink. Removing what is gone succeeds.
+ * `afterPortsDown`: its stop's ports-down has just run (the ephemeral hook), and removed its forwarding.
  */
-export function teardown(containerDir: string, options: { expectedName?: string; unregister: boolean }): void {
+export function teardown(containerDir: string, options: { expectedName?: string; unregister: boolean; afterPortsDown?: boolean }): void {
   if (!existsSync(containerDir)) return;
   if (!isRealDirectory(containerDir)) throw new UserError(`${containerDir} is not a directory (a symlink?): thin-lxc removes only what it made`);
   const state = readState(containerDir);
@@ -46,12 +47,12 @@ export function teardown(containerDir: string, options: { expectedName?: string;
   const doomed = join(dirname(containerDir), inProgressName('removing', basename(containerDir)));
   renameSync(containerDir, doomed);
   forgetStart(containerPaths(dirname(containerDir), basename(containerDir)).started);
-  releaseHostState(state, containerDir, options.unregister);
+  releaseHostState(state, containerDir, options.unregister, options.afterPortsDown === true);
   removeTreeOnDevice(doomed, `thin container ${state.name}'s directory`);
   refreshStateCache(dirname(containerDir));
 }
 
-function releaseHostState(state: ThinState, containerDir: string, unregisterToo: boolean): void {
+function releaseHostState(state: ThinState, containerDir: string, unregisterToo: boolean, afterPortsDown = false): void {
   const imageConfig = containerPaths(dirname(containerDir), basename(containerDir)).config;
   // Its entry in its base's lxc_snapshots, unless the name is registered again by someone else (whose entry it is).
   if (!lxcContainerExists(state.lxcpath, state.name) || isOurRegistration(state.lxcpath, state.name, imageConfig)) {
@@ -59,8 +60,13 @@ function releaseHostState(state: ThinState, containerDir: string, unregisterToo:
   }
   if (unregisterToo) unregister(state.lxcpath, state.name, imageConfig);
   // What its starts installed, as recorded (before the rules go in): its state may have stopped publishing meanwhile,
-  // and a stop's post-stop hook has usually removed it all already (the ephemeral hook runs after ports-down).
-  if (state.veth && isRecorded(containerTag(state.veth))) removeForwarding(containerTag(state.veth));
+  // and a stop's post-stop hook has usually removed it all already (the ephemeral hook runs after ports-down, which
+  // also looked at the live ruleset). Nothing recorded for a container that publishes: started by thin-lxc 0.2, which
+  // kept no record, or its record lost, then stopped by no hook (a crash), its rules are looked for in the live ruleset.
+  if (state.veth) {
+    const unrecorded = afterPortsDown ? [] : familiesToLook(state);
+    if (unrecorded.length > 0 || isRecorded(containerTag(state.veth))) removeForwarding(containerTag(state.veth), { unrecorded });
+  }
   if (state.ip) {
     releaseIfOwned(state.name, state.hwaddrs['0']);
     endLease(state);
