@@ -172,12 +172,14 @@ export function familiesToRemove(recorded: readonly Family[], options: { install
  * Where a stop looks for a container's rules when nothing is recorded for it: thin-lxc 0.2 kept no record, so a
  * container it started and this version stops has only its live rules, as does one whose record was lost
  * (/run/thin-lxc removed). Nowhere when its state publishes nothing, so that such a stop runs no iptables; else
- * IPv4, and IPv6 where the state has an IPv6 address and the kernel has IPv6 (`kernelIPv6`). The state only
- * decides whether to look: what goes is what the live ruleset has.
+ * IPv4, and IPv6 where the state has an IPv6 address and its bridge has its IPv6 network now (`bridgeHasIPv6`; a
+ * start forwards on IPv6 only then, see familiesNow, and a host or bridge without IPv6 runs no ip6tables). The
+ * state only decides whether to look: what goes is what the live ruleset has.
  */
-export function familiesToLook(state: Pick<ThinState, 'publish' | 'ip6'>, kernelIPv6?: boolean): Family[] {
+export function familiesToLook(state: Pick<ThinState, 'publish' | 'ip6' | 'bridge'>, bridgeHasIPv6?: boolean): Family[] {
   if (state.publish.length === 0) return [];
-  return state.ip6 && (kernelIPv6 ?? ipv6Available()) ? [4, 6] : [4];
+  if (!state.ip6 || !state.bridge) return [4];
+  return (bridgeHasIPv6 ?? bridgeIPv6(state.bridge) !== null) ? [4, 6] : [4];
 }
 
 /** A kernel booted without IPv6 has no /proc/net/if_inet6, and its ip6tables cannot work. */
