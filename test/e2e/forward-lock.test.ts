@@ -5,10 +5,11 @@
 // Both start in a network namespace of the test's own, with a bridge named like LXC's: its ruleset holds only this
 // test's rules, and one shared chain left without its jumps (as a firewall tool that deleted them leaves it), so
 // that the first start's quick script fails, whatever other containers the host runs, and it takes the long way.
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
+import { LOCK_DIR } from '../../src/core/lock.js';
 import { readSaved, forwardingInPlace } from '../../src/forward/rules.js';
 import { containerSuite, must, removeLxcContainer, sh, tagOf, thinLxc, uniqueName } from '../helpers/host.js';
 import { eventually, waiterOf } from '../helpers/locks.js';
@@ -37,6 +38,11 @@ if (runnable) {
 
   race('a start that installs the shared chains while another start installs its own leaves both containers\' forwarding whole', async () => {
     const [first, second] = [uniqueName('fl1'), uniqueName('fl2')];
+    // Another container's record on the host, which the starts' long way (which records exactly the tags it finds) must not see.
+    const othersRecord = join(LOCK_DIR, 'forwarding', `TLXC-fl${process.pid.toString(36)}`);
+    mkdirSync(dirname(othersRecord), { recursive: true, mode: 0o700 });
+    writeFileSync(othersRecord, '');
+    cleanup.add(() => rmSync(othersRecord, { force: true }));
     for (const name of [first, second]) {
       cleanup.add(() => removeLxcContainer(name));
       cleanup.add(() => inNs('lxc-stop', ['-n', name, '-k']));
@@ -74,6 +80,7 @@ if (runnable) {
     for (const name of [first, second]) assert.ok(forwardingInPlace(saved, tagOf(join(root, name))), `${name}'s forwarding is whole: its rules, its jumps, the base jumps`);
     const dnatJumps = [...saved.rules.entries()].filter(([key]) => key.startsWith('nat PREROUTING ') && key.endsWith('-j THIN-LXC-DNAT'));
     assert.equal(dnatJumps.map(([, count]) => count), [1], 'one jump from PREROUTING (the namespace holds only this test\'s rules)');
+    assert.ok(existsSync(othersRecord), "the host's record of another container's forwarding is still there");
   });
 }
 
