@@ -5,6 +5,9 @@
 // Both start in a network namespace of the test's own, with a bridge named like LXC's: its ruleset holds only this
 // test's rules, and one shared chain left without its jumps (as a firewall tool that deleted them leaves it), so
 // that the first start's quick script fails, whatever other containers the host runs, and it takes the long way.
+// That long way records exactly the tags it finds, so both starts also run in a mount namespace of the test's own
+// with a tmpfs on /run/thin-lxc: their record and their 'iptables' lock are the test's alone (the two starts still
+// contend for that lock), and the host's record of every other container stays as it was.
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
@@ -18,12 +21,14 @@ const { tests: race, runnable, cleanup, base, root } = await containerSuite('for
 
 if (runnable) {
   const netns = `tlf${process.pid.toString(36)}`;
+  /** A process that keeps the test's mount namespace (see the top), in the test's network namespace. */
+  let namespaces: ReturnType<typeof execa> | undefined;
   /**
    * A tool in the test's network namespace (LXC's command sockets are abstract, one namespace's own), with the
-   * namespace's own /sys, where the hooks find its veths.
+   * namespace's own /sys, where the hooks find its veths, and in the test's mount namespace.
    */
   const inNs = (tool: string, args: readonly string[], env?: NodeJS.ProcessEnv) =>
-    execa('ip', ['netns', 'exec', netns, tool, ...args], { reject: false, timeout: 60_000, ...(env ? { env } : {}) });
+    execa('nsenter', ['-t', String(namespaces!.pid), '-m', '-n', tool, ...args], { reject: false, timeout: 60_000, ...(env ? { env } : {}) });
 
   race.before(async () => {
     const bridge = (await must('ip', ['-4', '-o', 'addr', 'show', 'dev', 'lxcbr0'])).match(/inet (\S+)/)?.[1];
@@ -34,6 +39,18 @@ if (runnable) {
       await must('ip', ['-n', netns, ...args]);
     }
     await must('ip', ['netns', 'exec', netns, 'iptables', '-w', '-t', 'nat', '-N', 'THIN-LXC-DNAT']);
+    // ip netns exec gives the namespace's /sys in a mount namespace of its own; unshare makes one more, a slave of it
+    // (mounts of the host still show), where the tmpfs hides the host's /run/thin-lxc. The containers' monitors, and
+    // so their hooks at the stops in cleanup, stay in it after this process ends.
+    namespaces = execa('ip', ['netns', 'exec', netns, 'unshare', '-m', '--propagation', 'slave', 'sh', '-c', `mount -t tmpfs -o mode=0700 tlf /run/thin-lxc && echo ready && exec cat >/dev/null`], { reject: false, stdin: 'pipe' });
+    cleanup.add(async () => {
+      namespaces!.stdin!.end();
+      await namespaces;
+    });
+    await new Promise<void>((resolve, reject) => {
+      namespaces!.stdout!.on('data', (data: Buffer) => (data.toString().includes('ready') ? resolve() : undefined));
+      void namespaces!.then((result) => reject(new Error(`could not mount the test's /run/thin-lxc: ${String(result.stderr)}`)));
+    });
   });
 
   race('a start that installs the shared chains while another start installs its own leaves both containers\' forwarding whole', async () => {
