@@ -131,6 +131,22 @@ if (runnable) {
     }
   });
 
+  test('a call that fails to take a lock taken alongside leaves the mark of the call that holds it', () => {
+    const inner = `${name}-inner`;
+    try {
+      withLock(name, () => {
+        // Another open file of the same process: OFD locks conflict, so it waits for the one held here and times out.
+        assert.throws(() => withLock(inner, () => undefined, 1000, '', alongside), /^timed out waiting for the OFD lock$/);
+        assert.ok(holdsAlongside(alongside.path), 'still marked as held: the outer call holds it');
+        assert.not.ok(othersCanTake(), 'and still holds it');
+      }, 2000, '', alongside);
+      assert.not.ok(holdsAlongside(alongside.path));
+      assert.ok(othersCanTake());
+    } finally {
+      rmSync(lockPath(inner), { force: true });
+    }
+  });
+
   test('the lock is released when work throws, and work runs once', () => {
     let runs = 0;
     assert.throws(() => withLock(name, () => { runs++; throw new Error('boom'); }), /boom/);
