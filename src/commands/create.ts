@@ -38,7 +38,7 @@ import { hookNeeds } from '../lifecycle/hook-needs.js';
 import { hostCgroupVersion, limitLines } from '../lxc/limits.js';
 import { containersWithMac, isRunning, lxcContainerExists, register, registrationDir, runningAddresses, unregister } from '../lxc/lxcpath.js';
 import { hookView, readTemplate, renderConfig, renderDefaultConfig, type ConfigView } from '../lxc/render.js';
-import { addDependent, lxcLockAlongside, removeDependent } from '../lxc/snapshots.js';
+import { addDependent, lxcLockAlongside, releaseLxcLockAlongside, removeDependent } from '../lxc/snapshots.js';
 import { chooseAddress, chooseAddress6, claimAddress, networkOf } from '../network/addresses.js';
 import { assignMacs } from '../network/addresses.js';
 import type { Bridge } from '../network/bridge.js';
@@ -628,6 +628,9 @@ function applyCreate(plan: CreatePlan, settings: Settings): void {
     writing = { dir: state.base, fix: 'then create it again' };
     addDependent(state.base, { lxcpath: settings.lxcpath, name: state.name });
     listed = true;
+    // The entry is written: LXC's tools on the base (lxc-info, lxc-start) need not wait for the rest of the create,
+    // and a rollback's removeDependent takes the lock again itself.
+    releaseLxcLockAlongside(state.base);
     const mac = state.hwaddrs['0'];
     if (state.ip && mac) {
       writing = { dir: HOSTS_DIR, fix: 'then create it again' };

@@ -2,8 +2,10 @@
 // per thin container (commands and hooks that touch it). flock(2) on a file in /run/thin-lxc, which the kernel
 // releases when its holder dies, so there is nothing to take over.
 //
-// Order, so that no two processes wait for each other: a container's lock first, then 'create', then 'iptables'.
-// Nobody holding a lock waits for a hook that takes the same lock.
+// Order, so that no two processes wait for each other: a container's lock first, then 'create', then LXC's lock on
+// a base (create takes it alongside 'create', see AlongsideLock), then 'iptables'. Nobody holding a lock waits for a
+// hook that takes the same lock, and nothing run while LXC's lock on a base is held calls an LXC tool on that base
+// (the tool would wait for it).
 import { createHash } from 'node:crypto';
 import { closeSync, constants, ftruncateSync, mkdirSync, openSync, readFileSync, readlinkSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -30,6 +32,7 @@ export function withLock<T>(name: string, work: () => T, timeoutMs = 20_000, pur
   let other: number | null = null;
   let settles = false;
   let held = false;
+  let marked = false;
   try {
     const seconds = String(Math.max(timeoutMs / 1000, 0.001));
     let taken = null;
@@ -49,7 +52,10 @@ export function withLock<T>(name: string, work: () => T, timeoutMs = 20_000, pur
     if (alongside && taken.exitCode === TIMED_OUT + 1) throw new UserError(alongside.timedOut);
     if (taken.exitCode !== 0) throw new UserError(`cannot lock ${path}: ${taken.stderr.trim() || `flock exited ${taken.exitCode}`}`);
     held = true;
-    if (alongside && other !== null) heldAlongside.add(alongside.path);
+    if (alongside && other !== null) {
+      heldAlongside.set(alongside.path, other);
+      marked = true;
+    }
     // Who holds it, for the message of whoever times out waiting: information only, never acted on.
     ftruncateSync(fd, 0);
     writeSync(fd, `${hostPid()}${purpose ? ` ${purpose}` : ''}\n`);
@@ -57,29 +63,43 @@ export function withLock<T>(name: string, work: () => T, timeoutMs = 20_000, pur
     // Asynchronous work keeps the lock until it settles.
     if (result instanceof Promise) {
       settles = true;
-      return result.finally(() => release(fd, held, other, alongside)) as T;
+      return result.finally(() => release(fd, held, other, marked ? alongside : undefined)) as T;
     }
     return result;
   } finally {
-    if (!settles) release(fd, held, other, alongside);
+    if (!settles) release(fd, held, other, marked ? alongside : undefined);
   }
 }
 
 /**
  * An OFD lock (LXC's kind: fcntl F_OFD_SETLKW on the whole file) that withLock takes in the same process as its own,
- * right after it, and holds as long: a create takes LXC's lock on its base so, which saves it a process (measured:
- * see createContainer). `timedOut` is the message when waiting for it timed out.
+ * right after it, and holds as long, or until releaseAlongside: a create takes LXC's lock on its base so, which saves
+ * it a process (measured: see createContainer). `timedOut` is the message when waiting for it timed out.
  */
 export interface AlongsideLock {
   path: string;
   timedOut: string;
 }
 
-/** Alongside locks this process holds now: taking one again through another open file would wait for itself. */
-const heldAlongside = new Set<string>();
+/**
+ * Alongside locks this process holds now, each with the descriptor it is held on: taking one again through another
+ * open file would wait for itself.
+ */
+const heldAlongside = new Map<string, number>();
 
 export function holdsAlongside(path: string): boolean {
   return heldAlongside.has(path);
+}
+
+/**
+ * Lets go of the alongside lock on `path` before withLock ends, keeping withLock's own: LXC's tools (lxc-info,
+ * lxc-start, lxc-attach of the base) wait for it while it is held. Quiet when this process does not hold it.
+ */
+export function releaseAlongside(path: string): void {
+  const fd = heldAlongside.get(path);
+  if (fd === undefined) return;
+  heldAlongside.delete(path);
+  closeSync(fd);
 }
 
 function openAlongside(path: string): number {
@@ -114,14 +134,20 @@ function hostPid(): string {
  * Empties the file while still holding the lock, then lets go: a holder's pid left in it would name whoever
  * reuses that pid later, and a stale "commit" holder would make every start refuse.
  */
-function release(fd: number, held: boolean, other: number | null = null, alongside?: AlongsideLock): void {
+function release(fd: number, held: boolean, other: number | null = null, marked?: AlongsideLock): void {
   try {
     // A waiter that timed out never held it: the file names the holder.
     if (held) ftruncateSync(fd, 0);
   } finally {
     closeSync(fd);
-    if (other !== null) closeSync(other);
-    if (alongside) heldAlongside.delete(alongside.path);
+    if (!marked) {
+      // Never marked: another call's mark on the same path (one that holds it) stays.
+      if (other !== null) closeSync(other);
+    } else if (heldAlongside.get(marked.path) === other) {
+      // Still held: releaseAlongside already closed it otherwise, and its number may be another file's now.
+      heldAlongside.delete(marked.path);
+      closeSync(other!);
+    }
   }
 }
 

@@ -8,7 +8,7 @@ import { basename, dirname, join } from 'node:path';
 import { flockWait, ofdLockWait } from '../core/commands.js';
 import { UserError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/files.js';
-import { holdsAlongside, type AlongsideLock } from '../core/lock.js';
+import { holdsAlongside, releaseAlongside, type AlongsideLock } from '../core/lock.js';
 
 export interface Dependent {
   lxcpath: string;
@@ -155,4 +155,9 @@ function lxcLockTimedOut(containerDir: string, path: string): string {
 export function lxcLockAlongside(containerDir: string): AlongsideLock {
   const path = lxcLockPath(containerDir);
   return { path, timedOut: lxcLockTimedOut(containerDir, path) };
+}
+
+/** Lets go of LXC's lock on a container taken with lxcLockAlongside, once what needed it is written; quiet when not held. */
+export function releaseLxcLockAlongside(containerDir: string): void {
+  releaseAlongside(lxcLockPath(containerDir));
 }

@@ -1,9 +1,9 @@
 // The host-wide lock: held across processes, released by the kernel when its holder dies, never taken over.
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { holdsAlongside, lockHolder, lockPath, withLock } from '../../../src/core/lock.js';
+import { holdsAlongside, lockHolder, lockPath, releaseAlongside, withLock } from '../../../src/core/lock.js';
 import { skipUnless } from '../../helpers/skip.js';
 
 const name = `unit-${process.pid}`;
@@ -129,6 +129,30 @@ if (runnable) {
       child.kill('SIGKILL');
       await exited;
     }
+  });
+
+  test('a lock taken alongside let go early (releaseAlongside) is free to others while the work goes on, and withLock then closes nothing else', async () => {
+    let reused = -1;
+    assert.is(withLock(name, () => {
+      assert.not.ok(othersCanTake(), 'held at first');
+      releaseAlongside(alongside.path);
+      assert.not.ok(holdsAlongside(alongside.path), 'no longer marked');
+      assert.ok(othersCanTake(), 'another process takes it while the work goes on');
+      assert.throws(() => withLock(name, () => undefined, 1), /timed out/, "withLock's own lock is still held");
+      reused = openSync('/dev/null', 'r'); // likely the number of the descriptor just closed
+      return 'done';
+    }, 1000, '', alongside), 'done');
+    try {
+      fstatSync(reused); // throws EBADF if withLock closed it as the alongside lock's descriptor
+    } finally {
+      closeSync(reused);
+    }
+    await withLock(name, async () => {
+      releaseAlongside(alongside.path);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.ok(othersCanTake(), 'let go early in asynchronous work too');
+    }, 1000, '', alongside);
+    releaseAlongside(alongside.path); // quiet when not held
   });
 
   test('a call that fails to take a lock taken alongside leaves the mark of the call that holds it', () => {
