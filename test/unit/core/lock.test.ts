@@ -3,6 +3,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, fstatSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { flockAndOfdLockWait } from '../../../src/core/commands.js';
 import { holdsAlongside, lockHolder, lockPath, releaseAlongside, withLock } from '../../../src/core/lock.js';
 import { skipUnless } from '../../helpers/skip.js';
 
@@ -153,6 +154,22 @@ if (runnable) {
       assert.ok(othersCanTake(), 'let go early in asynchronous work too');
     }, 1000, '', alongside);
     releaseAlongside(alongside.path); // quiet when not held
+  });
+
+  test("create's perl tells a failure of the lock taken alongside (not a timeout) from its own lock's, with the reason", () => {
+    withLock(name, () => undefined); // makes the file
+    writeFileSync(alongside.path, '');
+    const own = openSync(lockPath(name), 'a+');
+    const readOnly = openSync(alongside.path, 'r'); // an OFD write lock needs a file open for writing: EBADF
+    try {
+      const taken = flockAndOfdLockWait(own, readOnly, 1, 75);
+      assert.ok(taken, 'perl ran');
+      assert.not.ok([0, 1, 75, 76].includes(taken.exitCode), `an exit code of its own, not flock's failure or a timeout (${taken.exitCode})`);
+      assert.match(taken.stderr, /Bad file descriptor/);
+    } finally {
+      closeSync(own);
+      closeSync(readOnly);
+    }
   });
 
   test('a call that fails to take a lock taken alongside leaves the mark of the call that holds it', () => {
