@@ -226,11 +226,15 @@ export function ofdLockWait(fd: number, seconds: number, timedOutExitCode: numbe
   return run('/usr/bin/perl', ['-e', script], { allowFailure: true, fds: [fd], cleanEnv: true });
 }
 
+/** What flockAndOfdLockWait exits with when the OFD lock failed other than by timing out: its own, told from flock's 1. */
+export const OFD_LOCK_FAILED = 3;
+
 /**
  * flock(2) on descriptor 3, then the OFD lock above on descriptor 4, in one perl process: a create takes its host-wide
  * lock and LXC's lock on its base together, one process fewer than flockWait and ofdLockWait one after the other.
- * Each wait is bounded by `seconds`; exit `timedOutExitCode` when the first timed out, one more when the second did.
- * null where ofdLockWait's struct flock does not fit.
+ * Each wait is bounded by `seconds`; exit `timedOutExitCode` when the first timed out, one more when the second did,
+ * and OFD_LOCK_FAILED, with the reason on stderr, when the second failed otherwise. null where ofdLockWait's struct
+ * flock does not fit.
  */
 export function flockAndOfdLockWait(flockFd: number, ofdFd: number, seconds: number, timedOutExitCode: number): CommandResult | null {
   if (!OFD_ARCHES.includes(process.arch)) return null;
@@ -241,7 +245,7 @@ export function flockAndOfdLockWait(flockFd: number, ofdFd: number, seconds: num
     `open(my $first, '+<&=', 3) or exit 2; open(my $second, '+<&=', 4) or exit 2; ` +
     `alarm(${wait}); flock($first, 2) or exit($! == 4 ? $code : 1); ` +
     `$code = ${timedOutExitCode + 1}; my $lock = pack('s s x4 q q i x4', 1, 0, 0, 0, 0); alarm(${wait}); ` +
-    `fcntl($second, 38, $lock) or exit($! == 4 ? $code : 1);`;
+    `fcntl($second, 38, $lock) or ($! == 4 ? exit $code : (print(STDERR "$!\\n"), exit ${OFD_LOCK_FAILED}));`;
   return run('/usr/bin/perl', ['-e', script], { allowFailure: true, fds: [flockFd, ofdFd], cleanEnv: true });
 }
 

@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, constants, ftruncateSync, mkdirSync, openSync, readFileSync, readlinkSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { flockAndOfdLockWait, flockWait } from './commands.js';
+import { flockAndOfdLockWait, flockWait, OFD_LOCK_FAILED } from './commands.js';
 import { UserError } from './errors.js';
 
 export const LOCK_DIR = '/run/thin-lxc';
@@ -50,6 +50,7 @@ export function withLock<T>(name: string, work: () => T, timeoutMs = 20_000, pur
       throw new UserError(`timed out after ${seconds} s waiting for ${path}, held by ${holderOf(name)}: if it hangs, stop it`);
     }
     if (alongside && taken.exitCode === TIMED_OUT + 1) throw new UserError(alongside.timedOut);
+    if (alongside && taken.exitCode === OFD_LOCK_FAILED) throw new UserError(`cannot lock ${alongside.path}: ${taken.stderr.trim() || `fcntl failed`}`);
     if (taken.exitCode !== 0) throw new UserError(`cannot lock ${path}: ${taken.stderr.trim() || `flock exited ${taken.exitCode}`}`);
     held = true;
     if (alongside && other !== null) {

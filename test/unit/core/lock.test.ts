@@ -3,7 +3,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, fstatSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { flockAndOfdLockWait } from '../../../src/core/commands.js';
+import { flockAndOfdLockWait, OFD_LOCK_FAILED } from '../../../src/core/commands.js';
 import { holdsAlongside, lockHolder, lockPath, releaseAlongside, withLock } from '../../../src/core/lock.js';
 import { skipUnless } from '../../helpers/skip.js';
 
@@ -165,6 +165,7 @@ if (runnable) {
       const taken = flockAndOfdLockWait(own, readOnly, 1, 75);
       assert.ok(taken, 'perl ran');
       assert.not.ok([0, 1, 75, 76].includes(taken.exitCode), `an exit code of its own, not flock's failure or a timeout (${taken.exitCode})`);
+      assert.is(taken.exitCode, OFD_LOCK_FAILED);
       assert.match(taken.stderr, /Bad file descriptor/);
     } finally {
       closeSync(own);
