@@ -2,12 +2,16 @@
 // while its previous boot's post-stop hooks still run. LXC reports STOPPED and closes the old monitor's command
 // socket before those hooks, so lxc-start starts a new monitor; the old boot's ephemeral hook must then not tear
 // down the directory of the new, running start. The hooks are held at the container's lock (flock in a child).
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+// And one whose stop's post-stop hooks still run while create --replace (or destroy, then create) makes a new
+// container in its directory: that old stop's ephemeral hook must not remove the new one. Held with a fifo.
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
 import { containerLockName } from '../../src/core/lock.js';
-import { containerSuite, removeLxcContainer, sh, startContainer, thinLxc, uniqueName } from '../helpers/host.js';
+import { STARTED_DIR } from '../../src/state/paths.js';
+import { readState } from '../../src/state/state.js';
+import { containerSuite, must, removeLxcContainer, sh, startContainer, thinLxc, uniqueName } from '../helpers/host.js';
 import { eventually, holdLock, waitingFor } from '../helpers/locks.js';
 
 const { tests: races, runnable, cleanup, base, root } = await containerSuite('an ephemeral container restarted while its last boot\'s post-stop hooks run', 'rebase');
@@ -24,6 +28,19 @@ function hookProcesses(dir: string): number[] {
   });
   const hooks = all.filter((proc) => proc.argv.some((arg) => /thin-lxc-[a-z-]+\.js$/.test(arg)) && proc.argv.includes(dir)).map((proc) => proc.pid);
   return [...hooks, ...all.filter((proc) => hooks.includes(proc.ppid)).map((proc) => proc.pid)];
+}
+
+/** The pid of the LXC monitor (`[lxc monitor] LXCPATH NAME`) of container `name`, or undefined. */
+function monitorOf(name: string): number | undefined {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0+$/, '') === `[lxc monitor] /var/lib/lxc ${name}`) return Number(entry);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return undefined;
 }
 
 if (runnable) {
@@ -63,6 +80,59 @@ if (runnable) {
       assert.is(running, 'RUNNING');
       assert.is(wrote.stdout.trim(), 'x', `writing inside: ${wrote.stderr}`);
       await sh('lxc-stop', ['-n', name, '-k']);
+    });
+  }
+}
+
+if (runnable) {
+  for (const kind of [[], ['--unprivileged']] as const) {
+    races(`${kind.length ? 'unprivileged' : 'privileged'}: create --replace while a stopped ephemeral container's post-stop hooks still run keeps the new container; its own stop removes it`, async () => {
+      const name = uniqueName('rep');
+      cleanup.add(() => removeLxcContainer(name));
+      const dir = join(root, name);
+      const created = await thinLxc(['create', name, '--base', base, '--root', root, '--ephemeral', ...kind]);
+      assert.is(created.exitCode, 0, created.stderr);
+      // A post-stop hook before the ephemeral one that waits on a fifo: LXC runs them in order, so it holds the
+      // ephemeral hook back after LXC has reported STOPPED (and closed the command socket).
+      const held = mkdtempSync('/tmp/thin-lxc-held-');
+      cleanup.add(() => rmSync(held, { recursive: true, force: true }));
+      await must('mkfifo', [join(held, 'go')]);
+      const release = () => sh('timeout', ['10', 'sh', '-c', `echo go > ${join(held, 'go')}`]);
+      const config = join(dir, 'image', 'config');
+      const lines = readFileSync(config, 'utf8').split('\n');
+      const ephemeralLine = lines.findIndex((line) => /^lxc\.hook\.post-stop = .*thin-lxc-ephemeral\.js /.test(line));
+      assert.ok(ephemeralLine > 0, 'the config has the ephemeral hook');
+      lines.splice(ephemeralLine, 0, `lxc.hook.post-stop = /bin/sh -c "touch ${held}/reached; timeout 120 cat ${held}/go >/dev/null"`);
+      writeFileSync(config, lines.join('\n'));
+      assert.is((await startContainer(name)).exitCode, 0);
+      const monitor = monitorOf(name);
+      assert.ok(monitor, 'its monitor runs');
+      const oldCreated = readState(dir).created;
+      let replaced;
+      const stop = sh('lxc-stop', ['-n', name, '-k']);
+      try {
+        assert.ok(await eventually(() => existsSync(join(held, 'reached')), 30_000), 'the stop\'s post-stop hooks are held before the ephemeral hook');
+        // Another spec (a memory limit): the old container is stopped, so it is destroyed and a new one made in its directory.
+        replaced = await thinLxc(['create', name, '--base', base, '--root', root, '--ephemeral', '--memory', '256M', '--replace', ...kind]);
+        assert.is(replaced.exitCode, 0, replaced.stderr);
+        assert.ok(existsSync(dir), 'the new container is there once create returned');
+        assert.is.not(readState(dir).created, oldCreated, 'a new container');
+        assert.is(monitorOf(name), monitor, 'the old stop\'s monitor is still held in its post-stop hooks');
+      } finally {
+        await release();
+      }
+      await stop;
+      // The old stop's hooks (ports-down, the fifo, ephemeral) run to their end, and its monitor exits.
+      assert.ok(await eventually(() => !existsSync(`/proc/${monitor}`) && hookProcesses(dir).length === 0, 60_000), 'the old stop is done');
+      assert.ok(existsSync(dir), `create --replace said: ${replaced.stdout.split('\n')[0]}; then the old stop's ephemeral hook removed the new container's directory`);
+      assert.is(readState(dir).memory, String(256 * 1024 * 1024), 'it is the new container');
+      assert.ok(existsSync(join('/var/lib/lxc', name, 'config')), 'and it is registered');
+      assert.not.ok(existsSync(join(root, STARTED_DIR, name)), 'it has not started yet');
+      // The new container is ephemeral as asked: its own start and stop remove it.
+      assert.is((await startContainer(name)).exitCode, 0);
+      assert.ok(existsSync(join(root, STARTED_DIR, name)), 'its start marks it started');
+      await must('lxc-stop', ['-n', name, '-k']);
+      assert.ok(await eventually(() => !existsSync(dir) && !existsSync(join('/var/lib/lxc', name)), 30_000), 'its own stop removes it');
     });
   }
 }
