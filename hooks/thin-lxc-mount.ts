@@ -17,16 +17,19 @@ import { clearMonitorNamespace, memoryLayer, mountMappedUnion, mountUnion, type 
 
 runHook(['pre-mount', 'pre-start'], import.meta.url, (run) => {
   const { state, paths } = ownContainer(run);
+  // An ephemeral container that is not running but has this was not stopped cleanly: the next thin-lxc command removes it.
+  // Its stop's ephemeral hook removes it only with this (a container made in its directory since has none), so it is
+  // written first: a start that fails from here on is still destroyed at its stop.
+  // Its content (LXC_PID) is only for a person reading it: this hook runs before the init exists, and sees none at a
+  // first start, the previous boot's init after a reboot inside.
+  if (state.ephemeral) {
+    mkdirSync(dirname(paths.started), { recursive: true, mode: 0o755 });
+    writeFileSync(paths.started, `${run.context.generation}\n`);
+  }
   const map = state.idmap === null ? null : parseIdMap(state.idmap);
   if ((map !== null) !== (run.context.type === 'pre-start')) {
     const wanted = map ? 'lxc.hook.pre-start (it is unprivileged)' : 'lxc.hook.pre-mount (it is privileged)';
     throw new UserError(`${state.name}'s config runs the mount hook as lxc.hook.${run.context.type}, not ${wanted}: run thin-lxc refresh ${state.name}`);
-  }
-  // An ephemeral container that is not running but has this was not stopped cleanly: the next thin-lxc command removes it.
-  // Its content (LXC_PID) is only for a person reading it: at pre-start there is no init yet, and it is empty.
-  if (state.ephemeral) {
-    mkdirSync(dirname(paths.started), { recursive: true, mode: 0o755 });
-    writeFileSync(paths.started, `${run.context.generation}\n`);
   }
   if (map !== null) clearMonitorNamespace(paths.dir);
   const target = paths.rootfs;
