@@ -8,7 +8,7 @@ import { LOCK_DIR } from '../../src/core/lock.js';
 import { containerSuite, removeLxcContainer, startContainer, tagOf, thinLxc, uniqueName } from '../helpers/host.js';
 import { eventually } from '../helpers/locks.js';
 import { markingPath } from '../helpers/marks.js';
-import { rulesLeftAfterStop, rulesOf } from '../helpers/net.js';
+import { giveSocat, request, rulesLeftAfterStop, rulesOf, startServers } from '../helpers/net.js';
 
 const { tests: stops, runnable, cleanup, base, root } = await containerSuite('stops do only what they must', 'stopbase');
 
@@ -60,6 +60,30 @@ if (runnable) {
     assert.ok(existsSync(record(running.tag)), 'the other container\'s forwarding is recorded again, as the live ruleset has it');
     assert.is((await execa('lxc-stop', ['-n', running.name, '-k'], { reject: false })).exitCode, 0);
     assert.equal(await rulesLeftAfterStop(new RegExp(running.tag)), [], 'and its stop removes them');
+  });
+
+  stops('update taking the last port of a running container whose forwarding nothing recorded (started by thin-lxc 0.2, or its record lost) removes its rules at once', async () => {
+    const name = uniqueName('nrup');
+    cleanup.add(() => removeLxcContainer(name));
+    const port = nextPort++;
+    const created = await thinLxc(['create', name, '--base', base, '--root', root, '-p', `${port}:80`]);
+    assert.is(created.exitCode, 0, created.stderr);
+    const dir = join(root, name);
+    giveSocat(dir);
+    const tag = tagOf(dir);
+    // Run first (cleanup runs in reverse): rules a failed update left are recorded again, so that the destroy takes them.
+    cleanup.add(async () => {
+      if ((await rulesOf(tag)).length > 0) writeFileSync(record(tag), '');
+    });
+    assert.is((await startContainer(name)).exitCode, 0);
+    await startServers(name);
+    assert.is(await request('127.0.0.1', port), `tcp-${name}`, 'its port answers');
+    for (const dir of ['forwarding', 'forwarding6']) rmSync(join(LOCK_DIR, dir, tag), { force: true });
+    const updated = await thinLxc(['update', name, '--root', root, '--unpublish', String(port)]);
+    assert.is(updated.exitCode, 0, updated.stderr);
+    assert.equal(await rulesLeftAfterStop(new RegExp(tag), 0), [], 'none of its rules is left in nat and filter');
+    assert.is(await request('127.0.0.1', port, { attempts: 1 }), '', 'its port no longer answers');
+    assert.not.ok(existsSync(record(tag)), 'nothing is recorded for it');
   });
 }
 
