@@ -11,7 +11,7 @@ import { isNoSpace, noSpaceLeft, UserError } from '../core/errors.js';
 import { removeStaleTemporaries, stageFiles } from '../core/files.js';
 import { withContainerLock, withLock } from '../core/lock.js';
 import { formatMount, formatPublish, parseMount, parsePublish, quote, splitList, validateCpus, validateDisk, validateMemory } from '../core/validate.js';
-import { forwardTarget, installForwarding, recordedGeneration, removeForwarding } from '../forward/apply.js';
+import { familiesToLook, forwardTarget, installForwarding, recordedGeneration, removeForwarding } from '../forward/apply.js';
 import { checkPublishConflicts, describeClash, portClashes } from '../forward/ports.js';
 import { containerTag } from '../forward/rules.js';
 import { mountEntryValue, mountsBind, planMounts, replaceEntries } from '../lxc/config.js';
@@ -288,8 +288,8 @@ function applyLive(before: ThinState, after: ThinState, running: { pid: string |
   try {
     if (after.publish.join() !== before.publish.join() && after.veth) {
       // Put back also when it fails: a failed install leaves none of the container's rules.
-      undo.push(() => forwardAs(before, running));
-      forwardAs(after, running);
+      undo.push(() => forwardAs(before, running, after));
+      forwardAs(after, running, before);
     }
     if (after.memory !== before.memory || after.cpus !== before.cpus) {
       const version = hostCgroupVersion();
@@ -326,13 +326,18 @@ function applyLive(before: ThinState, after: ThinState, running: { pid: string |
   }
 }
 
-/** The forwarding `state` asks for, on its running container, recorded as the running start's. */
-function forwardAs(state: ThinState, running: { pid: string | null }): void {
+/**
+ * The forwarding `state` asks for, on its running container, recorded as the running start's. Where nothing is
+ * recorded (started by thin-lxc 0.2, or its record lost), what `previous` published is looked for in the live
+ * ruleset: once the state publishes nothing, no stop or destroy looks there any more.
+ */
+function forwardAs(state: ThinState, running: { pid: string | null }, previous: ThinState): void {
   if (!state.veth) return;
   const target = forwardTarget(state);
   const tag = containerTag(state.veth);
-  if (target && state.bridge) installForwarding(target, state.bridge, state.veth, recordedGeneration(tag) ?? running.pid ?? '', { reconcile: true });
-  else removeForwarding(tag, { reconcile: true });
+  const options = { reconcile: true, unrecorded: familiesToLook(previous) };
+  if (target && state.bridge) installForwarding(target, state.bridge, state.veth, recordedGeneration(tag) ?? running.pid ?? '', options);
+  else removeForwarding(tag, options);
 }
 
 export function formatUpdate(plan: UpdatePlan, dryRun: boolean): string {

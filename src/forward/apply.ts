@@ -39,6 +39,11 @@ function familiesNow(target: ForwardTarget, bridge: string): Family[] {
 export interface ForwardingOptions {
   /** Read what iptables has and repair it (reload), instead of trying the quick way first. */
   reconcile?: boolean;
+  /**
+   * Where to look when nothing at all is recorded for the tag (familiesToLook of the state that installed it): the
+   * live ruleset there decides what goes.
+   */
+  unrecorded?: readonly Family[];
 }
 
 /**
@@ -50,6 +55,8 @@ export function installForwarding(target: ForwardTarget, bridge: string, veth: s
   // Each iptables-restore is atomic, but a reconcile reads the ruleset, then restores what it found missing: without
   // the lock, a start in between loses its jumps (test/e2e/forward-lock.test.ts fails without it).
   withLock('iptables', () => {
+    // Before this start records its own: a family it drops is looked at where nothing was recorded (see familiesToRemove).
+    const recordedBefore = ([4, 6] as const).filter((family) => recordedGeneration(target.tag, family) !== null);
     try {
       for (const family of families) {
         const reconcile = options.reconcile === true || recordedGeneration(target.tag, family) !== null;
@@ -58,8 +65,9 @@ export function installForwarding(target: ForwardTarget, bridge: string, veth: s
         recordInstalled(family, target.tag, generation);
         applyInstall(family, { tag: target.tag, rules: containerRules(target, family) }, reconcile);
       }
-      // A family it no longer publishes on (thin-lxc update took its last port there) loses its rules.
-      for (const family of [4, 6] as const) if (!families.includes(family) && recordedGeneration(target.tag, family) !== null) removeUnlocked(family, target.tag);
+      // A family it no longer publishes on (thin-lxc update took its last port there) loses its rules, also where
+      // nothing recorded them (a container started by thin-lxc 0.2, or its record lost): no stop would look there.
+      for (const family of familiesToRemove(recordedBefore, options)) if (!families.includes(family)) removeUnlocked(family, target.tag);
       setSysctl('/proc/sys/net/ipv4/ip_forward', '1');
       // 127.0.0.1:PORT needs route_localnet on the bridge, and only an IPv4 forward has it. Its restore script
       // just installed the localhost guard, or checked (-C) that it is there: never the sysctl without the guard.
@@ -145,7 +153,7 @@ function readIfPresent(path: string): string {
  */
 export function removeForwarding(
   tag: string,
-  options: ForwardingOptions & { generation?: string; installed?: readonly Family[]; unrecorded?: readonly Family[] } = {},
+  options: ForwardingOptions & { generation?: string; installed?: readonly Family[] } = {},
 ): 'removed' | 'kept for a newer start' {
   return withLock('iptables', () => {
     const installedBy = recordedGeneration(tag) ?? recordedGeneration(tag, 6);
