@@ -1,6 +1,6 @@
 // End to end for throwaway containers: --ephemeral (gone once it stops, however it stops) and --tmpfs (a
 // write layer in memory, empty at every start), each with ports and bind mounts.
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { STARTED_DIR } from '../../src/state/paths.js';
@@ -192,6 +192,21 @@ if (runnable) {
     assert.equal(await traces(crashed, tag), none);
     assert.match(listed.stdout, idle, 'an ephemeral container that never started is not a leftover');
     assert.is((await thinLxc(['destroy', idle, '--root', root])).exitCode, 0);
+  });
+
+  lifetimes('ephemeral: a start that fails in its mount hook (its write layer missing) still destroys it at its stop', async () => {
+    const name = track(uniqueName('efl'));
+    const created = await thinLxc(['create', name, '--base', base, '--root', root, '--ephemeral', '-p', `${port()}:80`]);
+    assert.is(created.exitCode, 0, created.stderr);
+    const dir = join(root, name);
+    const tag = tagOf(dir);
+    // A damaged container: the mount hook refuses to mount a union without its write layer.
+    renameSync(join(dir, 'wlayer'), join(dir, 'wlayer.moved'));
+    const started = await sh('lxc-start', ['-n', name, '-d']);
+    assert.is.not(started.exitCode, 0, 'the start fails');
+    // The mount hook marked the start before it refused, and the stop that ends the failed start destroys it.
+    assert.ok(await eventually(() => !existsSync(dir), 30_000), `the failed start left it: ${readIfAny(join(dir, 'hook.log'))}`);
+    assert.equal(await traces(name, tag), none);
   });
 
   lifetimes('an ephemeral container cannot be a base: create and create --dry-run on it are refused with one line, and leave nothing', async () => {
