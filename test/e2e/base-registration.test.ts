@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
 import { BUSYBOX, containerSuite, must, removeLxcContainer, sh, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
+import { eventually } from '../helpers/locks.js';
 
 const { tests: registration, runnable, cleanup, base, root } = await containerSuite("bases' lxc_snapshots registration with real LXC", 'sbase');
 
@@ -62,6 +63,32 @@ if (runnable) {
     const destroyed = await sh('lxc-destroy', ['-n', lower]);
     assert.is(destroyed.exitCode, 0, destroyed.stderr);
     assert.not.ok(read(snapshotsOf(join(LXCPATH, base))).includes(`\n${lower}\n`), "the thin base left its base's file");
+  });
+
+  registration("lxc-destroy of a thin base that passed LXC's check before a create listed a container on it refuses in its hook, which looks again under LXC's lock: the base stays whole", async () => {
+    const [lower, upper] = [uniqueName('gone'), uniqueName('late')];
+    await create(lower, base);
+    // lxc-destroy looks for the base's dependents without LXC's lock, then opens the lock's file again (its first
+    // open is for reading the config), takes the lock and runs the destroy hook: strace stops it right after that
+    // open, before the lock, while a create lists a container on the base.
+    // LXC spells it with a double slash (lxclock.c), which strace -P matches only as given.
+    const lock = `/run/lxc/lock/${LXCPATH}/.${lower}`;
+    const destroying = execa('strace', ['-P', lock, '-e', 'trace=openat', '-e', 'inject=openat:signal=SIGSTOP:when=2', 'lxc-destroy', '-n', lower], { reject: false, all: true });
+    cleanup.add(() => destroying.kill('SIGKILL'));
+    let said = '';
+    destroying.all!.on('data', (data: Buffer) => (said += data.toString()));
+    const stopped = await eventually(() => said.includes('stopped by SIGSTOP'), 30_000);
+    const [destroyer] = stopped ? readFileSync(`/proc/${destroying.pid}/task/${destroying.pid}/children`, 'utf8').trim().split(' ').map(Number) : [];
+    assert.ok(stopped && destroyer, `lxc-destroy stopped after its check, before LXC's lock: ${said}`);
+    cleanup.add(() => sh('kill', ['-CONT', String(destroyer)]));
+    await create(upper, lower);
+    process.kill(destroyer!, 'SIGCONT');
+    const destroyed = await destroying;
+    assert.ok(existsSync(join(root, lower, 'thin-lxc.ini')), `the thin base is whole under the container on it: ${said}`);
+    assert.is.not(destroyed.exitCode, 0, 'lxc-destroy failed');
+    // The hook runs under LXC's lock, under which create writes its entry: it looks again, and refuses.
+    assert.match(read(join(root, lower, 'hook.log')), `${lower} is the base of thin containers ${upper}`);
+    assert.is(read(snapshotsOf(join(LXCPATH, lower))), `${LXCPATH}\n${upper}\n`);
   });
 
   registration("the caller's PERL5OPT and PERL5LIB load nothing into the perl that takes LXC's lock, at create and destroy", async () => {
