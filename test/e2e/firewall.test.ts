@@ -5,7 +5,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
-import { containerRules, forwardingInPlace, quickInstallScript, readSaved, type ForwardTarget } from '../../src/forward/rules.js';
+import { containerRules, forwardingInPlace, guardScript, quickInstallScript, quickRemoveScript, readSaved, restoreScript, type ForwardTarget } from '../../src/forward/rules.js';
 import { fixture } from '../helpers/paths.js';
 import { parsePublish } from '../../src/core/validate.js';
 import { containerSuite, must, removeLxcContainer, sh, startContainer, tagOf, thinLxc, uniqueName } from '../helpers/host.js';
@@ -59,6 +59,79 @@ if (runnable) {
         const third = target('TLXC-2222d00d', '10.0.3.69');
         assert.is.not(await restoreIn(namespace, backend, quickInstallScript({ tag: third.tag, rules: containerRules(third) })), 0, `${backend}: the quick script is refused after a flush`);
         assert.not.ok((await saved()).tags.includes(third.tag), `${backend}: and changed nothing`);
+      } finally {
+        await sh('ip', ['netns', 'del', namespace]);
+      }
+    }
+  });
+
+  firewall("golden: the first-in script makes what a reconcile makes, and is refused where a shared chain is there; the last-out script is refused while another container's jump is in a shared chain, and the reconcile repairs (nft and legacy)", async () => {
+    const namespace = `tlq${process.pid.toString(36)}`;
+    const install = (planned: ForwardTarget) => ({ tag: planned.tag, rules: containerRules(planned) });
+    const first = target('TLXC-3333aaaa', '10.0.3.70');
+    const other = target('TLXC-4444bbbb', '10.0.3.71');
+    for (const backend of ['nft', 'legacy']) {
+      await sh('ip', ['netns', 'del', namespace]);
+      await must('ip', ['netns', 'add', namespace]);
+      try {
+        const save = (...table: string[]) => must('ip', ['netns', 'exec', namespace, `iptables-${backend}-save`, ...table]);
+        const saved = async () => readSaved(await save());
+        const tables = async () => ({ nat: ruleLines(await save('-t', 'nat')), filter: ruleLines(await save('-t', 'filter')) });
+        const quickFirst = quickInstallScript(install(first), 4, { first: true });
+
+        // A ruleset without the localhost guard refuses it too (the guard is checked, never made here).
+        assert.is.not(await restoreIn(namespace, backend, quickFirst), 0, `${backend}: the first-in script is refused without the guard`);
+        assert.equal((await saved()).tags, [], `${backend}: and changed nothing`);
+        assert.is(await restoreIn(namespace, backend, guardScript(await saved())), 0, `${backend}: the guard goes in`);
+        const empty = await tables();
+        assert.is(await restoreIn(namespace, backend, quickFirst), 0, `${backend}: the first-in script applies on a ruleset with no forwarding`);
+        assert.ok(forwardingInPlace(await saved(), first.tag), `${backend}: its forwarding is in place`);
+        const made = await tables();
+        assert.is(await restoreIn(namespace, backend, quickRemoveScript(first.tag, { last: true })), 0, `${backend}: the last-out script applies when it is alone`);
+        assert.equal(await tables(), empty, `${backend}: and leaves nat and filter as they were before it`);
+        assert.is(await restoreIn(namespace, backend, restoreScript(await saved(), { install: install(first) })), 0, `${backend}: the reconcile applies`);
+        assert.equal(await tables(), made, `${backend}: the first-in script made what the reconcile makes`);
+
+        // Another container's shared chains are there (nothing recorded them): -N refuses, and the caller reconciles.
+        const before = await tables();
+        assert.is.not(await restoreIn(namespace, backend, quickInstallScript(install(other), 4, { first: true })), 0, `${backend}: the first-in script is refused where a shared chain is there`);
+        assert.equal(await tables(), before, `${backend}: and changed nothing`);
+        assert.is(await restoreIn(namespace, backend, restoreScript(await saved(), { install: install(other) })), 0, `${backend}: the reconcile it falls back to applies`);
+        assert.ok(forwardingInPlace(await saved(), first.tag) && forwardingInPlace(await saved(), other.tag), `${backend}: both forward`);
+
+        // The last one out by the record, while another container's jump is in the shared chains.
+        const both = await tables();
+        assert.is.not(await restoreIn(namespace, backend, quickRemoveScript(first.tag, { last: true })), 0, `${backend}: the last-out script is refused`);
+        const after = await tables();
+        for (const table of ['nat', 'filter'] as const) {
+          assert.ok(
+            JSON.stringify(after[table]) === JSON.stringify(both[table]) || !after[table].some((line) => line.includes(first.tag)),
+            `${backend}: ${table} is unchanged, or without the first container's rules: ${after[table].join('; ')}`,
+          );
+        }
+        assert.ok(forwardingInPlace(await saved(), other.tag), `${backend}: the other container still forwards`);
+        assert.is(await restoreIn(namespace, backend, restoreScript(await saved(), { remove: first.tag })), 0, `${backend}: the reconcile applies`);
+        const repaired = await tables();
+        assert.equal([...repaired.nat, ...repaired.filter].filter((line) => line.includes(first.tag)), [], `${backend}: none of the first container's rules is left`);
+        assert.ok(forwardingInPlace(await saved(), other.tag), `${backend}: the other container forwards`);
+
+        // The other container's jump only in filter (its stop failed halfway): nat may commit, filter is refused.
+        const [d, s] = [`${other.tag}-D`, `${other.tag}-S`];
+        assert.is(await restoreIn(namespace, backend, `*nat\n-D THIN-LXC-DNAT -j ${d}\n-D THIN-LXC-SNAT -j ${s}\n:${d} - [0:0]\n-X ${d}\n:${s} - [0:0]\n-X ${s}\nCOMMIT\n`), 0);
+        assert.is(await restoreIn(namespace, backend, restoreScript(await saved(), { install: install(first) })), 0, `${backend}: the first container forwards again`);
+        const half = await tables();
+        assert.is.not(await restoreIn(namespace, backend, quickRemoveScript(first.tag, { last: true })), 0, `${backend}: the last-out script is refused by filter`);
+        const left = await tables();
+        for (const table of ['nat', 'filter'] as const) {
+          assert.ok(
+            JSON.stringify(left[table]) === JSON.stringify(half[table]) || !left[table].some((line) => line.includes(first.tag)),
+            `${backend}: ${table} is unchanged, or without the first container's rules: ${left[table].join('; ')}`,
+          );
+        }
+        assert.is(await restoreIn(namespace, backend, restoreScript(await saved(), { remove: first.tag })), 0, `${backend}: the reconcile applies`);
+        const cleaned = await tables();
+        assert.equal([...cleaned.nat, ...cleaned.filter].filter((line) => line.includes(first.tag)), [], `${backend}: none of the first container's rules is left`);
+        assert.equal(cleaned.nat.filter((line) => line.includes('THIN-LXC')), [], `${backend}: nor the shared nat chains, which nobody uses`);
       } finally {
         await sh('ip', ['netns', 'del', namespace]);
       }
@@ -131,6 +204,14 @@ if (runnable) {
     assert.is(await request('127.0.0.1', made.port), `tcp-${made.name}`, 'forwarding still works');
     await stop(made);
   });
+}
+
+/** A table's chains and rules as iptables-save prints them, without counters or comments. */
+function ruleLines(save: string): string[] {
+  return save
+    .split('\n')
+    .filter((line) => line.startsWith(':') || line.startsWith('-A '))
+    .map((line) => line.replace(/ \[\d+:\d+\]$/, ''));
 }
 
 function cmdline(pid: string): string[] {
