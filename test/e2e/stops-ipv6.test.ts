@@ -62,6 +62,32 @@ if (runnable) {
   });
 }
 
+if (runnable) {
+  stops6('update taking the last IPv6 port of a running container whose forwarding nothing recorded (its record lost) removes its IPv6 rules at once and keeps its IPv4 ones', async () => {
+    const name = uniqueName('v6upd');
+    cleanup.add(() => removeLxcContainer(name));
+    const [port4, port6] = [44_000 + Math.floor(Math.random() * 4_000), 48_000 + Math.floor(Math.random() * 4_000)];
+    const created = await thinLxc(['create', name, '--base', base, '--root', root, '-p', `0.0.0.0:${port4}:80`, '-p', `[::]:${port6}:80`]);
+    assert.is(created.exitCode, 0, created.stderr);
+    const tag = tagOf(join(root, name));
+    const records = ['forwarding', 'forwarding6'].map((dir) => join(LOCK_DIR, dir, tag));
+    // Run first (cleanup runs in reverse): rules a failed update left are recorded again, so that the destroy takes them.
+    cleanup.add(async () => {
+      if ((await rulesOf(tag)).length > 0 || (await ip6RulesOf(tag)).length > 0) for (const record of records) writeFileSync(record, '');
+    });
+    assert.is((await execa('lxc-start', ['-n', name, '-d'], { reject: false })).exitCode, 0);
+    await must('lxc-wait', ['-n', name, '-s', 'RUNNING', '-t', '20']);
+    assert.ok((await ip6RulesOf(tag)).some((line) => line.includes('DNAT')), 'its IPv6 forwarding is installed');
+    for (const record of records) rmSync(record);
+    const updated = await thinLxc(['update', name, '--root', root, '--unpublish', String(port6)]);
+    assert.is(updated.exitCode, 0, updated.stderr);
+    assert.equal(await rulesLeftAfterStop(new RegExp(tag), 0, 'ip6tables-save'), [], 'none of its IPv6 rules is left in nat and filter');
+    assert.ok((await rulesOf(tag)).some((line) => line.includes(`--dport ${port4}`)), 'its IPv4 port is still forwarded');
+    assert.is((await execa('lxc-stop', ['-n', name, '-k'], { reject: false })).exitCode, 0);
+    assert.equal(await rulesLeftAfterStop(new RegExp(tag)), [], 'and its stop removes its IPv4 rules');
+  });
+}
+
 /** Lines of `ip6tables-save` that belong to a thin container's chains. */
 async function ip6RulesOf(tag: string): Promise<string[]> {
   return (await must('ip6tables-save', [])).split('\n').filter((line) => line.includes(tag));
