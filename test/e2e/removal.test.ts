@@ -52,11 +52,7 @@ if (runnable) {
 
   removal('destroy after a stop that ran no hook (its monitor killed) removes the rules its start installed', async () => {
     const { name, tag } = await runningWithLostPorts('kill');
-    // SIGKILL to this container's own monitor (found by its exact title): LXC kills its init with it, and runs no hook.
-    const monitor = readdirSync('/proc').find((pid) => /^\d+$/.test(pid) && cmdline(pid) === `[lxc monitor] /var/lib/lxc ${name}`);
-    assert.ok(monitor, 'found its monitor');
-    process.kill(Number(monitor), 'SIGKILL');
-    await must('lxc-wait', ['-n', name, '-s', 'STOPPED', '-t', '10']);
+    await killMonitor(name);
     assert.ok((await rulesOf(tag)).length > 0, 'no hook ran: its rules are still there');
     const destroyed = await thinLxc(['destroy', name, '--root', root]);
     assert.is(destroyed.exitCode, 0, destroyed.stderr);
@@ -75,15 +71,20 @@ if (runnable) {
     assert.ok((await rulesOf(tag)).some((line) => line.includes('DNAT')), 'its rules are installed');
     // What a start by thin-lxc 0.2, which kept no record, leaves: the rules, and nothing recorded.
     for (const dir of ['forwarding', 'forwarding6']) rmSync(join(LOCK_DIR, dir, tag), { force: true });
-    const monitor = readdirSync('/proc').find((pid) => /^\d+$/.test(pid) && cmdline(pid) === `[lxc monitor] /var/lib/lxc ${name}`);
-    assert.ok(monitor, 'found its monitor');
-    process.kill(Number(monitor), 'SIGKILL');
-    await must('lxc-wait', ['-n', name, '-s', 'STOPPED', '-t', '10']);
+    await killMonitor(name);
     assert.ok((await rulesOf(tag)).length > 0, 'no hook ran: its rules are still there');
     const destroyed = await thinLxc(['destroy', name, '--root', root]);
     assert.is(destroyed.exitCode, 0, destroyed.stderr);
     assert.equal(await rulesOf(tag), [], 'destroy removed them');
   });
+}
+
+/** SIGKILL to a container's own monitor (found by its exact title): LXC kills its init with it, and runs no hook. */
+async function killMonitor(name: string): Promise<void> {
+  const monitor = readdirSync('/proc').find((pid) => /^\d+$/.test(pid) && cmdline(pid) === `[lxc monitor] /var/lib/lxc ${name}`);
+  assert.ok(monitor, 'found its monitor');
+  process.kill(Number(monitor), 'SIGKILL');
+  await must('lxc-wait', ['-n', name, '-s', 'STOPPED', '-t', '10']);
 }
 
 function cmdline(pid: string): string {

@@ -13,6 +13,21 @@ import { rulesLeftAfterStop, rulesOf } from '../helpers/net.js';
 
 const { tests: stops6, runnable, cleanup, base, root } = await containerSuite('stops of containers published on IPv6', 's6base');
 
+/**
+ * Starts a created container; its tag and record files. Its cleanup (run first: cleanups run in reverse) records
+ * again the rules a failed test left unrecorded, so that the destroy takes them.
+ */
+async function startRecorded(name: string): Promise<{ tag: string; records: string[] }> {
+  const tag = tagOf(join(root, name));
+  const records = ['forwarding', 'forwarding6'].map((dir) => join(LOCK_DIR, dir, tag));
+  cleanup.add(async () => {
+    if ((await rulesOf(tag)).length > 0 || (await ip6RulesOf(tag)).length > 0) for (const record of records) writeFileSync(record, '');
+  });
+  assert.is((await execa('lxc-start', ['-n', name, '-d'], { reject: false })).exitCode, 0);
+  await must('lxc-wait', ['-n', name, '-s', 'RUNNING', '-t', '20']);
+  return { tag, records };
+}
+
 if (runnable) {
   stops6.before(async () => {
     keepLxcNetAsItWas(cleanup);
@@ -44,14 +59,7 @@ if (runnable) {
     cleanup.add(() => removeLxcContainer(name));
     const created = await thinLxc(['create', name, '--base', base, '--root', root, '-p', `${44_000 + Math.floor(Math.random() * 8_000)}:80`]);
     assert.is(created.exitCode, 0, created.stderr);
-    const tag = tagOf(join(root, name));
-    const records = ['forwarding', 'forwarding6'].map((dir) => join(LOCK_DIR, dir, tag));
-    // Run first (cleanup runs in reverse): rules a failed stop left are recorded again, so that the destroy takes them.
-    cleanup.add(async () => {
-      if ((await rulesOf(tag)).length > 0 || (await ip6RulesOf(tag)).length > 0) for (const record of records) writeFileSync(record, '');
-    });
-    assert.is((await execa('lxc-start', ['-n', name, '-d'], { reject: false })).exitCode, 0);
-    await must('lxc-wait', ['-n', name, '-s', 'RUNNING', '-t', '20']);
+    const { tag, records } = await startRecorded(name);
     assert.ok((await ip6RulesOf(tag)).some((line) => line.includes('DNAT')), 'its IPv6 forwarding is installed');
     assert.ok((await rulesOf(tag)).some((line) => line.includes('DNAT')), 'its IPv4 forwarding is installed');
     for (const record of records) rmSync(record);
@@ -69,14 +77,7 @@ if (runnable) {
     const [port4, port6] = [44_000 + Math.floor(Math.random() * 4_000), 48_000 + Math.floor(Math.random() * 4_000)];
     const created = await thinLxc(['create', name, '--base', base, '--root', root, '-p', `0.0.0.0:${port4}:80`, '-p', `[::]:${port6}:80`]);
     assert.is(created.exitCode, 0, created.stderr);
-    const tag = tagOf(join(root, name));
-    const records = ['forwarding', 'forwarding6'].map((dir) => join(LOCK_DIR, dir, tag));
-    // Run first (cleanup runs in reverse): rules a failed update left are recorded again, so that the destroy takes them.
-    cleanup.add(async () => {
-      if ((await rulesOf(tag)).length > 0 || (await ip6RulesOf(tag)).length > 0) for (const record of records) writeFileSync(record, '');
-    });
-    assert.is((await execa('lxc-start', ['-n', name, '-d'], { reject: false })).exitCode, 0);
-    await must('lxc-wait', ['-n', name, '-s', 'RUNNING', '-t', '20']);
+    const { tag, records } = await startRecorded(name);
     assert.ok((await ip6RulesOf(tag)).some((line) => line.includes('DNAT')), 'its IPv6 forwarding is installed');
     for (const record of records) rmSync(record);
     const updated = await thinLxc(['update', name, '--root', root, '--unpublish', String(port6)]);
