@@ -5,7 +5,7 @@
 // (a start by thin-lxc 0.2, which kept no record, or a record lost), what the live ruleset has for it.
 // An unprivileged container's union, mounted in its monitor's namespace, is unmounted here first (see union/mount.ts).
 //   lxc.hook.post-stop = /usr/bin/env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-ports-down.js /containers/ID
-import { familiesToLook, isRecorded, removeForwarding } from '../src/forward/apply.js';
+import { familiesToLook, removeForwarding } from '../src/forward/apply.js';
 import { containerTag } from '../src/forward/rules.js';
 import { runHook, skipDuringCommit } from '../src/lifecycle/hooks.js';
 import { releaseMonitorMounts } from '../src/union/mount.js';
@@ -18,9 +18,7 @@ runHook('post-stop', import.meta.url, ({ context, container, own }) => {
   const tag = containerTag(veth);
   // This version's start records the forwarding before installing it, so nothing recorded is nothing installed by it
   // (a failed start); one by 0.2 recorded nothing, and a container that publishes has its live ruleset read for it.
-  const unrecorded = familiesToLook(container.state);
-  if (unrecorded.length === 0 && !isRecorded(tag)) return;
-  if (removeForwarding(tag, { generation: context.generation, unrecorded }) !== 'removed') {
+  if (removeForwarding(tag, { generation: context.generation, unrecorded: familiesToLook(container.state) }) !== 'removed') {
     return `forwarding of ${name} belongs to a newer start (not LXC_PID ${context.generation}): left in place`;
   }
 }, { lock: true, skip: skipDuringCommit });

@@ -209,6 +209,11 @@ export function flockWait(fd: number, seconds: string, timedOutExitCode: number)
 /** Where ofdLockWait's struct flock (64-bit Linux's layout) fits. */
 const OFD_ARCHES: readonly string[] = ['x64', 'arm64', 'ppc64', 's390x', 'riscv64', 'loong64'];
 
+/** perl: fcntl F_OFD_SETLKW (38) of a write lock on the whole file on `handle`, its struct flock packed as 64-bit Linux lays it out, in a variable (fcntl writes it back). */
+function ofdWriteLock(handle: string): string {
+  return `fcntl(${handle}, 38, my $lock = pack('s s x4 q q i x4', 1, 0, 0, 0, 0))`;
+}
+
 /**
  * What LXC holds while it changes a container's files (its lxc_snapshots among them): an open file description lock
  * (fcntl F_OFD_SETLKW, write, whole file), taken by perl on our open file passed as descriptor 3. Like flock's, it
@@ -219,8 +224,7 @@ export function ofdLockWait(fd: number, seconds: number, timedOutExitCode: numbe
   if (!OFD_ARCHES.includes(process.arch)) return null;
   const script =
     `$SIG{ALRM} = sub { exit ${timedOutExitCode} }; open(my $fh, '+<&=', 3) or exit 2; ` +
-    `my $lock = pack('s s x4 q q i x4', 1, 0, 0, 0, 0); alarm(${Math.max(1, Math.ceil(seconds))}); ` +
-    `fcntl($fh, 38, $lock) or exit($!{EINTR} ? ${timedOutExitCode} : 1);`;
+    `alarm(${Math.max(1, Math.ceil(seconds))}); ${ofdWriteLock('$fh')} or exit($!{EINTR} ? ${timedOutExitCode} : 1);`;
   // Root's perl by absolute path with only PATH: the caller's PERL5OPT, PERL5LIB (or a perl earlier on PATH) would
   // load their code into this root process, and hooks (ephemeral teardown) inherit lxc-start's environment.
   return run('/usr/bin/perl', ['-e', script], { allowFailure: true, fds: [fd], cleanEnv: true });
@@ -244,8 +248,8 @@ export function flockAndOfdLockWait(flockFd: number, ofdFd: number, seconds: num
     `my $code = ${timedOutExitCode}; $SIG{ALRM} = sub { exit $code }; ` +
     `open(my $first, '+<&=', 3) or exit 2; open(my $second, '+<&=', 4) or exit 2; ` +
     `alarm(${wait}); flock($first, 2) or exit($! == 4 ? $code : 1); ` +
-    `$code = ${timedOutExitCode + 1}; my $lock = pack('s s x4 q q i x4', 1, 0, 0, 0, 0); alarm(${wait}); ` +
-    `fcntl($second, 38, $lock) or ($! == 4 ? exit $code : (print(STDERR "$!\\n"), exit ${OFD_LOCK_FAILED}));`;
+    `$code = ${timedOutExitCode + 1}; alarm(${wait}); ` +
+    `${ofdWriteLock('$second')} or ($! == 4 ? exit $code : (print(STDERR "$!\\n"), exit ${OFD_LOCK_FAILED}));`;
   return run('/usr/bin/perl', ['-e', script], { allowFailure: true, fds: [flockFd, ofdFd], cleanEnv: true });
 }
 

@@ -37,7 +37,7 @@ export function withLock<T>(name: string, work: () => T, timeoutMs = 20_000, pur
     const seconds = String(Math.max(timeoutMs / 1000, 0.001));
     let taken = null;
     if (alongside) {
-      other = openAlongside(alongside.path);
+      other = openOfdLockFile(alongside.path);
       taken = flockAndOfdLockWaitIfPerl(fd, other, Number(seconds));
       if (taken === null) {
         // No perl for it: the caller takes that lock itself, later, as it would without `alongside`.
@@ -103,7 +103,8 @@ export function releaseAlongside(path: string): void {
   closeSync(fd);
 }
 
-function openAlongside(path: string): number {
+/** Opens (making it, and its folder) a file to take an OFD lock on, as LXC's lock files are: never through a symlink. */
+export function openOfdLockFile(path: string): number {
   mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
   return openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
 }

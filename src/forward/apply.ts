@@ -155,6 +155,9 @@ export function removeForwarding(
   tag: string,
   options: ForwardingOptions & { generation?: string; installed?: readonly Family[] } = {},
 ): 'removed' | 'kept for a newer start' {
+  // Nothing recorded, seen or to look at (most stops of a container without ports): nothing is installed, and no
+  // lock (a flock process) is taken to find that out.
+  if (!isRecorded(tag) && !options.installed?.length && !options.unrecorded?.length) return 'removed';
   return withLock('iptables', () => {
     const installedBy = recordedGeneration(tag) ?? recordedGeneration(tag, 6);
     if (options.generation && installedBy && installedBy !== options.generation) return 'kept for a newer start';

@@ -8,7 +8,7 @@ import { isAlive } from '../core/exec.js';
 import { refuseMountsUnder, removeTreeOnDevice } from '../core/files.js';
 import { withContainerLock, withLock } from '../core/lock.js';
 import { quote } from '../core/validate.js';
-import { familiesToLook, isRecorded, removeForwarding } from '../forward/apply.js';
+import { familiesToLook, removeForwarding } from '../forward/apply.js';
 import { containerTag } from '../forward/rules.js';
 import { isOurRegistration, isRunning, lxcContainerExists, registrationDir, unregister } from '../lxc/lxcpath.js';
 import { removeDependent } from '../lxc/snapshots.js';
@@ -63,10 +63,7 @@ function releaseHostState(state: ThinState, containerDir: string, unregisterToo:
   // and a stop's post-stop hook has usually removed it all already (the ephemeral hook runs after ports-down, which
   // also looked at the live ruleset). Nothing recorded for a container that publishes: started by thin-lxc 0.2, which
   // kept no record, or its record lost, then stopped by no hook (a crash), its rules are looked for in the live ruleset.
-  if (state.veth) {
-    const unrecorded = afterPortsDown ? [] : familiesToLook(state);
-    if (unrecorded.length > 0 || isRecorded(containerTag(state.veth))) removeForwarding(containerTag(state.veth), { unrecorded });
-  }
+  if (state.veth) removeForwarding(containerTag(state.veth), { unrecorded: afterPortsDown ? [] : familiesToLook(state) });
   if (state.ip) {
     releaseIfOwned(state.name, state.hwaddrs['0']);
     endLease(state);

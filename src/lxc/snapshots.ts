@@ -3,12 +3,12 @@
 // mod_rdep): each dependent as its lxcpath and its name, a line each; the file goes with its last entry. An older
 // format holds only a count, which LXC keeps counting in, and so does thin-lxc. Every change is made holding LXC's own
 // lock on the base, as lxc-copy and lxc-destroy do.
-import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { flockWait, ofdLockWait } from '../core/commands.js';
 import { UserError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/files.js';
-import { holdsAlongside, releaseAlongside, type AlongsideLock } from '../core/lock.js';
+import { holdsAlongside, openOfdLockFile, releaseAlongside, type AlongsideLock } from '../core/lock.js';
 
 export interface Dependent {
   lxcpath: string;
@@ -124,8 +124,7 @@ export function removeDependent(baseDir: string, dependent: Dependent): void {
 function withLxcLock<T>(containerDir: string, work: () => T): T {
   const path = lxcLockPath(containerDir);
   if (holdsAlongside(path)) return work();
-  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-  const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+  const fd = openOfdLockFile(path);
   try {
     let taken;
     try {
