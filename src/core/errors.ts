@@ -19,17 +19,24 @@ export class CommandError extends Error {
   }
 }
 
-/** Whether a failure is a full filesystem: a write of ours (ENOSPC), or a command that said so on stderr (rsync, mkfs). */
+/** Whether a failure is a full filesystem or quota: a write of ours (ENOSPC, EDQUOT), or a command that said so on stderr (rsync, mkfs). */
 export function isNoSpace(error: unknown): boolean {
-  if ((error as NodeJS.ErrnoException | null)?.code === 'ENOSPC') return true;
-  return error instanceof CommandError && /No space left on device/i.test(error.stderr);
+  return isQuotaFull(error) || (error as NodeJS.ErrnoException | null)?.code === 'ENOSPC' || (error instanceof CommandError && /No space left on device/i.test(error.stderr));
+}
+
+// xfs enforces a project quota even on root, so thin-lxc's own writes into a container's write layer can meet one.
+function isQuotaFull(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException | null)?.code === 'EDQUOT' || (error instanceof CommandError && /Disk quota exceeded/i.test(error.stderr));
 }
 
 /**
- * A full filesystem, said as a host problem: `dir` is where the command was writing (a write's own error names no
- * path), `outcome` what did not happen, `fix` what to do besides freeing space there.
+ * A full filesystem or quota, said as a host problem: `dir` is where the command was writing (a write's own error
+ * names no path), `outcome` what did not happen, `fix` what to do besides freeing space there.
  */
 export function noSpaceLeft(dir: string, outcome: string, fix: string, cause: unknown): UserError {
+  if (isQuotaFull(cause)) {
+    return new UserError(`a disk quota is full on the filesystem of ${dir} (${outcome}): free space under that quota or raise it (update --disk, setquota), ${fix}`, { cause });
+  }
   return new UserError(`no space left on the filesystem of ${dir} (${outcome}): free space there, ${fix}`, { cause });
 }
 

@@ -23,4 +23,14 @@ test('errors: a full filesystem is ENOSPC from a call of ours, or a command sayi
   assert.is(formatError(said, false), 'thin-lxc: no space left on the filesystem of /srv/root (thin container web1 was not created): free space there, or create it with --root on another filesystem');
 });
 
+test('errors: a full quota (EDQUOT, or a command saying so) is told as a full quota, not as a full filesystem', () => {
+  const edquot = Object.assign(new Error('EDQUOT: disk quota exceeded, write'), { code: 'EDQUOT' });
+  assert.ok(isNoSpace(edquot));
+  assert.ok(isNoSpace(new CommandError(['rsync'], 11, 'rsync: write failed on "/x/rootfs/a": Disk quota exceeded (122)\n')));
+  const said = noSpaceLeft('/srv/root/web1', 'thin container web1 was not updated', 'then update it again', edquot);
+  assert.is(formatError(said, false), 'thin-lxc: a disk quota is full on the filesystem of /srv/root/web1 (thin container web1 was not updated): free space under that quota or raise it (update --disk, setquota), then update it again');
+  const rsyncSaid = noSpaceLeft('/srv/lxc/gold', 'the new base gold was not made', 'or commit with --lxcpath on another filesystem', new CommandError(['rsync'], 11, 'write failed: Disk quota exceeded (122)\n'));
+  assert.ok(formatError(rsyncSaid, false).startsWith('thin-lxc: a disk quota is full on the filesystem of /srv/lxc/gold ('));
+});
+
 test.run();
