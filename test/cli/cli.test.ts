@@ -17,7 +17,7 @@ test("--version prints package.json's version, CHANGELOG.md's newest", async () 
   assert.is(result.exitCode, 0);
   const { version } = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string };
   assert.is(result.stdout.trim(), version);
-  const newest = /^## (\d+\.\d+\.\d+)$/m.exec(readFileSync(join(REPO, 'CHANGELOG.md'), 'utf8'))?.[1];
+  const newest = /^## (\d+\.\d+\.\d+) \(\d{4}-\d{2}-\d{2}\)$/m.exec(readFileSync(join(REPO, 'CHANGELOG.md'), 'utf8'))?.[1];
   assert.is(newest, version, "CHANGELOG.md's newest section is this version");
 });
 

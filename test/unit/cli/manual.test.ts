@@ -52,6 +52,15 @@ test('the global options are in GLOBAL OPTIONS', () => {
   for (const flag of [...program.options.flatMap(flagsOf), '--help', '-h']) assert.ok(mentions(text, flag), flag);
 });
 
+test("the page's header carries the version --version prints, and the date of that version in the CHANGELOG", () => {
+  const header = /^\.TH THIN\\-LXC 1 "([^"]*)" "thin\\-lxc ([^"]*)" "User Commands"$/m.exec(readFileSync(join(REPO, 'docs/thin-lxc.1'), 'utf8'));
+  assert.ok(header, '.TH THIN\\-LXC 1 "DATE" "thin\\-lxc VERSION" "User Commands"');
+  assert.is(header[2], program.version());
+  const released = new RegExp(`^## ${program.version()?.replace(/\./g, '\\.')} \\((\\d{4}-\\d{2}-\\d{2})\\)$`, 'm').exec(readFileSync(join(REPO, 'CHANGELOG.md'), 'utf8'));
+  assert.ok(released, `CHANGELOG has "## ${program.version()} (YYYY-MM-DD)"`);
+  assert.is(header[1], released[1]);
+});
+
 test('the check itself tells a missing option from a present one', () => {
   assert.not.ok(mentions('.B --autostart-later\n--no-autostart\n', '--autostart'));
   assert.ok(mentions('.BR --autostart ", " --no-autostart\n', '--autostart'));
