@@ -3,7 +3,7 @@
 // race review). The diff is held mid-read deterministically: once its holder process (the
 // `sh` that mounts the image and waits on its stdin) exists, the diff's own node process is stopped with SIGSTOP,
 // so the holder keeps the image mounted exactly as a diff of a large write layer would while it walks it.
-import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
@@ -289,6 +289,89 @@ if (runnable) {
     assert.is((await startContainer(name)).exitCode, 0);
     assert.is((await sh('lxc-attach', ['-n', name, '--', '/bin/sh', '-c', 'echo kept > /root/kept && cat /root/kept'])).stdout.trim(), 'kept');
     await must('lxc-stop', ['-n', name]);
+  });
+}
+
+/** The e2fsprogs tools (e2fsck, resize2fs) working on `image` now, with their state letter. */
+function toolsOn(image: string): { pid: number; state: string; program: string }[] {
+  return readdirSync('/proc').filter((entry) => /^\d+$/.test(entry)).flatMap((entry) => {
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (!/(^|\/)(e2fsck|resize2fs)$/.test(argv[0] ?? '') || !argv.includes(image)) return [];
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      return [{ pid: Number(entry), state: stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]!, program: argv[0]! }];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/** How many read and write system calls the process made. */
+function ioCounts(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/io`, 'utf8').split('\n').filter((line) => /^sysc[rw]:/.test(line)).join(' ');
+  } catch {
+    return 'gone';
+  }
+}
+
+if (runnable) {
+  // First written by the race review (r2): an update killed mid-grow let go of the container's lock while its
+  // resize2fs went on, and a start mounted the image under it.
+  races('update --disk killed while resize2fs grows the image: no start mounts the image until resize2fs is done, and the image stays clean', async () => {
+    const name = uniqueName('gkill');
+    cleanup.add(() => removeLxcContainer(name));
+    const dir = join(root, name);
+    const image = join(dir, 'disk.img');
+    assert.is((await thinLxc(['create', name, '--base', base, '--root', root, '--disk', '64M'])).exitCode, 0);
+    assert.is((await startContainer(name)).exitCode, 0);
+    await must('lxc-attach', ['-n', name, '--', '/bin/sh', '-c', 'mkdir -p /root/data && for i in 1 2 3 4 5 6 7 8; do dd if=/dev/urandom of=/root/data/f$i bs=64k count=16 2>/dev/null; done; sync']);
+    await must('lxc-stop', ['-n', name]);
+    // resize2fs, as update runs it from its PATH, stops itself (SIGSTOP injected by strace) at its first write to the image.
+    const real = (await must('sh', ['-c', 'PATH=/usr/sbin:/sbin:$PATH command -v resize2fs'])).trim();
+    const wrappers = mkdtempSync('/tmp/thin-lxc-gkill-');
+    cleanup.add(() => rmSync(wrappers, { recursive: true, force: true }));
+    writeFileSync(join(wrappers, 'resize2fs'), `#!/bin/sh\nexec strace -f -o /dev/null -e trace=pwrite64 -e inject=pwrite64:signal=SIGSTOP:when=1 ${real} "$@"\n`, { mode: 0o755 });
+    const update = execa(process.execPath, [CLI, 'update', name, '--root', root, '--disk', '1G'], { reject: false, env: { PATH: `${wrappers}:${process.env.PATH}` } });
+    // Stopped for good, not in one of strace's stops at each system call: its system call counts stand still.
+    const sample = () => toolsOn(image).filter((tool) => tool.program === real && tool.state === 't').map((tool) => `${tool.pid} ${ioCounts(tool.pid)}`);
+    const paused = async () => {
+      const first = sample();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return first.find((entry) => sample().includes(entry));
+    };
+    let found: string | undefined;
+    assert.ok(await eventually(async () => (found = await paused()) !== undefined, 60_000), `resize2fs stopped at its first write to the image (update: ${update.exitCode ?? 'running'})`);
+    const tool = Number(found!.split(' ')[0]);
+    cleanup.add(() => { try { process.kill(tool, 'SIGCONT'); } catch { /* gone */ } });
+    // The update is killed (kill -9, a supervisor's stop): its resize2fs, a process of its own, goes on.
+    process.kill(update.pid!, 'SIGKILL');
+    await update;
+    let startDone = false;
+    const start = execa('lxc-start', ['-n', name, '-d'], { reject: false, timeout: 90_000 }).finally(() => (startDone = true));
+    // The start either waits for the container's lock (its mount hook) or runs.
+    await eventually(async () => waitingFor(containerLockName(dir)).length > 0 || (startDone && (await sh('lxc-info', ['-s', '-H', '-n', name])).stdout.trim() === 'RUNNING'), 30_000);
+    const waited = waitingFor(containerLockName(dir)).length > 0;
+    const mountedWhileGrowing = startDone && toolsOn(image).length > 0;
+    console.log('start done:', startDone, 'start waits:', waited, 'tools on the image:', toolsOn(image).map((proc) => proc.program), 'loops:', loopsOf(image));
+    process.kill(tool, 'SIGCONT');
+    assert.ok(await eventually(() => toolsOn(image).length === 0, 60_000), 'resize2fs finished');
+    const started = await start;
+    if (started.exitCode === 0) {
+      await sh('lxc-attach', ['-n', name, '--', '/bin/sh', '-c', 'dd if=/dev/urandom of=/root/data/g bs=64k count=64 2>/dev/null; sync']);
+      await must('lxc-stop', ['-n', name]);
+    }
+    assert.ok(await eventually(() => loopsOf(image).length === 0, 20_000), 'the image is let go');
+    const check = await sh('e2fsck', ['-fn', image]);
+    const lastLines = check.stdout.split('\n').filter((line) => line.trim() !== '').slice(-4).join(' | ');
+    console.log('e2fsck -fn:', check.exitCode, lastLines);
+    assert.not.ok(mountedWhileGrowing, `lxc-start (exit ${started.exitCode}) mounted ${image} while the killed update's resize2fs was still growing it`);
+    assert.ok(waited, 'the start\'s mount hook waited for the container\'s lock, which resize2fs still held');
+    assert.is(started.exitCode, 0, `the start went on once resize2fs was done: ${started.stderr}`);
+    assert.is(check.exitCode, 0, `the image has errors: ${lastLines}`);
+    const superblock = await must('dumpe2fs', ['-h', image]);
+    const blocks = Number(/^Block count:\s+(\d+)$/m.exec(superblock)?.[1]) * Number(/^Block size:\s+(\d+)$/m.exec(superblock)?.[1]);
+    assert.is(blocks, 2 ** 30, 'the orphaned resize2fs finished the grow: the filesystem fills the 1G file');
   });
 }
 
