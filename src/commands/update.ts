@@ -77,7 +77,7 @@ export function update(target: string, request: UpdateRequest, settings: Setting
     const { state, paths } = findContainer(settings.root, target, settings.lxcpath);
     const status = statusOf(state);
     const monitor = monitorSocket(state.lxcpath, state.name);
-    const plan = withContainerLock(paths.dir, `update ${state.name}`, () =>
+    const plan = withContainerLock(paths.dir, `update ${state.name}`, (lockFd) =>
       withLock('create', () => {
         // An update killed between staging and renaming left its temporaries: nothing else sweeps them.
         removeStaleTemporaries(paths.config);
@@ -85,7 +85,7 @@ export function update(target: string, request: UpdateRequest, settings: Setting
         if (monitorSocket(state.lxcpath, state.name) !== monitor) return null;
         const plan = planUpdate(target, request, settings, cwd, status);
         if (plan.container.paths.dir !== paths.dir) return null;
-        applyUpdate(plan, settings);
+        applyUpdate(plan, settings, lockFd);
         return plan;
       }),
     );
@@ -216,8 +216,9 @@ function planDisk(
   };
 }
 
-function applyDisk(change: DiskChange): void {
-  if (change.kind === 'grow') return growImage(change.image, change.bytes, change.name);
+/** `lockFd`: the container's lock, which an image's tools are given (they hold it as long as they write the image). */
+function applyDisk(change: DiskChange, lockFd: number): void {
+  if (change.kind === 'grow') return growImage(change.image, change.bytes, change.name, lockFd);
   if (change.tag.length > 0) return limitProject(change.tag, change.mountPoint, change.project, change.bytes, true);
   if (change.bytes === 0) return clearProject(change.mountPoint, change.project);
   setLimit(change.mountPoint, change.project, change.bytes);
@@ -252,7 +253,7 @@ function matchMount(spec: string, state: ThinState, cwd: string): string {
  * the files as they were, and its temporaries beside them (the next update removes those). The caller holds
  * the container's lock and the create lock.
  */
-function applyUpdate(plan: UpdatePlan, settings: Settings): void {
+function applyUpdate(plan: UpdatePlan, settings: Settings, lockFd: number): void {
   if (!plan.changed) return;
   const { container, after, running } = plan;
   // Written before anything is applied, renamed into place after: a full disk changes nothing.
@@ -267,7 +268,7 @@ function applyUpdate(plan: UpdatePlan, settings: Settings): void {
     throw error;
   }
   try {
-    if (plan.disk) applyDisk(plan.disk);
+    if (plan.disk) applyDisk(plan.disk, lockFd);
     try {
       if (running) applyLive(container.state, after, running);
     } catch (error) {

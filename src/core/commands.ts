@@ -145,12 +145,18 @@ export function makeExt4Image(image: string, from: string): CommandResult {
   return run('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', 'lazy_journal_init=1', '-d', from, image], { allowFailure: true });
 }
 
-/** e2fsck -f -p then resize2fs: grows an unmounted ext4 image to fill its file (resize2fs wants a checked filesystem). */
-export function growExt4Image(image: string): CommandResult {
-  const check = run('e2fsck', ['-f', '-p', image], { allowFailure: true });
+/**
+ * e2fsck -f -p then resize2fs: grows an unmounted ext4 image to fill its file (resize2fs wants a checked filesystem).
+ * Each is given `lockFd`, the container's lock (a flock, the open file description's): were the caller killed, the
+ * tool would go on writing the image, and so holds the lock until it is done, so that no start mounts it meanwhile.
+ * Neither is killed with its caller (an interrupted resize2fs is damage itself), nor after run()'s usual 2 minutes.
+ */
+export function growExt4Image(image: string, lockFd: number): CommandResult {
+  const options = { allowFailure: true, fds: [lockFd], timeoutMs: 6 * 3600_000 };
+  const check = run('e2fsck', ['-f', '-p', image], options);
   // 1: errors corrected, which is fine; 2 and up: reboot needed, uncorrected or failed.
   if (check.exitCode > 1) return check;
-  return run('resize2fs', [image], { allowFailure: true });
+  return run('resize2fs', [image], options);
 }
 
 /** modprobe loop: where the loop driver is a module not loaded yet (right after a boot), the first mount needs it. */

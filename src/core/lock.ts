@@ -23,9 +23,10 @@ export function lockPath(name: string): string {
 /**
  * Runs `work` holding the lock (until its promise settles, if it returns one). Node has no flock(2), so flock(1) takes it on our open file: the lock
  * belongs to the open file description, which this process keeps after flock(1) exits, until it closes
- * the file or dies.
+ * the file or dies. `work` is given that file's descriptor: a tool that must hold the lock for as long as it runs,
+ * even past our death, is handed it (core/commands's `fds`), and the lock is then let go once both closed it.
  */
-export function withLock<T>(name: string, work: () => T, timeoutMs = 20_000, purpose = '', alongside?: AlongsideLock): T {
+export function withLock<T>(name: string, work: (lockFd: number) => T, timeoutMs = 20_000, purpose = '', alongside?: AlongsideLock): T {
   mkdirSync(LOCK_DIR, { recursive: true, mode: 0o700 });
   const path = lockPath(name);
   const fd = openSync(path, 'a+', 0o600);
@@ -60,7 +61,7 @@ export function withLock<T>(name: string, work: () => T, timeoutMs = 20_000, pur
     // Who holds it, for the message of whoever times out waiting: information only, never acted on.
     ftruncateSync(fd, 0);
     writeSync(fd, `${hostPid()}${purpose ? ` ${purpose}` : ''}\n`);
-    const result = work();
+    const result = work(fd);
     // Asynchronous work keeps the lock until it settles.
     if (result instanceof Promise) {
       settles = true;
@@ -162,7 +163,7 @@ export function containerLockName(containerDir: string): string {
 }
 
 /** `withLock` on the container's lock; `purpose` (e.g. `commit web to img`) is what a waiter that times out is told. */
-export function withContainerLock<T>(containerDir: string, purpose: string, work: () => T, timeoutMs = 20_000): T {
+export function withContainerLock<T>(containerDir: string, purpose: string, work: (lockFd: number) => T, timeoutMs = 20_000): T {
   return withLock(containerLockName(containerDir), work, timeoutMs, purpose);
 }
 
@@ -182,10 +183,24 @@ export function lockHolder(name: string): { pid: number; purpose: string } | nul
   }
 }
 
+/**
+ * When the file names a holder that is gone, what it was: it was killed while a tool it gave the lock to (update's
+ * resize2fs) still runs, and that tool holds it now. Empty otherwise.
+ */
+function goneHolder(name: string): string {
+  try {
+    const [pid = '', ...purpose] = readFileSync(lockPath(name), 'utf8').trim().split(' ');
+    if (!/^\d+$/.test(pid) || purpose.length === 0) return '';
+    return ` (its last holder, pid ${pid} (${purpose.join(' ')}), is gone: a tool it started may still be at work)`;
+  } catch {
+    return '';
+  }
+}
+
 /** Who holds the lock, for a waiter's timeout message: its purpose, or its command line. */
 function holderOf(name: string): string {
   const holder = lockHolder(name);
-  if (!holder) return 'another process';
+  if (!holder) return `another process${goneHolder(name)}`;
   if (holder.purpose) return `pid ${holder.pid} (${holder.purpose})`;
   try {
     return `pid ${holder.pid} (${readFileSync(`/proc/${holder.pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ')})`;

@@ -35,14 +35,15 @@ export function requireImageUnused(image: string, name: string, then: string, sy
 /**
  * Grows a stopped container's image to `bytes`: the file, then the filesystem in it; checked unused first, and
  * the file put back to its size if the filesystem cannot follow, so the file and the state (unchanged) agree.
+ * `lockFd` is the container's lock, which the tools hold as long as they run (see growExt4Image).
  */
-export function growImage(image: string, bytes: number, name: string): void {
+export function growImage(image: string, bytes: number, name: string, lockFd: number): void {
   requireImageUnused(image, name, 'nothing was changed; try again once it is stopped and nothing reads it');
   const fd = openSync(image, 'r+');
   try {
     const was = fstatSync(fd).size;
     ftruncateSync(fd, bytes);
-    const grown = growExt4Image(image);
+    const grown = growExt4Image(image, lockFd);
     if (grown.exitCode !== 0) {
       ftruncateSync(fd, was);
       // e2fsck -p ends with an indented hint under its reason: the reason is the last line that starts at the margin.

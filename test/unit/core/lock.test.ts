@@ -189,6 +189,26 @@ if (runnable) {
     }
   });
 
+  test('a process given the lock\'s descriptor holds the lock after withLock returned, as after its caller died, until it exits; a waiter that times out is told its holder is gone', async () => {
+    let child: ReturnType<typeof spawn> | undefined;
+    withLock(name, (lockFd) => {
+      child = spawn('sleep', ['30'], { stdio: ['ignore', 'ignore', 'ignore', lockFd] });
+    }, 100, 'update web1');
+    const exited = new Promise<void>((resolve) => child!.on('exit', () => resolve()));
+    try {
+      // What a killed holder leaves (withLock empties it when it returns).
+      writeFileSync(lockPath(name), '99999999 update web1\n');
+      assert.throws(
+        () => withLock(name, () => 'taken', 200),
+        new RegExp(`held by another process \\(its last holder, pid 99999999 \\(update web1\\), is gone: a tool it started may still be at work\\): if it hangs, stop it$`),
+      );
+    } finally {
+      child!.kill('SIGKILL');
+      await exited;
+    }
+    assert.is(withLock(name, () => 'taken', 2_000), 'taken', 'let go once the process exited');
+  });
+
   test('the lock is released when work throws, and work runs once', () => {
     let runs = 0;
     assert.throws(() => withLock(name, () => { runs++; throw new Error('boom'); }), /boom/);
