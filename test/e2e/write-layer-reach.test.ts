@@ -1,0 +1,56 @@
+// End to end: what root inside a thin container leaves in its write layer (a setuid program: a package's sudo or
+// passwd, or one it made on purpose) is stored on the host as it is, setuid root (privileged) or setuid HOSTID
+// (unprivileged). No other local user may reach it by its path, as none may reach an LXC container's rootfs
+// (lxc-create makes LXCPATH/NAME 0770): else any user runs the container's setuid programs on the host.
+import { lstatSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import * as assert from 'uvu/assert';
+import { containerSuite, must, removeLxcContainer, sh, startContainer, thinLxc, uniqueName } from '../helpers/host.js';
+
+const { tests: reach, runnable, cleanup, base } = await containerSuite("a thin container's write layer and other local users", 'rbase');
+
+if (runnable) {
+  // Made by thin-lxc as it makes its default root (/containers): 0755, under /tmp, which every user can search.
+  const root = `/tmp/${uniqueName('reach')}`;
+  cleanup.add(() => sh('rm', ['-rf', root]));
+  const track = (name: string) => {
+    cleanup.add(() => removeLxcContainer(name));
+    return name;
+  };
+
+  /** Root inside copies the host's bash in as /rootbash, setuid (bash -p keeps the effective uid it was given). */
+  const plantSetuidShell = async (name: string) => {
+    const planted = await execa('lxc-attach', ['-n', name, '--', '/bin/sh', '-c', 'cat > /rootbash && chmod 4755 /rootbash'], { inputFile: '/bin/bash', reject: false });
+    assert.is(planted.exitCode, 0, String(planted.stderr));
+  };
+
+  /** Runs `program -p -c 'id -u'` as uid 65534, looking its path up from a shell that is uid 65534 throughout. */
+  const runAsNobody = (program: string) => sh('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', '--', '/bin/sh', '-c', 'exec "$0" -p -c "id -u"', program]);
+
+  for (const [kind, args, owner] of [
+    ['privileged', [], 0],
+    ['unprivileged', ['--unprivileged'], 100000],
+  ] as const) {
+    reach(`a setuid program root inside ${kind === "privileged" ? "a" : "an"} ${kind} container made is not reachable by another local user (uid 65534) through the write layer`, async () => {
+      const name = track(uniqueName(kind === 'privileged' ? 'rpriv' : 'runpr'));
+      const created = await thinLxc(['create', name, '--base', base, '--root', root, ...args]);
+      assert.is(created.exitCode, 0, created.stderr);
+      assert.is((await startContainer(name)).exitCode, 0, 'the container starts (its root reaches its rootfs)');
+      await plantSetuidShell(name);
+      await must('lxc-stop', ['-n', name]);
+      const program = join(root, name, 'wlayer/rootbash');
+      const stat = lstatSync(program);
+      assert.equal([stat.uid, (stat.mode & 0o7777).toString(8)], [owner, '4755'], `what is at stake: a program setuid ${owner} on the host`);
+      const ran = await runAsNobody(program);
+      assert.is.not(ran.exitCode, 0, `uid 65534 ran ${program} with effective uid ${ran.stdout.trim()}`);
+      assert.match(ran.stderr, 'Permission denied');
+      // Still usable by its owner: it starts again.
+      assert.is((await startContainer(name)).exitCode, 0);
+      await must('lxc-stop', ['-n', name, '-k']);
+      assert.is((await thinLxc(['destroy', name, '--root', root])).exitCode, 0);
+    });
+  }
+}
+
+reach.run();
