@@ -32,7 +32,7 @@ if (runnable) {
     ['privileged', [], 0],
     ['unprivileged', ['--unprivileged'], 100000],
   ] as const) {
-    reach(`a setuid program root inside ${kind === "privileged" ? "a" : "an"} ${kind} container made is not reachable by another local user (uid 65534) through the write layer`, async () => {
+    reach(`a setuid program root inside ${kind === 'privileged' ? 'a' : 'an'} ${kind} container made is not reachable by another local user (uid 65534) through the write layer`, async () => {
       const name = track(uniqueName(kind === 'privileged' ? 'rpriv' : 'runpr'));
       const created = await thinLxc(['create', name, '--base', base, '--root', root, ...args]);
       assert.is(created.exitCode, 0, created.stderr);
