@@ -10,6 +10,7 @@ import { identityFiles, writeLayerFile, type LayerFile } from '../container/laye
 import { serializeState, type ThinState } from '../state/state.js';
 import { inProgressName, sweepLeftovers, teardown } from '../lifecycle/teardown.js';
 import { lxcState, lxcStopNow } from '../core/commands.js';
+import { closeDirectory } from '../container/access.js';
 import { isNoSpace, noSpaceLeft, UserError } from '../core/errors.js';
 import { removeTreeOnDevice } from '../core/files.js';
 import { withContainerLock, withLock } from '../core/lock.js';
@@ -592,6 +593,8 @@ function applyCreate(plan: CreatePlan, settings: Settings): void {
   try {
     prepareRoot(settings.root, plan.state.idmap !== null);
     mkdirSync(join(staging, 'image/rootfs'), { recursive: true, mode: 0o755 });
+    // Closed before anything is written in it, and renamed into place closed.
+    closeDirectory(staging, state.idmap);
     writeFileSync(join(staging, 'image', 'config'), plan.config, { mode: 0o644 });
     writeFileSync(join(staging, 'thin-lxc.ini'), serializeState(state), { mode: 0o644 });
     // An unprivileged container's write layer is stored in its map: what its root makes is owned by HOSTID on the host.

@@ -1,6 +1,7 @@
 // thin-lxc doctor: checks what thin-lxc needs from the host and, for each problem, prints the command that fixes it.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
+import { isClosed } from '../container/access.js';
 import { knownContainers } from '../container/containers.js';
 import { type ThinContainer } from '../state/paths.js';
 import { iptablesSave, iptablesVersion, lxcVersion } from '../core/commands.js';
@@ -123,6 +124,11 @@ export function doctor(settings: Settings): Check[] {
       });
       if (problems.length > 0) fail(`${problems.join('; ')}: thin-lxc refresh`);
       return `${known().length} thin container(s) use this installation`;
+    }),
+    check("containers' directories", () => {
+      const open = known().filter(({ state, paths }) => existsSync(paths.dir) && !isClosed(paths.dir, state.idmap)).map(({ state }) => state.name);
+      if (open.length > 0) fail(`${open.join(', ')}: open to other local users, who could run what root inside left in the write layer (as thin-lxc 0.2 made them): thin-lxc refresh`);
+      return `${known().length} thin container(s) closed to other local users`;
     }),
     check('published ports', () => {
       const clashes = known().flatMap(({ state }) => portClashes(state.publish.map(parsePublish)).map((clash) => `${state.name}: ${describeClash(clash)}`));

@@ -2,6 +2,7 @@
 // after node moved or was upgraded, or thin-lxc was reinstalled elsewhere or upgraded, their limits at the
 // host's cgroup version, and their IPv6 addresses into their bridge's network after its prefix changed. Safe to repeat.
 import { existsSync, readFileSync } from 'node:fs';
+import { closeDirectory, isClosed } from '../container/access.js';
 import { knownContainers } from '../container/containers.js';
 import { type ThinContainer } from '../state/paths.js';
 import { readState, serializeState, type ThinState } from '../state/state.js';
@@ -26,6 +27,8 @@ export interface Refreshed {
   unchanged: string[];
   /** Containers given an IPv6 address in their bridge's network, which changed since they were made. */
   readdressed: { name: string; from: string; to: string }[];
+  /** Containers whose directory an older thin-lxc left open to other local users (0755). */
+  closed: string[];
 }
 
 /** The named thin containers, or all that thin-lxc knows of (the root's, and others registered in the lxcpath). */
@@ -35,7 +38,7 @@ export function refresh(names: readonly string[], settings: Settings, options: {
   const unknown = names.filter((name) => !known.some(({ state }) => state.name === name || state.id === name));
   if (unknown.length > 0) throw new UserError(`no thin container ${unknown.map(quote).join(', ')} in ${settings.root} or ${settings.lxcpath}: see thin-lxc list`);
   const chosen = names.length === 0 ? known : known.filter(({ state }) => names.includes(state.name) || names.includes(state.id));
-  const result: Refreshed = { changed: [], unchanged: [], readdressed: [] };
+  const result: Refreshed = { changed: [], unchanged: [], readdressed: [], closed: [] };
   // The addresses given so far in this run, so that two containers moved at once never get the same one.
   const given = new Map<string, ThinContainer>(known.map((container) => [container.paths.dir, container]));
   for (const { state: listed, paths } of chosen) {
@@ -56,6 +59,11 @@ export function refresh(names: readonly string[], settings: Settings, options: {
       if (moved) {
         result.readdressed.push({ name: state.name, from: before.ip6!, to: state.ip6! });
         given.set(paths.dir, { state, paths });
+      }
+      // A directory an older thin-lxc left open to every local user (0755) is closed now.
+      if (!isClosed(paths.dir, state.idmap)) {
+        if (!options.dryRun) closeDirectory(paths.dir, state.idmap);
+        result.closed.push(state.name);
       }
       if (updated === config) return unlisted;
       if (!options.dryRun) {
@@ -98,13 +106,14 @@ function movedIPv6(state: ThinState, others: readonly ThinContainer[]): { state:
   };
 }
 
-export function formatRefreshed({ changed, unchanged, readdressed }: Refreshed, dryRun: boolean): string {
+export function formatRefreshed({ changed, unchanged, readdressed, closed }: Refreshed, dryRun: boolean): string {
   const list = (names: readonly string[]) => (names.length ? `: ${names.join(', ')}` : '');
   const moves = readdressed.map(({ name, from, to }) => `${name} (${from} -> ${to})`);
   return [
     `${dryRun ? 'Would point' : 'Pointed'} the hooks of ${changed.length} thin container(s) at this installation${list(changed)}.`,
     ...(moves.length ? [`${dryRun ? 'Would re-address' : 'Re-addressed'} into their bridge's new IPv6 network: ${moves.join(', ')}.`] : []),
     ...(unchanged.length ? [`Already current: ${unchanged.join(', ')}.`] : []),
+    ...(closed.length ? [`${dryRun ? 'Would close' : 'Closed'} to other local users (older versions left them open): ${closed.join(', ')}.`] : []),
     ...(changed.length && !dryRun ? ['Running ones use the new hooks from their next start.'] : []),
   ].join('\n');
 }

@@ -146,6 +146,25 @@ if (runnable) {
     assert.match(result.stdout, /ok +containers' hooks +[1-9]\d* thin container\(s\) use this installation/, "it judged this suite's containers");
   });
 
+  everyday("doctor names a thin container whose directory other local users can reach (as thin-lxc 0.2 left them), and refresh closes it", async () => {
+    const own = temporaryRoot();
+    const lxcpath = temporaryRoot();
+    cleanup.add(() => sh('rm', ['-rf', own, lxcpath]));
+    const name = track(uniqueName('open'));
+    assert.is((await thinLxc(['create', name, '--base', base, '--root', own])).exitCode, 0);
+    const doctor = () => thinLxc(['doctor', '--root', own, '--lxcpath', lxcpath]);
+    assert.match((await doctor()).stdout, /ok +containers' directories +1 thin container\(s\) closed to other local users/);
+    await must('chmod', ['0755', join(own, name)]);
+    const open = await doctor();
+    assert.is(open.exitCode, 1);
+    assert.match(open.stdout, `FAIL  containers' directories ${name}: open to other local users, who could run what root inside left in the write layer (as thin-lxc 0.2 made them): thin-lxc refresh`);
+    const refreshed = await thinLxc(['refresh', name, '--root', own]);
+    assert.is(refreshed.exitCode, 0, refreshed.stderr);
+    assert.match(refreshed.stdout, `Closed to other local users (older versions left them open): ${name}.`);
+    assert.match((await doctor()).stdout, /ok +containers' directories +1 thin container\(s\) closed/);
+    assert.is((await thinLxc(['destroy', name, '--root', own])).exitCode, 0);
+  });
+
   everyday('doctor exits non-zero and prints the fix when something is wrong', async () => {
     const open = temporaryRoot();
     cleanup.add(() => sh('rm', ['-rf', open]));

@@ -94,6 +94,35 @@ if (runnable) {
     assert.is(treeDigest(baseRootfs()), baseBefore, "the base's rootfs is byte for byte unchanged");
   });
 
+  unprivileged("no other local user reaches a thin container's files, as lxc-create closes LXC's: a privileged one's directory is root's alone, an unprivileged one's is searchable only by its own root (LXC opens its rootfs as it), which still starts; refresh closes a directory an older version left open", async () => {
+    const name = track(uniqueName('cu'));
+    const privileged = track(uniqueName('cp'));
+    const other = track(uniqueName('co'));
+    const dir = await create(name, '--unprivileged');
+    const privilegedDir = await create(privileged);
+    // A file root inside a container could leave on its write layer: a setuid-root shell, say.
+    writeFileSync(join(privilegedDir, 'wlayer', 'planted'), 'x');
+    writeFileSync(join(dir, 'wlayer', 'planted'), 'x');
+    /** Whether `uid` (with the same gid and no other group) can reach `path`. */
+    const reaches = async (uid: number, path: string) =>
+      (await sh('setpriv', ['--reuid', String(uid), '--regid', String(uid), '--clear-groups', 'stat', '-c', '%n', path])).exitCode === 0;
+    assert.ok(await reaches(0, join(privilegedDir, 'wlayer', 'planted')), 'the check itself: root reaches it');
+    assert.not.ok(await reaches(65534, join(privilegedDir, 'wlayer', 'planted')), "a local user cannot reach a privileged container's write layer");
+    assert.not.ok(await reaches(100000, join(privilegedDir, 'image', 'rootfs')), "nor can an unprivileged container's root");
+    assert.not.ok(await reaches(65534, join(dir, 'wlayer', 'planted')), "a local user cannot reach an unprivileged container's write layer");
+    assert.not.ok(await reaches(165536, join(dir, 'image', 'rootfs')), "nor can another map's root");
+    assert.ok(await reaches(100000, join(dir, 'image', 'rootfs')), 'its own root reaches its rootfs, as LXC needs');
+    assert.not.ok((await sh('setpriv', ['--reuid', '100000', '--regid', '100000', '--clear-groups', 'ls', dir])).exitCode === 0, 'its own root cannot list its directory');
+    assert.is((await startContainer(name)).exitCode, 0);
+    assert.match(await attach(name, 'echo started'), 'started');
+    await must('lxc-stop', ['-n', name]);
+
+    const olderDir = await create(other);
+    chmodSync(olderDir, 0o755);
+    assert.is((await thinLxc(['refresh', other, '--root', root])).exitCode, 0);
+    assert.not.ok(await reaches(65534, join(olderDir, 'wlayer')), 'refresh closed it');
+  });
+
   unprivileged('published ports, the static address and the name work unprivileged', async () => {
     const name = track(uniqueName('net'));
     const hostPort = port();

@@ -2,17 +2,18 @@
 // passwd, or one it made on purpose) is stored on the host as it is, setuid root (privileged) or setuid HOSTID
 // (unprivileged). No other local user may reach it by its path, as none may reach an LXC container's rootfs
 // (lxc-create makes LXCPATH/NAME 0770): else any user runs the container's setuid programs on the host.
-import { lstatSync } from 'node:fs';
+import { chmodSync, lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
-import { containerSuite, must, removeLxcContainer, sh, startContainer, thinLxc, uniqueName } from '../helpers/host.js';
+import { containerSuite, must, removeLxcContainer, sh, startContainer, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
 
 const { tests: reach, runnable, cleanup, base } = await containerSuite("a thin container's write layer and other local users", 'rbase');
 
 if (runnable) {
-  // Made by thin-lxc as it makes its default root (/containers): 0755, under /tmp, which every user can search.
-  const root = `/tmp/${uniqueName('reach')}`;
+  // Open as thin-lxc makes its default root (/containers): 0755, under /tmp, which every user can search.
+  const root = temporaryRoot();
+  chmodSync(root, 0o755);
   cleanup.add(() => sh('rm', ['-rf', root]));
   const track = (name: string) => {
     cleanup.add(() => removeLxcContainer(name));
