@@ -1,8 +1,8 @@
 // End to end: --disk images under a root reached through a symlink (/containers -> /srv/containers, as many hosts
 // have it). The kernel names a loop device's file by its real path (/sys/block/loopN/loop/backing_file), so every
 // "is the image in use" check must compare real paths: else update grows, commit copies and diff mounts a second
-// ext4 over an image whose filesystem is still mounted elsewhere.
-import { mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
+// ext4 over an image whose filesystem is still mounted elsewhere; and so must the mount tables' paths.
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
@@ -65,6 +65,16 @@ if (runnable) {
     assert.is(changes.exitCode, 0, changes.stderr);
     assert.match(changes.stdout, 'A /root/made');
     await must('lxc-stop', ['-n', name, '-k']);
+  });
+
+  // The same comparison of paths as given with the kernel's real ones, in the monitor's mount table.
+  linked('an unprivileged ephemeral container is removed at its stop when the root is given through a symlink', async () => {
+    const name = track(uniqueName('slephe'));
+    assert.is((await thinLxc(['create', name, '--base', base, '--root', root, '--unprivileged', '--ephemeral'])).exitCode, 0);
+    assert.is((await startContainer(name)).exitCode, 0);
+    await must('lxc-stop', ['-n', name]);
+    const gone = await eventually(() => !existsSync(join(realRoot, name)), 10_000);
+    assert.ok(gone, `its directory is left: ${existsSync(join(realRoot, name, 'hook.log')) ? readFileSync(join(realRoot, name, 'hook.log'), 'utf8').trim() : ''}`);
   });
 }
 
