@@ -54,6 +54,18 @@ export function removeStaleTemporaries(path: string): void {
   }
 }
 
+/**
+ * The path as the kernel names it (mountinfo, a loop device's backing_file), symlinks resolved: a root may be given
+ * through one (/containers -> /srv/containers). The path as given when it cannot be resolved (gone meanwhile).
+ */
+export function canonicalPath(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
+
 /** Mount points at or below `dir` (as the kernel names them, after symlinks in `dir` are resolved), from /proc/self/mountinfo. */
 export function mountPointsUnder(dir: string): string[] {
   let top: string;

@@ -1,11 +1,12 @@
 // What a hook gets from LXC (its environment, lxc.hook.version = 1, and our one argument), whether LXC runs
 // it for the thin container it belongs to or for a copy made with LXC's own tools, and running a hook's work
 // so that a failure leaves its reason where a user will look.
-import { appendFileSync, closeSync, constants, existsSync, fstatSync, openSync, readlinkSync, realpathSync, statSync, truncateSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, constants, existsSync, fstatSync, openSync, readlinkSync, statSync, truncateSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { containerPaths, type ContainerPaths } from '../state/paths.js';
 import { readState, type ThinState } from '../state/state.js';
 import { formatError, UserError } from '../core/errors.js';
+import { canonicalPath } from '../core/files.js';
 import { containerLockName, lockHolder, withContainerLock } from '../core/lock.js';
 import { quote } from '../core/validate.js';
 
@@ -71,16 +72,8 @@ export function parseHookContext(
 export function isOwnRun(context: HookContext, own: { name: string; lxcpath: string; imageConfig: string }): boolean {
   if (context.name !== own.name) return false;
   if (context.configFile === '') return true;
-  const config = canonical(context.configFile);
-  return config === canonical(own.imageConfig) || config === canonical(join(own.lxcpath, own.name, 'config'));
-}
-
-function canonical(path: string): string {
-  try {
-    return realpathSync(path);
-  } catch {
-    return path;
-  }
+  const config = canonicalPath(context.configFile);
+  return config === canonicalPath(own.imageConfig) || config === canonicalPath(join(own.lxcpath, own.name, 'config'));
 }
 
 /** Why a copy made with LXC's own tools cannot be a thin container, and what to do instead. */

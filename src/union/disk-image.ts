@@ -3,6 +3,7 @@
 import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
 import { growExt4Image, holdLiveMount, holdMount, loadLoopDriver, makeExt4Image, mount as runMount } from '../core/commands.js';
 import { lastLine, UserError } from '../core/errors.js';
+import { canonicalPath } from '../core/files.js';
 
 /**
  * Makes the image: a sparse file of `bytes` (no block is used until written) holding an ext4 filesystem filled
@@ -91,10 +92,14 @@ export function imageMountArgs(image: string, dir: string): string[] {
   return ['mount', '-t', 'ext4', '-o', 'loop,ro', image, dir];
 }
 
-/** The loop device the image is attached to (a running container's), from the kernel's own list; null when none. */
+/**
+ * The loop device the image is attached to (a running container's), from the kernel's own list; null when none.
+ * The kernel names the file by its real path: a root given through a symlink must not hide a device.
+ */
 export function loopDeviceOf(image: string, sysBlock = '/sys/block'): string | null {
+  const real = canonicalPath(image);
   for (const device of readdirSync(sysBlock).filter((name) => name.startsWith('loop'))) {
-    if (backingFile(sysBlock, device) === image) return device;
+    if (backingFile(sysBlock, device) === real) return device;
   }
   return null;
 }
@@ -113,9 +118,11 @@ function backingFile(sysBlock: string, device: string): string | null {
  * can be written to it; a running one's is the filesystem its container has mounted (on its loop device, checked
  * again once held: the device could have gone to another file in between), its mount point read-only.
  */
-export async function readImage(image: string, dir: string): Promise<{ upper: string; live: boolean; release(): Promise<void> }> {
+export async function readImage(image: string, given: string): Promise<{ upper: string; live: boolean; release(): Promise<void> }> {
   if (!existsSync(image)) throw new UserError(`disk image ${image} is missing: this thin container is damaged; destroy it and create it again`);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  mkdirSync(given, { recursive: true, mode: 0o700 });
+  // Its real path: /proc/PID/root resolves an absolute symlink (a root given through one) from our root, not PID's.
+  const dir = canonicalPath(given);
   const device = loopDeviceOf(image);
   let held;
   try {
@@ -123,7 +130,7 @@ export async function readImage(image: string, dir: string): Promise<{ upper: st
   } catch (error) {
     throw new UserError(`cannot read the disk image ${image} (${lastLine((error as Error).message)}): check it with e2fsck -n ${image}`, { cause: error });
   }
-  if (device !== null && backingFile('/sys/block', device) !== image) {
+  if (device !== null && backingFile('/sys/block', device) !== canonicalPath(image)) {
     await held.release();
     throw new UserError(`the container using ${image} stopped while it was being read: run the same command again`);
   }

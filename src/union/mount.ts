@@ -3,7 +3,7 @@ import { chownSync, existsSync, mkdirSync, readFileSync, readlinkSync } from 'no
 import { release } from 'node:os';
 import { mount as runMount, unmountLazy } from '../core/commands.js';
 import { UserError } from '../core/errors.js';
-import { parseMountPoints } from '../core/files.js';
+import { canonicalPath, parseMountPoints } from '../core/files.js';
 import { type IdMap, mountIdmapped, shiftUp } from './idmap.js';
 
 export type UnionFs = 'overlay' | 'aufs';
@@ -156,9 +156,11 @@ export function mountMappedUnion(mount: UnionMount, mapping: LayerMapping): void
  * Quiet when there are none.
  */
 export function releaseMounts(dir: string, mountinfo = readFileSync('/proc/self/mountinfo', 'utf8')): void {
-  for (const target of mountsUnder(dir, mountinfo).reverse()) {
+  // mountinfo names mount points by their real paths: a root given through a symlink must not hide them.
+  const real = canonicalPath(dir);
+  for (const target of mountsUnder(real, mountinfo).reverse()) {
     const result = unmountLazy(target);
-    if (result.exitCode !== 0 && mountsUnder(dir, readFileSync('/proc/self/mountinfo', 'utf8')).includes(target)) {
+    if (result.exitCode !== 0 && mountsUnder(real, readFileSync('/proc/self/mountinfo', 'utf8')).includes(target)) {
       throw new UserError(`cannot unmount ${target} (${result.stderr.trim().split('\n').at(-1)}): stop the container with lxc-stop -k and start it again`);
     }
   }

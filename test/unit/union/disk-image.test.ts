@@ -1,7 +1,7 @@
 // --disk by image: reading an ext4 superblock, and whether any loop device holds an image.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loopDeviceOf, parseSuperblock, requireImageUnused } from '../../../src/union/disk-image.js';
@@ -36,6 +36,21 @@ test('an image with any loop device on it (the kernel\'s list, whatever namespac
       () => requireImageUnused('/srv/a/disk.img', 'web', 'nothing was changed; try again', sys),
       (error: Error) => error.message === "web's disk image is still in use (/dev/loop0: mounted by its start, by a stop whose post-stop hook has not finished, or by a diff): nothing was changed; try again",
     );
+  } finally {
+    rmSync(sys, { recursive: true, force: true });
+  }
+});
+
+test('an image reached through a symlinked root is found by the real path the kernel names its loop device by', () => {
+  const sys = mkdtempSync(join(tmpdir(), 'thin-lxc-sysblock-'));
+  try {
+    const real = join(sys, 'srv-containers');
+    mkdirSync(join(real, 'web'), { recursive: true });
+    writeFileSync(join(real, 'web', 'disk.img'), '');
+    symlinkSync(real, join(sys, 'containers'));
+    mkdirSync(join(sys, 'loop3', 'loop'), { recursive: true });
+    writeFileSync(join(sys, 'loop3', 'loop', 'backing_file'), `${join(real, 'web', 'disk.img')}\n`);
+    assert.is(loopDeviceOf(join(sys, 'containers', 'web', 'disk.img'), sys), 'loop3');
   } finally {
     rmSync(sys, { recursive: true, force: true });
   }
