@@ -7,9 +7,11 @@ import * as assert from 'uvu/assert';
 import { containerLockName } from '../../src/core/lock.js';
 import { removeForwarding } from '../../src/forward/apply.js';
 import { hostCgroupVersion } from '../../src/lxc/limits.js';
+import { readState } from '../../src/state/state.js';
 import { attach, containerSuite, must, removeLxcContainer, sh, startContainer, tagOf, thinLxc, uniqueName } from '../helpers/host.js';
 import { eventually, holdLock, waitingFor } from '../helpers/locks.js';
 import { giveSocat, request, rulesLeftAfterStop, startServers } from '../helpers/net.js';
+import { CLI } from '../helpers/paths.js';
 import { skipUnless } from '../helpers/skip.js';
 
 const { tests: transaction, runnable, cleanup, base, root } = await containerSuite('update is all or nothing', 'tbase');
@@ -169,6 +171,31 @@ if (runnable) {
     assert.is(updated.exitCode, 0, updated.stderr);
     for (const path of stale) assert.not.ok(existsSync(path), `${path} removed`);
     assert.ok(existsSync(live), "a live writer's temporary is left to it");
+  });
+}
+
+if (runnable) {
+  // First written by the race review (r2): the next update threw away the staged state of an update killed between
+  // its two renames, and edited the config from the old state, so the killed update's limit line stayed for good.
+  transaction('update killed between renaming its config and its state: the next update of the same field leaves a config that says what the state says', async () => {
+    const name = uniqueName('ukill');
+    cleanup.add(() => removeLxcContainer(name));
+    const dir = join(root, name);
+    const config = join(dir, 'image', 'config');
+    assert.is((await thinLxc(['create', name, '--base', base, '--root', root])).exitCode, 0);
+    const memoryLines = () => readFileSync(config, 'utf8').split('\n').filter((line) => /^lxc\.cgroup2?\.memory\./.test(line));
+    assert.equal(memoryLines(), [], 'no memory limit at first');
+    // update's second rename(2) (its state, after its config) is where it is killed.
+    const killed = await sh('strace', ['-f', '-o', '/dev/null', '-e', 'trace=rename,renameat,renameat2', '-e', 'inject=rename,renameat,renameat2:error=EIO:signal=SIGKILL:when=2', process.execPath, CLI, 'update', name, '--root', root, '--memory', '256M']);
+    assert.is.not(killed.exitCode, 0, 'update was killed');
+    assert.is(memoryLines().length, 1, 'the config was renamed into place: it has the new limit');
+    assert.is(readState(dir).memory, null, 'the state was not: it has no limit');
+    // The user lifts the limit (the state says there is none; any other change of it goes the same way).
+    const lifted = await thinLxc(['update', name, '--root', root, '--memory', 'none']);
+    console.log('update --memory none:', lifted.exitCode, lifted.stdout.trim(), '| config:', memoryLines());
+    assert.is(lifted.exitCode, 0, lifted.stderr);
+    assert.equal(memoryLines(), [], `the state says no memory limit, and the config still limits ${name} (update said: ${lifted.stdout.trim()})`);
+    assert.is(readState(dir).memory, null, 'the state says no limit');
   });
 }
 
