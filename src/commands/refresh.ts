@@ -21,6 +21,7 @@ import { readBridge } from '../network/bridge.js';
 import { reserve, signalDnsmasq } from '../network/dhcp.js';
 import { formatSubnet6 } from '../network/ipv6.js';
 import type { Settings } from './settings.js';
+import { settleKilledUpdates } from './update.js';
 
 export interface Refreshed {
   changed: string[];
@@ -44,6 +45,8 @@ export function refresh(names: readonly string[], settings: Settings, options: {
   for (const { state: listed, paths } of chosen) {
     // Read and rewritten under the container's lock, so that an update or a hook in between loses nothing.
     const changed = withContainerLock(paths.dir, `refresh ${listed.name}`, () => {
+      // A state an update killed in its renames left staged is newer than the file: settled before it is read.
+      if (!options.dryRun) settleKilledUpdates(paths);
       const before = readState(paths.dir);
       const moved = movedIPv6(before, [...given.values()].filter((other) => other.paths.dir !== paths.dir));
       const state = moved ? moved.state : before;

@@ -8,7 +8,7 @@ import type { ContainerPaths, ThinContainer } from '../state/paths.js';
 import { serializeState, type ThinState } from '../state/state.js';
 import { lxcStatuses, lxcSetCgroup, MONITOR_ANSWER_MS, type LxcStatus } from '../core/commands.js';
 import { isNoSpace, noSpaceLeft, UserError } from '../core/errors.js';
-import { removeStaleTemporaries, stageFiles } from '../core/files.js';
+import { removeStaleTemporaries, settleStaged, stageFiles } from '../core/files.js';
 import { withContainerLock, withLock } from '../core/lock.js';
 import { formatMount, formatPublish, parseMount, parsePublish, quote, splitList, validateCpus, validateDisk, validateMemory } from '../core/validate.js';
 import { familiesToLook, forwardTarget, installForwarding, recordedGeneration, removeForwarding } from '../forward/apply.js';
@@ -79,7 +79,10 @@ export function update(target: string, request: UpdateRequest, settings: Setting
     const monitor = monitorSocket(state.lxcpath, state.name);
     const plan = withContainerLock(paths.dir, `update ${state.name}`, (lockFd) =>
       withLock('create', () => {
-        // An update killed between staging and renaming left its temporaries: nothing else sweeps them.
+        // An update killed in its renames is finished (its config is in place: the state follows), one killed
+        // before them undone, before anything reads the state: the config is edited from the state it was made from.
+        settleKilledUpdates(paths);
+        // Writers of one file (refresh) killed mid-write left their temporaries: nothing else sweeps them.
         removeStaleTemporaries(paths.config);
         removeStaleTemporaries(paths.state);
         if (monitorSocket(state.lxcpath, state.name) !== monitor) return null;
@@ -92,6 +95,18 @@ export function update(target: string, request: UpdateRequest, settings: Setting
     if (plan) return plan;
     if (attempt === 3) throw new UserError(`${state.name} started or stopped, or was re-created, each time update looked: run the update again`);
   }
+}
+
+/** What update's staged config and state are named after (`.config.update-PID`), so settleStaged finds only its own. */
+const STAGED = 'update';
+
+/**
+ * Settles what updates killed while they wrote the container's config and state left (see settleStaged): the
+ * config is renamed first, so a state still staged beside a config already in place is renamed into place too.
+ * The caller holds the container's lock; everything that writes the state under it calls this first.
+ */
+export function settleKilledUpdates(paths: ContainerPaths): void {
+  settleStaged([paths.config, paths.state], STAGED);
 }
 
 /** `status`: LXC's, asked before the caller took the container's lock. */
@@ -250,8 +265,9 @@ function matchMount(spec: string, state: ThinState, cwd: string): string {
  * nothing stale) and sets its new limits through its cgroup; then renames the staged files into place.
  * All or nothing: if a change fails, what was applied is put back and the staged files are discarded, so the
  * same update again tries again instead of finding it "unchanged". An update killed before the renames left
- * the files as they were, and its temporaries beside them (the next update removes those). The caller holds
- * the container's lock and the create lock.
+ * the files as they were, and its temporaries beside them (the next update removes those); one killed between
+ * them left its state staged, which the next update (or refresh) renames into place. The caller holds the
+ * container's lock and the create lock.
  */
 function applyUpdate(plan: UpdatePlan, settings: Settings, lockFd: number): void {
   if (!plan.changed) return;
@@ -259,10 +275,14 @@ function applyUpdate(plan: UpdatePlan, settings: Settings, lockFd: number): void
   // Written before anything is applied, renamed into place after: a full disk changes nothing.
   let files;
   try {
-    files = stageFiles([
-      { path: container.paths.config, content: plan.config, mode: 0o644 },
-      { path: container.paths.state, content: serializeState(after), mode: 0o644 },
-    ]);
+    // In this order: settleKilledUpdates counts on the config being renamed first.
+    files = stageFiles(
+      [
+        { path: container.paths.config, content: plan.config, mode: 0o644 },
+        { path: container.paths.state, content: serializeState(after), mode: 0o644 },
+      ],
+      STAGED,
+    );
   } catch (error) {
     if (isNoSpace(error)) throw noSpaceLeft(container.paths.dir, `thin container ${container.state.name} was not updated`, 'then update it again', error);
     throw error;

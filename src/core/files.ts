@@ -1,6 +1,6 @@
 // Writing files so that a reader sees the old content or the new, never half of it, and removing trees without
 // ever crossing into another mount.
-import { lstatSync, readdirSync, readFileSync, realpathSync, renameSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync, renameSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { UserError } from './errors.js';
 import { isAlive } from './exec.js';
@@ -15,16 +15,20 @@ export function writeFileAtomic(path: string, content: string, mode = 0o644): vo
 
 /**
  * Writes each file's new content beside it, to be renamed into place by commit() or removed by discard(): a write
- * that fails (a full disk) removes what it staged and leaves every file as it was.
+ * that fails (a full disk) removes what it staged and leaves every file as it was. `tag` names the temporaries
+ * (`.NAME.TAG-PID`): files staged together under a tag of their own can be told from other writers' by
+ * settleStaged.
  */
-export function stageFiles(files: readonly { path: string; content: string; mode: number }[]): { commit(): void; discard(): void } {
+export function stageFiles(files: readonly { path: string; content: string; mode: number }[], tag = 'tmp'): { commit(): void; discard(): void } {
   const staged: { temporary: string; path: string }[] = [];
+  // The last staged first: a writer killed while discarding never leaves a later file's temporary without an
+  // earlier one's, which settleStaged takes for a commit under way.
   const discard = () => {
-    for (const { temporary } of staged.splice(0)) rmSync(temporary, { force: true });
+    for (const { temporary } of staged.splice(0).reverse()) rmSync(temporary, { force: true });
   };
   try {
     for (const { path, content, mode } of files) {
-      const temporary = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
+      const temporary = stagedName(path, tag, process.pid);
       staged.push({ temporary, path });
       writeFileSync(temporary, content, { mode });
     }
@@ -38,6 +42,38 @@ export function stageFiles(files: readonly { path: string; content: string; mode
     },
     discard,
   };
+}
+
+function stagedName(path: string, tag: string, pid: number): string {
+  return join(dirname(path), `.${basename(path)}.${tag}-${pid}`);
+}
+
+/**
+ * Finishes or undoes what writers of `paths` (staged together, in this order, by stageFiles(..., tag)) left when
+ * they were killed. commit() renames the files in order, and only once all were staged; discard() removes the
+ * temporaries last first. So a dead writer whose first file's temporary is gone while a later one's is there was
+ * killed in commit(), after the first rename: the rest are renamed into place, as it would have. Otherwise none
+ * was renamed: its temporaries are removed (last first, so that this, killed too, leaves the same). A live
+ * writer's are left to it. The caller holds what serialises the files' writers.
+ */
+export function settleStaged(paths: readonly string[], tag: string): void {
+  const pids = new Set<number>();
+  for (const path of paths) {
+    const prefix = `.${basename(path)}.${tag}-`;
+    let entries: string[];
+    try {
+      entries = readdirSync(dirname(path));
+    } catch {
+      continue;
+    }
+    for (const entry of entries) if (entry.startsWith(prefix) && /^\d+$/.test(entry.slice(prefix.length))) pids.add(Number(entry.slice(prefix.length)));
+  }
+  for (const pid of pids) {
+    if (isAlive(pid)) continue;
+    const staged = paths.map((path) => ({ path, temporary: stagedName(path, tag, pid) })).filter(({ temporary }) => existsSync(temporary));
+    if (staged[0]?.path !== paths[0]) for (const { temporary, path } of staged) renameSync(temporary, path);
+    else for (const { temporary } of staged.reverse()) rmSync(temporary, { force: true });
+  }
 }
 
 /** Removes what writers of `path` that were killed mid-write left beside it. */

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mountPointsUnder, parseMountPoints, removeTreeOnDevice, stageFiles } from '../../../src/core/files.js';
+import { mountPointsUnder, parseMountPoints, removeTreeOnDevice, settleStaged, stageFiles } from '../../../src/core/files.js';
 
 test('mount points are field 5 of mountinfo, with octal escapes decoded', () => {
   const mountinfo = [
@@ -35,6 +35,30 @@ test('staged files: nothing changes until commit; a write that fails removes wha
     stageFiles([{ path: join(dir, 'config'), content: 'dropped', mode: 0o644 }]).discard();
     assert.equal(readdirSync(dir).sort(), ['config', 'state']);
     assert.is(readFileSync(join(dir, 'config'), 'utf8'), 'new config');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('settling a killed writer\'s staged files: past its first rename it is finished, before it undone; live writers\' and other tags\' are left', () => {
+  const dir = mkdtempSync('/tmp/thin-lxc-unit-');
+  try {
+    mkdirSync(join(dir, 'image'));
+    const [config, state] = [join(dir, 'image', 'config'), join(dir, 'state')];
+    writeFileSync(config, 'new config'); // the killed writer's, renamed into place
+    writeFileSync(state, 'old state');
+    // PIDs above the kernel's pid_max (4194304) are never alive: killed writers'. This test's own pid is alive.
+    writeFileSync(join(dir, '.state.update-99999999'), 'new state'); // killed between its two renames
+    writeFileSync(join(dir, 'image', '.config.update-99999998'), 'other config'); // killed before them
+    writeFileSync(join(dir, '.state.update-99999998'), 'other state');
+    writeFileSync(join(dir, 'image', '.config.update-99999997'), 'half'); // killed while staging
+    writeFileSync(join(dir, 'image', `.config.update-${process.pid}`), 'live config'); // still at work
+    writeFileSync(join(dir, `.state.update-${process.pid}`), 'live state');
+    writeFileSync(join(dir, '.state.tmp-99999996'), 'another writer\'s');
+    settleStaged([config, state], 'update');
+    assert.equal([readFileSync(config, 'utf8'), readFileSync(state, 'utf8')], ['new config', 'new state']);
+    assert.equal(readdirSync(dir).sort(), ['.state.tmp-99999996', `.state.update-${process.pid}`, 'image', 'state']);
+    assert.equal(readdirSync(join(dir, 'image')).sort(), [`.config.update-${process.pid}`, 'config']);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
