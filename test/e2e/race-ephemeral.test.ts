@@ -13,6 +13,7 @@ import { STARTED_DIR } from '../../src/state/paths.js';
 import { readState } from '../../src/state/state.js';
 import { containerSuite, must, removeLxcContainer, sh, startContainer, thinLxc, uniqueName } from '../helpers/host.js';
 import { eventually, holdLock, waitingFor } from '../helpers/locks.js';
+import { monitorOf } from '../helpers/processes.js';
 
 const { tests: races, runnable, cleanup, base, root } = await containerSuite('an ephemeral container restarted while its last boot\'s post-stop hooks run', 'rebase');
 
@@ -28,19 +29,6 @@ function hookProcesses(dir: string): number[] {
   });
   const hooks = all.filter((proc) => proc.argv.some((arg) => /thin-lxc-[a-z-]+\.js$/.test(arg)) && proc.argv.includes(dir)).map((proc) => proc.pid);
   return [...hooks, ...all.filter((proc) => hooks.includes(proc.ppid)).map((proc) => proc.pid)];
-}
-
-/** The pid of the LXC monitor (`[lxc monitor] LXCPATH NAME`) of container `name`, or undefined. */
-function monitorOf(name: string): number | undefined {
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0+$/, '') === `[lxc monitor] /var/lib/lxc ${name}`) return Number(entry);
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return undefined;
 }
 
 if (runnable) {

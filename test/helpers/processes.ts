@@ -15,3 +15,16 @@ export function processesMentioning(text: string): { pid: number; program: strin
   }
   return found;
 }
+
+/** The pid of the LXC monitor (`[lxc monitor] LXCPATH NAME`, a daemonised start's title) of container `name`, or undefined. */
+export function monitorOf(name: string, lxcpath = '/var/lib/lxc'): number | undefined {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0+$/, '') === `[lxc monitor] ${lxcpath} ${name}`) return Number(entry);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return undefined;
+}
