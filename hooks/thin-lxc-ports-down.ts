@@ -7,7 +7,7 @@
 //   lxc.hook.post-stop = /usr/bin/env -u NODE_OPTIONS -u NODE_EXTRA_CA_CERTS /usr/bin/node /opt/thin-lxc/dist/hooks/thin-lxc-ports-down.js /containers/ID
 import { familiesToLook, removeForwarding } from '../src/forward/apply.js';
 import { containerTag } from '../src/forward/rules.js';
-import { runHook, skipDuringCommit } from '../src/lifecycle/hooks.js';
+import { runHook, unlockedDuringCommit } from '../src/lifecycle/hooks.js';
 import { releaseMonitorMounts } from '../src/union/mount.js';
 
 runHook('post-stop', import.meta.url, ({ context, container, own }) => {
@@ -21,4 +21,4 @@ runHook('post-stop', import.meta.url, ({ context, container, own }) => {
   if (removeForwarding(tag, { generation: context.generation, unrecorded: familiesToLook(container.state) }) !== 'removed') {
     return `forwarding of ${name} belongs to a newer start (not LXC_PID ${context.generation}): left in place`;
   }
-}, { lock: true, skip: skipDuringCommit });
+}, { lock: true, unlocked: unlockedDuringCommit });

@@ -104,13 +104,19 @@ export interface HookRun {
  * `work` may return a note for LXC's log about something it chose not to do. With `lock`, it runs holding the
  * container's lock, the state read under it: a command changing or removing the container waits for it, or it
  * for the command (at most 20 s; then the hook fails, saying who holds the lock). `refuse` runs before that
- * wait, to fail at once where waiting cannot help; `skip`, to do nothing (its note says why) where it need not.
+ * wait, to fail at once where waiting cannot help; `skip`, to do nothing (its note says why) where it need not;
+ * `unlocked`, to do its work without the lock (its note says why) where waiting cannot help and the work needs none.
  */
 export function runHook(
   type: HookType | readonly HookType[],
   hookUrl: string,
   work: (run: HookRun) => string | void,
-  options: { lock?: boolean; refuse?: (context: HookContext) => void; skip?: (context: HookContext) => string | undefined } = {},
+  options: {
+    lock?: boolean;
+    refuse?: (context: HookContext) => void;
+    skip?: (context: HookContext) => string | undefined;
+    unlocked?: (context: HookContext) => string | undefined;
+  } = {},
 ): void {
   const hookFile = basename(hookUrl);
   let logDir: string | undefined;
@@ -126,7 +132,9 @@ export function runHook(
     };
     options.refuse?.(context);
     const skipped = options.skip?.(context);
-    const note = skipped ?? (options.lock ? withContainerLock(context.containerDir, `lxc.hook.${context.type} of ${context.name}`, act) : act());
+    const unlocked = skipped === undefined && options.lock ? options.unlocked?.(context) : undefined;
+    if (unlocked) process.stdout.write(`thin-lxc: ${unlocked} (lxc.hook.${context.type} of ${context.name})\n`);
+    const note = skipped ?? (options.lock && !unlocked ? withContainerLock(context.containerDir, `lxc.hook.${context.type} of ${context.name}`, act) : act());
     if (note) process.stdout.write(`thin-lxc: ${note} (lxc.hook.${context.type} of ${context.name})\n`);
   } catch (error) {
     const line = `${formatError(error, process.env.THIN_LXC_DEBUG === '1')} (lxc.hook.${shown} of ${process.env.LXC_NAME ?? '?'})`;
@@ -152,12 +160,26 @@ export function refuseDuringCommit(context: HookContext): void {
 }
 
 /**
- * A post-stop hook while `thin-lxc commit` holds the lock has nothing to undo: a commit holds it only while the
- * container is stopped, so this stop ends a start the pre-mount hook refused. Waiting would only time out.
+ * The ephemeral hook while `thin-lxc commit` holds the lock keeps the container: commit copies it (for minutes:
+ * waiting would only time out). LXC reports STOPPED, and closes the command socket commit looks at, before it runs
+ * the post-stop hooks, so this may be a real stop that commit came right after: the container keeps its mark of a
+ * start, and the sweep of the next thin-lxc command removes it. Or this stop ends a start the pre-mount hook refused.
  */
 export function skipDuringCommit(context: HookContext): string | undefined {
   const commit = liveCommit(context);
-  return commit ? `${commit.name} is being committed to ${commit.image} by pid ${commit.pid}: this refused start left nothing to undo` : undefined;
+  return commit ? `${commit.name} is being committed to ${commit.image} by pid ${commit.pid}: kept, for the next thin-lxc command to remove` : undefined;
+}
+
+/**
+ * Ports-down while `thin-lxc commit` holds the lock removes this stop's forwarding without waiting for it (for
+ * minutes: waiting would only time out). Commit sees a container stopped once LXC reports STOPPED, before LXC runs
+ * the post-stop hooks, so this may be a real stop whose forwarding must go now (or one of a start the pre-mount hook
+ * refused, which installed none). The lock is not needed for it: commit never touches forwarding, and the removal
+ * checks under the 'iptables' lock that the record is still this start's (LXC_PID), not a newer start's.
+ */
+export function unlockedDuringCommit(context: HookContext): string | undefined {
+  const commit = liveCommit(context);
+  return commit ? `${commit.name} is being committed to ${commit.image} by pid ${commit.pid}: this stop is undone without its lock, which commit never needs for forwarding` : undefined;
 }
 
 function liveCommit(context: HookContext): { name: string; image: string; pid: number } | null {

@@ -3,7 +3,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { containerLockName, LOCK_DIR, lockPath, withContainerLock } from '../../../src/core/lock.js';
-import { commitPurpose, copyRefusal, isOwnRun, parseHookContext, refuseDuringCommit } from '../../../src/lifecycle/hooks.js';
+import { commitPurpose, copyRefusal, isOwnRun, parseHookContext, refuseDuringCommit, skipDuringCommit, unlockedDuringCommit } from '../../../src/lifecycle/hooks.js';
 import { skipUnless } from '../../helpers/skip.js';
 
 const env = { LXC_HOOK_VERSION: '1', LXC_HOOK_TYPE: 'pre-mount', LXC_NAME: 'web1', LXC_CONFIG_FILE: '/var/lib/lxc/web1/config', LXC_ROOTFS_PATH: '/c/w1/image/rootfs', LXC_PID: '4242' };
@@ -86,6 +86,28 @@ if (skipUnless(test, refusalTitle, process.getuid?.() === 0, 'needs root to writ
     assert.is(refusal(`2147483646 ${commitPurpose('web1', 'img')}\n`), 'started', 'a commit that is gone holds nothing');
     withContainerLock(containerDir, commitPurpose('web1', 'img'), () => undefined, 100);
     assert.not.throws(() => refuseDuringCommit(context), 'a commit that released the lock refuses nothing, though its pid (this process) lives');
+  } finally {
+    rmSync(file, { force: true });
+  }
+});
+
+const postStopTitle = 'while a live commit holds the container, ports-down works without its lock and the ephemeral hook keeps it, and only then';
+if (skipUnless(test, postStopTitle, process.getuid?.() === 0, 'needs root to write /run/thin-lxc')) test(postStopTitle, () => {
+  const containerDir = `/tmp/thin-lxc-unit-${process.pid}/web2`;
+  const context = parseHookContext({ ...env, LXC_NAME: 'web2', LXC_HOOK_TYPE: 'post-stop' }, [containerDir], 'post-stop', 'thin-lxc-ports-down.js');
+  const file = lockPath(containerLockName(containerDir));
+  const during = (holder: string) => {
+    writeFileSync(file, holder);
+    return [unlockedDuringCommit(context), skipDuringCommit(context)];
+  };
+  mkdirSync(LOCK_DIR, { recursive: true, mode: 0o700 });
+  try {
+    assert.equal(during(`${process.pid} ${commitPurpose('web2', 'img')}\n`), [
+      `web2 is being committed to img by pid ${process.pid}: this stop is undone without its lock, which commit never needs for forwarding`,
+      `web2 is being committed to img by pid ${process.pid}: kept, for the next thin-lxc command to remove`,
+    ]);
+    assert.equal(during(`${process.pid} update web2\n`), [undefined, undefined], 'another purpose: the hooks wait for the lock as usual');
+    assert.equal(during(`2147483646 ${commitPurpose('web2', 'img')}\n`), [undefined, undefined], 'a commit that is gone holds nothing');
   } finally {
     rmSync(file, { force: true });
   }
