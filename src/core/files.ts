@@ -1,6 +1,6 @@
 // Writing files so that a reader sees the old content or the new, never half of it, and removing trees without
 // ever crossing into another mount.
-import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync, renameSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, lstatSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { UserError } from './errors.js';
 import { isAlive } from './exec.js';
@@ -132,9 +132,11 @@ export function unescapeMountField(field: string): string {
 /**
  * Removes `path` and everything below it the way LXC's lxc_rmdir_onedev does, but refusing up front: it never
  * descends into another filesystem or a mount point (a bind mount of the same filesystem has the same device, so
- * the mount table is read too), and never follows a symlink (it is unlinked). A mount point below it refuses the
- * removal before anything goes, naming it; one that appears meanwhile is left in place, and the error names it.
- * `what` says whose directory it is, for the message.
+ * the mount table is read too, and each directory's mount is checked as it is opened), and never follows a symlink
+ * (it is unlinked). A mount point below it refuses the removal before anything goes, naming it; one that appears
+ * meanwhile is left in place, and the error names it. `what` says whose directory it is, for the message.
+ * Below `path`, whoever owns a write layer's files (an unprivileged container's ids on the host) may rename them
+ * while root removes them: the walk goes by open directories (see removeEntry), never by a path looked up again.
  */
 export function removeTreeOnDevice(path: string, what: string): void {
   let top;
@@ -149,9 +151,17 @@ export function removeTreeOnDevice(path: string, what: string): void {
     return;
   }
   refuseMountsUnder(path, what);
-  const skipped: string[] = [];
-  removeBelow(path, top.dev, skipped);
-  if (skipped.length > 0) {
+  // `path` itself is named by thin-lxc (its parents are root's): its mount is the one the walk keeps to.
+  const fd = openSync(path, DIRECTORY);
+  let walk: Walk;
+  try {
+    walk = { mount: mountOf(fd), skipped: [], what };
+  } finally {
+    closeSync(fd);
+  }
+  removeEntry(path, path, walk);
+  if (walk.skipped.length > 0) {
+    const skipped = walk.skipped;
     throw new UserError(`${skipped.join(', ')} became a mount point while ${what} was being removed: it and its folders are left; unmount it (umount ${skipped.join(' ')}) and remove ${path}`);
   }
 }
@@ -167,36 +177,101 @@ export function refuseMountsUnder(path: string, what: string): void {
   );
 }
 
-function removeBelow(path: string, device: number, skipped: string[]): void {
-  let stat;
+const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = constants;
+const DIRECTORY = O_RDONLY | O_DIRECTORY | O_NOFOLLOW;
+
+interface Walk {
+  /** The filesystem and the mount the walk keeps to. */
+  mount: { dev: number; id: string | null };
+  /** Mount points met, left in place. */
+  skipped: string[];
+  what: string;
+}
+
+/** An open directory's device, and its mount's id (fdinfo's mnt_id, Linux 3.15+): a bind mount of the same filesystem has another. */
+function mountOf(fd: number): Walk['mount'] {
+  let id: string | null = null;
   try {
-    stat = lstatSync(path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw error;
+    id = /^mnt_id:\s*(\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1] ?? null;
+  } catch {
+    // No fdinfo: the device, and a same-filesystem bind mount's EBUSY at its rmdir, are all there is to go by.
   }
-  if (!stat.isDirectory()) {
-    unlinkSync(path);
-    return;
-  }
-  // Another filesystem. A bind mount of this same one made after the mount table was read has this device too, and
-  // is only caught at its rmdir (EBUSY), after its files: the table is read once, not per directory, for speed.
-  if (stat.dev !== device) {
-    skipped.push(path);
-    return;
-  }
-  for (const entry of readdirSync(path)) removeBelow(join(path, entry), device, skipped);
+  return { dev: fstatSync(fd).dev, id };
+}
+
+/** A name that changed under the walk this many times (a directory swapped for a symlink and back...) is given up on. */
+const ATTEMPTS = 3;
+
+/**
+ * Removes one entry. `at` is how the system calls reach it: `/proc/self/fd/<its directory's descriptor>/<name>`
+ * below the top, so that only the last component is looked up, in the directory actually opened (Node has no
+ * unlinkat or openat: this is core/beneath.ts's way), and unlink, rmdir and an O_NOFOLLOW open never follow it.
+ * A directory swapped for a symlink after any check is then a symlink that is unlinked, and the directory
+ * already opened, wherever it was renamed to, is the one emptied. `shown` is the path for messages.
+ */
+function removeEntry(at: string, shown: string, walk: Walk, attempt = 1): void {
+  // Most entries are files: one unlink, no lstat; a directory refuses it (EISDIR).
   try {
-    rmdirSync(path);
+    unlinkSync(at);
+    return;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return;
-    // A bind mount of the same filesystem that appeared after the mount table was read: busy, and left alone.
+    // A file bind-mounted over since the mount table was read: left alone.
     if (code === 'EBUSY') {
-      skipped.push(path);
+      walk.skipped.push(shown);
       return;
     }
-    if (code === 'ENOTEMPTY' && skipped.some((inner) => inner.startsWith(`${path}/`))) return;
-    throw error;
+    if (code !== 'EISDIR') throw named(error, at, shown);
   }
+  let fd: number;
+  try {
+    fd = openSync(at, DIRECTORY);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return;
+    // No longer a directory (ELOOP: a symlink now): unlinked as what it is now.
+    if (code === 'ELOOP' || code === 'ENOTDIR') return again(at, shown, walk, attempt);
+    throw named(error, at, shown);
+  }
+  try {
+    // Another filesystem, or a bind mount (of this same one too) made after the mount table was read: its files are not ours.
+    const mount = mountOf(fd);
+    if (mount.dev !== walk.mount.dev || (mount.id !== null && walk.mount.id !== null && mount.id !== walk.mount.id)) {
+      walk.skipped.push(shown);
+      return;
+    }
+    const dir = `/proc/self/fd/${fd}`;
+    for (const name of readdirSync(dir)) removeEntry(`${dir}/${name}`, `${shown}/${name}`, walk);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    rmdirSync(at);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return;
+    // A mount point: without mnt_id, a bind mount of the same filesystem is only caught here, after its files.
+    if (code === 'EBUSY') {
+      walk.skipped.push(shown);
+      return;
+    }
+    if (code === 'ENOTEMPTY' && walk.skipped.some((inner) => inner.startsWith(`${shown}/`))) return;
+    // Written to meanwhile, or the name now something else (the directory emptied was renamed away): looked at again.
+    if (code === 'ENOTEMPTY' || code === 'ENOTDIR') return again(at, shown, walk, attempt);
+    throw named(error, at, shown);
+  }
+}
+
+function again(at: string, shown: string, walk: Walk, attempt: number): void {
+  if (attempt >= ATTEMPTS) {
+    throw new UserError(`${shown} kept changing while ${walk.what} was being removed: a process on the host writes in it (one with the container's ids?); stop it, then try again`);
+  }
+  removeEntry(at, shown, walk, attempt + 1);
+}
+
+/** A system call's error with the path as the user knows it, not the /proc/self/fd one it was made through. */
+function named(error: unknown, at: string, shown: string): unknown {
+  if (error instanceof Error && at !== shown) error.message = error.message.split(at).join(shown);
+  return error;
 }

@@ -62,6 +62,11 @@ if (runnable) {
     assert.ok(await eventually(() => exited, 60_000), 'destroy is done');
     cleanup.add(() => sh('rm', ['-rf', moved]));
     assert.is(count(victim), FILES, `destroy removed ${FILES - count(victim)} files of ${victim}, outside the container, through the symlink`);
+    // And the removal is done: the symlink is unlinked, the directory it replaced was emptied where it was moved to.
+    const result = await destroy;
+    assert.is(result.exitCode, 0, `destroy finished: ${result.stderr}`);
+    assert.equal(readdirSync(root).filter((entry) => entry === name || entry.startsWith(`.removing-${name}-`)), [], 'nothing of the container is left');
+    assert.is(count(moved), 0, 'the directory renamed away mid-walk was emptied');
   });
 }
 
