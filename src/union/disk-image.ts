@@ -1,9 +1,9 @@
 // --disk by image, where the root's filesystem has no project quota: a sparse ext4 file per container, made at
 // create, mounted on a loop device by the mount hook (released with the mount), grown by update, read by diff and commit.
-import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { growExt4Image, holdLiveMount, holdMount, loadLoopDriver, makeExt4Image, mount as runMount } from '../core/commands.js';
 import { lastLine, UserError } from '../core/errors.js';
-import { canonicalPath } from '../core/files.js';
+import { canonicalPath, removeTreeOnDevice } from '../core/files.js';
 
 /**
  * Makes the image: a sparse file of `bytes` (no block is used until written) holding an ext4 filesystem filled
@@ -197,7 +197,7 @@ export function imageAllocated(image: string): number | null {
   }
 }
 
-/** Removes the staged source of an image once mkfs copied it in. */
+/** Removes the staged source of an image once mkfs copied it in: its upper is the container's ids' on the host, so by open directories, as a write layer. */
 export function removeStaged(dir: string): void {
-  rmSync(dir, { recursive: true, force: true });
+  removeTreeOnDevice(dir, 'the staged write layer of a new image');
 }
