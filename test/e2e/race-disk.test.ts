@@ -318,8 +318,13 @@ function ioCounts(pid: number): string {
 if (runnable) {
   // First written by the race review (r2): an update killed mid-grow let go of the container's lock while its
   // resize2fs went on, and a start mounted the image under it.
-  races('update --disk killed while resize2fs grows the image: no start mounts the image until resize2fs is done, and the image stays clean', async () => {
-    const name = uniqueName('gkill');
+  /**
+   * A stopped --disk 64M container with data, and `update --disk 1G` of it whose resize2fs, as update runs it from
+   * its PATH, stopped itself (SIGSTOP injected by strace) at its first write to the image. With `group`, update
+   * runs as the leader of a process group of its own, as a command typed in a terminal does.
+   */
+  async function pausedGrow(label: string, group = false) {
+    const name = uniqueName(label);
     cleanup.add(() => removeLxcContainer(name));
     const dir = join(root, name);
     const image = join(dir, 'disk.img');
@@ -327,12 +332,11 @@ if (runnable) {
     assert.is((await startContainer(name)).exitCode, 0);
     await must('lxc-attach', ['-n', name, '--', '/bin/sh', '-c', 'mkdir -p /root/data && for i in 1 2 3 4 5 6 7 8; do dd if=/dev/urandom of=/root/data/f$i bs=64k count=16 2>/dev/null; done; sync']);
     await must('lxc-stop', ['-n', name]);
-    // resize2fs, as update runs it from its PATH, stops itself (SIGSTOP injected by strace) at its first write to the image.
     const real = (await must('sh', ['-c', 'PATH=/usr/sbin:/sbin:$PATH command -v resize2fs'])).trim();
     const wrappers = mkdtempSync('/tmp/thin-lxc-gkill-');
     cleanup.add(() => rmSync(wrappers, { recursive: true, force: true }));
     writeFileSync(join(wrappers, 'resize2fs'), `#!/bin/sh\nexec strace -f -o /dev/null -e trace=pwrite64 -e inject=pwrite64:signal=SIGSTOP:when=1 ${real} "$@"\n`, { mode: 0o755 });
-    const update = execa(process.execPath, [CLI, 'update', name, '--root', root, '--disk', '1G'], { reject: false, env: { PATH: `${wrappers}:${process.env.PATH}` } });
+    const update = execa(process.execPath, [CLI, 'update', name, '--root', root, '--disk', '1G'], { reject: false, detached: group, env: { PATH: `${wrappers}:${process.env.PATH}` } });
     // Stopped for good, not in one of strace's stops at each system call: its system call counts stand still.
     const sample = () => toolsOn(image).filter((tool) => tool.program === real && tool.state === 't').map((tool) => `${tool.pid} ${ioCounts(tool.pid)}`);
     const paused = async () => {
@@ -344,6 +348,17 @@ if (runnable) {
     assert.ok(await eventually(async () => (found = await paused()) !== undefined, 60_000), `resize2fs stopped at its first write to the image (update: ${update.exitCode ?? 'running'})`);
     const tool = Number(found!.split(' ')[0]);
     cleanup.add(() => { try { process.kill(tool, 'SIGCONT'); } catch { /* gone */ } });
+    return { name, dir, image, update, tool };
+  }
+
+  /** Bytes the filesystem in `image` holds, from its superblock. */
+  async function filesystemBytes(image: string): Promise<number> {
+    const superblock = await must('dumpe2fs', ['-h', image]);
+    return Number(/^Block count:\s+(\d+)$/m.exec(superblock)?.[1]) * Number(/^Block size:\s+(\d+)$/m.exec(superblock)?.[1]);
+  }
+
+  races('update --disk killed while resize2fs grows the image: no start mounts the image until resize2fs is done, and the image stays clean', async () => {
+    const { name, dir, image, update, tool } = await pausedGrow('gkill');
     // The update is killed (kill -9, a supervisor's stop): its resize2fs, a process of its own, goes on.
     process.kill(update.pid!, 'SIGKILL');
     await update;
@@ -369,9 +384,27 @@ if (runnable) {
     assert.ok(waited, 'the start\'s mount hook waited for the container\'s lock, which resize2fs still held');
     assert.is(started.exitCode, 0, `the start went on once resize2fs was done: ${started.stderr}`);
     assert.is(check.exitCode, 0, `the image has errors: ${lastLines}`);
-    const superblock = await must('dumpe2fs', ['-h', image]);
-    const blocks = Number(/^Block count:\s+(\d+)$/m.exec(superblock)?.[1]) * Number(/^Block size:\s+(\d+)$/m.exec(superblock)?.[1]);
-    assert.is(blocks, 2 ** 30, 'the orphaned resize2fs finished the grow: the filesystem fills the 1G file');
+    assert.is(await filesystemBytes(image), 2 ** 30, 'the orphaned resize2fs finished the grow: the filesystem fills the 1G file');
+  });
+
+  races('update --disk interrupted with Ctrl-C (SIGINT to its process group) while resize2fs grows the image: resize2fs is not interrupted, it finishes the grow, and the image stays clean', async () => {
+    const { image, update, tool } = await pausedGrow('gint', true);
+    process.kill(-update.pid!, 'SIGINT');
+    const interrupted = await update;
+    console.log('update after Ctrl-C:', interrupted.exitCode, interrupted.signal, 'tools on the image:', toolsOn(image).map((proc) => `${proc.program} ${proc.state}`));
+    try {
+      process.kill(tool, 'SIGCONT');
+    } catch {
+      // Gone already.
+    }
+    assert.ok(await eventually(() => toolsOn(image).length === 0, 60_000), 'resize2fs is done');
+    const check = await sh('e2fsck', ['-fn', image]);
+    const lastLines = check.stdout.split('\n').filter((line) => line.trim() !== '').slice(-4).join(' | ');
+    const bytes = await filesystemBytes(image);
+    console.log('e2fsck -fn:', check.exitCode, lastLines, 'filesystem bytes:', bytes);
+    assert.is.not(interrupted.exitCode, 0, 'update itself was interrupted');
+    assert.is(bytes, 2 ** 30, `resize2fs was interrupted with update: the filesystem holds ${bytes} bytes of the 1G file`);
+    assert.is(check.exitCode, 0, `the image has errors: ${lastLines}`);
   });
 }
 
