@@ -149,14 +149,16 @@ export function makeExt4Image(image: string, from: string): CommandResult {
  * e2fsck -f -p then resize2fs: grows an unmounted ext4 image to fill its file (resize2fs wants a checked filesystem).
  * Each is given `lockFd`, the container's lock (a flock, the open file description's): were the caller killed, the
  * tool would go on writing the image, and so holds the lock until it is done, so that no start mounts it meanwhile.
- * Neither is killed with its caller (an interrupted resize2fs is damage itself), nor after run()'s usual 2 minutes.
+ * Neither is killed with its caller (an interrupted resize2fs is damage itself), nor after run()'s usual 2 minutes,
+ * nor by a Ctrl-C meant for the caller: each runs in a session of its own (setsid), outside the caller's process
+ * group, which the terminal signals (--wait: setsid keeps the tool's exit status where it has to fork).
  */
 export function growExt4Image(image: string, lockFd: number): CommandResult {
   const options = { allowFailure: true, fds: [lockFd], timeoutMs: 6 * 3600_000 };
-  const check = run('e2fsck', ['-f', '-p', image], options);
+  const check = run('setsid', ['--wait', 'e2fsck', '-f', '-p', image], options);
   // 1: errors corrected, which is fine; 2 and up: reboot needed, uncorrected or failed.
   if (check.exitCode > 1) return check;
-  return run('resize2fs', [image], options);
+  return run('setsid', ['--wait', 'resize2fs', image], options);
 }
 
 /** modprobe loop: where the loop driver is a module not loaded yet (right after a boot), the first mount needs it. */

@@ -45,6 +45,7 @@ const PACKAGE_OF: Record<string, string> = {
   '/usr/bin/perl': 'perl-base',
   unshare: 'util-linux',
   setpriv: 'util-linux',
+  setsid: 'util-linux',
   nsenter: 'util-linux',
   rsync: 'rsync',
   'lxc-cgroup': 'lxc',
