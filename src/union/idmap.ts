@@ -52,7 +52,8 @@ export function shiftDown(map: IdMap): MapLine {
  * cannot idmap that directory (ENOSYS: before 5.12; EINVAL or EPERM: its filesystem cannot be idmapped, such as an
  * overlay); 1: anything else. The one line on stderr says which call failed on what.
  * Arguments: INSIDE OUTSIDE COUNT, then "check" SOURCE... (clones and maps, attaches nothing) or "mount" SOURCE
- * TARGET... (attaches each read-only, idmapped clone on its target).
+ * TARGET... (attaches each read-only, idmapped clone on its target). mount_setattr's flags: MOUNT_ATTR_IDMAP
+ * 0x100000, RDONLY 0x1, NODEV 0x4 (host root makes the clone: without it, root inside would open the layer's device nodes).
  */
 const PROGRAM = String.raw`
 use strict; use warnings;
@@ -85,7 +86,7 @@ while (@paths) {
   my $source = shift @paths;
   my $fd = syscall(428, -100, $source, 1 | 0x80000);
   $cannot->('open_tree', $source) if $fd < 0;
-  my $attr = pack('QQQQ', 0x00100000 | 0x1, 0, 0, fileno($ns));
+  my $attr = pack('QQQQ', 0x00100000 | 0x1 | 0x4, 0, 0, fileno($ns));
   my $empty = '';
   syscall(442, $fd, $empty, 0x1000, $attr, length($attr)) == 0 or $cannot->('mount_setattr', $source);
   if ($mode eq 'mount') {

@@ -98,10 +98,10 @@ export function memoryLayer(dir: string, size: string, owner = 0): { upper: stri
  * Mounts the union on the container's rootfs mount point; run inside the container's mount namespace.
  * The mount loads the filesystem's module if need be, so nothing is checked beforehand.
  */
-export function mountUnion(mount: UnionMount): void {
+export function mountUnion(mount: UnionMount, { nodev = false } = {}): void {
   requireLayers(mount);
   mkdirSync(mount.work, { recursive: true });
-  const result = runMount(mount.fs, mountOptions(mount), MOUNT_SOURCE, mount.target);
+  const result = runMount(mount.fs, `${mountOptions(mount)}${nodev ? ',nodev' : ''}`, MOUNT_SOURCE, mount.target);
   if (result.exitCode !== 0) {
     const reason = result.stderr.trim().split('\n').at(-1) ?? `exit code ${result.exitCode}`;
     if (/unknown filesystem type/.test(reason)) {
@@ -136,8 +136,8 @@ export interface LayerMapping {
  * namespace (lxc.monitor.unshare): LXC copies it into the container's namespace, the host never sees it, and the
  * kernel takes it away when the monitor exits, however it ends. Each layer stored unshifted is shown through a
  * read-only idmapped clone (owned by the container's root and ids above it), overlayfs stacks the clones (it takes
- * idmapped lower layers since Linux 5.19) and the write layer, which is stored shifted on disk.
- * Run after clearMonitorNamespace.
+ * idmapped lower layers since Linux 5.19) and the write layer, which is stored shifted on disk. Neither the clones
+ * nor the union open device nodes (nodev). Run after clearMonitorNamespace.
  */
 export function mountMappedUnion(mount: UnionMount, mapping: LayerMapping): void {
   requireLayers(mount);
@@ -147,7 +147,9 @@ export function mountMappedUnion(mount: UnionMount, mapping: LayerMapping): void
   const pairs = clones.filter((pair) => pair !== null);
   for (const pair of pairs) mkdirSync(pair.target, { recursive: true, mode: 0o700 });
   mountIdmapped(shiftUp(mapping.map), pairs);
-  mountUnion({ ...mount, layers: mount.layers.map((layer, index) => clones[index]?.target ?? layer) });
+  // nodev: host root mounts it, so the kernel would open the base's device nodes (a Debian base's /dev/console is
+  // the host's) for root inside, which LXC's own unprivileged rootfs, mounted in the user namespace, never allows.
+  mountUnion({ ...mount, layers: mount.layers.map((layer, index) => clones[index]?.target ?? layer) }, { nodev: true });
 }
 
 /**
