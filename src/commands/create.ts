@@ -298,8 +298,9 @@ export async function createContainer(request: CreateRequest, settings: Settings
   const spec = createSpec(request, settings, cwd);
   // LXC's lock on the base, which addDependent needs, is taken with 'create' by the same process, one process fewer:
   // create 147 -> 134 ms (-6%, cpu -8%; 21 pairs, Debian base, a nearly empty root, a loaded 2-core host, node -e 0 55 ms).
+  let housekeeping: string[] = [];
   const result = await withLock('create', async (): Promise<CreateOutcome | { replace: ThinContainer }> => {
-    sweepLeftovers(settings.root);
+    housekeeping = sweepLeftovers(settings.root);
     // The root is listed once, its cache saved from that listing and the new container (refreshStateCache lists it
     // again): in a root of 1,000 containers 232 -> 184 ms (-18%, 15 pairs, the loaded host above).
     const listed = listContainersToAdd(settings.root);
@@ -311,6 +312,7 @@ export async function createContainer(request: CreateRequest, settings: Settings
     if (plan.claim) await claimAddress(plan.claim.bridge, plan.claim.address, (mac) => containersWithMac(settings.lxcpath, mac));
     applyCreate(plan, settings);
     listed.saveCache([plan.state.id]);
+    plan.warnings.push(...housekeeping);
     return { action: 'created', changed: true, state: plan.state, plan };
   }, 20_000, '', lxcLockAlongside(spec.base));
   if (!('replace' in result)) return result;
@@ -318,13 +320,19 @@ export async function createContainer(request: CreateRequest, settings: Settings
   const { state } = result.replace;
   const replace = () => withContainerLock(result.replace.paths.dir, `replace ${spec.name}`, () => withLock('create', () => replaceContainer(request, settings, cwd, spec, result.replace)));
   const outcome = await replace();
-  if (outcome !== 'stop first') return outcome;
+  if (outcome !== 'stop first') return withWarnings(outcome, housekeeping);
   // lxc-stop returns only once LXC has run the container's post-stop hooks, which take its lock: it is stopped
   // holding no lock, now that the new spec checked out whole, and everything is checked again after.
   lxcStopNow(state.name, state.lxcpath);
   const again = await replace();
   if (again === 'stop first') throw new UserError(`${state.name} was started again while create --replace stopped it: stop it with lxc-stop -n ${state.name}, then create again`);
-  return again;
+  return withWarnings(again, housekeeping);
+}
+
+/** A create's outcome with the warnings of its housekeeping too, when it made something (else the next create says them). */
+function withWarnings(outcome: CreateOutcome, warnings: readonly string[]): CreateOutcome {
+  if (outcome.changed) outcome.plan.warnings.push(...warnings);
+  return outcome;
 }
 
 /**

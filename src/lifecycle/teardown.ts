@@ -91,9 +91,11 @@ function endLease(state: ThinState): void {
 
 /**
  * Finishes what a killed create or destroy left: its dot directory, and the registration, reservation
- * and rules it may have made, unless a container of that id exists again.
+ * and rules it may have made, unless a container of that id exists again. Housekeeping: what it cannot remove is
+ * kept (list ignores dot directories), said in the warnings it returns, and left to the next command.
  */
-export function sweepLeftovers(root: string): void {
+export function sweepLeftovers(root: string): string[] {
+  const warnings: string[] = [];
   for (const entry of entriesOf(root)) {
     const match = IN_PROGRESS.exec(entry);
     if (!match || isAlive(Number(match[3]))) continue;
@@ -108,10 +110,11 @@ export function sweepLeftovers(root: string): void {
     try {
       removeTreeOnDevice(leftover, `${leftover}, left by a killed create or destroy,`);
     } catch (error) {
-      // Someone mounted something inside it: kept (list ignores dot directories) rather than fail this command.
-      if (!(error instanceof UserError)) throw error;
+      // A mount inside it, an immutable file, a full or read-only filesystem: never a reason to fail this command.
+      warnings.push(`cannot remove ${leftover}, left by a killed create or destroy: ${oneLine((error as Error).message)}`);
     }
   }
+  return warnings;
 }
 
 /**

@@ -137,6 +137,31 @@ if (skipUnless(test, 'create without a name (as root)', asRoot, 'thin-lxc refuse
   });
 }
 
+if (skipUnless(test, 'a sweep that cannot remove a leftover (as root)', asRoot && spawnSync('chattr', ['--help']).status !== 127, 'needs root and chattr')) {
+  test("a killed create's leftover that cannot be removed (an immutable file in it) is named in a warning, and the create the user asked for goes on", async () => {
+    const sandbox = temporaryRoot();
+    const base = join(sandbox, 'base');
+    mkdirSync(join(base, 'rootfs/etc'), { recursive: true });
+    writeFileSync(join(base, 'config'), `lxc.rootfs.path = dir:${base}/rootfs\nlxc.uts.name = base\n`);
+    const root = join(sandbox, 'root');
+    const leftover = join(root, '.creating-gone-99999999');
+    mkdirSync(leftover, { recursive: true });
+    writeFileSync(join(leftover, 'stuck'), '');
+    const immutable = spawnSync('chattr', ['+i', join(leftover, 'stuck')]);
+    try {
+      assert.is(immutable.status, 0, `the check itself: chattr +i works here (${String(immutable.stderr)})`);
+      const result = await thinLxc(['create', 'swept', '--base', base, '--root', root, '--lxcpath', join(sandbox, 'lxc')]);
+      assert.is(result.exitCode, 0, result.stderr);
+      assert.match(result.stderr, `thin-lxc: warning: cannot remove ${leftover}, left by a killed create or destroy: `);
+      assert.ok(readdirSync(root).includes('swept'), 'the container was made');
+      assert.is((await thinLxc(['destroy', 'swept', '--root', root, '--lxcpath', join(sandbox, 'lxc')])).exitCode, 0);
+    } finally {
+      spawnSync('chattr', ['-i', join(leftover, 'stuck')]);
+      rmSync(sandbox, { recursive: true, force: true });
+    }
+  });
+}
+
 const setpriv = spawnSync('setpriv', ['--version']).status === 0;
 if (skipUnless(test, 'the non-root refusal', asRoot && setpriv, asRoot ? 'setpriv (util-linux) is not installed' : 'needs root to switch to nobody')) {
   test('a non-root user is told to use sudo, without a stack trace', () => {
