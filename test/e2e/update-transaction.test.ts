@@ -4,12 +4,12 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
-import { containerLockName } from '../../src/core/lock.js';
-import { removeForwarding } from '../../src/forward/apply.js';
+import { containerLockName, lockHolder, lockPath } from '../../src/core/lock.js';
+import { familiesToLook, removeForwarding } from '../../src/forward/apply.js';
 import { hostCgroupVersion } from '../../src/lxc/limits.js';
 import { readState } from '../../src/state/state.js';
-import { attach, containerSuite, must, removeLxcContainer, sh, startContainer, tagOf, thinLxc, uniqueName } from '../helpers/host.js';
-import { eventually, holdLock, waitingFor } from '../helpers/locks.js';
+import { attach, containerSuite, must, removeLxcContainer, type Ran, sh, startContainer, tagOf, thinLxc, uniqueName } from '../helpers/host.js';
+import { eventually, holdLock, waiterOf } from '../helpers/locks.js';
 import { giveSocat, request, rulesLeftAfterStop, startServers } from '../helpers/net.js';
 import { CLI } from '../helpers/paths.js';
 import { skipUnless } from '../helpers/skip.js';
@@ -20,6 +20,20 @@ const { tests: transaction, runnable, cleanup, base, root } = await containerSui
 async function forwardedPorts(tag: string): Promise<string[]> {
   const nat = (await must('iptables-save', ['-t', 'nat'])).split('\n').filter((line) => line.startsWith(`-A ${tag}-D `) && line.includes('-j DNAT'));
   return nat.map((line) => /--dport (\d+)/.exec(line)?.[1] ?? '').sort();
+}
+
+/**
+ * In after(): the container removed first, so that its stop's post-stop hook has had its turn and no start of it (a
+ * reboot still under way when a test failed) can put its forwarding back; then whatever of its forwarding is left,
+ * recorded or only in the live ruleset.
+ */
+function removeWithForwarding(name: string, dir: string): void {
+  const tag = tagOf(dir);
+  const families = familiesToLook(readState(dir));
+  cleanup.add(async () => {
+    await removeLxcContainer(name);
+    removeForwarding(tag, { reconcile: true, unrecorded: families });
+  });
 }
 
 // On cgroup v2 memory.max below usage reclaims or OOM-kills instead of failing: the refusal is v1's.
@@ -33,7 +47,7 @@ if (runnable && skipUnless(transaction, 'a live limit the kernel refuses', hostC
     const dir = join(root, name);
     giveSocat(dir);
     const tag = tagOf(dir);
-    cleanup.add(() => removeForwarding(tag, { reconcile: true }));
+    removeWithForwarding(name, dir);
     const files = () => [readFileSync(join(dir, 'thin-lxc.ini'), 'utf8'), readFileSync(join(dir, 'image', 'config'), 'utf8')];
     const limit = async () => (await must('lxc-cgroup', ['-n', name, 'memory.limit_in_bytes'])).trim();
     assert.is((await startContainer(name)).exitCode, 0);
@@ -79,7 +93,7 @@ if (runnable) {
     const dir = join(root, name);
     giveSocat(dir);
     const tag = tagOf(dir);
-    cleanup.add(() => removeForwarding(tag, { reconcile: true }));
+    removeWithForwarding(name, dir);
     assert.is((await startContainer(name)).exitCode, 0);
     await startServers(name);
     // A chain of the test's own that jumps to the container's: iptables refuses to delete a chain still referenced.
@@ -124,23 +138,38 @@ if (runnable) {
     assert.is(created.exitCode, 0, created.stderr);
     const dir = join(root, name);
     const tag = tagOf(dir);
-    cleanup.add(() => removeForwarding(tag, { reconcile: true }));
+    removeWithForwarding(name, dir);
     assert.is((await startContainer(name)).exitCode, 0);
     const pid = async () => (await sh('lxc-info', ['-n', name, '-p', '-H'])).stdout.trim();
     const firstInit = await pid();
     const state = readFileSync(join(dir, 'thin-lxc.ini'), 'utf8');
 
-    // update takes the container's lock, then waits for 'create', which the test holds.
+    // update takes the container's lock, then waits for 'create', which the test holds. Any command on the host may
+    // wait for 'create' too (a bystander here stands for them), and a hook's flock shows as waiting for a moment even
+    // when the lock is free: only update's own wait, while it holds the container's lock, shows it is in place.
+    const lock = containerLockName(dir);
     const create = await holdLock('create');
-    let update: ReturnType<typeof thinLxc> | undefined;
+    const bystander = sh('sh', ['-c', 'exec flock --exclusive --wait 60 3 3>>"$1"', 'sh', lockPath('create')]);
+    let update: Promise<Ran> | undefined;
     try {
       update = thinLxc(['update', name, '--root', root, '--memory', '128M']);
-      assert.ok(await eventually(() => waitingFor('create').length > 0), 'update waits for the create lock, holding the container');
+      // Awaited in after() before the container goes, should an assertion below fail with update still running.
+      cleanup.add(() => update);
+      const updater = () => {
+        const holder = lockHolder(lock);
+        return holder?.purpose === `update ${name}` && waiterOf('create', holder.pid) !== undefined ? holder.pid : undefined;
+      };
+      assert.ok(await eventually(() => updater() !== undefined), "update holds the container's lock and waits for the create lock");
+      const updatePid = updater();
       // The reboot's post-stop hook now waits for the container's lock, and LXC's monitor with it.
       await sh('lxc-attach', ['-n', name, '--', 'reboot']);
-      assert.ok(await eventually(() => waitingFor(containerLockName(dir)).length > 0), "the reboot's post-stop hook waits for the container's lock");
+      assert.ok(
+        await eventually(() => waiterOf(lock, 'thin-lxc-ports-down') !== undefined && lockHolder(lock)?.pid === updatePid),
+        "the reboot's post-stop hook waits for the container's lock, which update holds",
+      );
     } finally {
       await create.release();
+      await bystander;
     }
     const updated = await update!;
     assert.is(updated.exitCode, 2, `update is refused as busy: ${updated.stdout}${updated.stderr}`);
