@@ -9,7 +9,7 @@ import { familiesToLook, removeForwarding } from '../../src/forward/apply.js';
 import { hostCgroupVersion } from '../../src/lxc/limits.js';
 import { readState } from '../../src/state/state.js';
 import { attach, containerSuite, must, removeLxcContainer, type Ran, sh, startContainer, tagOf, thinLxc, uniqueName } from '../helpers/host.js';
-import { eventually, holdLock, waiterOf } from '../helpers/locks.js';
+import { eventually, holdLock, waiterOf, waitingFor } from '../helpers/locks.js';
 import { giveSocat, request, rulesLeftAfterStop, startServers } from '../helpers/net.js';
 import { CLI } from '../helpers/paths.js';
 import { skipUnless } from '../helpers/skip.js';
@@ -159,13 +159,17 @@ if (runnable) {
         const holder = lockHolder(lock);
         return holder?.purpose === `update ${name}` && waiterOf('create', holder.pid) !== undefined ? holder.pid : undefined;
       };
-      assert.ok(await eventually(() => updater() !== undefined), "update holds the container's lock and waits for the create lock");
+      // On a loaded host update took more than 15 s to get there once; the message says where it was.
+      assert.ok(
+        await eventually(() => updater() !== undefined, 60_000),
+        `update holds the container's lock and waits for the create lock (the lock's holder: ${JSON.stringify(lockHolder(lock))}; waiting for 'create': ${waitingFor('create').join(', ')})`,
+      );
       const updatePid = updater();
       // The reboot's post-stop hook now waits for the container's lock, and LXC's monitor with it.
       await sh('lxc-attach', ['-n', name, '--', 'reboot']);
       assert.ok(
         await eventually(() => waiterOf(lock, 'thin-lxc-ports-down') !== undefined && lockHolder(lock)?.pid === updatePid),
-        "the reboot's post-stop hook waits for the container's lock, which update holds",
+        `the reboot's post-stop hook waits for the container's lock, which update holds (its holder: ${JSON.stringify(lockHolder(lock))})`,
       );
     } finally {
       await create.release();
