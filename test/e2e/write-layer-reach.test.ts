@@ -2,11 +2,13 @@
 // passwd, or one it made on purpose) is stored on the host as it is, setuid root (privileged) or setuid HOSTID
 // (unprivileged). No other local user may reach it by its path, as none may reach an LXC container's rootfs
 // (lxc-create makes LXCPATH/NAME 0770): else any user runs the container's setuid programs on the host.
-import { chmodSync, lstatSync } from 'node:fs';
+import { chmodSync, lstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
 import { containerSuite, must, removeLxcContainer, sh, startContainer, temporaryRoot, thinLxc, uniqueName } from '../helpers/host.js';
+import { eventually } from '../helpers/locks.js';
+import { CLI } from '../helpers/paths.js';
 
 const { tests: reach, runnable, cleanup, base } = await containerSuite("a thin container's write layer and other local users", 'rbase');
 
@@ -52,6 +54,36 @@ if (runnable) {
       assert.is((await thinLxc(['destroy', name, '--root', root])).exitCode, 0);
     });
   }
+
+  // While create writes an unprivileged container's write layer (as root: the files, then their owner), whoever has
+  // the map's ids on the host (a setuid-HOSTID program a bind mount let out, README's Isolation) must not reach it:
+  // a symlink put there meanwhile would have root write and chown a host file. create is stopped (strace) at the
+  // registration's mkdir, which comes after the write layer.
+  const LXCPATH = '/var/lib/lxc';
+  reach('the write layer an unprivileged create is still writing is not reachable by the map\'s ids on the host (uid and gid 100000)', async () => {
+    const name = track(uniqueName('rstag'));
+    const creating = execa('strace', ['-f', '-qq', '-P', `${LXCPATH}/${name}`, '-e', 'trace=mkdir', '-e', 'inject=mkdir:signal=SIGSTOP:when=1', process.execPath, CLI, 'create', name, '--base', base, '--root', root, '--unprivileged'], { reject: false, all: true, stdin: 'ignore' });
+    cleanup.add(() => creating.kill('SIGKILL'));
+    let said = '';
+    creating.all!.on('data', (data: Buffer) => (said += data.toString()));
+    const stopped = await eventually(() => said.includes('stopped by SIGSTOP'), 30_000);
+    const staging = readdirSync(root).find((entry) => entry.startsWith(`.creating-${name}-`));
+    const creator = staging === undefined ? undefined : Number(staging.slice(`.creating-${name}-`.length));
+    assert.ok(stopped && creator, `create stopped at its registration, its staging directory there: ${said}`);
+    cleanup.add(() => sh('kill', ['-CONT', String(creator)]));
+    const wlayer = join(root, staging!, 'wlayer');
+    assert.is(lstatSync(wlayer).uid, 100000, 'what is at stake: the write layer, the map root\'s, is there');
+    const reached = await sh('setpriv', ['--reuid', '100000', '--regid', '100000', '--clear-groups', '--', 'ls', wlayer]);
+    assert.is.not(reached.exitCode, 0, `uid and gid 100000 listed ${wlayer} while create wrote it: ${reached.stdout.trim()}`);
+    process.kill(creator!, 'SIGCONT');
+    const created = await creating;
+    assert.is(created.exitCode, 0, created.all);
+    // Once made, its directory is as an unprivileged container's is (LXC opens the rootfs as the map's root).
+    assert.equal([lstatSync(join(root, name)).gid, (lstatSync(join(root, name)).mode & 0o7777).toString(8)], [100000, '710']);
+    assert.is((await startContainer(name)).exitCode, 0, 'it starts');
+    await must('lxc-stop', ['-n', name, '-k']);
+    assert.is((await thinLxc(['destroy', name, '--root', root])).exitCode, 0);
+  });
 }
 
 reach.run();
