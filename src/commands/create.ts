@@ -601,8 +601,10 @@ function applyCreate(plan: CreatePlan, settings: Settings): void {
   try {
     prepareRoot(settings.root, plan.state.idmap !== null);
     mkdirSync(join(staging, 'image/rootfs'), { recursive: true, mode: 0o755 });
-    // Closed before anything is written in it, and renamed into place closed.
-    closeDirectory(staging, state.idmap);
+    // Closed before anything is written in it, and renamed into place closed. Root's alone until then, also for an
+    // unprivileged container: the write layer is the map root's while root writes and chowns in it, and a symlink the
+    // map's ids on the host put there meanwhile would be followed. The map's group only needs it to start.
+    closeDirectory(staging, null);
     writeFileSync(join(staging, 'image', 'config'), plan.config, { mode: 0o644 });
     writeFileSync(join(staging, 'thin-lxc.ini'), serializeState(state), { mode: 0o644 });
     // An unprivileged container's write layer is stored in its map: what its root makes is owned by HOSTID on the host.
@@ -648,6 +650,7 @@ function applyCreate(plan: CreatePlan, settings: Settings): void {
       reserve(state.name, mac, state.ip, state.ip6);
       reserved = true;
     }
+    closeDirectory(staging, state.idmap);
     // The rename is the moment the container exists: a create killed before it leaves a dot directory
     // that list ignores and the next command sweeps away, with the registration and reservation above.
     try {
