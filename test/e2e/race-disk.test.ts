@@ -3,7 +3,7 @@
 // race review). The diff is held mid-read deterministically: once its holder process (the
 // `sh` that mounts the image and waits on its stdin) exists, the diff's own node process is stopped with SIGSTOP,
 // so the holder keeps the image mounted exactly as a diff of a large write layer would while it walks it.
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
@@ -406,6 +406,44 @@ if (runnable) {
     assert.is(bytes, 2 ** 30, `resize2fs was interrupted with update: the filesystem holds ${bytes} bytes of the 1G file`);
     assert.is(check.exitCode, 0, `the image has errors: ${lastLines}`);
   });
+}
+
+if (runnable) {
+  // First written by the race review (r2, findings 4, 5 and 2): update --disk's grow against other commands and a full host, a crashed image's journal.
+  const track = (name: string) => {
+    cleanup.add(() => removeLxcContainer(name));
+    return name;
+  };
+
+  races('a create while update --disk checks and grows another container\'s image (e2fsck held) is not refused', async () => {
+    const name = track(uniqueName('glong'));
+    const other = track(uniqueName('gothr'));
+    const image = join(root, name, 'disk.img');
+    assert.is((await thinLxc(['create', name, '--base', base, '--root', root, '--disk', '64M'])).exitCode, 0);
+    // e2fsck, as update runs it from its PATH, waits on a fifo first: a check of a big image takes that long.
+    const real = (await must('sh', ['-c', 'PATH=/usr/sbin:/sbin:$PATH command -v e2fsck'])).trim();
+    const wrappers = mkdtempSync('/tmp/thin-lxc-glong-');
+    cleanup.add(() => rmSync(wrappers, { recursive: true, force: true }));
+    await must('mkfifo', [join(wrappers, 'go')]);
+    writeFileSync(join(wrappers, 'e2fsck'), `#!/bin/sh\ntouch ${wrappers}/reached\ntimeout 120 cat ${wrappers}/go >/dev/null\nexec ${real} "$@"\n`, { mode: 0o755 });
+    const release = () => sh('timeout', ['10', 'sh', '-c', `echo go > ${join(wrappers, 'go')}`]);
+    cleanup.add(release);
+    const update = execa(process.execPath, [CLI, 'update', name, '--root', root, '--disk', '128M'], { reject: false, timeout: 180_000, env: { PATH: `${wrappers}:${process.env.PATH}` } });
+    let created;
+    try {
+      assert.ok(await eventually(() => existsSync(join(wrappers, 'reached')), 30_000), 'update runs e2fsck on the image');
+      created = await thinLxc(['create', other, '--base', base, '--root', root]);
+    } finally {
+      await release();
+    }
+    const updated = await update;
+    console.log('create meanwhile:', created.exitCode, created.stderr.trim(), '| update:', updated.exitCode, String(updated.stdout).trim().split('\n').at(-1));
+    assert.is(updated.exitCode, 0, String(updated.stderr));
+    assert.is(readState(join(root, name)).disk, String(128 * 2 ** 20));
+    assert.ok(existsSync(image));
+    assert.is(created.exitCode, 0, `create of another container while ${name}'s image was checked: ${created.stderr.trim()}`);
+  });
+
 }
 
 races.run();
