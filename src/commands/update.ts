@@ -62,8 +62,8 @@ type DiskChange =
   | { kind: 'grow'; image: string; bytes: number; name: string };
 
 /**
- * Plans and applies holding the container's lock (against other commands and its hooks) and the create lock (host
- * ports and addresses are host-wide), reading its state under them. LXC is asked whether it runs before they are
+ * Plans and applies holding the container's lock (against other commands and its hooks), and the create lock too when
+ * the update takes host ports or a quota project id (host-wide), reading its state under them. LXC is asked whether it runs before they are
  * taken: it answers only once a start's hooks are done, and those hooks wait for the container's lock. If the
  * container started or stopped in between (another LXC monitor), it looks again.
  */
@@ -77,24 +77,35 @@ export function update(target: string, request: UpdateRequest, settings: Setting
     const { state, paths } = findContainer(settings.root, target, settings.lxcpath);
     const status = statusOf(state);
     const monitor = monitorSocket(state.lxcpath, state.name);
-    const plan = withContainerLock(paths.dir, `update ${state.name}`, (lockFd) =>
-      withLock('create', () => {
-        // An update killed in its renames is finished (its config is in place: the state follows), one killed
-        // before them undone, before anything reads the state: the config is edited from the state it was made from.
-        settleKilledUpdates(paths);
-        // Writers of one file (refresh) killed mid-write left their temporaries: nothing else sweeps them.
-        removeStaleTemporaries(paths.config);
-        removeStaleTemporaries(paths.state);
-        if (monitorSocket(state.lxcpath, state.name) !== monitor) return null;
+    const plan = withContainerLock(paths.dir, `update ${state.name}`, (lockFd) => {
+      // An update killed in its renames is finished (its config is in place: the state follows), one killed
+      // before them undone, before anything reads the state: the config is edited from the state it was made from.
+      settleKilledUpdates(paths);
+      // Writers of one file (refresh) killed mid-write left their temporaries: nothing else sweeps them.
+      removeStaleTemporaries(paths.config);
+      removeStaleTemporaries(paths.state);
+      if (monitorSocket(state.lxcpath, state.name) !== monitor) return null;
+      const planAndApply = () => {
         const plan = planUpdate(target, request, settings, cwd, status);
         if (plan.container.paths.dir !== paths.dir) return null;
         applyUpdate(plan, settings, lockFd);
         return plan;
-      }),
-    );
+      };
+      // 'create' guards what is the host's (host ports, quota project ids); a disk image's grow (e2fsck and
+      // resize2fs: minutes on a big image) needs only the container's lock, and holding 'create' across it would
+      // make every create, destroy and ephemeral teardown on the host time out. Planned again under 'create'.
+      const first = planUpdate(target, request, settings, cwd, status);
+      if (first.container.paths.dir !== paths.dir) return null;
+      return needsCreateLock(first) ? withLock('create', planAndApply) : (applyUpdate(first, settings, lockFd), first);
+    });
     if (plan) return plan;
     if (attempt === 3) throw new UserError(`${state.name} started or stopped, or was re-created, each time update looked: run the update again`);
   }
+}
+
+/** Whether applying `plan` takes host-wide things that creates check under the 'create' lock: host ports, a new quota project id. */
+function needsCreateLock(plan: UpdatePlan): boolean {
+  return plan.after.publish.join() !== plan.container.state.publish.join() || (plan.disk?.kind === 'limit' && plan.disk.tag.length > 0);
 }
 
 /** What update's staged config and state are named after (`.config.update-PID`), so settleStaged finds only its own. */
@@ -267,7 +278,7 @@ function matchMount(spec: string, state: ThinState, cwd: string): string {
  * same update again tries again instead of finding it "unchanged". An update killed before the renames left
  * the files as they were, and its temporaries beside them (the next update removes those); one killed between
  * them left its state staged, which the next update (or refresh) renames into place. The caller holds the
- * container's lock and the create lock.
+ * container's lock (and the create lock when needsCreateLock says so).
  */
 function applyUpdate(plan: UpdatePlan, settings: Settings, lockFd: number): void {
   if (!plan.changed) return;
