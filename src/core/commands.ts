@@ -251,13 +251,15 @@ export const OFD_LOCK_FAILED = 3;
 export function flockAndOfdLockWait(flockFd: number, ofdFd: number, seconds: number, timedOutExitCode: number): CommandResult | null {
   if (!OFD_ARCHES.includes(process.arch)) return null;
   const wait = Math.max(1, Math.ceil(seconds));
-  // LOCK_EX is 2 and EINTR 4: numbers, so that perl loads no module (Fcntl, Errno).
+  // LOCK_EX is 2 and EINTR 4: numbers, so that perl loads no module (Fcntl, Errno). Woken each second to see whether
+  // its caller still lives: a create killed while perl waits for LXC's lock must not leave perl holding 'create'.
   const script =
-    `my $code = ${timedOutExitCode}; $SIG{ALRM} = sub { exit $code }; ` +
+    `my ($code, $left, $parent) = (${timedOutExitCode}, ${wait}, getppid()); ` +
+    `$SIG{ALRM} = sub { exit $code if --$left <= 0 || getppid() != $parent; alarm(1) }; ` +
     `open(my $first, '+<&=', 3) or exit 2; open(my $second, '+<&=', 4) or exit 2; ` +
-    `alarm(${wait}); flock($first, 2) or exit($! == 4 ? $code : 1); ` +
-    `$code = ${timedOutExitCode + 1}; alarm(${wait}); ` +
-    `${ofdWriteLock('$second')} or ($! == 4 ? exit $code : (print(STDERR "$!\\n"), exit ${OFD_LOCK_FAILED}));`;
+    `alarm(1); until (flock($first, 2)) { exit 1 if $! != 4 } ` +
+    `($code, $left) = (${timedOutExitCode + 1}, ${wait}); alarm(1); ` +
+    `until (${ofdWriteLock('$second')}) { $! == 4 or (print(STDERR "$!\\n"), exit ${OFD_LOCK_FAILED}) }`;
   return run('/usr/bin/perl', ['-e', script], { allowFailure: true, fds: [flockFd, ofdFd], cleanEnv: true });
 }
 

@@ -1,11 +1,38 @@
 // The host-wide lock: held across processes, released by the kernel when its holder dies, never taken over.
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, fstatSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { flockAndOfdLockWait, OFD_LOCK_FAILED } from '../../../src/core/commands.js';
 import { holdsAlongside, lockHolder, lockPath, releaseAlongside, withLock } from '../../../src/core/lock.js';
+import { eventually } from '../../helpers/locks.js';
 import { skipUnless } from '../../helpers/skip.js';
+
+/** The perl of create's lock code started by process `parent` (or orphaned from it: its parent then is 1 or a subreaper), by its script. */
+function waiterPerl(parent: number): number | undefined {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (argv[0] !== '/usr/bin/perl' || !(argv[2] ?? '').includes('flock($first, 2)')) continue;
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === parent || !isAlive(parent)) return Number(entry);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return undefined;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const name = `unit-${process.pid}`;
 const runnable = skipUnless(test, 'lock tests', process.getuid?.() === 0, 'needs root to write /run/thin-lxc');
@@ -170,6 +197,30 @@ if (runnable) {
     } finally {
       closeSync(own);
       closeSync(readOnly);
+    }
+  });
+
+  test("create's perl, waiting for the lock taken alongside, lets go of create's own lock once the process that started it is killed, not after its whole wait", async () => {
+    const child = spawn('perl', ['-e', `open(my $fh, '+<', '${alongside.path}') or die; ${OFD_LOCK} fcntl($fh, 38, $l) or die; $| = 1; print "held\n"; sleep 60;`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+    const lockModule = new URL('../../../src/core/lock.js', import.meta.url).pathname;
+    // A create's process: waits up to 60 s for the OFD lock, holding its own ('create' here: `name`) meanwhile.
+    const waiter = spawn(process.execPath, ['--input-type=module', '-e', `const { withLock } = await import(${JSON.stringify(lockModule)}); withLock(${JSON.stringify(name)}, () => undefined, 60_000, '', ${JSON.stringify(alongside)});`], { stdio: 'ignore' });
+    const waiterExited = new Promise<void>((resolve) => waiter.on('exit', () => resolve()));
+    try {
+      await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()).once('end', () => resolve()));
+      assert.ok(await eventually(() => waiterPerl(waiter.pid!) !== undefined, 10_000), "the create's perl waits for the lock taken alongside");
+      assert.throws(() => withLock(name, () => undefined, 200), /timed out/, 'holding its own lock meanwhile');
+      waiter.kill('SIGKILL');
+      await waiterExited;
+      assert.ok(await eventually(() => waiterPerl(waiter.pid!) === undefined, 5_000), 'its perl is gone soon after it, not 60 s later');
+      assert.is(withLock(name, () => 'taken', 1_000), 'taken', "create's lock is free again");
+    } finally {
+      waiter.kill('SIGKILL');
+      child.kill('SIGKILL');
+      await Promise.all([exited, waiterExited]);
+      const perl = waiterPerl(waiter.pid!);
+      if (perl !== undefined) process.kill(perl, 'SIGKILL');
     }
   });
 
