@@ -64,16 +64,37 @@ function loopsOf(image: string): string[] {
 
 /** Starts `thin-lxc diff NAME` and stops it (SIGSTOP) once its holder exists and has the image mounted. */
 async function heldDiff(name: string, dir: string, options: { walking?: boolean } = {}): Promise<{ resume(): Promise<Ran> }> {
-  const diff = launch(['diff', name, '--root', root]);
-  let holder: number | null = null;
-  // With `walking`, once diff let go of the container's lock and walks the image it holds (a running one's).
-  const walking = () => !options.walking || (holder !== null && mountedIn(holder, join(dir, 'disk')) && lockHolder(containerLockName(dir))?.pid !== diff.pid);
-  // Polled without pause: the write layer's many files keep diff walking (the holder up) for a while.
-  const deadline = Date.now() + 20_000;
-  while (((holder = holderOf(join(dir, 'disk'))) === null || !walking()) && !diff.exited() && Date.now() < deadline);
-  assert.ok(holder !== null, 'diff started its holder');
-  process.kill(diff.pid, 'SIGSTOP');
-  assert.ok(await eventually(() => mountedIn(holder!, join(dir, 'disk')), 20_000), 'the holder has the image mounted');
+  // A diff caught after it let its holder go (its walk already done: a loaded host schedules the test late) holds
+  // nothing: caught again, a bounded number of times.
+  for (let attempt = 1; ; attempt++) {
+    const diff = launch(['diff', name, '--root', root]);
+    let holder: number | null = null;
+    // With `walking`, once diff let go of the container's lock and walks the image it holds (a running one's).
+    const walking = () => !options.walking || (holder !== null && mountedIn(holder, join(dir, 'disk')) && lockHolder(containerLockName(dir))?.pid !== diff.pid);
+    // Polled without pause: the write layer's many files keep diff walking (the holder up) for a while.
+    const deadline = Date.now() + 20_000;
+    while (((holder = holderOf(join(dir, 'disk'))) === null || !walking()) && !diff.exited() && Date.now() < deadline);
+    assert.ok(holder !== null, 'diff started its holder');
+    process.kill(diff.pid, 'SIGSTOP');
+    // Still waiting for diff's word, which a stopped diff cannot give: the image stays held until resume().
+    if (await eventually(() => mountedIn(holder!, join(dir, 'disk')) && waitsForInput(holder!), 5_000)) return heldBy(diff);
+    process.kill(diff.pid, 'SIGCONT');
+    await diff.done;
+    assert.ok(attempt < 3, `diff let its holder go before it could be stopped, ${attempt} times`);
+  }
+}
+
+/** Whether `pid` sleeps reading its standard input (a socket, as Node gives a child): a holder diff has not let go. */
+function waitsForInput(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] === 'S' && readFileSync(`/proc/${pid}/wchan`, 'utf8') === 'unix_stream_read_generic';
+  } catch {
+    return false;
+  }
+}
+
+function heldBy(diff: ReturnType<typeof launch>): { resume(): Promise<Ran> } {
   let resumed = false;
   const resume = async () => {
     if (!resumed) process.kill(diff.pid, 'SIGCONT');
