@@ -1,8 +1,10 @@
 // Removing trees without crossing a mount: the mount table as the kernel writes it, and real trees in /tmp.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, constants, existsSync, mkdirSync, openSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { UserError } from '../../../src/core/errors.js';
 import { mountPointsUnder, parseMountPoints, removeTreeOnDevice, settleStaged, stageFiles } from '../../../src/core/files.js';
 
 test('mount points are field 5 of mountinfo, with octal escapes decoded', () => {
@@ -80,6 +82,30 @@ test('a tree without mounts is removed whole; a symlink in it is unlinked, never
   } finally {
     rmSync(outside, { recursive: true, force: true });
     rmSync(tree, { recursive: true, force: true });
+  }
+});
+
+test('a tree nested deeper than the walk goes is refused in one line, naming it and how to remove it', () => {
+  const tree = mkdtempSync('/tmp/thin-lxc-unit-');
+  try {
+    // 10,000 folders deep, made through open directories as a container's root could make them: no path is that long.
+    let fd = openSync(tree, constants.O_RDONLY | constants.O_DIRECTORY);
+    for (let depth = 0; depth < 10_000; depth++) {
+      mkdirSync(`/proc/self/fd/${fd}/d`);
+      const next = openSync(`/proc/self/fd/${fd}/d`, constants.O_RDONLY | constants.O_DIRECTORY);
+      closeSync(fd);
+      fd = next;
+    }
+    closeSync(fd);
+    let said = 'nothing thrown';
+    try {
+      removeTreeOnDevice(tree, 'a test tree');
+    } catch (error) {
+      said = `${error instanceof UserError ? 'UserError' : 'other'}: ${(error as Error).message}`;
+    }
+    assert.is(said, `UserError: ${tree} has folders nested more than 2000 deep, which thin-lxc does not walk: remove it with rm -rf --one-file-system ${tree}`);
+  } finally {
+    spawnSync('rm', ['-rf', '--one-file-system', tree]);
   }
 });
 
