@@ -155,7 +155,7 @@ export function removeTreeOnDevice(path: string, what: string): void {
   const fd = openSync(path, DIRECTORY);
   let walk: Walk;
   try {
-    walk = { mount: mountOf(fd), skipped: [], what };
+    walk = { mount: mountOf(fd), skipped: [], what, top: path };
   } finally {
     closeSync(fd);
   }
@@ -186,6 +186,7 @@ interface Walk {
   /** Mount points met, left in place. */
   skipped: string[];
   what: string;
+  top: string;
 }
 
 /** An open directory's device, and its mount's id (fdinfo's mnt_id, Linux 3.15+): a bind mount of the same filesystem has another. */
@@ -202,6 +203,9 @@ function mountOf(fd: number): Walk['mount'] {
 /** A name that changed under the walk this many times (a directory swapped for a symlink and back...) is given up on. */
 const ATTEMPTS = 3;
 
+/** Folders nested deeper than this are not walked (see removeEntry). */
+const MAX_DEPTH = 2000;
+
 /**
  * Removes one entry. `at` is how the system calls reach it: `/proc/self/fd/<its directory's descriptor>/<name>`
  * below the top, so that only the last component is looked up, in the directory actually opened (Node has no
@@ -209,7 +213,7 @@ const ATTEMPTS = 3;
  * A directory swapped for a symlink after any check is then a symlink that is unlinked, and the directory
  * already opened, wherever it was renamed to, is the one emptied. `shown` is the path for messages.
  */
-function removeEntry(at: string, shown: string, walk: Walk, attempt = 1): void {
+function removeEntry(at: string, shown: string, walk: Walk, attempt = 1, depth = 0): void {
   // Most entries are files: one unlink, no lstat; a directory refuses it (EISDIR).
   try {
     unlinkSync(at);
@@ -231,7 +235,7 @@ function removeEntry(at: string, shown: string, walk: Walk, attempt = 1): void {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return;
     // No longer a directory (ELOOP: a symlink now): unlinked as what it is now.
-    if (code === 'ELOOP' || code === 'ENOTDIR') return again(at, shown, walk, attempt);
+    if (code === 'ELOOP' || code === 'ENOTDIR') return again(at, shown, walk, attempt, depth);
     throw named(error, at, shown);
   }
   try {
@@ -241,8 +245,13 @@ function removeEntry(at: string, shown: string, walk: Walk, attempt = 1): void {
       walk.skipped.push(shown);
       return;
     }
+    // One descriptor and a few stack frames a level: a deeper tree (root inside can make one) would end the walk with
+    // an error of Node's own.
+    if (depth >= MAX_DEPTH) {
+      throw new UserError(`${walk.top} has folders nested more than ${MAX_DEPTH} deep, which thin-lxc does not walk: remove it with rm -rf --one-file-system ${walk.top}`);
+    }
     const dir = `/proc/self/fd/${fd}`;
-    for (const name of readdirSync(dir)) removeEntry(`${dir}/${name}`, `${shown}/${name}`, walk);
+    for (const name of readdirSync(dir)) removeEntry(`${dir}/${name}`, `${shown}/${name}`, walk, 1, depth + 1);
   } finally {
     closeSync(fd);
   }
@@ -258,16 +267,16 @@ function removeEntry(at: string, shown: string, walk: Walk, attempt = 1): void {
     }
     if (code === 'ENOTEMPTY' && walk.skipped.some((inner) => inner.startsWith(`${shown}/`))) return;
     // Written to meanwhile, or the name now something else (the directory emptied was renamed away): looked at again.
-    if (code === 'ENOTEMPTY' || code === 'ENOTDIR') return again(at, shown, walk, attempt);
+    if (code === 'ENOTEMPTY' || code === 'ENOTDIR') return again(at, shown, walk, attempt, depth);
     throw named(error, at, shown);
   }
 }
 
-function again(at: string, shown: string, walk: Walk, attempt: number): void {
+function again(at: string, shown: string, walk: Walk, attempt: number, depth: number): void {
   if (attempt >= ATTEMPTS) {
     throw new UserError(`${shown} kept changing while ${walk.what} was being removed: a process on the host writes in it (one with the container's ids?); stop it, then try again`);
   }
-  removeEntry(at, shown, walk, attempt + 1);
+  removeEntry(at, shown, walk, attempt + 1, depth);
 }
 
 /** A system call's error with the path as the user knows it, not the /proc/self/fd one it was made through. */
