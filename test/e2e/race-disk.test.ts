@@ -465,6 +465,82 @@ if (runnable) {
     assert.is(created.exitCode, 0, `create of another container while ${name}'s image was checked: ${created.stderr.trim()}`);
   });
 
+  /** A root on a small ext4 of its own (a loop-mounted file), so that it can be filled without filling the host. */
+  const smallRoot = async (): Promise<{ fsDir: string; fullRoot: string }> => {
+    const fsDir = mkdtempSync('/tmp/thin-lxc-gfull-fs-');
+    const fsImage = `${fsDir}.img`;
+    cleanup.add(() => rmSync(fsImage, { force: true }));
+    cleanup.add(() => rmSync(fsDir, { recursive: true, force: true }));
+    await must('truncate', ['-s', '1300M', fsImage]);
+    await must('mkfs.ext4', ['-q', '-F', '-m', '0', fsImage]);
+    await must('mount', ['-o', 'loop', fsImage, fsDir]);
+    cleanup.add(() => sh('umount', [fsDir]));
+    return { fsDir, fullRoot: join(fsDir, 'root') };
+  };
+
+  races('update --disk on a host whose filesystem is full leaves the image clean (grown, or refused untouched)', async () => {
+    const { fsDir, fullRoot } = await smallRoot();
+    const name = track(uniqueName('gfull'));
+    cleanup.add(() => thinLxc(['destroy', name, '--root', fullRoot, '--force']));
+    const image = join(fullRoot, name, 'disk.img');
+    assert.is((await thinLxc(['create', name, '--base', base, '--root', fullRoot, '--disk', '64M'])).exitCode, 0);
+    assert.is((await startContainer(name)).exitCode, 0);
+    const sum = 'md5sum /root/d/* | md5sum';
+    const before = await must('lxc-attach', ['-n', name, '--', '/bin/sh', '-c', `mkdir -p /root/d && for i in 1 2 3 4 5 6; do dd if=/dev/urandom of=/root/d/f$i bs=64k count=16 2>/dev/null; done; sync; ${sum}`]);
+    await must('lxc-stop', ['-n', name]);
+    // The filesystem full but for a few blocks: less than resize2fs writes to grow 64M to 1G.
+    const free = Number((await must('df', ['-k', '--output=avail', fsDir])).split('\n')[1]);
+    await must('fallocate', ['-l', String((free - 48) * 1024), join(fsDir, 'filler')]);
+    const grown = await thinLxc(['update', name, '--root', fullRoot, '--disk', '1G']);
+    const check = await sh('e2fsck', ['-fn', image]);
+    console.log('update:', grown.exitCode, (grown.stderr || grown.stdout).trim().split('\n').at(-1), '| e2fsck -fn:', check.exitCode, check.stdout.split('\n').slice(1, 4).join(' | '));
+    rmSync(join(fsDir, 'filler'));
+    assert.is(check.exitCode, 0, `update said: ${(grown.stderr || grown.stdout).trim()}; then the image has errors: ${check.stdout.split('\n').slice(1, 6).join(' | ')}`);
+    if (grown.exitCode !== 0) {
+      // Refused: before anything was touched, in one line.
+      assert.is(grown.exitCode, 2, grown.stderr);
+      assert.is(grown.stderr.trim().split('\n').length, 1, grown.stderr);
+      assert.match(grown.stderr, /no space on the filesystem of .* to grow .*nothing was changed/);
+      assert.is(statSync(image).size, 64 * 2 ** 20, 'the image file keeps its size');
+      assert.is(readState(join(fullRoot, name)).disk, String(64 * 2 ** 20), 'the state keeps its limit');
+    }
+    assert.is((await startContainer(name)).exitCode, 0);
+    assert.is(await must('lxc-attach', ['-n', name, '--', '/bin/sh', '-c', sum]), before, 'its files are intact');
+    await must('lxc-stop', ['-n', name]);
+  });
+  races('update --disk whose resize2fs runs out of space half way (the host filled meanwhile) leaves the image clean and says what is true in one line', async () => {
+    const { fsDir, fullRoot } = await smallRoot();
+    const name = track(uniqueName('ghalf'));
+    cleanup.add(() => thinLxc(['destroy', name, '--root', fullRoot, '--force']));
+    const image = join(fullRoot, name, 'disk.img');
+    assert.is((await thinLxc(['create', name, '--base', base, '--root', fullRoot, '--disk', '64M'])).exitCode, 0);
+    assert.is((await startContainer(name)).exitCode, 0);
+    const sum = 'md5sum /root/d/* | md5sum';
+    const before = await must('lxc-attach', ['-n', name, '--', '/bin/sh', '-c', `mkdir -p /root/d && for i in 1 2 3 4 5 6; do dd if=/dev/urandom of=/root/d/f$i bs=64k count=16 2>/dev/null; done; sync; ${sum}`]);
+    await must('lxc-stop', ['-n', name]);
+    // resize2fs, as update runs it from its PATH, first fills the host's filesystem but for a few blocks: the host
+    // filled up after update looked at its free space.
+    const real = (await must('sh', ['-c', 'PATH=/usr/sbin:/sbin:$PATH command -v resize2fs'])).trim();
+    const wrappers = mkdtempSync('/tmp/thin-lxc-ghalf-');
+    cleanup.add(() => rmSync(wrappers, { recursive: true, force: true }));
+    writeFileSync(join(wrappers, 'resize2fs'), `#!/bin/sh\nfree=$(df -k --output=avail ${fsDir} | tail -n 1)\nfallocate -l $(( (free - 48) * 1024 )) ${fsDir}/filler\nexec ${real} "$@"\n`, { mode: 0o755 });
+    const grown = await execa(process.execPath, [CLI, 'update', name, '--root', fullRoot, '--disk', '1G'], { reject: false, env: { PATH: `${wrappers}:${process.env.PATH}` } });
+    const check = await sh('e2fsck', ['-fn', image]);
+    const said = String(grown.stderr || grown.stdout).trim();
+    console.log('update:', grown.exitCode, said, '| e2fsck -fn:', check.exitCode, check.stdout.split('\n').slice(1, 4).join(' | '));
+    rmSync(join(fsDir, 'filler'), { force: true });
+    assert.ok(existsSync(join(wrappers, 'resize2fs')));
+    assert.is(check.exitCode, 0, `update said: ${said}; then the image has errors: ${check.stdout.split('\n').slice(1, 6).join(' | ')}`);
+    assert.is(grown.exitCode, 2, said);
+    assert.is(said.split('\n').length, 1, said);
+    assert.is(readState(join(fullRoot, name)).disk, String(64 * 2 ** 20), 'the state keeps the limit it had');
+    assert.is((await startContainer(name)).exitCode, 0);
+    assert.is(await must('lxc-attach', ['-n', name, '--', '/bin/sh', '-c', sum]), before, 'its files are intact');
+    await must('lxc-stop', ['-n', name]);
+    // The same update again, with room now, grows it.
+    assert.is((await thinLxc(['update', name, '--root', fullRoot, '--disk', '1G'])).exitCode, 0);
+    assert.is((await sh('e2fsck', ['-fn', image])).exitCode, 0, 'clean after the grow');
+  });
 }
 
 races.run();
