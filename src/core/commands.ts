@@ -153,12 +153,17 @@ export function makeExt4Image(image: string, from: string): CommandResult {
  * nor by a Ctrl-C meant for the caller: each runs in a session of its own (setsid), outside the caller's process
  * group, which the terminal signals (--wait: setsid keeps the tool's exit status where it has to fork).
  */
-export function growExt4Image(image: string, lockFd: number): CommandResult {
+export function growExt4Image(image: string, lockFd: number): CommandResult & { step: 'check' | 'resize' } {
   const options = { allowFailure: true, fds: [lockFd], timeoutMs: 6 * 3600_000 };
   const check = run('setsid', ['--wait', 'e2fsck', '-f', '-p', image], options);
   // 1: errors corrected, which is fine; 2 and up: reboot needed, uncorrected or failed.
-  if (check.exitCode > 1) return check;
-  return run('setsid', ['--wait', 'resize2fs', image], options);
+  if (check.exitCode > 1) return { ...check, step: 'check' };
+  return { ...run('setsid', ['--wait', 'resize2fs', image], options), step: 'resize' };
+}
+
+/** e2fsck -f -y: what resize2fs asks for after it stopped half way; `lockFd` and the session as for growExt4Image. */
+export function repairExt4Image(image: string, lockFd: number): CommandResult {
+  return run('setsid', ['--wait', 'e2fsck', '-f', '-y', image], { allowFailure: true, fds: [lockFd], timeoutMs: 6 * 3600_000 });
 }
 
 /** modprobe loop: where the loop driver is a module not loaded yet (right after a boot), the first mount needs it. */

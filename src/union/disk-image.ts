@@ -1,7 +1,8 @@
 // --disk by image, where the root's filesystem has no project quota: a sparse ext4 file per container, made at
 // create, mounted on a loop device by the mount hook (released with the mount), grown by update, read by diff and commit.
-import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
-import { growExt4Image, holdLiveMount, holdMount, loadLoopDriver, makeExt4Image, mount as runMount } from '../core/commands.js';
+import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statfsSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { growExt4Image, holdLiveMount, holdMount, loadLoopDriver, makeExt4Image, mount as runMount, repairExt4Image } from '../core/commands.js';
 import { lastLine, UserError } from '../core/errors.js';
 import { canonicalPath, removeTreeOnDevice } from '../core/files.js';
 
@@ -35,25 +36,120 @@ export function requireImageUnused(image: string, name: string, then: string, sy
 
 /**
  * Grows a stopped container's image to `bytes`: the file, then the filesystem in it; checked unused first, and
- * the file put back to its size if the filesystem cannot follow, so the file and the state (unchanged) agree.
- * `lockFd` is the container's lock, which the tools hold as long as they run (see growExt4Image).
+ * refused before anything is touched when the root's filesystem cannot hold what resize2fs writes (a full host
+ * would stop it half way). `lockFd` is the container's lock, which the tools hold as long as they run (see
+ * growExt4Image). If e2fsck fails, nothing was written past the old end: the file is put back to its size. If
+ * resize2fs fails, it may have written into the new part (group descriptors, the resize inode's blocks there), so
+ * the file is never cut back: e2fsck -fy repairs it where it stands, as resize2fs asks, and the caller's state
+ * keeps the old limit (the same update again finishes the grow).
  */
 export function growImage(image: string, bytes: number, name: string, lockFd: number): void {
   requireImageUnused(image, name, 'nothing was changed; try again once it is stopped and nothing reads it');
+  const root = dirname(dirname(image));
   const fd = openSync(image, 'r+');
   try {
     const was = fstatSync(fd).size;
+    const superblock = Buffer.alloc(1024);
+    const layout = readSync(fd, superblock, 0, 1024, 1024) === 1024 ? parseLayout(superblock) : null;
+    if (layout !== null) {
+      const stat = statfsSync(dirname(image));
+      const free = stat.bavail * stat.bsize;
+      const needed = growthBytes(layout, bytes);
+      if (needed > free) {
+        const mib = Math.ceil((needed - free) / 2 ** 20);
+        throw new UserError(`no space on the filesystem of ${root} to grow ${name}'s disk image: free ${mib} MiB there, then update again; nothing was changed`);
+      }
+    }
     ftruncateSync(fd, bytes);
     const grown = growExt4Image(image, lockFd);
-    if (grown.exitCode !== 0) {
+    if (grown.exitCode === 0) return;
+    // e2fsck -p ends with an indented hint under its reason: the reason is the last line that starts at the margin.
+    const reason = lastLine((grown.stderr || grown.stdout).split('\n').filter((line) => !/^\s/.test(line)).join('\n'));
+    if (grown.step === 'check') {
       ftruncateSync(fd, was);
-      // e2fsck -p ends with an indented hint under its reason: the reason is the last line that starts at the margin.
-      const reason = lastLine((grown.stderr || grown.stdout).split('\n').filter((line) => !/^\s/.test(line)).join('\n'));
       throw new UserError(`cannot grow the disk image ${image} (${reason}): it was left at its size; check it with e2fsck -f ${image}`);
     }
+    // resize2fs ends with its advice (run e2fsck -fy) over two lines: its reason is its own `resize2fs: ...` line.
+    const said = /^\S*resize2fs: (.+)$/m.exec(grown.stderr)?.[1] ?? reason;
+    const repaired = repairExt4Image(image, lockFd);
+    // 1: errors corrected; 2 and up: uncorrected or failed.
+    if (repaired.exitCode > 1) {
+      throw new UserError(
+        `resize2fs stopped half way growing ${name}'s disk image ${image} (${said}) and e2fsck -fy could not repair it (${lastLine(repaired.stderr || repaired.stdout)}): ` +
+          `do not start ${name}; free space on the filesystem of ${root}, then run e2fsck -fy ${image}`,
+      );
+    }
+    const now = imageUse(image)?.sizeBytes;
+    throw new UserError(
+      `resize2fs stopped half way growing ${name}'s disk image (${said}); e2fsck -fy repaired it, its filesystem now holds ${now ?? 'an unknown number of'} bytes ` +
+        `in a ${bytes}-byte file, and its limit stays ${was} bytes: free space on the filesystem of ${root}, then update again`,
+    );
   } finally {
     closeSync(fd);
   }
+}
+
+/** An ext4 superblock's layout fields that say how much metadata a grow adds (see growthBytes); null when not ext4's. */
+export interface Layout {
+  blockSize: number;
+  blocks: number;
+  firstDataBlock: number;
+  blocksPerGroup: number;
+  inodeTableBlocks: number;
+  descSize: number;
+  reservedGdtBlocks: number;
+  sparse: boolean;
+}
+
+export function parseLayout(block: Buffer): Layout | null {
+  if (block.length < 1024 || block.readUInt16LE(0x38) !== 0xef53) return null;
+  const incompat = block.readUInt32LE(0x60);
+  const wide = (incompat & 0x80) !== 0; // INCOMPAT_64BIT
+  const blockSize = 1024 * 2 ** block.readUInt32LE(0x18);
+  const inodeSize = block.readUInt32LE(0x4c) === 0 ? 128 : block.readUInt16LE(0x58); // revision 0: fixed 128
+  return {
+    blockSize,
+    blocks: block.readUInt32LE(0x04) + (wide ? block.readUInt32LE(0x150) * 2 ** 32 : 0),
+    firstDataBlock: block.readUInt32LE(0x14),
+    blocksPerGroup: block.readUInt32LE(0x20),
+    inodeTableBlocks: Math.ceil((block.readUInt32LE(0x28) * inodeSize) / blockSize),
+    descSize: wide ? block.readUInt16LE(0xfe) || 64 : 32,
+    reservedGdtBlocks: block.readUInt16LE(0xce),
+    sparse: (block.readUInt32LE(0x64) & 0x1) !== 0, // RO_COMPAT_SPARSE_SUPER
+  };
+}
+
+/**
+ * Host bytes resize2fs may write (holes of the sparse file it fills) growing a filesystem of `layout` to `bytes`,
+ * an upper bound: each group added gets its two bitmaps and its inode table (resize2fs may leave the table to the
+ * kernel's lazy init at the next mount, which then writes it: counted either way); each group that holds backups
+ * (all of them, or with sparse_super 0, 1 and the powers of 3, 5 and 7) a superblock, the whole new descriptor
+ * table and the reserved GDT blocks, new groups whole, old ones the descriptor blocks added. flex_bg and meta_bg
+ * only place these elsewhere or write fewer. Plus 4 MiB for the sparse file's own extent blocks and rounding.
+ */
+export function growthBytes(layout: Layout, bytes: number): number {
+  const groupsOf = (blocks: number) => Math.ceil((blocks - layout.firstDataBlock) / layout.blocksPerGroup);
+  const oldGroups = groupsOf(layout.blocks);
+  const newGroups = groupsOf(Math.floor(bytes / layout.blockSize));
+  const gdtBlocks = (groups: number) => Math.ceil((groups * layout.descSize) / layout.blockSize);
+  const addedGdt = gdtBlocks(newGroups) - gdtBlocks(oldGroups);
+  let blocks = 0;
+  for (let group = 0; group < newGroups; group++) {
+    const backup = !layout.sparse || hasSparseBackup(group);
+    if (group >= oldGroups) blocks += 2 + layout.inodeTableBlocks + (backup ? 1 + gdtBlocks(newGroups) + layout.reservedGdtBlocks : 0);
+    else if (backup) blocks += Math.max(addedGdt, 0);
+  }
+  return blocks * layout.blockSize + 4 * 2 ** 20;
+}
+
+function hasSparseBackup(group: number): boolean {
+  if (group <= 1) return true;
+  for (const base of [3, 5, 7]) {
+    let power = base;
+    while (power < group) power *= base;
+    if (power === group) return true;
+  }
+  return false;
 }
 
 /** The folders inside an image (or a staged image's source) that overlayfs uses. */

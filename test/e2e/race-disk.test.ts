@@ -533,6 +533,7 @@ if (runnable) {
     assert.is(check.exitCode, 0, `update said: ${said}; then the image has errors: ${check.stdout.split('\n').slice(1, 6).join(' | ')}`);
     assert.is(grown.exitCode, 2, said);
     assert.is(said.split('\n').length, 1, said);
+    assert.match(said, /resize2fs stopped half way .*e2fsck -fy repaired it/);
     assert.is(readState(join(fullRoot, name)).disk, String(64 * 2 ** 20), 'the state keeps the limit it had');
     assert.is((await startContainer(name)).exitCode, 0);
     assert.is(await must('lxc-attach', ['-n', name, '--', '/bin/sh', '-c', sum]), before, 'its files are intact');

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loopDeviceOf, parseSuperblock, requireImageUnused } from '../../../src/union/disk-image.js';
+import { growthBytes, loopDeviceOf, parseLayout, parseSuperblock, requireImageUnused } from '../../../src/union/disk-image.js';
 
 test('an ext4 superblock: used bytes and size, with the high halves of a 64-bit filesystem; null for anything else', () => {
   const block = Buffer.alloc(1024);
@@ -20,6 +20,31 @@ test('an ext4 superblock: used bytes and size, with the high halves of a 64-bit 
   block.writeUInt16LE(0, 0x38);
   assert.is(parseSuperblock(block), null);
   assert.is(parseSuperblock(Buffer.alloc(10)), null);
+});
+
+test('what resize2fs may write growing an image: bitmaps and inode tables of the new groups, backups of the sparse ones, the descriptor blocks added to the old ones', () => {
+  // mkfs.ext4 of a 64 MiB file as create makes it (dumpe2fs: 1 KiB blocks, 8192 per group, 512 inode blocks per
+  // group, 256 reserved GDT blocks, 64bit with 64-byte descriptors, sparse_super).
+  const block = Buffer.alloc(1024);
+  block.writeUInt16LE(0xef53, 0x38);
+  block.writeUInt32LE(65536, 0x04);
+  block.writeUInt32LE(1, 0x14); // first data block
+  block.writeUInt32LE(0, 0x18); // 1024-byte blocks
+  block.writeUInt32LE(8192, 0x20);
+  block.writeUInt32LE(2048, 0x28);
+  block.writeUInt32LE(1, 0x4c); // dynamic revision
+  block.writeUInt16LE(256, 0x58);
+  block.writeUInt32LE(0x80, 0x60); // 64bit
+  block.writeUInt32LE(0x1, 0x64); // sparse_super
+  block.writeUInt16LE(256, 0xce);
+  block.writeUInt16LE(64, 0xfe);
+  const layout = parseLayout(block)!;
+  assert.equal(layout, { blockSize: 1024, blocks: 65536, firstDataBlock: 1, blocksPerGroup: 8192, inodeTableBlocks: 512, descSize: 64, reservedGdtBlocks: 256, sparse: true });
+  // To 1 GiB: groups 8 to 127 added, 514 blocks each; 9, 25, 27, 49, 81 and 125 hold backups (1 + 8 + 256 blocks);
+  // the old backup groups 0, 1, 3, 5 and 7 get 7 descriptor blocks more each.
+  assert.is(growthBytes(layout, 2 ** 30), (120 * 514 + 6 * 265 + 5 * 7) * 1024 + 4 * 2 ** 20);
+  assert.is(growthBytes(layout, 65536 * 1024), 4 * 2 ** 20, 'nothing added: only the margin');
+  assert.is(parseLayout(Buffer.alloc(1024)), null);
 });
 
 test('an image with any loop device on it (the kernel\'s list, whatever namespace mounted it) is in use: growing or copying it is refused in one line', () => {
