@@ -19,7 +19,7 @@ import { isLimitOf } from '../lxc/limits.js';
 import { commitPurpose } from '../lifecycle/hooks.js';
 import { isRunning, registrationDir } from '../lxc/lxcpath.js';
 import { assignMacs } from '../network/addresses.js';
-import { imageLayer, imageMountArgs, requireImageUnused } from '../union/disk-image.js';
+import { imageLayer, imageMountArgs, replayJournal, requireImageUnused } from '../union/disk-image.js';
 import { formatIdMap, idmapMountCommand, idmapProblem, parseIdMap, shiftDown } from '../union/idmap.js';
 import { readOnlyOptions } from '../union/mount.js';
 import type { Settings } from './settings.js';
@@ -128,7 +128,7 @@ export function applyCommit(plan: CommitPlan, options: { progress: boolean }): {
   const { source, dir, rootfs, name } = plan;
   const { state } = source;
   const purpose = commitPurpose(state.name, name);
-  withContainerLock(source.paths.dir, purpose, () => {
+  withContainerLock(source.paths.dir, purpose, (lockFd) => {
     // The plan was made before the wait: a replace or destroy meanwhile makes it another container's.
     if (!existsSync(source.paths.dir) || !sameContainer(readState(source.paths.dir), state)) {
       throw new UserError(`${state.name} changed while commit waited for it: run the same commit again`);
@@ -139,7 +139,11 @@ export function applyCommit(plan: CommitPlan, options: { progress: boolean }): {
       throw new UserError(`${state.name} was started while commit waited: stop it (lxc-stop -n ${state.name}), then commit again`);
     }
     // Its filesystem still mounted elsewhere (a post-stop hook not done yet): a second mount would be another ext4 over the same blocks.
-    if (state.diskMode === 'image') requireImageUnused(source.paths.diskImage, state.name, `nothing was copied; commit it again once that is done`);
+    if (state.diskMode === 'image') {
+      requireImageUnused(source.paths.diskImage, state.name, `nothing was copied; commit it again once that is done`);
+      // A journal a crash left is replayed first: the copy's read-only loop device could not.
+      replayJournal(source.paths.diskImage, state.name, lockFd);
+    }
     withContainerLock(dir, purpose, () => {
       const target = commitTarget(dir);
       if (target === 'taken') throw nameTaken(name);

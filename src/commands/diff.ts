@@ -18,8 +18,8 @@ export async function diff(idOrName: string, settings: Settings): Promise<Change
   // device stays attached while held, which update and commit refuse): the lock goes once it is held, so the
   // walk of a large layer never keeps its post-stop hooks (which take the lock) waiting.
   type Read = { changes: Change[] } | { image: Awaited<ReturnType<typeof readImage>> };
-  const read = await withContainerLock(paths.dir, `diff ${state.name}`, async (): Promise<Read> => {
-    const image = await readImage(paths.diskImage, paths.disk);
+  const read = await withContainerLock(paths.dir, `diff ${state.name}`, async (lockFd): Promise<Read> => {
+    const image = await readImage(paths.diskImage, paths.disk, state.name, lockFd);
     if (image.live) return { image };
     try {
       return { changes: changes(image.upper) };

@@ -120,7 +120,8 @@ export function copyMergedView(type: string, options: string, mountPoint: string
  */
 export function holdMount(type: string, options: string, source: string, mountPoint: string): Promise<HeldProcess> {
   // Unmounted before it exits: the filesystem (and a loop device's autoclear) is done with before release() returns.
-  const script = 'mount -t "$1" -o "$2" "$3" "$4" && echo mounted && read _; umount "$4"';
+  // Not unmounted after a failed mount: the mount's own reason stays the last line of what it said.
+  const script = 'mount -t "$1" -o "$2" "$3" "$4" || exit; echo mounted; read _; umount "$4"';
   return startHeld('setpriv', ['--pdeathsig', 'KILL', '--', ...HOLDER, 'sh', '-c', script, 'sh', type, options, source, mountPoint], 'mounted');
 }
 
@@ -159,6 +160,11 @@ export function growExt4Image(image: string, lockFd: number): CommandResult & { 
   // 1: errors corrected, which is fine; 2 and up: reboot needed, uncorrected or failed.
   if (check.exitCode > 1) return { ...check, step: 'check' };
   return { ...run('setsid', ['--wait', 'resize2fs', image], options), step: 'resize' };
+}
+
+/** e2fsck -p: replays a stopped image's journal (and checks it) where a crash left one to replay; `lockFd` and the session as for growExt4Image. */
+export function replayExt4Journal(image: string, lockFd: number): CommandResult {
+  return run('setsid', ['--wait', 'e2fsck', '-p', image], { allowFailure: true, fds: [lockFd], timeoutMs: 6 * 3600_000 });
 }
 
 /** e2fsck -f -y: what resize2fs asks for after it stopped half way; `lockFd` and the session as for growExt4Image. */

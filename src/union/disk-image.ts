@@ -2,7 +2,7 @@
 // create, mounted on a loop device by the mount hook (released with the mount), grown by update, read by diff and commit.
 import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statfsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { growExt4Image, holdLiveMount, holdMount, loadLoopDriver, makeExt4Image, mount as runMount, repairExt4Image } from '../core/commands.js';
+import { growExt4Image, holdLiveMount, holdMount, loadLoopDriver, makeExt4Image, mount as runMount, repairExt4Image, replayExt4Journal } from '../core/commands.js';
 import { lastLine, UserError } from '../core/errors.js';
 import { canonicalPath, removeTreeOnDevice } from '../core/files.js';
 
@@ -152,6 +152,32 @@ function hasSparseBackup(group: number): boolean {
   return false;
 }
 
+/**
+ * Replays the journal of a stopped container's image that a crash (the host's power lost while it ran) left to
+ * replay: ext4 cannot on a read-only loop device, where diff and commit mount it. e2fsck -p does, as a start's
+ * read/write mount would. The caller holds the container's lock (`lockFd`, given to e2fsck) and saw no loop device.
+ */
+export function replayJournal(image: string, name: string, lockFd: number): void {
+  if (!needsRecovery(image)) return;
+  const replayed = replayExt4Journal(image, lockFd);
+  // 1: errors corrected, which is fine; 2 and up: reboot needed, uncorrected or failed.
+  if (replayed.exitCode > 1) {
+    const reason = lastLine((replayed.stderr || replayed.stdout).split('\n').filter((line) => !/^\s/.test(line)).join('\n'));
+    throw new UserError(`${name}'s disk image ${image} has a journal to replay (the host stopped while it ran), and e2fsck -p could not (${reason}): start and stop ${name} once, then run this again`);
+  }
+}
+
+/** Whether the image's superblock says its journal is to be replayed (INCOMPAT_RECOVER, which ext4 sets while mounted). */
+export function needsRecovery(image: string): boolean {
+  const fd = openSync(image, 'r');
+  try {
+    const block = Buffer.alloc(1024);
+    return readSync(fd, block, 0, 1024, 1024) === 1024 && block.readUInt16LE(0x38) === 0xef53 && (block.readUInt32LE(0x60) & 0x4) !== 0;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** The folders inside an image (or a staged image's source) that overlayfs uses. */
 export function imageLayer(dir: string): { upper: string; work: string } {
   return { upper: `${dir}/upper`, work: `${dir}/work` };
@@ -214,12 +240,13 @@ function backingFile(sysBlock: string, device: string): string | null {
  * can be written to it; a running one's is the filesystem its container has mounted (on its loop device, checked
  * again once held: the device could have gone to another file in between), its mount point read-only.
  */
-export async function readImage(image: string, given: string): Promise<{ upper: string; live: boolean; release(): Promise<void> }> {
+export async function readImage(image: string, given: string, name: string, lockFd: number): Promise<{ upper: string; live: boolean; release(): Promise<void> }> {
   if (!existsSync(image)) throw new UserError(`disk image ${image} is missing: this thin container is damaged; destroy it and create it again`);
   mkdirSync(given, { recursive: true, mode: 0o700 });
   // Its real path: /proc/PID/root resolves an absolute symlink (a root given through one) from our root, not PID's.
   const dir = canonicalPath(given);
   const device = loopDeviceOf(image);
+  if (device === null) replayJournal(image, name, lockFd);
   let held;
   try {
     held = device === null ? await holdMount('ext4', 'loop,ro', image, dir) : await holdLiveMount('ext4', `/dev/${device}`, dir);
