@@ -109,4 +109,17 @@ test('a tree nested deeper than the walk goes is refused in one line, naming it 
   }
 });
 
+// From review r3: whoever writes the tree (root inside a container) chooses its names.
+test('a tree whose names are not UTF-8 is removed whole (readdir must not decode them into names that do not exist)', () => {
+  const tree = mkdtempSync('/tmp/thin-lxc-unit-');
+  try {
+    mkdirSync(join(tree, 'sub'));
+    writeFileSync(Buffer.concat([Buffer.from(join(tree, 'sub/bad')), Buffer.from([0xff])]), 'x');
+    removeTreeOnDevice(tree, 'a test tree');
+    assert.not.ok(existsSync(tree), 'the tree is gone');
+  } finally {
+    spawnSync('rm', ['-rf', tree]);
+  }
+});
+
 test.run();
