@@ -33,4 +33,12 @@ test('errors: a full quota (EDQUOT, or a command saying so) is told as a full qu
   assert.ok(formatError(rsyncSaid, false).startsWith('thin-lxc: a disk quota is full on the filesystem of /srv/lxc/gold ('));
 });
 
+// From review r3: a removal's error names what root inside a container named (a folder, an immutable file), and the
+// warnings and errors are written to the admin's terminal, which takes C1 controls (U+0080-U+009F: CSI, OSC) as ESC [ / ESC ].
+test('a message never carries C1 control characters to the terminal (a name root inside a container chose)', () => {
+  const name = '/containers/.removing-web-1/wlayer/\u009b2J\u009d0;owned\u009c';
+  const shown = formatError(new UserError(`${name} kept changing while web was being removed`), false);
+  assert.not.match(shown, /[\u0080-\u009f]/, `the message carries C1 controls: ${JSON.stringify(shown)}`);
+});
+
 test.run();
