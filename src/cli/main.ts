@@ -111,7 +111,7 @@ export function makeProgram(env: NodeJS.ProcessEnv, cwd: string, debug: boolean)
         return out(`Thin container ${name} is unchanged: it has this spec.`);
       }
       const outcome = await createContainer(request, settings, cwd);
-      if (outcome.changed) for (const warning of outcome.plan.warnings) writeErr(`thin-lxc: warning: ${warning}\n`);
+      if (outcome.changed) for (const warning of outcome.plan.warnings) writeErr(`thin-lxc: warning: ${oneLine(warning)}\n`);
       if (options.json) return out(JSON.stringify({ changed: outcome.changed, action: outcome.action, ...summaryOf(outcome.state) }, null, 2));
       const { state } = outcome;
       if (!outcome.changed) return out(`Thin container ${state.name} is unchanged: it exists with this spec.`);
@@ -152,7 +152,7 @@ export function makeProgram(env: NodeJS.ProcessEnv, cwd: string, debug: boolean)
       const autostartSource = command.getOptionValueSource('autostart');
       const request = { ...options, autostart: autostartSource === 'cli' ? (options.autostart as boolean) : undefined } as Parameters<typeof update>[1];
       const plan = update(target, request, settings, cwd, options.dryRun === true);
-      if (plan.changed) for (const warning of plan.warnings) writeErr(`thin-lxc: warning: ${warning}\n`);
+      if (plan.changed) for (const warning of plan.warnings) writeErr(`thin-lxc: warning: ${oneLine(warning)}\n`);
       if (options.json) {
         return out(JSON.stringify({ changed: plan.changed, action: plan.changed ? (options.dryRun ? 'update' : 'updated') : 'unchanged', ...summaryOf(plan.after), notes: plan.notes }, null, 2));
       }

@@ -156,20 +156,28 @@ export function makeExt4Image(image: string, from: string): CommandResult {
  */
 export function growExt4Image(image: string, lockFd: number): CommandResult & { step: 'check' | 'resize' } {
   const options = { allowFailure: true, fds: [lockFd], timeoutMs: 6 * 3600_000 };
-  const check = run('setsid', ['--wait', 'e2fsck', '-f', '-p', image], options);
+  const check = run(...inOwnSession(['e2fsck', '-f', '-p', image]), options);
   // 1: errors corrected, which is fine; 2 and up: reboot needed, uncorrected or failed.
   if (check.exitCode > 1) return { ...check, step: 'check' };
-  return { ...run('setsid', ['--wait', 'resize2fs', image], options), step: 'resize' };
+  return { ...run(...inOwnSession(['resize2fs', image]), options), step: 'resize' };
 }
 
 /** e2fsck -p: replays a stopped image's journal (and checks it) where a crash left one to replay; `lockFd` and the session as for growExt4Image. */
 export function replayExt4Journal(image: string, lockFd: number): CommandResult {
-  return run('setsid', ['--wait', 'e2fsck', '-p', image], { allowFailure: true, fds: [lockFd], timeoutMs: 6 * 3600_000 });
+  return run(...inOwnSession(['e2fsck', '-p', image]), { allowFailure: true, fds: [lockFd], timeoutMs: 6 * 3600_000 });
 }
 
 /** e2fsck -f -y: what resize2fs asks for after it stopped half way; `lockFd` and the session as for growExt4Image. */
 export function repairExt4Image(image: string, lockFd: number): CommandResult {
-  return run('setsid', ['--wait', 'e2fsck', '-f', '-y', image], { allowFailure: true, fds: [lockFd], timeoutMs: 6 * 3600_000 });
+  return run(...inOwnSession(['e2fsck', '-f', '-y', image]), { allowFailure: true, fds: [lockFd], timeoutMs: 6 * 3600_000 });
+}
+
+/**
+ * A tool that must outlive its caller (see growExt4Image): in a session of its own, and deaf to SIGPIPE, which its next
+ * line to the caller's closed pipe would otherwise deliver (e2fsck writes as it repairs): a write then just fails.
+ */
+function inOwnSession(argv: readonly string[]): [string, string[]] {
+  return ['sh', ['-c', `trap '' PIPE; exec setsid --wait "$@"`, 'sh', ...argv]];
 }
 
 /** modprobe loop: where the loop driver is a module not loaded yet (right after a boot), the first mount needs it. */

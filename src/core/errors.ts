@@ -54,9 +54,14 @@ export function formatError(error: unknown, debug: boolean): string {
   return `thin-lxc: unexpected error: ${oneLine(firstLine(message))} (run again with --debug for details)`;
 }
 
-/** A value quoted into a message may hold control characters: escape them so the message stays one line. */
+/**
+ * A value quoted into a message may hold control characters: escaped so the message stays one line, and so a name a
+ * container chose cannot drive the terminal (C1's U+009B is CSI, U+009D OSC to xterm and others).
+ */
 export function oneLine(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f]/g, (char) => JSON.stringify(char).slice(1, -1));
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (char) =>
+    char < ' ' ? JSON.stringify(char).slice(1, -1) : `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 function firstLine(text: string): string {

@@ -213,7 +213,7 @@ const MAX_DEPTH = 2000;
  * A directory swapped for a symlink after any check is then a symlink that is unlinked, and the directory
  * already opened, wherever it was renamed to, is the one emptied. `shown` is the path for messages.
  */
-function removeEntry(at: string, shown: string, walk: Walk, attempt = 1, depth = 0): void {
+function removeEntry(at: string | Buffer, shown: string, walk: Walk, attempt = 1, depth = 0): void {
   // Most entries are files: one unlink, no lstat; a directory refuses it (EISDIR).
   try {
     unlinkSync(at);
@@ -250,8 +250,9 @@ function removeEntry(at: string, shown: string, walk: Walk, attempt = 1, depth =
     if (depth >= MAX_DEPTH) {
       throw new UserError(`${walk.top} has folders nested more than ${MAX_DEPTH} deep, which thin-lxc does not walk: remove it with rm -rf --one-file-system ${walk.top}`);
     }
-    const dir = `/proc/self/fd/${fd}`;
-    for (const name of readdirSync(dir)) removeEntry(`${dir}/${name}`, `${shown}/${name}`, walk, 1, depth + 1);
+    // Names as bytes: whoever writes the tree chooses them, and one that is not UTF-8 decoded would name nothing.
+    const dir = `/proc/self/fd/${fd}/`;
+    for (const name of readdirSync(dir, { encoding: 'buffer' })) removeEntry(Buffer.concat([Buffer.from(dir), name]), `${shown}/${name.toString()}`, walk, 1, depth + 1);
   } finally {
     closeSync(fd);
   }
@@ -272,7 +273,7 @@ function removeEntry(at: string, shown: string, walk: Walk, attempt = 1, depth =
   }
 }
 
-function again(at: string, shown: string, walk: Walk, attempt: number, depth: number): void {
+function again(at: string | Buffer, shown: string, walk: Walk, attempt: number, depth: number): void {
   if (attempt >= ATTEMPTS) {
     throw new UserError(`${shown} kept changing while ${walk.what} was being removed: a process on the host writes in it (one with the container's ids?); stop it, then try again`);
   }
@@ -280,7 +281,7 @@ function again(at: string, shown: string, walk: Walk, attempt: number, depth: nu
 }
 
 /** A system call's error with the path as the user knows it, not the /proc/self/fd one it was made through. */
-function named(error: unknown, at: string, shown: string): unknown {
-  if (error instanceof Error && at !== shown) error.message = error.message.split(at).join(shown);
+function named(error: unknown, at: string | Buffer, shown: string): unknown {
+  if (error instanceof Error && at.toString() !== shown) error.message = error.message.split(at.toString()).join(shown);
   return error;
 }
