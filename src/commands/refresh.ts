@@ -117,6 +117,8 @@ export function formatRefreshed({ changed, unchanged, readdressed, closed }: Ref
     ...(moves.length ? [`${dryRun ? 'Would re-address' : 'Re-addressed'} into their bridge's new IPv6 network: ${moves.join(', ')}.`] : []),
     ...(unchanged.length ? [`Already current: ${unchanged.join(', ')}.`] : []),
     ...(closed.length ? [`${dryRun ? 'Would close' : 'Closed'} to other local users (older versions left them open): ${closed.join(', ')}.`] : []),
+    // A chmod takes back no working directory or open descriptor a process got while it was open.
+    ...(closed.length && !dryRun ? ["A process that was inside one before keeps its way in until it ends: lsof +D on the container's directory finds it (or reboot)."] : []),
     ...(changed.length && !dryRun ? ['Running ones use the new hooks from their next start.'] : []),
   ].join('\n');
 }
