@@ -2,25 +2,16 @@
 // have it). The kernel names a loop device's file by its real path (/sys/block/loopN/loop/backing_file), so every
 // "is the image in use" check must compare real paths: else update grows, commit copies and diff mounts a second
 // ext4 over an image whose filesystem is still mounted elsewhere; and so must the mount tables' paths.
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import * as assert from 'uvu/assert';
 import { readState } from '../../src/state/state.js';
 import { containerSuite, must, removeLxcContainer, sh, startContainer, thinLxc, uniqueName } from '../helpers/host.js';
+import { holdImageReadOnly, loopsOf } from '../helpers/images.js';
 import { eventually } from '../helpers/locks.js';
 
 const { tests: linked, runnable, cleanup, base, root: realRoot } = await containerSuite('--disk images under a root reached through a symlink', 'slbase');
 
-function loopsOf(image: string): string[] {
-  return readdirSync('/sys/block').filter((device) => {
-    try {
-      return device.startsWith('loop') && readFileSync(`/sys/block/${device}/loop/backing_file`, 'utf8').trim() === image;
-    } catch {
-      return false;
-    }
-  });
-}
 
 if (runnable) {
   // The suite's root is the real directory; thin-lxc is given a symlink to it.
@@ -37,22 +28,15 @@ if (runnable) {
     const image = join(realRoot, name, 'disk.img');
     assert.is((await thinLxc(['create', name, '--base', base, '--root', root, '--disk', '64M'])).exitCode, 0);
     // A read-only mount of the image in a namespace of its own: what a diff holds, or a stop's post-stop hook not done.
-    const point = join(realRoot, `${name}.hold`);
-    mkdirSync(point);
-    const hold = execa('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', 'mount -t ext4 -o loop,ro "$1" "$2" && echo held && read _', 'sh', image, point], { reject: false, stdin: 'pipe' });
-    cleanup.add(async () => void (hold.stdin!.end(), await hold));
-    await new Promise<void>((resolve, reject) => {
-      hold.stdout!.on('data', (data: Buffer) => (data.toString().includes('held') ? resolve() : undefined));
-      void hold.then((result) => reject(new Error(`could not hold ${image}: ${String(result.stderr)}`)));
-    });
+    const hold = await holdImageReadOnly(image, join(realRoot, `${name}.hold`));
+    cleanup.add(() => hold.release());
     assert.is(loopsOf(image).length, 1, 'a loop device holds the image');
     const grown = await thinLxc(['update', name, '--root', root, '--disk', '128M']);
     assert.is(grown.exitCode, 2, `update grew an image whose filesystem is mounted: ${grown.stdout}`);
     assert.match(grown.stderr, 'disk image is still in use');
     assert.is(statSync(image).size, 64 * 2 ** 20, 'the file is as it was');
     assert.is(readState(join(realRoot, name)).disk, String(64 * 2 ** 20));
-    hold.stdin!.end();
-    await hold;
+    await hold.release();
     assert.ok(await eventually(() => loopsOf(image).length === 0, 10_000), 'the loop device goes with its mount');
   });
 

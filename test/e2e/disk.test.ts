@@ -6,21 +6,10 @@ import * as assert from 'uvu/assert';
 import { readState } from '../../src/state/state.js';
 import { skipUnless } from '../helpers/skip.js';
 import { attach, containerSuite, hostMountsMentioning, must, removeLxcContainer, sh, startContainer, thinLxc, uniqueName } from '../helpers/host.js';
+import { loopsOf } from '../helpers/images.js';
 
 const { tests: disk, runnable, cleanup, base, root } = await containerSuite('--disk with real LXC', 'dbase');
 
-/** The loop devices whose backing file is `image` (the kernel's own list: /sys/block/loop*). */
-function loopsOf(image: string): string[] {
-  return readdirSync('/sys/block')
-    .filter((device) => device.startsWith('loop'))
-    .filter((device) => {
-      try {
-        return readFileSync(`/sys/block/${device}/loop/backing_file`, 'utf8').trim() === image;
-      } catch {
-        return false; // not attached
-      }
-    });
-}
 
 /**
  * The loop devices still on `image` once its users are gone, looked at for a few seconds: the kernel clears an

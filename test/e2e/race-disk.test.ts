@@ -3,13 +3,14 @@
 // race review). The diff is held mid-read deterministically: once its holder process (the
 // `sh` that mounts the image and waits on its stdin) exists, the diff's own node process is stopped with SIGSTOP,
 // so the holder keeps the image mounted exactly as a diff of a large write layer would while it walks it.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
 import { readState } from '../../src/state/state.js';
 import { containerSuite, must, removeLxcContainer, sh, startContainer, thinLxc, uniqueName, type Ran } from '../helpers/host.js';
 import { containerLockName, lockHolder } from '../../src/core/lock.js';
+import { holdImageReadOnly, loopsOf } from '../helpers/images.js';
 import { eventually, holdLock, waitingFor } from '../helpers/locks.js';
 import { CLI } from '../helpers/paths.js';
 
@@ -52,15 +53,6 @@ function mountedIn(pid: number, dir: string): boolean {
   }
 }
 
-function loopsOf(image: string): string[] {
-  return readdirSync('/sys/block').filter((device) => {
-    try {
-      return device.startsWith('loop') && readFileSync(`/sys/block/${device}/loop/backing_file`, 'utf8').trim() === image;
-    } catch {
-      return false;
-    }
-  });
-}
 
 /** Starts `thin-lxc diff NAME` and stops it (SIGSTOP) once its holder exists and has the image mounted. */
 async function heldDiff(name: string, dir: string, options: { walking?: boolean } = {}): Promise<{ resume(): Promise<Ran> }> {
@@ -287,14 +279,8 @@ if (runnable) {
     const image = join(dir, 'disk.img');
     assert.is((await thinLxc(['create', name, '--base', base, '--root', root, '--disk', '64M'])).exitCode, 0);
     // A read-only mount of the image in a namespace of its own, as a reader outside thin-lxc (or by hand) makes one.
-    const point = join(root, `${name}.hold`);
-    mkdirSync(point);
-    const hold = execa('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', 'mount -t ext4 -o loop,ro "$1" "$2" && echo held && read _', 'sh', image, point], { reject: false, stdin: 'pipe' });
-    cleanup.add(async () => void (hold.stdin!.end(), await hold));
-    await new Promise<void>((resolve, reject) => {
-      hold.stdout!.on('data', (data: Buffer) => (data.toString().includes('held') ? resolve() : undefined));
-      void hold.then((result) => reject(new Error(`could not hold ${image}: ${String(result.stderr)}`)));
-    });
+    const hold = await holdImageReadOnly(image, join(root, `${name}.hold`));
+    cleanup.add(() => hold.release());
     const device = loopsOf(image)[0];
     assert.ok(device !== undefined && readFileSync(`/sys/block/${device}/ro`, 'utf8').trim() === '1', 'a read-only loop device holds the image');
     const refused = await sh('lxc-start', ['-n', name, '-d']);
@@ -304,8 +290,7 @@ if (runnable) {
       logged,
       `thin-lxc: the disk image ${image} is open read-only (/dev/${device}, held by another process: a thin-lxc diff or commit reading it, or a mount of it elsewhere), so ${name} could not write to it: let it finish (losetup -j ${image} shows it), then start again (lxc.hook.pre-mount of ${name})`,
     );
-    hold.stdin!.end();
-    await hold;
+    await hold.release();
     assert.ok(await eventually(() => loopsOf(image).length === 0, 10_000), 'the read-only loop device goes with its mount');
     assert.is((await startContainer(name)).exitCode, 0);
     assert.is((await sh('lxc-attach', ['-n', name, '--', '/bin/sh', '-c', 'echo kept > /root/kept && cat /root/kept'])).stdout.trim(), 'kept');
