@@ -42,7 +42,7 @@ if (runnable) {
       const exited = new Promise<void>((resolve) => caller.on('exit', () => resolve()));
       // e2fsck held (SIGSTOP) as soon as it runs, its caller killed, then e2fsck let go: no race with its speed.
       let tool: number | undefined;
-      for (let attempt = 0; attempt < 200 && tool === undefined; attempt++) {
+      for (let attempt = 0; attempt < 3000 && tool === undefined; attempt++) {
         tool = pidsNaming(`e2fsck\0-f\0-y\0${image}`).find((pid) => pid !== caller.pid);
         if (tool === undefined) await new Promise((resolve) => setTimeout(resolve, 10));
         else process.kill(tool, 'SIGSTOP');
