@@ -13,6 +13,7 @@ import { copyMergedView, lxcState } from '../core/commands.js';
 import { isNoSpace, noSpaceLeft, UserError } from '../core/errors.js';
 import { removeTreeOnDevice, writeFileAtomic } from '../core/files.js';
 import { withContainerLock } from '../core/lock.js';
+import { settleKilledUpdates } from './update.js';
 import { quote, validateName, parseMount } from '../core/validate.js';
 import { type ConfigEntry, formatEntry, mountsBind, networkIndexes, parseLxcConfig } from '../lxc/config.js';
 import { isLimitOf } from '../lxc/limits.js';
@@ -132,6 +133,11 @@ export function applyCommit(plan: CommitPlan, options: { progress: boolean }): {
     // The plan was made before the wait: a replace or destroy meanwhile makes it another container's.
     if (!existsSync(source.paths.dir) || !sameContainer(readState(source.paths.dir), state)) {
       throw new UserError(`${state.name} changed while commit waited for it: run the same commit again`);
+    }
+    // An update killed between renaming its config and its state left a config the plan's state does not describe
+    // (a bind mount it added would be copied into the image): finished now, and planned again.
+    if (settleKilledUpdates(source.paths)) {
+      throw new UserError(`${state.name}'s last update was cut short and has just been finished: nothing was copied; run the same commit again`);
     }
     // A start that came in between is seen by its monitor's socket: asking LXC would wait for that start's
     // hooks, which wait for this lock.

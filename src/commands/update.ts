@@ -116,8 +116,10 @@ const STAGED = 'update';
  * config is renamed first, so a state still staged beside a config already in place is renamed into place too.
  * The caller holds the container's lock; everything that writes the state under it calls this first.
  */
-export function settleKilledUpdates(paths: ContainerPaths): void {
-  settleStaged([paths.config, paths.state], STAGED);
+export function settleKilledUpdates(paths: ContainerPaths): boolean {
+  // Called holding the container's lock, which an update holds from staging to its last rename: no writer of these
+  // is at work, whatever process has its pid now (a pid is reused after a reboot, or when pids wrap).
+  return settleStaged([paths.config, paths.state], STAGED, () => false);
 }
 
 /** `status`: LXC's, asked before the caller took the container's lock. */

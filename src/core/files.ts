@@ -56,7 +56,8 @@ function stagedName(path: string, tag: string, pid: number): string {
  * was renamed: its temporaries are removed (last first, so that this, killed too, leaves the same). A live
  * writer's are left to it. The caller holds what serialises the files' writers.
  */
-export function settleStaged(paths: readonly string[], tag: string): void {
+export function settleStaged(paths: readonly string[], tag: string, isWriterAlive: (pid: number) => boolean = isAlive): boolean {
+  let rolledForward = false;
   const pids = new Set<number>();
   for (const path of paths) {
     const prefix = `.${basename(path)}.${tag}-`;
@@ -69,11 +70,14 @@ export function settleStaged(paths: readonly string[], tag: string): void {
     for (const entry of entries) if (entry.startsWith(prefix) && /^\d+$/.test(entry.slice(prefix.length))) pids.add(Number(entry.slice(prefix.length)));
   }
   for (const pid of pids) {
-    if (isAlive(pid)) continue;
+    if (isWriterAlive(pid)) continue;
     const staged = paths.map((path) => ({ path, temporary: stagedName(path, tag, pid) })).filter(({ temporary }) => existsSync(temporary));
-    if (staged[0]?.path !== paths[0]) for (const { temporary, path } of staged) renameSync(temporary, path);
-    else for (const { temporary } of staged.reverse()) rmSync(temporary, { force: true });
+    if (staged[0]?.path !== paths[0]) {
+      for (const { temporary, path } of staged) renameSync(temporary, path);
+      rolledForward ||= staged.length > 0;
+    } else for (const { temporary } of staged.reverse()) rmSync(temporary, { force: true });
   }
+  return rolledForward;
 }
 
 /** Removes what writers of `path` that were killed mid-write left beside it. */

@@ -49,6 +49,11 @@ export function growImage(image: string, bytes: number, name: string, lockFd: nu
   const fd = openSync(image, 'r+');
   try {
     const was = fstatSync(fd).size;
+    // Bigger than the state says: a grow cut short (its resize2fs finished alone) or half done. Cut to `bytes`, the
+    // file would lose every block the filesystem has used past it.
+    if (was > bytes) {
+      throw new UserError(`${name}'s disk image is already ${was} bytes, more than the ${bytes} asked (an earlier grow was cut short): nothing was changed; update it to ${was} bytes or more, which records its size (an image never shrinks)`);
+    }
     const superblock = Buffer.alloc(1024);
     const layout = readSync(fd, superblock, 0, 1024, 1024) === 1024 ? parseLayout(superblock) : null;
     if (layout !== null) {
