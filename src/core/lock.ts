@@ -48,7 +48,10 @@ export function withLock<T>(name: string, work: (lockFd: number) => T, timeoutMs
     }
     taken ??= flockWait(fd, seconds, TIMED_OUT);
     if (taken.exitCode === TIMED_OUT) {
-      throw new UserError(`timed out after ${seconds} s waiting for ${path}, held by ${holderOf(name)}: if it hangs, stop it`);
+      const holder = holderOf(name);
+      // A tool a killed holder left at work (update's resize2fs) is let finish: stopping it would damage what it writes.
+      const fix = holder.includes(GONE) ? 'let it finish, then try again' : 'if it hangs, stop it';
+      throw new UserError(`timed out after ${seconds} s waiting for ${path}, held by ${holder}: ${fix}`);
     }
     if (alongside && taken.exitCode === TIMED_OUT + 1) throw new UserError(alongside.timedOut);
     if (alongside && taken.exitCode === OFD_LOCK_FAILED) throw new UserError(`cannot lock ${alongside.path}: ${taken.stderr.trim() || `fcntl failed`}`);
@@ -187,11 +190,13 @@ export function lockHolder(name: string): { pid: number; purpose: string } | nul
  * When the file names a holder that is gone, what it was: it was killed while a tool it gave the lock to (update's
  * resize2fs) still runs, and that tool holds it now. Empty otherwise.
  */
+const GONE = 'is gone: a tool it started may still be at work';
+
 function goneHolder(name: string): string {
   try {
     const [pid = '', ...purpose] = readFileSync(lockPath(name), 'utf8').trim().split(' ');
     if (!/^\d+$/.test(pid) || purpose.length === 0) return '';
-    return ` (its last holder, pid ${pid} (${purpose.join(' ')}), is gone: a tool it started may still be at work)`;
+    return ` (its last holder, pid ${pid} (${purpose.join(' ')}), ${GONE})`;
   } catch {
     return '';
   }

@@ -251,7 +251,7 @@ if (runnable) {
       writeFileSync(lockPath(name), '99999999 update web1\n');
       assert.throws(
         () => withLock(name, () => 'taken', 200),
-        new RegExp(`held by another process \\(its last holder, pid 99999999 \\(update web1\\), is gone: a tool it started may still be at work\\): if it hangs, stop it$`),
+        new RegExp(`held by another process \\(its last holder, pid 99999999 \\(update web1\\), is gone: a tool it started may still be at work\\): let it finish, then try again$`),
       );
     } finally {
       child!.kill('SIGKILL');
