@@ -155,29 +155,29 @@ export function makeExt4Image(image: string, from: string): CommandResult {
  * group, which the terminal signals (--wait: setsid keeps the tool's exit status where it has to fork).
  */
 export function growExt4Image(image: string, lockFd: number): CommandResult & { step: 'check' | 'resize' } {
-  const options = { allowFailure: true, fds: [lockFd], timeoutMs: 6 * 3600_000 };
-  const check = run(...inOwnSession(['e2fsck', '-f', '-p', image]), options);
+  const check = runOutliving(['e2fsck', '-f', '-p', image], lockFd);
   // 1: errors corrected, which is fine; 2 and up: reboot needed, uncorrected or failed.
   if (check.exitCode > 1) return { ...check, step: 'check' };
-  return { ...run(...inOwnSession(['resize2fs', image]), options), step: 'resize' };
+  return { ...runOutliving(['resize2fs', image], lockFd), step: 'resize' };
 }
 
 /** e2fsck -p: replays a stopped image's journal (and checks it) where a crash left one to replay; `lockFd` and the session as for growExt4Image. */
 export function replayExt4Journal(image: string, lockFd: number): CommandResult {
-  return run(...inOwnSession(['e2fsck', '-p', image]), { allowFailure: true, fds: [lockFd], timeoutMs: 6 * 3600_000 });
+  return runOutliving(['e2fsck', '-p', image], lockFd);
 }
 
 /** e2fsck -f -y: what resize2fs asks for after it stopped half way; `lockFd` and the session as for growExt4Image. */
 export function repairExt4Image(image: string, lockFd: number): CommandResult {
-  return run(...inOwnSession(['e2fsck', '-f', '-y', image]), { allowFailure: true, fds: [lockFd], timeoutMs: 6 * 3600_000 });
+  return runOutliving(['e2fsck', '-f', '-y', image], lockFd);
 }
 
 /**
- * A tool that must outlive its caller (see growExt4Image): in a session of its own, and deaf to SIGPIPE, which its next
- * line to the caller's closed pipe would otherwise deliver (e2fsck writes as it repairs): a write then just fails.
+ * Runs a tool that must outlive its caller (see growExt4Image): given `lockFd`, with no 2-minute timeout, in a session
+ * of its own, and deaf to SIGPIPE, which its next line to the caller's closed pipe would otherwise deliver (e2fsck
+ * writes as it repairs): a write then just fails.
  */
-function inOwnSession(argv: readonly string[]): [string, string[]] {
-  return ['sh', ['-c', `trap '' PIPE; exec setsid --wait "$@"`, 'sh', ...argv]];
+function runOutliving(argv: readonly string[], lockFd: number): CommandResult {
+  return run('sh', ['-c', `trap '' PIPE; exec setsid --wait "$@"`, 'sh', ...argv], { allowFailure: true, fds: [lockFd], timeoutMs: 6 * 3600_000 });
 }
 
 /** modprobe loop: where the loop driver is a module not loaded yet (right after a boot), the first mount needs it. */

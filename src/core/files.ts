@@ -80,18 +80,9 @@ export function settleStaged(paths: readonly string[], tag: string, isWriterAliv
   return rolledForward;
 }
 
-/** Removes what writers of `path` that were killed mid-write left beside it. */
+/** Removes what writers of `path` that were killed mid-write left beside it (stageFiles' default tag, one file each). */
 export function removeStaleTemporaries(path: string): void {
-  const prefix = `.${basename(path)}.tmp-`;
-  let entries: string[];
-  try {
-    entries = readdirSync(dirname(path));
-  } catch {
-    return;
-  }
-  for (const entry of entries) {
-    if (entry.startsWith(prefix) && !isAlive(Number(entry.slice(prefix.length)))) rmSync(join(dirname(path), entry), { force: true });
-  }
+  settleStaged([path], 'tmp');
 }
 
 /**

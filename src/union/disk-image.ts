@@ -54,8 +54,8 @@ export function growImage(image: string, bytes: number, name: string, lockFd: nu
     if (was > bytes) {
       throw new UserError(`${name}'s disk image is already ${was} bytes, more than the ${bytes} asked (an earlier grow was cut short): nothing was changed; update it to ${was} bytes or more, which records its size (an image never shrinks)`);
     }
-    const superblock = Buffer.alloc(1024);
-    const layout = readSync(fd, superblock, 0, 1024, 1024) === 1024 ? parseLayout(superblock) : null;
+    const superblock = superblockOf(fd);
+    const layout = superblock === null ? null : parseLayout(superblock);
     if (layout !== null) {
       const stat = statfsSync(dirname(image));
       const free = stat.bavail * stat.bsize;
@@ -68,8 +68,7 @@ export function growImage(image: string, bytes: number, name: string, lockFd: nu
     ftruncateSync(fd, bytes);
     const grown = growExt4Image(image, lockFd);
     if (grown.exitCode === 0) return;
-    // e2fsck -p ends with an indented hint under its reason: the reason is the last line that starts at the margin.
-    const reason = lastLine((grown.stderr || grown.stdout).split('\n').filter((line) => !/^\s/.test(line)).join('\n'));
+    const reason = toolReason(grown);
     if (grown.step === 'check') {
       ftruncateSync(fd, was);
       throw new UserError(`cannot grow the disk image ${image} (${reason}): it was left at its size; check it with e2fsck -f ${image}`);
@@ -167,17 +166,32 @@ export function replayJournal(image: string, name: string, lockFd: number): void
   const replayed = replayExt4Journal(image, lockFd);
   // 1: errors corrected, which is fine; 2 and up: reboot needed, uncorrected or failed.
   if (replayed.exitCode > 1) {
-    const reason = lastLine((replayed.stderr || replayed.stdout).split('\n').filter((line) => !/^\s/.test(line)).join('\n'));
-    throw new UserError(`${name}'s disk image ${image} has a journal to replay (the host stopped while it ran), and e2fsck -p could not (${reason}): start and stop ${name} once, then run this again`);
+    throw new UserError(`${name}'s disk image ${image} has a journal to replay (the host stopped while it ran), and e2fsck -p could not (${toolReason(replayed)}): start and stop ${name} once, then run this again`);
   }
 }
 
 /** Whether the image's superblock says its journal is to be replayed (INCOMPAT_RECOVER, which ext4 sets while mounted). */
 export function needsRecovery(image: string): boolean {
+  const block = readSuperblock(image);
+  return block !== null && (block.readUInt32LE(0x60) & 0x4) !== 0;
+}
+
+/** Why an e2fsprogs tool failed: e2fsck -p ends with an indented hint under its reason, the last line at the margin. */
+function toolReason(result: { stdout: string; stderr: string }): string {
+  return lastLine((result.stderr || result.stdout).split('\n').filter((line) => !/^\s/.test(line)).join('\n'));
+}
+
+/** The ext4 superblock (1024 bytes at 1024) of the image open on `fd`; null when the file is short or not ext4. */
+function superblockOf(fd: number): Buffer | null {
+  const block = Buffer.alloc(1024);
+  return readSync(fd, block, 0, 1024, 1024) === 1024 && block.readUInt16LE(0x38) === 0xef53 ? block : null;
+}
+
+/** The same, of the image at `image`. */
+function readSuperblock(image: string): Buffer | null {
   const fd = openSync(image, 'r');
   try {
-    const block = Buffer.alloc(1024);
-    return readSync(fd, block, 0, 1024, 1024) === 1024 && block.readUInt16LE(0x38) === 0xef53 && (block.readUInt32LE(0x60) & 0x4) !== 0;
+    return superblockOf(fd);
   } finally {
     closeSync(fd);
   }
@@ -304,13 +318,8 @@ export function parseSuperblock(block: Buffer): { usedBytes: number; sizeBytes: 
 /** Bytes used and the size of a stopped container's image, from its superblock; null when unreadable. */
 export function imageUse(image: string): { usedBytes: number; sizeBytes: number } | null {
   try {
-    const fd = openSync(image, 'r');
-    try {
-      const block = Buffer.alloc(1024);
-      return readSync(fd, block, 0, 1024, 1024) === 1024 ? parseSuperblock(block) : null;
-    } finally {
-      closeSync(fd);
-    }
+    const block = readSuperblock(image);
+    return block === null ? null : parseSuperblock(block);
   } catch {
     return null;
   }
