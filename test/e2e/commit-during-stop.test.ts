@@ -3,12 +3,13 @@
 // forwarding must stay (the removal checks the record's generation under the 'iptables' lock). Forced: a post-stop
 // hook before ports-down held on a fifo, commit stopped (SIGSTOP) holding the lock, the 'iptables' lock held by a
 // flock child until both ports-down and the new start's ports-up wait for it.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
 import { containerLockName, LOCK_DIR, lockHolder } from '../../src/core/lock.js';
 import { containerSuite, must, removeLxcContainer, sh, startContainer, tagOf, thinLxc, uniqueName } from '../helpers/host.js';
+import { holdBeforePortsDown } from '../helpers/held-hooks.js';
 import { eventually, holdLock, waitingFor } from '../helpers/locks.js';
 import { rulesOf } from '../helpers/net.js';
 import { CLI } from '../helpers/paths.js';
@@ -27,25 +28,14 @@ if (runnable) {
     const created = await thinLxc(['create', name, '--base', base, '--root', root, '-p', `${port}:80`]);
     assert.is(created.exitCode, 0, created.stderr);
     const tag = tagOf(dir);
-    const held = mkdtempSync('/tmp/thin-lxc-r4pd-held-');
-    cleanup.add(() => rmSync(held, { recursive: true, force: true }));
-    await must('mkfifo', [join(held, 'go')]);
-    const release = () => sh('timeout', ['10', 'sh', '-c', `echo go > ${join(held, 'go')}`]);
-    cleanup.add(release);
-    const config = join(dir, 'image', 'config');
-    const original = readFileSync(config, 'utf8');
-    const lines = original.split('\n');
-    const portsDown = lines.findIndex((line) => /^lxc\.hook\.post-stop = .*thin-lxc-ports-down\.js /.test(line));
-    assert.ok(portsDown > 0, 'the config has the ports-down hook');
-    lines.splice(portsDown, 0, `lxc.hook.post-stop = /bin/sh -c "touch ${held}/reached; timeout 120 cat ${held}/go >/dev/null"`);
-    writeFileSync(config, lines.join('\n'));
+    const hold = await holdBeforePortsDown(dir, cleanup);
     assert.is((await startContainer(name)).exitCode, 0);
     assert.ok(await eventually(async () => (await rulesOf(tag)).some((line) => line.includes('DNAT')), 20_000), 'its forwarding is installed');
     const oldMonitor = monitorOf(name);
     process.kill(Number((await must('lxc-info', ['-p', '-H', '-n', name])).trim()), 'SIGKILL');
-    assert.ok(await eventually(() => existsSync(join(held, 'reached')), 30_000), "the stop's post-stop hooks are held before ports-down");
+    assert.ok(await eventually(() => hold.reached(), 30_000), "the stop's post-stop hooks are held before ports-down");
     // The next start has no held hook.
-    writeFileSync(config, original);
+    hold.unhold();
     const commit = execa(process.execPath, [CLI, 'commit', name, image, '--root', root], { reject: false, timeout: 120_000 });
     const committing = () => lockHolder(containerLockName(dir))?.purpose.startsWith('commit') === true;
     let finished = false;
@@ -59,7 +49,7 @@ if (runnable) {
     try {
       assert.ok(stopped, 'commit holds the lock while the post-stop hooks are held');
       const before = waitingFor('iptables').length;
-      await release();
+      await hold.release();
       // ports-down finds commit holding the lock, goes on without it, and waits for 'iptables'.
       assert.ok(await eventually(() => waitingFor('iptables').length > before, 20_000), 'ports-down waits for the iptables lock');
       process.kill(commit.pid!, 'SIGCONT');
@@ -97,25 +87,15 @@ if (runnable) {
     const created = await thinLxc(['create', name, '--base', base, '--root', root, '--ephemeral', '-p', `${port}:80`]);
     assert.is(created.exitCode, 0, created.stderr);
     const tag = tagOf(dir);
-    const held = mkdtempSync('/tmp/thin-lxc-r4eph-held-');
-    cleanup.add(() => rmSync(held, { recursive: true, force: true }));
-    await must('mkfifo', [join(held, 'go')]);
-    const release = () => sh('timeout', ['10', 'sh', '-c', `echo go > ${join(held, 'go')}`]);
-    cleanup.add(release);
-    const config = join(dir, 'image', 'config');
-    const lines = readFileSync(config, 'utf8').split('\n');
-    const portsDown = lines.findIndex((line) => /^lxc\.hook\.post-stop = .*thin-lxc-ports-down\.js /.test(line));
-    assert.ok(portsDown > 0, 'the config has the ports-down hook');
-    lines.splice(portsDown, 0, `lxc.hook.post-stop = /bin/sh -c "touch ${held}/reached; timeout 120 cat ${held}/go >/dev/null"`);
-    writeFileSync(config, lines.join('\n'));
+    const hold = await holdBeforePortsDown(dir, cleanup);
     assert.is((await startContainer(name)).exitCode, 0);
     assert.ok(await eventually(async () => (await rulesOf(tag)).some((line) => line.includes('DNAT')), 20_000), 'its forwarding is installed');
     process.kill(Number((await must('lxc-info', ['-p', '-H', '-n', name])).trim()), 'SIGKILL');
-    assert.ok(await eventually(() => existsSync(join(held, 'reached')), 30_000), "the stop's post-stop hooks are held before ports-down");
+    assert.ok(await eventually(() => hold.reached(), 30_000), "the stop's post-stop hooks are held before ports-down");
     // Any command sweeps crashed ephemeral containers first: LXC already says STOPPED and its socket is closed.
     const listed = await thinLxc(['list', '--root', root]);
     const goneDuringHooks = !existsSync(dir);
-    await release();
+    await hold.release();
     assert.ok(await eventually(() => monitorOf(name) === undefined, 60_000), "the stop's post-stop hooks ran and its monitor exited");
     console.log('list during the hooks:', listed.exitCode, 'removed then:', goneDuringHooks);
     assert.is(listed.exitCode, 0, listed.stderr);

@@ -18,6 +18,27 @@ async function filesystemBytes(image: string): Promise<number> {
   return Number(/^Block count:\s+(\d+)$/m.exec(superblock)?.[1]) * Number(/^Block size:\s+(\d+)$/m.exec(superblock)?.[1]);
 }
 
+
+/**
+ * Starts `update NAME --disk 1G` with its resize2fs held on a fifo (a wrapper first on its PATH, which then runs the
+ * real one, what it says in `out`), and kills update there (kill -9, a supervisor): a grow cut short, whose
+ * resize2fs goes on alone once released.
+ */
+async function killMidGrow(name: string): Promise<{ release(): Promise<unknown>; out: string }> {
+  const real = (await must('sh', ['-c', 'PATH=/usr/sbin:/sbin:$PATH command -v resize2fs'])).trim();
+  const wrappers = mkdtempSync('/tmp/thin-lxc-killgrow-');
+  cleanup.add(() => rmSync(wrappers, { recursive: true, force: true }));
+  await must('mkfifo', [join(wrappers, 'go')]);
+  writeFileSync(join(wrappers, 'resize2fs'), `#!/bin/sh\ntouch ${wrappers}/reached\ntimeout 120 cat ${wrappers}/go >/dev/null\n${real} "$@" > ${wrappers}/out 2>&1; echo "exit $?" >> ${wrappers}/out\n`, { mode: 0o755 });
+  const release = () => sh('timeout', ['10', 'sh', '-c', `echo go > ${join(wrappers, 'go')}`]);
+  cleanup.add(release);
+  const update = execa(process.execPath, [CLI, 'update', name, '--root', root, '--disk', '1G'], { reject: false, timeout: 180_000, env: { PATH: `${wrappers}:${process.env.PATH}` } });
+  assert.ok(await eventually(() => existsSync(join(wrappers, 'reached')), 30_000), 'update runs resize2fs on the image');
+  process.kill(update.pid!, 'SIGKILL');
+  await update;
+  return { release, out: join(wrappers, 'out') };
+}
+
 if (runnable) {
   tests('update --disk 128M after an update --disk 1G killed mid-grow (its resize2fs finished) keeps the files written since', async () => {
     const name = uniqueName('r4grow');
@@ -27,21 +48,11 @@ if (runnable) {
     const created = await thinLxc(['create', name, '--base', base, '--root', root, '--disk', '64M']);
     assert.is(created.exitCode, 0, created.stderr);
     // resize2fs, as update runs it from its PATH, waits on a fifo: update is killed meanwhile (kill -9, a supervisor).
-    const real = (await must('sh', ['-c', 'PATH=/usr/sbin:/sbin:$PATH command -v resize2fs'])).trim();
-    const wrappers = mkdtempSync('/tmp/thin-lxc-r4grow-');
-    cleanup.add(() => rmSync(wrappers, { recursive: true, force: true }));
-    await must('mkfifo', [join(wrappers, 'go')]);
-    writeFileSync(join(wrappers, 'resize2fs'), `#!/bin/sh\ntouch ${wrappers}/reached\ntimeout 120 cat ${wrappers}/go >/dev/null\n${real} "$@" > ${wrappers}/out 2>&1; echo "exit $?" >> ${wrappers}/out\n`, { mode: 0o755 });
-    const release = () => sh('timeout', ['10', 'sh', '-c', `echo go > ${join(wrappers, 'go')}`]);
-    cleanup.add(release);
-    const update = execa(process.execPath, [CLI, 'update', name, '--root', root, '--disk', '1G'], { reject: false, timeout: 180_000, env: { PATH: `${wrappers}:${process.env.PATH}` } });
-    assert.ok(await eventually(() => existsSync(join(wrappers, 'reached')), 30_000), 'update runs resize2fs on the image');
-    process.kill(update.pid!, 'SIGKILL');
-    await update;
-    await release();
+    const grow = await killMidGrow(name);
+    await grow.release();
     // The orphaned e2fsck and resize2fs finish the grow, holding the container's lock; the start waits for them.
     const first = await startContainer(name);
-    console.log('resize2fs:', readFileSync(join(wrappers, 'out'), 'utf8'));
+    console.log('resize2fs:', readFileSync(grow.out, 'utf8'));
     assert.is(first.exitCode, 0, first.stderr);
     assert.is(await filesystemBytes(image), 2 ** 30, 'the orphaned resize2fs grew the filesystem to the 1G file');
     // 24 files of 10M: most of them land beyond the first 128M of the filesystem.
@@ -128,19 +139,9 @@ if (runnable) {
     const dir = join(root, name);
     const created = await thinLxc(['create', name, '--base', base, '--root', root, '--disk', '64M']);
     assert.is(created.exitCode, 0, created.stderr);
-    const real = (await must('sh', ['-c', 'PATH=/usr/sbin:/sbin:$PATH command -v resize2fs'])).trim();
-    const wrappers = mkdtempSync('/tmp/thin-lxc-r4gdes-');
-    cleanup.add(() => rmSync(wrappers, { recursive: true, force: true }));
-    await must('mkfifo', [join(wrappers, 'go')]);
-    writeFileSync(join(wrappers, 'resize2fs'), `#!/bin/sh\ntouch ${wrappers}/reached\ntimeout 120 cat ${wrappers}/go >/dev/null\n${real} "$@" > ${wrappers}/out 2>&1\n`, { mode: 0o755 });
-    const release = () => sh('timeout', ['10', 'sh', '-c', `echo go > ${join(wrappers, 'go')}`]);
-    cleanup.add(release);
-    const update = execa(process.execPath, [CLI, 'update', name, '--root', root, '--disk', '1G'], { reject: false, timeout: 180_000, env: { PATH: `${wrappers}:${process.env.PATH}` } });
-    assert.ok(await eventually(() => existsSync(join(wrappers, 'reached')), 30_000), 'update runs resize2fs on the image');
-    process.kill(update.pid!, 'SIGKILL');
-    await update;
+    const grow = await killMidGrow(name);
     const refused = await thinLxc(['destroy', name, '--root', root, '--force']);
-    await release();
+    await grow.release();
     console.log('destroy --force meanwhile:', refused.exitCode, refused.stderr.trim());
     assert.ok(existsSync(join(dir, 'disk.img')), 'nothing was removed while resize2fs ran');
     assert.is.not(refused.exitCode, 0, 'destroy waited and gave up');

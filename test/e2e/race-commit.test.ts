@@ -3,12 +3,13 @@
 // hooks, so commit sees a stopped container; the hooks, which find commit holding the lock, must still remove the
 // forwarding that stop's start installed. Forced: a post-stop hook before ports-down held on a fifo, commit stopped
 // (SIGSTOP) once it holds the lock.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import * as assert from 'uvu/assert';
 import { containerLockName, LOCK_DIR, lockHolder } from '../../src/core/lock.js';
 import { containerSuite, must, removeLxcContainer, sh, startContainer, tagOf, thinLxc, uniqueName } from '../helpers/host.js';
+import { holdBeforePortsDown } from '../helpers/held-hooks.js';
 import { eventually } from '../helpers/locks.js';
 import { rulesOf } from '../helpers/net.js';
 import { CLI } from '../helpers/paths.js';
@@ -33,24 +34,14 @@ if (runnable) {
       assert.is(created.exitCode, 0, created.stderr);
       const tag = tagOf(dir);
       // A post-stop hook before ports-down that waits on a fifo: LXC runs them in order, after it reported STOPPED.
-      const held = mkdtempSync('/tmp/thin-lxc-rc-held-');
-      cleanup.add(() => rmSync(held, { recursive: true, force: true }));
-      await must('mkfifo', [join(held, 'go')]);
-      const release = () => sh('timeout', ['10', 'sh', '-c', `echo go > ${join(held, 'go')}`]);
-      cleanup.add(release);
-      const config = join(dir, 'image', 'config');
-      const lines = readFileSync(config, 'utf8').split('\n');
-      const portsDown = lines.findIndex((line) => /^lxc\.hook\.post-stop = .*thin-lxc-ports-down\.js /.test(line));
-      assert.ok(portsDown > 0, 'the config has the ports-down hook');
-      lines.splice(portsDown, 0, `lxc.hook.post-stop = /bin/sh -c "touch ${held}/reached; timeout 120 cat ${held}/go >/dev/null"`);
-      writeFileSync(config, lines.join('\n'));
+      const hold = await holdBeforePortsDown(dir, cleanup);
       assert.is((await startContainer(name)).exitCode, 0);
       assert.ok(await eventually(async () => (await rulesOf(tag)).some((line) => line.includes('DNAT')), 20_000), 'its forwarding is installed');
       assert.ok(existsSync(join(LOCK_DIR, 'forwarding', tag)), 'its forwarding is recorded');
       assert.ok(monitorOf(name), 'its monitor runs');
       // It stops by itself (its init dies: a crash, a poweroff): LXC says STOPPED, then runs the post-stop hooks.
       process.kill(Number((await must('lxc-info', ['-p', '-H', '-n', name])).trim()), 'SIGKILL');
-      assert.ok(await eventually(() => existsSync(join(held, 'reached')), 30_000), "the stop's post-stop hooks are held before ports-down");
+      assert.ok(await eventually(() => hold.reached(), 30_000), "the stop's post-stop hooks are held before ports-down");
       const commit = execa(process.execPath, [CLI, 'commit', name, image, '--root', root], { reject: false, timeout: 120_000 });
       // Commit holds the container's lock (stopped there, so that it still holds it when ports-down starts).
       const committing = () => lockHolder(containerLockName(dir))?.purpose.startsWith('commit') === true;
@@ -61,7 +52,7 @@ if (runnable) {
       if (stopped) process.kill(commit.pid!, 'SIGSTOP');
       try {
         assert.ok(stopped, `commit holds ${name}'s lock while its post-stop hooks are held (commit: ${finished ? 'ended' : 'running'})`);
-        await release();
+        await hold.release();
         assert.ok(await eventually(() => monitorOf(name) === undefined, 60_000), "the stop's post-stop hooks ran and its monitor exited");
       } finally {
         if (stopped) process.kill(commit.pid!, 'SIGCONT');

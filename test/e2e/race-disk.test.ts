@@ -488,9 +488,10 @@ if (runnable) {
     return { fsDir, fullRoot: join(fsDir, 'root') };
   };
 
-  races('update --disk on a host whose filesystem is full leaves the image clean (grown, or refused untouched)', async () => {
+  /** A stopped --disk 64M container on its own small root, with 6 MiB of files: their digest (`sum` inside) `before`. */
+  const stoppedWithFiles = async (label: string) => {
     const { fsDir, fullRoot } = await smallRoot();
-    const name = track(uniqueName('gfull'));
+    const name = track(uniqueName(label));
     cleanup.add(() => thinLxc(['destroy', name, '--root', fullRoot, '--force']));
     const image = join(fullRoot, name, 'disk.img');
     assert.is((await thinLxc(['create', name, '--base', base, '--root', fullRoot, '--disk', '64M'])).exitCode, 0);
@@ -498,6 +499,11 @@ if (runnable) {
     const sum = 'md5sum /root/d/* | md5sum';
     const before = await must('lxc-attach', ['-n', name, '--', '/bin/sh', '-c', `mkdir -p /root/d && for i in 1 2 3 4 5 6; do dd if=/dev/urandom of=/root/d/f$i bs=64k count=16 2>/dev/null; done; sync; ${sum}`]);
     await must('lxc-stop', ['-n', name]);
+    return { fsDir, fullRoot, name, image, sum, before };
+  };
+
+  races('update --disk on a host whose filesystem is full leaves the image clean (grown, or refused untouched)', async () => {
+    const { fsDir, fullRoot, name, image, sum, before } = await stoppedWithFiles('gfull');
     // The filesystem full but for a few blocks: less than resize2fs writes to grow 64M to 1G.
     const free = Number((await must('df', ['-k', '--output=avail', fsDir])).split('\n')[1]);
     await must('fallocate', ['-l', String((free - 48) * 1024), join(fsDir, 'filler')]);
@@ -519,15 +525,7 @@ if (runnable) {
     await must('lxc-stop', ['-n', name]);
   });
   races('update --disk whose resize2fs runs out of space half way (the host filled meanwhile) leaves the image clean and says what is true in one line', async () => {
-    const { fsDir, fullRoot } = await smallRoot();
-    const name = track(uniqueName('ghalf'));
-    cleanup.add(() => thinLxc(['destroy', name, '--root', fullRoot, '--force']));
-    const image = join(fullRoot, name, 'disk.img');
-    assert.is((await thinLxc(['create', name, '--base', base, '--root', fullRoot, '--disk', '64M'])).exitCode, 0);
-    assert.is((await startContainer(name)).exitCode, 0);
-    const sum = 'md5sum /root/d/* | md5sum';
-    const before = await must('lxc-attach', ['-n', name, '--', '/bin/sh', '-c', `mkdir -p /root/d && for i in 1 2 3 4 5 6; do dd if=/dev/urandom of=/root/d/f$i bs=64k count=16 2>/dev/null; done; sync; ${sum}`]);
-    await must('lxc-stop', ['-n', name]);
+    const { fsDir, fullRoot, name, image, sum, before } = await stoppedWithFiles('ghalf');
     // resize2fs, as update runs it from its PATH, first fills the host's filesystem but for a few blocks: the host
     // filled up after update looked at its free space.
     const real = (await must('sh', ['-c', 'PATH=/usr/sbin:/sbin:$PATH command -v resize2fs'])).trim();
